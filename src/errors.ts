@@ -1,0 +1,61 @@
+/**
+ * Typed errors shared by every layer. The `code` is stable: logs, the probe's
+ * JSON output, exit statuses and the tests all key on it, never on the text.
+ */
+export type ErrorCode =
+  // Banana: the byte-level framing
+  | 'BANANA_PREFIX_TOO_LONG'
+  | 'BANANA_STRING_TOO_LONG'
+  | 'BANANA_LIST_TOO_LONG'
+  | 'BANANA_UNKNOWN_TYPE'
+  | 'BANANA_BAD_VOCAB'
+  | 'BANANA_TOO_DEEP'
+  | 'BANANA_EXPRESSION_TOO_LARGE'
+  | 'BANANA_CANNOT_ENCODE'
+  // Jelly: the object layer
+  | 'JELLY_INSECURE'
+  | 'JELLY_UNSUPPORTED'
+  | 'JELLY_MALFORMED'
+  | 'JELLY_CANNOT_ENCODE'
+  // PB: the broker and login
+  | 'PB_NOT_PB'
+  | 'PB_DIALECT'
+  | 'PB_VERSION'
+  | 'PB_PROTOCOL'
+  | 'PB_TOO_MANY_REFERENCES'
+  | 'PB_DEAD_REFERENCE'
+  | 'PB_CONNECTION_LOST'
+  | 'PB_REMOTE_ERROR'
+  | 'PB_UNAUTHORIZED'
+  | 'PB_DUPLICATE_WORKER'
+  // Connecting and the command line
+  | 'USAGE'
+  | 'ENDPOINT_SYNTAX'
+  | 'NET_DNS'
+  | 'NET_REFUSED'
+  | 'NET_TIMEOUT'
+  | 'NET_UNREACHABLE'
+  | 'NET_RESET';
+
+export class BbgateError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** Violations of Banana framing or size limits; the connection cannot continue. */
+export class BananaError extends BbgateError {}
+
+/** Jelly trees that are malformed, or carry types bbgate refuses (as Twisted's security options do). */
+export class JellyError extends BbgateError {}
+
+/** The peer broke the PB protocol, or the broker is no longer usable. */
+export class PbError extends BbgateError {}
+
+export function isBbgateError(err: unknown): err is BbgateError {
+  return err instanceof BbgateError;
+}

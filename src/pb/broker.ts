@@ -1,0 +1,476 @@
+import type { Duplex } from 'node:stream';
+import { BananaError, JellyError, PbError, type BbgateError } from '../errors.js';
+import { DIALECTS } from './banana/constants.js';
+import { BananaParser, type ParserLimits } from './banana/parser.js';
+import { BananaWriter, type Sexp } from './banana/writer.js';
+import { PbFailure, PY } from './failure.js';
+import { unjelly } from './jelly/decode.js';
+import { jelly } from './jelly/encode.js';
+import { Referenceable, RemoteReference, type KwArgs, type RemoteCall } from './references.js';
+import { Tuple, toText, type PbValue } from './values.js';
+
+/** PB protocol version spoken by Twisted since 2004, and checked by both sides. */
+export const PB_VERSION = 6;
+/** Twisted refuses to hand out more live references than this on one connection. */
+export const MAX_BROKER_REFS = 1024;
+
+export interface BrokerLogger {
+  warn(fields: object, message: string): void;
+}
+
+export interface BrokerOptions {
+  /** The client picks a dialect from the server's offer; the server makes the offer. */
+  role: 'client' | 'server';
+  /** The object the peer reaches as "root" (servers: the login portal). */
+  root?: Referenceable;
+  limits?: ParserLimits;
+  logger?: BrokerLogger;
+}
+
+interface Pending {
+  method: string;
+  resolve(value: PbValue): void;
+  reject(err: Error): void;
+}
+
+interface Local {
+  object: Referenceable;
+  refcount: number;
+}
+
+/**
+ * Twisted's Perspective Broker over any duplex byte stream: the Banana dialect
+ * handshake, then `message`/`answer`/`error`/`decref` both ways. Incoming calls
+ * are served while our own calls are pending (a Buildbot master calls the worker
+ * before it answers the worker's login).
+ */
+export class Broker {
+  /** Settles once the dialect is agreed (rejects if the connection ends first). */
+  readonly ready: Promise<void>;
+  dialect: string | undefined;
+  connected = true;
+  /** Why the connection ended, once it has. */
+  closeReason: Error | undefined;
+
+  private readonly writer = new BananaWriter();
+  private readonly parser: BananaParser;
+  private readonly role: 'client' | 'server';
+  private readonly root: Referenceable | undefined;
+  private readonly logger: BrokerLogger | undefined;
+  private readonly pending = new Map<number, Pending>();
+  private readonly locals = new Map<number, Local>();
+  private readonly localIds = new Map<Referenceable, number>();
+  private readonly releaseHooks = new Map<Referenceable, () => void>();
+  private readonly remotes = new Map<number, RemoteReference>();
+  private readonly disconnectListeners = new Set<(reason: Error) => void>();
+  private nextRequestId = 1;
+  private nextLocalId = 1;
+  private settleReady!: { resolve(): void; reject(err: Error): void };
+  private closed: Promise<void> | undefined;
+
+  constructor(
+    private readonly stream: Duplex,
+    options: BrokerOptions,
+  ) {
+    this.role = options.role;
+    this.root = options.root;
+    this.logger = options.logger;
+    this.ready = new Promise((resolve, reject) => {
+      this.settleReady = { resolve, reject };
+    });
+    this.ready.catch(() => undefined);
+    this.parser = new BananaParser((expr) => this.expressionReceived(expr), options.limits);
+    stream.on('data', (chunk: Buffer) => this.dataReceived(chunk));
+    stream.on('error', (err: Error) => {
+      this.closeReason ??= err;
+    });
+    stream.on('end', () => {
+      this.closeReason ??= new PbError('PB_CONNECTION_LOST', 'the peer closed the connection');
+      stream.destroy();
+    });
+    stream.on('close', () => this.connectionLost());
+    if (this.role === 'server') this.sendSexp(DIALECTS.map((d) => Buffer.from(d)));
+  }
+
+  /** The peer's root object (clients use it to log in). Never reference-counted. */
+  rootObject(): RemoteReference {
+    return new RemoteReference(this, 'root');
+  }
+
+  /** Live local objects the peer holds references to (the root excluded). */
+  get localObjectCount(): number {
+    return this.locals.size;
+  }
+
+  /** Live proxies for the peer's objects that we have not released. */
+  get remoteReferenceCount(): number {
+    return this.remotes.size;
+  }
+
+  callRemote(target: number | 'root', method: string, args: readonly unknown[], kwargs: KwArgs): Promise<PbValue> {
+    if (!this.connected) {
+      return Promise.reject(new PbError('PB_DEAD_REFERENCE', `cannot call ${method}(): the connection is closed${this.closeReason ? ` (${this.closeReason.message})` : ''}`));
+    }
+    const requestId = this.nextRequestId++;
+    try {
+      this.send((w) => {
+        w.list(7);
+        w.word('message');
+        w.int(requestId);
+        if (target === 'root') w.bytes(ROOT);
+        else w.int(target);
+        w.bytes(Buffer.from(method, 'utf8'));
+        w.int(1);
+        jelly(w, Tuple.from(args), this);
+        jelly(w, kwargs instanceof Map ? kwargs : { ...kwargs }, this);
+      });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return new Promise((resolve, reject) => {
+      this.pending.set(requestId, { method, resolve, reject });
+    });
+  }
+
+  releaseRemote(ref: RemoteReference): void {
+    if (typeof ref.luid !== 'number') return;
+    if (this.remotes.get(ref.luid) === ref) this.remotes.delete(ref.luid);
+    if (!this.connected) return;
+    const luid = ref.luid;
+    for (let i = 0; i < ref.receipts; i++) {
+      this.send((w) => {
+        w.list(2);
+        w.word('decref');
+        w.int(luid);
+      });
+    }
+  }
+
+  onDisconnect(listener: (reason: Error) => void): () => void {
+    this.disconnectListeners.add(listener);
+    return () => this.disconnectListeners.delete(listener);
+  }
+
+  /** Runs `hook` when the peer has released every reference to `object` (Twisted's logout-on-decref). */
+  onRelease(object: Referenceable, hook: () => void): void {
+    this.releaseHooks.set(object, hook);
+  }
+
+  /** Ends the connection; with a reason, that reason is what pending calls and listeners see. */
+  close(reason?: BbgateError | Error): Promise<void> {
+    if (reason) this.closeReason ??= reason;
+    this.closed ??= new Promise((resolve) => {
+      if (this.stream.destroyed) return resolve();
+      this.stream.once('close', () => resolve());
+      this.stream.end();
+      // A peer that never acknowledges the close must not keep us waiting.
+      setTimeout(() => this.stream.destroy(), 2000).unref();
+    });
+    return this.closed;
+  }
+
+  // ---- JellyContext / UnjellyContext -------------------------------------
+
+  referenceFor(object: Referenceable): number {
+    const known = this.localIds.get(object);
+    if (known !== undefined) {
+      this.locals.get(known)!.refcount++;
+      return known;
+    }
+    if (this.locals.size > MAX_BROKER_REFS) {
+      throw new PbError('PB_TOO_MANY_REFERENCES', `Maximum PB reference count exceeded (${MAX_BROKER_REFS} live objects)`);
+    }
+    const luid = this.nextLocalId++;
+    this.locals.set(luid, { object, refcount: 1 });
+    this.localIds.set(object, luid);
+    return luid;
+  }
+
+  localIdFor(ref: RemoteReference): number | undefined {
+    return ref.broker === this && typeof ref.luid === 'number' && !ref.released ? ref.luid : undefined;
+  }
+
+  remoteReference(luid: number): RemoteReference {
+    const known = this.remotes.get(luid);
+    if (known) {
+      known.receipts++;
+      return known;
+    }
+    const ref = new RemoteReference(this, luid);
+    this.remotes.set(luid, ref);
+    return ref;
+  }
+
+  localObject(luid: number): Referenceable | undefined {
+    return this.locals.get(luid)?.object;
+  }
+
+  // ---- Incoming ------------------------------------------------------------
+
+  private dataReceived(chunk: Buffer): void {
+    if (!this.connected) return;
+    try {
+      this.parser.feed(chunk);
+    } catch (err) {
+      this.fail(this.dialect === undefined && err instanceof BananaError
+        ? new PbError('PB_NOT_PB', `the peer does not speak PB: ${err.message}`, { cause: err })
+        : asError(err));
+    }
+  }
+
+  private expressionReceived(expr: Sexp): void {
+    if (!this.connected) return;
+    if (this.dialect === undefined) {
+      this.negotiate(expr);
+      return;
+    }
+    if (!Array.isArray(expr) || expr.length === 0 || !(expr[0] instanceof Uint8Array)) {
+      throw new PbError('PB_PROTOCOL', 'the peer sent an expression that is not a PB command');
+    }
+    const command = Buffer.from(expr[0]).toString('latin1');
+    switch (command) {
+      case 'message':
+        return this.messageReceived(expr);
+      case 'answer':
+      case 'error':
+        return this.replyReceived(command, expr);
+      case 'decref':
+        return this.decrefReceived(expr);
+      case 'version':
+        if (expr[1] !== PB_VERSION) {
+          throw new PbError('PB_VERSION', `the peer speaks PB version ${String(expr[1])}; bbgate speaks ${PB_VERSION}`);
+        }
+        return;
+      case 'cachemessage': {
+        // bbgate never sends Cacheables, so there is nothing a cache message could address.
+        const [, requestId, , , answerRequired] = expr;
+        if (answerRequired && typeof requestId === 'number') {
+          this.sendError(requestId, new PbFailure(PY.PbError, 'bbgate does not support cached objects (cachemessage)'));
+        }
+        return;
+      }
+      case 'didNotUnderstand':
+        this.logger?.warn({ command: toText(expr[1]) }, 'the peer did not understand a command bbgate sent');
+        return;
+      case 'decache':
+      case 'uncache':
+        throw new PbError('PB_PROTOCOL', `the peer sent ${command} for an object bbgate never cached`);
+      default:
+        throw new PbError('PB_PROTOCOL', `unknown PB command "${command}"`);
+    }
+  }
+
+  private negotiate(expr: Sexp): void {
+    if (this.role === 'client') {
+      if (!Array.isArray(expr)) throw new PbError('PB_NOT_PB', 'the server did not open with a PB dialect offer');
+      const offered = expr.map((d) => (d instanceof Uint8Array ? Buffer.from(d).toString('latin1') : '?'));
+      const choice = offered.find((d) => DIALECTS.includes(d));
+      if (choice === undefined) {
+        throw new PbError('PB_DIALECT', `the server offers dialects [${offered.join(', ')}]; bbgate speaks [${DIALECTS.join(', ')}]`);
+      }
+      this.sendSexp(Buffer.from(choice));
+      this.selectDialect(choice);
+    } else {
+      const choice = expr instanceof Uint8Array ? Buffer.from(expr).toString('latin1') : undefined;
+      if (choice === undefined || !DIALECTS.includes(choice)) {
+        throw new PbError('PB_DIALECT', 'the client selected a dialect the server did not offer');
+      }
+      this.selectDialect(choice);
+    }
+  }
+
+  private selectDialect(dialect: string): void {
+    this.dialect = dialect;
+    this.writer.vocab = this.parser.vocab = dialect === 'pb';
+    this.send((w) => {
+      w.list(2);
+      w.word('version');
+      w.int(PB_VERSION);
+    });
+    this.settleReady.resolve();
+  }
+
+  private messageReceived(expr: Sexp[]): void {
+    const [, requestId, objectId, rawMethod, answerRequired, netArgs, netKw] = expr;
+    if (expr.length !== 7 || typeof requestId !== 'number' || !(rawMethod instanceof Uint8Array)) {
+      throw new PbError('PB_PROTOCOL', 'malformed message command');
+    }
+    const method = Buffer.from(rawMethod).toString('utf8');
+    const reply = answerRequired !== 0;
+    let result: unknown;
+    try {
+      const target = objectId instanceof Uint8Array
+        ? (Buffer.from(objectId).toString('latin1') === 'root' ? this.root : undefined)
+        : typeof objectId === 'number' ? this.locals.get(objectId)?.object : undefined;
+      if (!target) throw new PbFailure(PY.PbError, 'Invalid Object ID');
+      const call = this.unjellyCall(method, netArgs!, netKw!);
+      const handler = target.remoteMethod(method);
+      if (!handler) throw new PbFailure(PY.NoSuchMethod, `No such method: remote_${method}`);
+      result = handler.call(target, call);
+    } catch (err) {
+      if (reply) this.sendError(requestId, PbFailure.fromError(err));
+      else this.logger?.warn({ method, err: asError(err).message }, 'a one-way call failed');
+      return;
+    }
+    if (!reply) return;
+    if (isPromiseLike(result)) {
+      result.then(
+        (value) => this.sendAnswer(requestId, value),
+        (err: unknown) => this.sendError(requestId, PbFailure.fromError(err)),
+      );
+    } else {
+      this.sendAnswer(requestId, result);
+    }
+  }
+
+  private unjellyCall(method: string, netArgs: Sexp, netKw: Sexp): RemoteCall {
+    let args: PbValue;
+    let kw: PbValue;
+    try {
+      args = unjelly(netArgs, this);
+      kw = unjelly(netKw, this);
+    } catch (err) {
+      if (err instanceof JellyError) throw new PbFailure(PY.InsecureJelly, err.message);
+      throw err;
+    }
+    if (!Array.isArray(args) || !(kw instanceof Map)) throw new PbFailure(PY.PbError, 'arguments must be a tuple and a dict');
+    const kwargs = new Map<string, PbValue>();
+    for (const [key, value] of kw) {
+      const name = toText(key);
+      if (name === undefined) throw new PbFailure(PY.PbError, 'keyword argument names must be strings');
+      kwargs.set(name, value);
+    }
+    return new IncomingCall(method, args, kwargs);
+  }
+
+  private replyReceived(command: 'answer' | 'error', expr: Sexp[]): void {
+    const [, requestId, body] = expr;
+    const pending = typeof requestId === 'number' ? this.pending.get(requestId) : undefined;
+    if (expr.length !== 3 || !pending) {
+      throw new PbError('PB_PROTOCOL', `the peer sent an ${command} for request ${String(requestId)}, which is not pending`);
+    }
+    this.pending.delete(requestId as number);
+    let value: PbValue;
+    try {
+      value = unjelly(body!, this);
+    } catch (err) {
+      // Twisted drops the connection here too: the reply cannot be understood.
+      pending.reject(asError(err));
+      throw err;
+    }
+    if (command === 'answer') pending.resolve(value);
+    else pending.reject(value instanceof PbFailure ? value : new PbFailure(PY.RuntimeError, toText(value) ?? String(value)));
+  }
+
+  private decrefReceived(expr: Sexp[]): void {
+    const luid = expr[1];
+    const local = typeof luid === 'number' ? this.locals.get(luid) : undefined;
+    if (!local) throw new PbError('PB_PROTOCOL', `the peer released object ${String(luid)}, which it does not hold`);
+    if (--local.refcount > 0) return;
+    this.locals.delete(luid as number);
+    this.localIds.delete(local.object);
+    const hook = this.releaseHooks.get(local.object);
+    if (hook) {
+      this.releaseHooks.delete(local.object);
+      hook();
+    }
+  }
+
+  // ---- Outgoing ------------------------------------------------------------
+
+  private sendAnswer(requestId: number, value: unknown): void {
+    if (!this.connected) return;
+    try {
+      this.send((w) => {
+        w.list(3);
+        w.word('answer');
+        w.int(requestId);
+        jelly(w, value, this);
+      });
+    } catch (err) {
+      this.sendError(requestId, PbFailure.fromError(err));
+    }
+  }
+
+  private sendError(requestId: number, failure: PbFailure): void {
+    if (!this.connected) return;
+    this.send((w) => {
+      w.list(3);
+      w.word('error');
+      w.int(requestId);
+      jelly(w, failure, this);
+    });
+  }
+
+  private sendSexp(sexp: Sexp): void {
+    this.send((w) => w.sexp(sexp));
+  }
+
+  /** Writes one whole expression; a failure while encoding sends nothing. */
+  private send(build: (w: BananaWriter) => void): void {
+    try {
+      build(this.writer);
+    } catch (err) {
+      this.writer.reset();
+      throw err;
+    }
+    this.stream.write(this.writer.take());
+  }
+
+  // ---- Teardown --------------------------------------------------------------
+
+  private fail(err: Error): void {
+    this.closeReason ??= err;
+    this.logger?.warn({ err: err.message, code: (err as BbgateError).code }, 'closing the PB connection');
+    this.stream.destroy();
+  }
+
+  private connectionLost(): void {
+    if (!this.connected) return;
+    this.connected = false;
+    const reason = this.closeReason ?? new PbError('PB_CONNECTION_LOST', 'the connection was closed');
+    this.closeReason = reason;
+    this.settleReady.reject(reason);
+    const lost = (method: string) =>
+      new PbError('PB_CONNECTION_LOST', `connection lost while waiting for ${method}(): ${reason.message}`, { cause: reason });
+    for (const p of this.pending.values()) p.reject(lost(p.method));
+    this.pending.clear();
+    for (const ref of this.remotes.values()) ref.released = true;
+    this.remotes.clear();
+    this.locals.clear();
+    this.localIds.clear();
+    for (const listener of [...this.disconnectListeners]) {
+      try {
+        listener(reason);
+      } catch (err) {
+        this.logger?.warn({ err: asError(err).message }, 'a disconnect listener failed');
+      }
+    }
+    this.disconnectListeners.clear();
+    // Objects handed out die with the connection; a pending logout still runs.
+    for (const hook of this.releaseHooks.values()) hook();
+    this.releaseHooks.clear();
+  }
+}
+
+const ROOT = Buffer.from('root');
+
+class IncomingCall implements RemoteCall {
+  constructor(
+    readonly method: string,
+    readonly args: PbValue[],
+    readonly kwargs: Map<string, PbValue>,
+  ) {}
+
+  arg(index: number, name: string): PbValue | undefined {
+    return index < this.args.length ? this.args[index] : this.kwargs.get(name);
+  }
+}
+
+function isPromiseLike(v: unknown): v is PromiseLike<unknown> {
+  return typeof v === 'object' && v !== null && typeof (v as PromiseLike<unknown>).then === 'function';
+}
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}

@@ -1,0 +1,71 @@
+import { PbError } from '../errors.js';
+import type { PbValue } from './values.js';
+
+/** One incoming call, as a local remote method sees it. */
+export interface RemoteCall {
+  readonly method: string;
+  readonly args: PbValue[];
+  readonly kwargs: Map<string, PbValue>;
+  /** A parameter passed either positionally at `index` or by keyword `name` (Python callers do both). */
+  arg(index: number, name: string): PbValue | undefined;
+}
+
+export type RemoteMethod = (call: RemoteCall) => unknown;
+
+/**
+ * A local object the peer may call. Subclasses expose `remote_<name>(call)`
+ * methods, as Twisted's `pb.Referenceable` exposes `remote_<name>`. Sending one
+ * gives the peer a reference; the broker counts how often and forgets the
+ * object when the peer has sent a decref for every copy.
+ */
+export class Referenceable {
+  remoteMethod(name: string): RemoteMethod | undefined {
+    const method: unknown = (this as Record<string, unknown>)[`remote_${name}`];
+    return typeof method === 'function' ? (method as RemoteMethod) : undefined;
+  }
+}
+
+/** What a RemoteReference needs from its broker. */
+export interface ReferenceOwner {
+  readonly connected: boolean;
+  callRemote(target: number | 'root', method: string, args: readonly unknown[], kwargs: KwArgs): Promise<PbValue>;
+  releaseRemote(ref: RemoteReference): void;
+  onDisconnect(listener: (reason: Error) => void): () => void;
+}
+
+export type KwArgs = Readonly<Record<string, unknown>> | ReadonlyMap<string, unknown>;
+
+/**
+ * A proxy for an object the peer owns. Every `[remote, luid]` received counts
+ * once; `release()` sends one decref for each, after which the proxy is dead.
+ * The root object is never counted and never released.
+ */
+export class RemoteReference {
+  /** How many `remote` elements for this luid arrived, i.e. how many decrefs release() owes. */
+  receipts = 1;
+  released = false;
+
+  constructor(
+    readonly broker: ReferenceOwner,
+    readonly luid: number | 'root',
+  ) {}
+
+  callRemote(method: string, args: readonly unknown[] = [], kwargs: KwArgs = {}): Promise<PbValue> {
+    if (this.released) {
+      return Promise.reject(new PbError('PB_DEAD_REFERENCE', `remote reference ${this.luid} was released; cannot call ${method}()`));
+    }
+    return this.broker.callRemote(this.luid, method, args, kwargs);
+  }
+
+  /** Gives the reference back to its owner (one decref per receipt). Safe to call twice. */
+  release(): void {
+    if (this.released || this.luid === 'root') return;
+    this.released = true;
+    this.broker.releaseRemote(this);
+  }
+
+  /** Calls `listener` if the connection this reference lives on is lost; returns an unsubscribe. */
+  notifyOnDisconnect(listener: (reason: Error) => void): () => void {
+    return this.broker.onDisconnect(listener);
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * The JavaScript shapes of Python values as PB carries them.
+ *
+ * Python distinguishes types that JavaScript folds together, and a round trip
+ * must give back the same bytes, so the ambiguous ones get a wrapper:
+ *  - `int` is `number` (or `bigint` beyond 2^53); `float` is `number` when it
+ *    has a fraction or is NaN/±Infinity/-0, and `PyFloat` when it is integral;
+ *  - `bytes` is `Uint8Array` (a `Buffer` when decoded); `str` is `string`;
+ *  - `list` is `Array`, `tuple` is `Tuple` (an Array subclass);
+ *  - `dict` is `Map` (keys of any type); `set` is `Set`, `frozenset` is `FrozenSet`;
+ *  - `None` is `null`, `bool` is `boolean`.
+ */
+
+export class PyFloat {
+  constructor(readonly value: number) {}
+  valueOf(): number {
+    return this.value;
+  }
+}
+
+export class Tuple<T = unknown> extends Array<T> {}
+
+export function tuple<T extends unknown[]>(...items: T): Tuple<T[number]> {
+  return Tuple.from(items) as Tuple<T[number]>;
+}
+
+export class FrozenSet<T = unknown> extends Set<T> {}
+
+/** What Twisted sends for an object its security options would not serialize. */
+export class Unpersistable {
+  constructor(readonly reason: string) {}
+}
+
+/** True for numbers that Python would hold as `int` (so -0 is a float). */
+export function isIntegral(n: number): boolean {
+  return Number.isInteger(n) && !Object.is(n, -0);
+}
+
+/** A float that stays a float on the wire even when it has no fraction. */
+export function float(n: number): number | PyFloat {
+  return isIntegral(n) ? new PyFloat(n) : n;
+}
+
+/** Any Python number as a JavaScript number (bigints lose precision beyond 2^53). */
+export function toNumber(v: unknown): number | undefined {
+  if (typeof v === 'number') return v;
+  if (typeof v === 'bigint') return Number(v);
+  if (v instanceof PyFloat) return v.value;
+  if (typeof v === 'boolean') return v ? 1 : 0;
+  return undefined;
+}
+
+export function isBytes(v: unknown): v is Uint8Array {
+  return v instanceof Uint8Array;
+}
+
+/** Bytes as text, the way Buildbot's `decode()` helper treats byte strings it receives. */
+export function toText(v: unknown): string | undefined {
+  if (typeof v === 'string') return v;
+  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('utf8');
+  return undefined;
+}
+
+/** Every value a decoded PB message can hold. */
+export type PbValue =
+  | null
+  | boolean
+  | number
+  | bigint
+  | string
+  | PyFloat
+  | Buffer
+  | Unpersistable
+  | PbValue[]
+  | Map<PbValue, PbValue>
+  | Set<PbValue>
+  | import('./references.js').RemoteReference
+  | import('./references.js').Referenceable
+  | import('./failure.js').PbFailure;
