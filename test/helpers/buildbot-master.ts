@@ -61,7 +61,11 @@ export interface BuilderSpec {
 
 export interface MasterOptions {
   workers: WorkerSpec[];
-  /** Each builder also gets a force scheduler named `force-<builder name>`. */
+  /**
+   * Each builder also gets a force scheduler named `force-<builder name>`. Buildbot
+   * refuses to start without builders, so the default (undefined or []) is one builder
+   * `idle`, with no steps, for all workers.
+   */
   builders?: BuilderSpec[];
   /** Python statements run at the end of master.cfg (may modify `c`). */
   extraConfig?: string;
@@ -425,6 +429,7 @@ interface FixtureJson {
   pbPort: number;
   apiPort: number;
   parentPid: number;
+  keepBasedir: boolean;
   workers: WorkerSpec[];
   builders: BuilderSpec[];
   extraConfig: string;
@@ -661,8 +666,13 @@ class MasterProcess implements RunningMaster {
       "conv = lambda o: o.decode('utf-8', 'replace') if isinstance(o, (bytes, memoryview)) else str(o)",
       'sys.stdout.write(json.dumps(rows, default=lambda o: conv(bytes(o)) if isinstance(o, memoryview) else conv(o)))',
     ].join('\n');
-    const out = await run(PYTHON, ['-c', script, path.join(this.basedir, 'state.sqlite'), query, JSON.stringify(params)]);
-    return JSON.parse(out);
+    try {
+      const out = await run(PYTHON, ['-c', script, path.join(this.basedir, 'state.sqlite'), query, JSON.stringify(params)]);
+      return JSON.parse(out);
+    } catch (e) {
+      const lines = (e as Error).message.trim().split('\n');
+      throw new Error(`sql(${JSON.stringify(query)}): ${lines[lines.length - 1]}`);
+    }
   }
 
   async reconfig(changes: Partial<Pick<MasterOptions, 'workers' | 'builders' | 'extraConfig'>>): Promise<void> {
@@ -691,6 +701,7 @@ class MasterProcess implements RunningMaster {
 
 async function launchMaster(opts: MasterOptions, dbTemplate: string): Promise<MasterProcess> {
   const fixtures = fixtureDir();
+  const keep = keepDirs(opts.keepBasedir);
   const basedir = await fsp.mkdtemp(path.join(os.tmpdir(), 'bbgate-master-'));
   await fsp.copyFile(path.join(fixtures, 'master.cfg'), path.join(basedir, 'master.cfg'));
   await fsp.copyFile(path.join(fixtures, 'buildbot.tac'), path.join(basedir, 'buildbot.tac'));
@@ -703,8 +714,9 @@ async function launchMaster(opts: MasterOptions, dbTemplate: string): Promise<Ma
     pbPort,
     apiPort,
     parentPid: process.pid,
+    keepBasedir: keep,
     workers: opts.workers,
-    builders: opts.builders ?? [],
+    builders: opts.builders?.length ? opts.builders : [{ name: 'idle', workernames: opts.workers.map((w) => w.name), steps: [] }],
     extraConfig: opts.extraConfig ?? '',
   };
   await fsp.writeFile(path.join(basedir, 'fixture.json'), JSON.stringify(fixture, null, 2));
@@ -714,7 +726,7 @@ async function launchMaster(opts: MasterOptions, dbTemplate: string): Promise<Ma
     ['-c', 'from twisted.scripts import twistd; twistd.run()', '--no_save', '--nodaemon', '--pidfile=', '--python=buildbot.tac'],
     { cwd: basedir, env: pythonEnv({ PYTHONPATH: path.join(basedir, 'wwwstub') }), stdio: ['ignore', 'pipe', 'pipe'] },
   );
-  return new MasterProcess(basedir, pbPort, apiPort, child, fixture, keepDirs(opts.keepBasedir));
+  return new MasterProcess(basedir, pbPort, apiPort, child, fixture, keep);
 }
 
 /** Start a fresh master (new temp basedir, new ports). Remember to `stop()` it. */
@@ -777,14 +789,26 @@ export interface RunningPythonWorker {
   stop(opts?: { graceMs?: number }): Promise<void>;
 }
 
-const PARENT_WATCH_TAC = (pid: number) => `
-# --- added by bbgate's test fixture: exit when the test process is gone ---
-import os as _bbgate_os
+const PARENT_WATCH_TAC = (pid: number, removeBasedir: boolean) => `
+# --- added by bbgate's test fixture: exit (and clean up) when the test process is gone ---
+import os as _bbgate_os, shutil as _bbgate_shutil, threading as _bbgate_threading
 from twisted.internet import reactor as _bbgate_reactor, task as _bbgate_task
+def _bbgate_cleanup():
+    if ${removeBasedir ? 'True' : 'False'}:
+        _bbgate_shutil.rmtree(basedir, ignore_errors=True)
+def _bbgate_hard_exit():
+    _bbgate_cleanup()
+    _bbgate_os._exit(1)
 def _bbgate_watch_parent():
     if _bbgate_os.getppid() != ${pid}:
+        _bbgate_watch.stop()
+        _bbgate_reactor.addSystemEventTrigger('after', 'shutdown', _bbgate_cleanup)
+        _t = _bbgate_threading.Timer(20.0, _bbgate_hard_exit)
+        _t.daemon = True
+        _t.start()
         _bbgate_reactor.stop()
-_bbgate_task.LoopingCall(_bbgate_watch_parent).start(1.0, now=False)
+_bbgate_watch = _bbgate_task.LoopingCall(_bbgate_watch_parent)
+_bbgate_watch.start(1.0, now=False)
 `;
 
 export async function startPythonWorker(opts: PythonWorkerOptions): Promise<RunningPythonWorker> {
@@ -800,14 +824,14 @@ export async function startPythonWorker(opts: PythonWorkerOptions): Promise<Runn
     opts.name,
     opts.password,
   ]);
+  const keep = keepDirs(opts.keepBasedir) || !ownDir;
   const tac = path.join(basedir, 'buildbot.tac');
-  await fsp.appendFile(tac, PARENT_WATCH_TAC(process.pid) + (opts.tacAppend ? `\n${opts.tacAppend}\n` : ''));
+  await fsp.appendFile(tac, PARENT_WATCH_TAC(process.pid, !keep) + (opts.tacAppend ? `\n${opts.tacAppend}\n` : ''));
   const child = spawn(BUILDBOT_WORKER, ['start', '--nodaemon', basedir], {
     cwd: basedir,
     env: pythonEnv(opts.env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const keep = keepDirs(opts.keepBasedir) || !ownDir;
   const tracked: Tracked = { child, dir: keep ? undefined : basedir };
   track(tracked);
   let out = '';
