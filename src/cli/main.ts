@@ -1,0 +1,113 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { VERSION } from '../version.js';
+import { exitStatusFor } from '../probe/diagnosis.js';
+import { probe } from '../probe/probe.js';
+import { formatReport } from '../probe/report.js';
+
+const USAGE = `Usage: bbgate <command> [options]
+
+Commands:
+  probe CONNECTION_STRING [--name NAME --password PASSWORD] [--timeout S] [--json]
+        Walk DNS → TCP → PB → login → keepalive against a Buildbot master and name
+        the layer that fails. Exit status: 0 ok, 1 usage or unparseable input,
+        2 network, 3 proxy, 4 TLS, 5 authentication, 6 not a PB service / protocol.
+
+Options:
+  --help, -h     this text (also: bbgate probe --help)
+  --version      print bbgate's version
+`;
+
+const PROBE_USAGE = `Usage: bbgate probe CONNECTION_STRING [options]
+
+  CONNECTION_STRING   where the master's worker port is, e.g. tcp:master.example.org:9989
+                      (Twisted syntax: tcp:HOST:PORT, tcp:host=HOST:port=PORT[:timeout=S][:bindAddress=IP];
+                      escape ":" inside a value as "\\:", e.g. tcp:host=fd00\\:\\:1:port=9989)
+
+Options:
+  --name NAME          log in as this worker (without it the probe stops after the PB greeting)
+  --password PASSWORD  the worker's password (or set BBGATE_PASSWORD, which keeps it out of ps)
+  --timeout S          seconds to wait for the PB greeting, the login and the keepalive (default 10);
+                       the TCP connect uses the connection string's timeout= (default 30)
+  --json               print {"ok": bool, "steps": [{"step","ok","ms","code","message","hint"}]}
+
+A successful login attaches the probe as that worker for a moment, as any login
+would: the master records the probe's worker info (version "bbgate-probe …")
+until the real worker next connects. If the real worker is connected, the
+master refuses the probe (PB_DUPLICATE_WORKER) after asking the real worker
+whether it is still alive; the real worker is not disconnected.
+
+Exit status: 0 ok, 1 usage or unparseable input, 2 network (DNS, refused,
+timeout, unreachable), 3 proxy, 4 TLS, 5 authentication, 6 not a PB service or
+protocol error.
+`;
+
+async function runProbe(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      name: { type: 'string' },
+      password: { type: 'string' },
+      timeout: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(PROBE_USAGE);
+    return 0;
+  }
+  if (positionals.length !== 1) return usage('probe takes exactly one CONNECTION_STRING', PROBE_USAGE);
+  const timeout = values.timeout === undefined ? undefined : Number(values.timeout);
+  if (timeout !== undefined && !(timeout > 0)) return usage(`--timeout must be a positive number of seconds, not "${values.timeout}"`, PROBE_USAGE);
+  const password = values.password ?? process.env.BBGATE_PASSWORD;
+  if (values.name !== undefined && password === undefined) return usage('--name needs --password (or BBGATE_PASSWORD)', PROBE_USAGE);
+  const report = await probe({
+    connection: positionals[0]!,
+    ...(values.name !== undefined ? { name: values.name, password } : {}),
+    ...(timeout !== undefined ? { timeout } : {}),
+  });
+  process.stdout.write(values.json ? JSON.stringify(report) + '\n' : formatReport(report));
+  return exitStatusFor(report.steps.find((s) => !s.ok)?.code);
+}
+
+function usage(problem: string, text = USAGE): number {
+  process.stderr.write(`bbgate: ${problem}\n\n${text}`);
+  return 1;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'probe':
+      return runProbe(rest);
+    case '--version':
+      process.stdout.write(`bbgate ${VERSION}\n`);
+      return 0;
+    case undefined:
+    case '--help':
+    case '-h':
+    case 'help':
+      process.stdout.write(USAGE);
+      return command === undefined ? 1 : 0;
+    default:
+      return usage(`unknown command "${command}"`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (status) => {
+    process.exitCode = status;
+  },
+  (err: unknown) => {
+    // parseArgs rejects unknown or malformed options with a TypeError carrying ERR_PARSE_ARGS_*.
+    const code = (err as { code?: string }).code ?? '';
+    if (code.startsWith('ERR_PARSE_ARGS')) {
+      process.exitCode = usage((err as Error).message);
+      return;
+    }
+    process.stderr.write(`bbgate: internal error: ${(err as Error).stack ?? String(err)}\n`);
+    process.exitCode = 70;
+  },
+);

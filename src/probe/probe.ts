@@ -1,0 +1,138 @@
+import { performance } from 'node:perf_hooks';
+import type { Socket } from 'node:net';
+import { BbgateError, PbError, type ErrorCode } from '../errors.js';
+import { Broker } from '../pb/broker.js';
+import { PbFailure } from '../pb/failure.js';
+import { login } from '../pb/login.js';
+import type { RemoteReference } from '../pb/references.js';
+import { formatEndpoint, parseEndpoint, type Endpoint } from '../transport/endpoint.js';
+import { connectTcp, resolveHost } from '../transport/tcp.js';
+import { hintFor } from './diagnosis.js';
+import { ProbeMind } from './mind.js';
+
+export type StepName = 'parse' | 'dns' | 'tcp' | 'pb' | 'login' | 'keepalive';
+
+export interface ProbeStep {
+  step: StepName;
+  ok: boolean;
+  ms: number;
+  code?: ErrorCode;
+  message: string;
+  hint?: string;
+}
+
+export interface ProbeReport {
+  ok: boolean;
+  steps: ProbeStep[];
+}
+
+export interface ProbeOptions {
+  connection: string;
+  name?: string;
+  password?: string;
+  /** Seconds to wait for each of the PB greeting, the login and the keepalive. */
+  timeout?: number;
+}
+
+/** A step failed: the walk stops there. */
+class StepFailed extends Error {}
+
+/**
+ * Walks parse → DNS → TCP → PB → login → keepalive, one layer at a time,
+ * timing each and stopping at the first that fails, so the report names the
+ * layer at fault rather than a symptom further up.
+ */
+export async function probe(options: ProbeOptions): Promise<ProbeReport> {
+  const steps: ProbeStep[] = [];
+  const timeout = (options.timeout ?? 10) * 1000;
+  let broker: Broker | undefined;
+
+  async function step<T>(name: StepName, run: () => Promise<T>, describe: (value: T) => string): Promise<T> {
+    const start = performance.now();
+    const ms = () => Math.round((performance.now() - start) * 10) / 10;
+    try {
+      const value = await run();
+      steps.push({ step: name, ok: true, ms: ms(), message: describe(value) });
+      return value;
+    } catch (err) {
+      const failure = asBbgateError(err);
+      const hint = hintFor(failure.code);
+      steps.push({ step: name, ok: false, ms: ms(), code: failure.code, message: failure.message, ...(hint ? { hint } : {}) });
+      throw new StepFailed();
+    }
+  }
+
+  try {
+    const endpoint: Endpoint = await step('parse', async () => parseEndpoint(options.connection), (e) => formatEndpoint(e));
+    const addresses = await step('dns', () => resolveHost(endpoint.host), (a) => `${endpoint.host} → ${a.join(', ')}`);
+    const socket = await step('tcp', () => connectFirst(endpoint, addresses), (s) => `connected to ${s.remoteAddress}:${s.remotePort} from ${s.localAddress}:${s.localPort}`);
+    broker = new Broker(socket, { role: 'client' });
+    const ready = broker;
+    await step('pb', () => greeting(ready, timeout), () => `the server speaks PB (dialect "${ready.dialect}", version 6)`);
+    if (options.name === undefined) return { ok: true, steps };
+    const mind = new ProbeMind();
+    const perspective = await step('login', () => withTimeout(login(ready, options.name!, options.password ?? '', mind), timeout, 'login'), () =>
+      `logged in as "${options.name}"; the master attached the worker` + (mind.builders.length ? ` (builders: ${[...mind.builders].sort().join(', ')})` : ' (no builders)'));
+    await step('keepalive', () => roundTrip(perspective, timeout), (ms) => `the master answered a keepalive in ${ms} ms`);
+    return { ok: true, steps };
+  } catch (err) {
+    if (!(err instanceof StepFailed)) throw err;
+    return { ok: false, steps };
+  } finally {
+    await broker?.close();
+  }
+}
+
+async function connectFirst(endpoint: Endpoint, addresses: string[]): Promise<Socket> {
+  let last: unknown;
+  for (const address of addresses) {
+    try {
+      return await connectTcp(endpoint, address);
+    } catch (err) {
+      last = err;
+    }
+  }
+  throw last;
+}
+
+async function greeting(broker: Broker, timeout: number): Promise<void> {
+  try {
+    await withTimeout(broker.ready, timeout, 'the PB greeting');
+  } catch (err) {
+    if (err instanceof BbgateError && err.code === 'PB_CONNECTION_LOST') {
+      throw new PbError('PB_NOT_PB', 'the server closed the connection without a PB greeting');
+    }
+    if (err instanceof BbgateError && err.code === 'NET_TIMEOUT') {
+      throw new PbError('PB_NOT_PB', `connected, but no PB greeting arrived within ${timeout / 1000} s (a Buildbot master greets at once; an HTTP server waits for a request)`);
+    }
+    throw err;
+  }
+}
+
+async function roundTrip(perspective: RemoteReference, timeout: number): Promise<number> {
+  const start = performance.now();
+  await withTimeout(perspective.callRemote('keepalive'), timeout, 'the keepalive answer');
+  return Math.round((performance.now() - start) * 10) / 10;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new BbgateError('NET_TIMEOUT', `no answer: waited ${ms / 1000} s for ${what}`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** Login failures the master reports as plain exceptions get their own codes. */
+function asBbgateError(err: unknown): BbgateError {
+  if (err instanceof PbFailure && err.code === 'PB_REMOTE_ERROR' && /duplicate worker/.test(err.value)) {
+    return new PbError('PB_DUPLICATE_WORKER', `the master refused the login: ${err.value} (a worker with this name is already connected)`);
+  }
+  if (err instanceof PbFailure && err.code === 'PB_UNAUTHORIZED') {
+    return new PbError('PB_UNAUTHORIZED', 'the master rejected the worker name or password');
+  }
+  if (err instanceof BbgateError) return err;
+  return new BbgateError('PB_PROTOCOL', err instanceof Error ? err.message : String(err));
+}

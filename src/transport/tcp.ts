@@ -1,0 +1,63 @@
+import { lookup } from 'node:dns/promises';
+import { createConnection, isIP, type Socket } from 'node:net';
+import { BbgateError, type ErrorCode } from '../errors.js';
+import type { TcpEndpoint } from './endpoint.js';
+
+/** Every address a host name resolves to (an IP literal resolves to itself). */
+export async function resolveHost(host: string): Promise<string[]> {
+  if (isIP(host)) return [host];
+  try {
+    const found = await lookup(host, { all: true, verbatim: true });
+    return found.map((a) => a.address);
+  } catch (err) {
+    throw new BbgateError('NET_DNS', `cannot resolve "${host}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+  }
+}
+
+const ERRNO_CODES: Record<string, ErrorCode> = {
+  ECONNREFUSED: 'NET_REFUSED',
+  ETIMEDOUT: 'NET_TIMEOUT',
+  EHOSTUNREACH: 'NET_UNREACHABLE',
+  ENETUNREACH: 'NET_UNREACHABLE',
+  EADDRNOTAVAIL: 'NET_UNREACHABLE',
+  ECONNRESET: 'NET_RESET',
+  EPIPE: 'NET_RESET',
+  ENOTFOUND: 'NET_DNS',
+  EAI_AGAIN: 'NET_DNS',
+};
+
+/** A socket error as a typed error that says where we tried to go. */
+export function networkError(err: unknown, where: string): BbgateError {
+  if (err instanceof BbgateError) return err;
+  const errno = (err as NodeJS.ErrnoException).code ?? '';
+  const code = ERRNO_CODES[errno] ?? 'NET_UNREACHABLE';
+  const what = code === 'NET_REFUSED' ? 'connection refused' : (err as Error).message;
+  return new BbgateError(code, `${where}: ${what}`, { cause: err });
+}
+
+/** Opens a TCP connection to `address` (already resolved), failing with a typed error. */
+export function connectTcp(endpoint: TcpEndpoint, address: string): Promise<Socket> {
+  const where = `${address.includes(':') ? `[${address}]` : address}:${endpoint.port}`;
+  return new Promise((resolve, reject) => {
+    const socket = createConnection({
+      host: address,
+      port: endpoint.port,
+      ...(endpoint.bindAddress ? { localAddress: endpoint.bindAddress } : {}),
+    });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new BbgateError('NET_TIMEOUT', `${where}: no answer within ${endpoint.timeout} s (a firewall may be dropping the connection)`));
+    }, endpoint.timeout * 1000);
+    const onError = (err: Error) => {
+      clearTimeout(timer);
+      reject(networkError(err, where));
+    };
+    socket.once('error', onError);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.off('error', onError);
+      socket.setNoDelay(true);
+      resolve(socket);
+    });
+  });
+}
