@@ -25,7 +25,8 @@ class Mind extends Referenceable {
 
 function connect(port: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const s = createConnection({ host: '127.0.0.1', port }, () => resolve(s));
+    // Without NODELAY, Nagle holds each decref back behind the peer's delayed ACK.
+    const s = createConnection({ host: '127.0.0.1', port, noDelay: true }, () => resolve(s));
     s.once('error', reject);
   });
 }
