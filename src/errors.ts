@@ -35,7 +35,8 @@ export type ErrorCode =
   | 'NET_REFUSED'
   | 'NET_TIMEOUT'
   | 'NET_UNREACHABLE'
-  | 'NET_RESET';
+  | 'NET_RESET'
+  | 'NET_KEEPALIVE_TIMEOUT';
 
 export class BbgateError extends Error {
   readonly code: ErrorCode;

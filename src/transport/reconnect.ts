@@ -1,0 +1,115 @@
+import { EventEmitter } from 'node:events';
+import { BbgateError } from '../errors.js';
+import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
+
+/** A live connection the reconnector watches: `closed` settles with the reason it ended. */
+export interface Session {
+  readonly closed: Promise<Error>;
+  close(reason?: Error): void;
+}
+
+export interface ReconnectOptions<S extends Session> {
+  /** Dials, handshakes and logs in; resolves only once the session is fully usable. */
+  connect(attempt: number): Promise<S>;
+  policy?: BackoffPolicy;
+  /** Failed attempts in a row after which to give up; 0 or undefined retries forever. */
+  maxRetries?: number;
+  /** Errors no retry can fix (a malformed connection string, an unreadable key). */
+  isFatal?(err: Error): boolean;
+  random?: () => number;
+}
+
+export interface RetryEvent {
+  attempt: number;
+  delay: number;
+  error: Error;
+}
+
+/**
+ * Keeps one session alive: connect, and when that fails or the session ends,
+ * wait a jittered, capped, exponentially growing delay and connect again. The
+ * failure count resets only when `connect` succeeds, i.e. after a login, not
+ * after a bare TCP connect: a proxy or TLS failure right after connecting is
+ * what sends buildbot-worker into its tight 1.5-second loop.
+ *
+ * Events: 'session' (S), 'retry' (RetryEvent), 'give-up' (BbgateError), 'stopped'.
+ */
+export class Reconnector<S extends Session> extends EventEmitter {
+  private readonly policy: BackoffPolicy;
+  private running = false;
+  private failures = 0;
+  private current: S | undefined;
+  private wake: (() => void) | undefined;
+  private loop: Promise<void> | undefined;
+
+  constructor(private readonly options: ReconnectOptions<S>) {
+    super();
+    this.policy = options.policy ?? DEFAULT_BACKOFF;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  /** Stops reconnecting and closes the live session, if any. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.current?.close();
+    this.wake?.();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      let error: Error;
+      try {
+        const session = await this.options.connect(this.failures);
+        this.failures = 0;
+        this.current = session;
+        if (!this.running) session.close();
+        this.emit('session', session);
+        error = await session.closed;
+        this.current = undefined;
+      } catch (err) {
+        error = err instanceof Error ? err : new Error(String(err));
+        this.failures++;
+        if (this.options.isFatal?.(error)) {
+          this.giveUp(new BbgateError(codeOf(error), `not retrying: ${error.message}`, { cause: error }));
+          break;
+        }
+        const max = this.options.maxRetries ?? 0;
+        if (max > 0 && this.failures >= max) {
+          this.giveUp(new BbgateError(codeOf(error), `gave up after ${this.failures} failed attempt${this.failures === 1 ? '' : 's'} (maxretries ${max}): ${error.message}`, { cause: error }));
+          break;
+        }
+      }
+      if (!this.running) break;
+      const delay = backoffDelay(this.failures, this.policy, this.options.random);
+      this.emit('retry', { attempt: this.failures + 1, delay, error } satisfies RetryEvent);
+      await this.sleep(delay);
+    }
+    this.emit('stopped');
+  }
+
+  private giveUp(err: BbgateError): void {
+    this.running = false;
+    this.emit('give-up', err);
+  }
+
+  private sleep(seconds: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, seconds * 1000);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+}
+
+function codeOf(err: Error): BbgateError['code'] {
+  return err instanceof BbgateError ? err.code : 'NET_UNREACHABLE';
+}

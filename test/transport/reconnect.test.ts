@@ -1,0 +1,156 @@
+// Reconnect with jittered backoff, and the keepalive reply timeout, including a silent drop
+// (a relay that stops forwarding without closing, as a NAT box does) in front of a real master.
+import assert from 'node:assert/strict';
+import { createConnection } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { BbgateError } from '../../src/errors.js';
+import { openPbSession, type PbSession } from '../../src/pb/session.js';
+import { ProbeMind } from '../../src/probe/mind.js';
+import { backoffDelay, DEFAULT_BACKOFF } from '../../src/transport/backoff.js';
+import { startKeepalive } from '../../src/transport/keepalive.js';
+import { Reconnector, type RetryEvent, type Session } from '../../src/transport/reconnect.js';
+import { startMaster, type RunningMaster } from '../helpers/buildbot-master.js';
+import { startTcpRelay, type TcpRelay } from '../helpers/tcp-relay.js';
+
+const policy = { initial: 0.01, factor: 2, max: 0.05 };
+
+function fakeSession(): Session & { end(err: Error): void } {
+  let end!: (err: Error) => void;
+  const closed = new Promise<Error>((resolve) => (end = resolve));
+  return { closed, close: () => end(new Error('closed')), end };
+}
+
+describe('backoff', () => {
+  it('grows by the factor, is capped by maxdelay, and draws uniformly below the bound (full jitter)', () => {
+    assert.equal(backoffDelay(0, DEFAULT_BACKOFF, () => 0.999999), 0.999999);
+    assert.equal(backoffDelay(3, DEFAULT_BACKOFF, () => 1), 1.5 ** 3);
+    assert.equal(backoffDelay(50, DEFAULT_BACKOFF, () => 1), 300);
+    assert.equal(backoffDelay(50, { ...DEFAULT_BACKOFF, max: 20 }, () => 1), 20);
+    assert.equal(backoffDelay(1e6, DEFAULT_BACKOFF, () => 0.5), 150);
+    assert.equal(backoffDelay(5, DEFAULT_BACKOFF, () => 0), 0);
+  });
+});
+
+describe('Reconnector', () => {
+  it('retries failures with growing attempts, and resets the count only after a successful connect', async () => {
+    const attempts: number[] = [];
+    const outcomes = ['fail', 'fail', 'ok', 'fail', 'ok'];
+    const sessions: ReturnType<typeof fakeSession>[] = [];
+    const r = new Reconnector({
+      policy,
+      connect: async (attempt) => {
+        attempts.push(attempt);
+        if (outcomes.shift() === 'fail') throw new BbgateError('NET_REFUSED', 'refused');
+        const s = fakeSession();
+        sessions.push(s);
+        setTimeout(() => s.end(new Error('dropped')), 5);
+        return s;
+      },
+    });
+    const retries: RetryEvent[] = [];
+    r.on('retry', (e: RetryEvent) => retries.push(e));
+    r.start();
+    while (sessions.length < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+    await r.stop();
+    assert.deepEqual(attempts, [0, 1, 2, 0, 1]);
+    assert.equal(retries[0]!.error.message, 'refused');
+    assert.equal(retries[2]!.error.message, 'dropped');
+  });
+
+  it('gives up after maxretries failures in a row, naming the count and the last error', async () => {
+    const r = new Reconnector({ policy, maxRetries: 3, connect: async () => Promise.reject(new BbgateError('NET_TIMEOUT', 'no answer')) });
+    const gaveUp = new Promise<BbgateError>((resolve) => r.on('give-up', resolve));
+    r.start();
+    const err = await gaveUp;
+    assert.equal(err.code, 'NET_TIMEOUT');
+    assert.equal(err.message, 'gave up after 3 failed attempts (maxretries 3): no answer');
+  });
+
+  it('does not retry what no retry can fix', async () => {
+    let calls = 0;
+    const r = new Reconnector({
+      policy,
+      isFatal: (e) => (e as BbgateError).code === 'ENDPOINT_SYNTAX',
+      connect: async () => {
+        calls++;
+        throw new BbgateError('ENDPOINT_SYNTAX', 'bad string');
+      },
+    });
+    const gaveUp = new Promise<BbgateError>((resolve) => r.on('give-up', resolve));
+    r.start();
+    assert.match((await gaveUp).message, /not retrying: bad string/);
+    assert.equal(calls, 1);
+  });
+});
+
+describe('keepalive', () => {
+  it('declares the connection dead when a ping goes unanswered for the timeout', async () => {
+    const start = Date.now();
+    const dead = await new Promise<BbgateError>((resolve) => {
+      startKeepalive({ interval: 0.1, timeout: 0.2, ping: () => new Promise(() => undefined), onDead: resolve });
+    });
+    assert.equal(dead.code, 'NET_KEEPALIVE_TIMEOUT');
+    assert.ok(Date.now() - start >= 250);
+  });
+
+  it('stays quiet while pings are answered', async () => {
+    let pings = 0;
+    let died = false;
+    const stop = startKeepalive({ interval: 0.05, timeout: 0.05, ping: async () => void pings++, onDead: () => (died = true) });
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    stop();
+    assert.ok(pings >= 4);
+    assert.equal(died, false);
+  });
+});
+
+describe('silent drop in front of a real Buildbot master', () => {
+  let master: RunningMaster;
+  let relay: TcpRelay;
+  before(async () => {
+    master = await startMaster({ workers: [{ name: 'nat-w', password: 'pw' }] });
+    relay = await startTcpRelay(master.pbPort);
+  });
+  after(async () => {
+    await relay?.close();
+    await master?.stop();
+  });
+
+  it('notices a connection that went silent within keepalive + timeout, and logs in again', async () => {
+    const keepalive = { interval: 1, timeout: 1 };
+    const reconnector = new Reconnector<PbSession>({
+      policy: { initial: 0.2, factor: 1.5, max: 1 },
+      connect: async () => {
+        const socket = createConnection({ host: '127.0.0.1', port: relay.port, noDelay: true });
+        await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+        const session = await openPbSession(socket, { username: 'nat-w', password: 'pw', mind: new ProbeMind() });
+        const stop = startKeepalive({ ...keepalive, ping: () => session.perspective.callRemote('keepalive'), onDead: (err) => session.close(err) });
+        void session.closed.then(stop);
+        return session;
+      },
+    });
+    const sessions: PbSession[] = [];
+    const retries: RetryEvent[] = [];
+    const second = new Promise<void>((resolve) => reconnector.on('session', (s: PbSession) => {
+      sessions.push(s);
+      if (sessions.length === 2) resolve();
+    }));
+    reconnector.on('retry', (e: RetryEvent) => retries.push(e));
+    reconnector.start();
+    try {
+      while (sessions.length < 1) await new Promise((resolve) => setTimeout(resolve, 20));
+      const droppedAt = Date.now();
+      relay.blackholeExisting();
+      const reason = await sessions[0]!.closed;
+      const noticedAfter = (Date.now() - droppedAt) / 1000;
+      assert.equal((reason as BbgateError).code, 'NET_KEEPALIVE_TIMEOUT');
+      assert.ok(noticedAfter <= keepalive.interval + keepalive.timeout + 0.5, `noticed after ${noticedAfter} s`);
+      // The master still holds the silent connection: it pings it, gives up on it, and accepts the new login.
+      await second;
+      assert.equal(relay.accepted(), 2);
+      assert.equal(retries[0]!.error, reason);
+    } finally {
+      await reconnector.stop();
+    }
+  });
+});
