@@ -36,7 +36,7 @@ export function networkError(err: unknown, where: string): BbgateError {
 }
 
 /** Opens a TCP connection to `address` (already resolved), failing with a typed error. */
-export function connectTcp(endpoint: TcpEndpoint, address: string): Promise<Socket> {
+export function connectTcp(endpoint: Pick<TcpEndpoint, 'port' | 'timeout' | 'bindAddress'>, address: string): Promise<Socket> {
   const where = `${address.includes(':') ? `[${address}]` : address}:${endpoint.port}`;
   return new Promise((resolve, reject) => {
     const socket = createConnection({
