@@ -36,7 +36,30 @@ export type ErrorCode =
   | 'NET_TIMEOUT'
   | 'NET_UNREACHABLE'
   | 'NET_RESET'
-  | 'NET_KEEPALIVE_TIMEOUT';
+  | 'NET_KEEPALIVE_TIMEOUT'
+  // HTTP CONNECT proxies: reaching the proxy, and what it answered
+  | 'PROXY_SYNTAX'
+  | 'PROXY_DNS'
+  | 'PROXY_REFUSED'
+  | 'PROXY_UNREACHABLE'
+  | 'PROXY_TIMEOUT'
+  | 'PROXY_CLOSED'
+  | 'PROXY_TLS'
+  | 'PROXY_NOT_HTTP'
+  | 'PROXY_AUTH_REQUIRED'
+  | 'PROXY_FORBIDDEN'
+  | 'PROXY_BAD_GATEWAY'
+  | 'PROXY_ERROR'
+  // TLS: our trust roots and certificate, the handshake, and the server's certificate
+  | 'TLS_NO_TRUST_ROOTS'
+  | 'TLS_CLIENT_CERT'
+  | 'TLS_NOT_TLS'
+  | 'TLS_HANDSHAKE'
+  | 'TLS_UNTRUSTED'
+  | 'TLS_SELF_SIGNED'
+  | 'TLS_EXPIRED'
+  | 'TLS_NOT_YET_VALID'
+  | 'TLS_HOSTNAME';
 
 export class BbgateError extends Error {
   readonly code: ErrorCode;

@@ -1,0 +1,90 @@
+import { isIP } from 'node:net';
+import { parseEndpoint } from '../transport/endpoint.js';
+import { ProxyError } from './failures.js';
+import { redactUrl } from './redact.js';
+
+/** An HTTP proxy to open CONNECT tunnels through. */
+export interface ProxyConfig {
+  /** `http:` or `https:` (TLS to the proxy itself), host and port only: credentials live apart so that the URL is always safe to print. */
+  url: URL;
+  /** Decoded from the URL's user info; sent as preemptive Basic `Proxy-Authorization`. */
+  username?: string;
+  password?: string;
+  source: 'flag' | 'environment';
+  /** The variable it came from, as spelled in the environment (`https_proxy` or `HTTPS_PROXY`, ...). */
+  envVar?: string;
+  /** A `tcp:` proxy string's `timeout=` in seconds: bounds the TCP connect to the proxy, as Twisted's endpoint does for buildbot-worker. */
+  connectTimeoutS?: number;
+  /** A `tcp:` proxy string's `bindAddress=`: the local address to connect to the proxy from. */
+  bindAddress?: string;
+}
+
+const FORMS = 'write tcp:HOST:PORT, http://[USER:PASSWORD@]HOST:PORT or https://[USER:PASSWORD@]HOST:PORT';
+
+/**
+ * Parses a `--proxy-connection-string`: a Twisted `tcp:` endpoint (what
+ * buildbot-worker's `proxy_connection_string` takes), or an `http://` or
+ * `https://` URL that may carry credentials. Throws ENDPOINT_SYNTAX for a bad
+ * `tcp:` string and PROXY_SYNTAX otherwise; messages never show a password.
+ */
+export function parseProxyString(s: string): ProxyConfig {
+  if (/^tcp:/i.test(s)) return fromEndpoint(s);
+  if (/^(tls|ssl):/i.test(s)) throw syntax(`"${s}": for TLS to the proxy write https://HOST:PORT (${FORMS})`);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(s)) return proxyFromUrl(s, { source: 'flag' });
+  throw syntax(`"${redactUrl(s)}" is not a proxy connection string: ${FORMS}`);
+}
+
+/** A proxy URL as found in a flag or an environment variable (`origin` goes into every error message). */
+export function proxyFromUrl(s: string, origin: { source: ProxyConfig['source']; envVar?: string }): ProxyConfig {
+  const where = origin.envVar ? `${origin.envVar}="${redactUrl(s)}"` : `"${redactUrl(s)}"`;
+  let url: URL;
+  try {
+    url = new URL(s);
+  } catch {
+    throw syntax(`${where} is not a valid proxy URL: ${FORMS}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw syntax(`${where}: "${url.protocol}//" proxies are not supported; bbgate tunnels through HTTP proxies (http:// or https://)`);
+  }
+  if (url.pathname !== '/' || url.search !== '' || url.hash !== '') {
+    throw syntax(`${where}: a proxy URL is only [USER:PASSWORD@]HOST[:PORT], without a path, query or fragment`);
+  }
+  let username: string;
+  let password: string;
+  try {
+    username = decodeURIComponent(url.username);
+    password = decodeURIComponent(url.password);
+  } catch {
+    throw syntax(`${where}: the user name or password has a malformed %-escape`);
+  }
+  if (username.includes(':')) {
+    throw syntax(`${where}: the user name contains ":", which Basic authentication cannot carry (a ":" in the password is fine, escaped as %3A)`);
+  }
+  return {
+    url: new URL(`${url.protocol}//${url.host}`),
+    ...(username || password ? { username, password } : {}),
+    source: origin.source,
+    ...(origin.envVar ? { envVar: origin.envVar } : {}),
+  };
+}
+
+function fromEndpoint(s: string): ProxyConfig {
+  const endpoint = parseEndpoint(s);
+  const host = isIP(endpoint.host) === 6 ? `[${endpoint.host}]` : endpoint.host;
+  let url: URL;
+  try {
+    url = new URL(`http://${host}:${endpoint.port}`);
+  } catch {
+    throw syntax(`"${s}": "${endpoint.host}" is not a valid proxy host name`);
+  }
+  return {
+    url,
+    source: 'flag',
+    connectTimeoutS: endpoint.timeout,
+    ...(endpoint.bindAddress ? { bindAddress: endpoint.bindAddress } : {}),
+  };
+}
+
+function syntax(message: string): ProxyError {
+  return new ProxyError('PROXY_SYNTAX', message);
+}

@@ -1,0 +1,100 @@
+import { BbgateError } from '../errors.js';
+import type { ConnectReply } from './reply.js';
+
+/** A proxy could not be configured or reached, or would not open the tunnel. */
+export class ProxyError extends BbgateError {}
+
+/** Who was asked for what, named in every message; `proxy` is an origin, so it can never carry credentials. */
+export interface Attempt {
+  proxy: string;
+  target: string;
+  port: number;
+}
+
+/** Where in the handshake a failure happened decides whose fault it is. */
+export type Phase = 'connect' | 'tls' | 'reply';
+
+/** The typed error for a reply that is not 2xx. */
+export function replyFailure(reply: ConnectReply, a: Attempt, credentialsSent: boolean): ProxyError {
+  const squid = reply.headers['x-squid-error'] ? ` (X-Squid-Error: ${reply.headers['x-squid-error']})` : '';
+  const said = `it answered "${reply.statusLine}"${squid}`;
+  switch (reply.statusCode) {
+    case 407: {
+      const schemes = authSchemes(reply.headers['proxy-authenticate']);
+      const offered = schemes.length ? `it offers ${schemes.join(', ')}` : 'it names no authentication scheme';
+      const sent = credentialsSent
+        ? 'the credentials sent were rejected'
+        : 'no credentials were sent: put them in the proxy URL, http://USER:PASSWORD@HOST:PORT';
+      const basicOnly = schemes.length && !schemes.some((s) => s.toLowerCase() === 'basic')
+        ? '; bbgate can send only Basic credentials (for NTLM or Negotiate, run a local authenticating proxy such as CNTLM)'
+        : '';
+      return new ProxyError('PROXY_AUTH_REQUIRED', `the proxy ${a.proxy} requires authentication to tunnel to ${a.target}: ${said}; ${offered}; ${sent}${basicOnly}`);
+    }
+    case 403:
+      return new ProxyError('PROXY_FORBIDDEN', `the proxy ${a.proxy} refuses to tunnel to ${a.target}: ${said}; proxies often allow CONNECT only to port 443, so ask its administrators to allow port ${a.port}`);
+    case 502:
+    case 503:
+    case 504:
+      return new ProxyError('PROXY_BAD_GATEWAY', `the proxy ${a.proxy} could not reach the master at ${a.target}: ${said}; the master may be down, or not reachable from the proxy`);
+    default:
+      return new ProxyError('PROXY_ERROR', `the proxy ${a.proxy} would not tunnel to ${a.target}: ${said}`);
+  }
+}
+
+/** The typed error for a socket error, by phase: before the proxy answered, the master was never involved. */
+export function socketFailure(err: NodeJS.ErrnoException, phase: Phase, a: Attempt): ProxyError {
+  const errno = err.code ?? '';
+  const reset = errno === 'ECONNRESET' || errno === 'EPIPE';
+  if (phase === 'tls') {
+    const why = reset ? 'the connection was closed during the handshake (is it a plain http:// proxy?)' : `${errno ? `${errno}: ` : ''}${err.message}`;
+    return new ProxyError('PROXY_TLS', `TLS with the proxy ${a.proxy} failed (to tunnel to ${a.target}): ${why}`, { cause: err });
+  }
+  if (phase === 'reply' || reset) {
+    return new ProxyError('PROXY_CLOSED', `the connection to the proxy ${a.proxy} failed (${errno || err.message}) before it answered CONNECT ${a.target}`, { cause: err });
+  }
+  const unreachable = `cannot reach the proxy ${a.proxy} (to tunnel to ${a.target})`;
+  switch (errno) {
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'EAI_FAIL':
+      return new ProxyError('PROXY_DNS', `cannot resolve the host name of the proxy ${a.proxy} (${errno}), so the master ${a.target} was not tried`, { cause: err });
+    case 'ECONNREFUSED':
+      return new ProxyError('PROXY_REFUSED', `${unreachable}: connection refused, nothing listens there`, { cause: err });
+    case 'ETIMEDOUT':
+      return new ProxyError('PROXY_TIMEOUT', `${unreachable}: the connection timed out (a firewall may be dropping it)`, { cause: err });
+    default:
+      return new ProxyError('PROXY_UNREACHABLE', `${unreachable}: ${describe(err)}`, { cause: err });
+  }
+}
+
+/** When the proxy's name has several addresses, net fails with an AggregateError whose own message is empty. */
+function describe(err: Error): string {
+  return err instanceof AggregateError ? err.errors.map((e: Error) => e.message).join('; ') : err.message;
+}
+
+/** The proxy closed the connection cleanly before its header block was complete. */
+export function closedFailure(phase: Phase, bytes: number, a: Attempt): ProxyError {
+  if (phase === 'tls') return new ProxyError('PROXY_TLS', `TLS with the proxy ${a.proxy} failed (to tunnel to ${a.target}): the connection was closed during the handshake (is it a plain http:// proxy?)`);
+  const when = bytes ? `in the middle of its answer (after ${bytes} bytes)` : 'without answering';
+  return new ProxyError('PROXY_CLOSED', `the proxy ${a.proxy} closed the connection ${when} to CONNECT ${a.target}`);
+}
+
+/** No progress within the time allowed for this phase. */
+export function timeoutFailure(phase: Phase, seconds: number, a: Attempt): ProxyError {
+  const message = {
+    connect: `no connection to the proxy ${a.proxy} within ${seconds} s (to tunnel to ${a.target}); a firewall may be dropping packets to it, or it is down`,
+    tls: `the TLS handshake with the proxy ${a.proxy} did not finish within ${seconds} s (to tunnel to ${a.target})`,
+    reply: `the proxy ${a.proxy} did not answer CONNECT ${a.target} within ${seconds} s; it may still be trying to reach the master, or it is not an HTTP proxy`,
+  }[phase];
+  return new ProxyError('PROXY_TIMEOUT', message);
+}
+
+/** Scheme names from Proxy-Authenticate, where challenges and their parameters share one comma-separated list. */
+function authSchemes(value: string | undefined): string[] {
+  if (!value) return [];
+  const schemes = value
+    .split(/,(?=(?:[^"]*"[^"]*")*[^"]*$)/)
+    .map((part) => /^\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)(?:\s+[^\s=]|\s*$)/.exec(part)?.[1])
+    .filter((s): s is string => s !== undefined);
+  return [...new Set(schemes)];
+}

@@ -1,0 +1,5 @@
+export { parseProxyString, type ProxyConfig } from './config.js';
+export { connectThroughProxy, type Tunnel, type TunnelOptions } from './connect.js';
+export { proxyFromEnvironment } from './environment.js';
+export { ProxyError } from './failures.js';
+export { redactUrl } from './redact.js';

@@ -1,0 +1,23 @@
+/**
+ * The URL with any user name and password replaced by `***`, for logs and
+ * error messages. Anything that does not parse as a URL with a host, such as
+ * `user:pass@proxy:3128` or a password with a stray `/`, is scrubbed up to
+ * its last `@` instead.
+ */
+export function redactUrl(u: string | URL): string {
+  const url = parsed(u);
+  if (!url) return String(u).replace(/^([^:/?#]*:\/\/)?.*@/s, (_m, scheme: string | undefined) => `${scheme ?? ''}***@`);
+  if (url.username === '' && url.password === '') return url.href;
+  url.username = '***';
+  if (url.password) url.password = '***';
+  return url.href;
+}
+
+function parsed(u: string | URL): URL | undefined {
+  try {
+    const url = new URL(u);
+    return url.host === '' ? undefined : url;
+  } catch {
+    return undefined;
+  }
+}

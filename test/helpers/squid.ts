@@ -1,0 +1,225 @@
+// A real squid (Debian's 5.7) on 127.0.0.1 for proxy tests.
+//
+//   const squid = await startSquid({ auth: { users: { w: 'pw' } }, allowPorts: [masterPort], tls: true });
+//   try { ... parseProxyString(`http://w:pw@127.0.0.1:${squid.port}`) ... } finally { await squid.stop(); }
+//
+// Each squid gets a temp dir with its config, pid file, passwd file, certificate and logs; no disk
+// cache. Starting takes ~70 ms (stop ~10 ms). It is killed by stop(), on test-process exit, and by
+// a watchdog shell if the test process itself is SIGKILLed. Things that bit:
+// - as root, squid switches to cache_effective_user `proxy` before opening its logs and starting
+//   the auth helper, so the temp dir and its files are chowned to that user;
+// - squid 5 predefines the `localhost` ACL (redefining it only warns) and has dropped
+//   `dns_v4_first` (an error at start-up);
+// - Debian builds squid with GnuTLS, which https_port handles with tls-cert=/tls-key=;
+// - the readiness probes leave "error:transaction-end-before-headers" lines in access.log.
+import { execFileSync, spawn } from 'node:child_process';
+import { chownSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startProcess, type LineProcess } from './processes.js';
+
+const SQUID = process.env.BBGATE_SQUID ?? '/usr/sbin/squid';
+const HELPERS = process.env.BBGATE_SQUID_HELPERS ?? '/usr/lib/squid';
+
+export interface SquidOptions {
+  /** Require Basic proxy authentication (checked by squid's basic_ncsa_auth) for these users. */
+  auth?: { users: Record<string, string> };
+  /** Ports CONNECT may reach. Default [443], like squid's stock SSL_ports. */
+  allowPorts?: number[] | 'any';
+  /** Ports CONNECT may never reach, whatever allowPorts says. */
+  denyPorts?: number[];
+  /** Also listen with TLS (https_port), with a fresh self-signed certificate for 127.0.0.1 and localhost. */
+  tls?: boolean;
+}
+
+export interface RunningSquid {
+  port: number;
+  /** http://127.0.0.1:PORT */
+  url: string;
+  /** With `tls`: the https_port, its URL, and the certificate (PEM) to trust for it. */
+  tlsPort?: number;
+  tlsUrl?: string;
+  ca?: string;
+  pid: number;
+  /** squid's access.log: one line per finished transaction (a tunnel is logged when it closes). */
+  accessLog(): string;
+  cacheLog(): string;
+  /** Kills squid (SIGKILL: a crash, as far as tunnels through it can tell) and removes its files. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export async function startSquid(options: SquidOptions = {}): Promise<RunningSquid> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(options);
+    } catch (err) {
+      // The free port we picked can be taken before squid binds it.
+      if (attempt >= 3 || !/Address already in use|Cannot open HTTP Port|cannot bind/i.test(String(err))) throw err;
+    }
+  }
+}
+
+async function startOnce(options: SquidOptions): Promise<RunningSquid> {
+  const dir = mkdtempSync(join(tmpdir(), 'bbgate-squid-'));
+  const port = await freePort();
+  const tlsPort = options.tls ? await freePort() : undefined;
+  if (options.auth) writeFileSync(join(dir, 'passwd'), passwdFile(options.auth.users));
+  if (options.tls) makeCertificate(dir);
+  writeFileSync(join(dir, 'squid.conf'), config(dir, port, tlsPort, options));
+  // As root, squid drops to cache_effective_user (proxy) before it opens its logs and runs the
+  // auth helper, so that user must own the directory and read the files in it.
+  const user = process.getuid?.() === 0 ? effectiveUser() : undefined;
+  if (user) for (const f of ['', ...readdirSync(dir)]) chownSync(join(dir, f), user.uid, user.gid);
+
+  const squid = startProcess(SQUID, ['-N', '-f', join(dir, 'squid.conf')], { cwd: dir });
+  const pid = squid.child.pid!;
+  const watchdog = startWatchdog(pid, dir);
+  try {
+    await waitListening(squid, dir, [port, ...(tlsPort ? [tlsPort] : [])]);
+  } catch (err) {
+    await kill(squid, watchdog, dir);
+    throw err;
+  }
+  let stopped: Promise<void> | undefined;
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    ...(tlsPort ? { tlsPort, tlsUrl: `https://127.0.0.1:${tlsPort}`, ca: readFileSync(join(dir, 'cert.pem'), 'utf8') } : {}),
+    pid,
+    accessLog: () => readIfThere(join(dir, 'access.log')),
+    cacheLog: () => readIfThere(join(dir, 'cache.log')),
+    stop: () => (stopped ??= kill(squid, watchdog, dir)),
+  };
+}
+
+function config(dir: string, port: number, tlsPort: number | undefined, options: SquidOptions): string {
+  const allow = options.allowPorts ?? [443];
+  const lines = [
+    `http_port 127.0.0.1:${port}`,
+    tlsPort ? `https_port 127.0.0.1:${tlsPort} tls-cert=${dir}/cert.pem tls-key=${dir}/key.pem` : '',
+    `pid_filename ${dir}/squid.pid`,
+    process.getuid?.() === 0 ? 'cache_effective_user proxy' : '',
+    // Start-up speed and hermeticity: no disk cache, no pinger, no DNS beyond loopback, no
+    // grace period on shutdown.
+    'cache deny all',
+    'pinger_enable off',
+    'dns_nameservers 127.0.0.1',
+    'shutdown_lifetime 0 seconds',
+    `access_log stdio:${dir}/access.log`,
+    `cache_log ${dir}/cache.log`,
+    'logfile_rotate 0',
+    // squid 5 predefines `localhost`; these names are ours.
+    'acl bbgate_clients src 127.0.0.1/32 ::1',
+    'acl bbgate_connect method CONNECT',
+  ];
+  if (options.denyPorts?.length) {
+    lines.push(`acl bbgate_denied port ${options.denyPorts.join(' ')}`, 'http_access deny bbgate_connect bbgate_denied');
+  }
+  if (allow !== 'any') {
+    lines.push(`acl bbgate_allowed port ${allow.join(' ')}`, 'http_access deny bbgate_connect !bbgate_allowed');
+  }
+  if (options.auth) {
+    lines.push(
+      `auth_param basic program ${HELPERS}/basic_ncsa_auth ${dir}/passwd`,
+      'auth_param basic children 2 startup=1',
+      'auth_param basic realm bbgate-test-squid',
+      'acl bbgate_authed proxy_auth REQUIRED',
+      'http_access allow bbgate_clients bbgate_authed',
+    );
+  } else {
+    lines.push('http_access allow bbgate_clients');
+  }
+  lines.push('http_access deny all');
+  return `${lines.filter((l) => l !== '').join('\n')}\n`;
+}
+
+/** user:$apr1$... lines, hashed by one `openssl passwd` run (passwords on stdin, not in argv). */
+function passwdFile(users: Record<string, string>): string {
+  const names = Object.keys(users);
+  if (names.some((n) => /[:\n]/.test(n)) || Object.values(users).some((p) => p.includes('\n'))) {
+    throw new Error('squid fixture: user names cannot contain ":" or newlines, passwords cannot contain newlines');
+  }
+  const hashes = execFileSync('openssl', ['passwd', '-apr1', '-stdin'], { input: names.map((n) => users[n]).join('\n') + '\n' })
+    .toString()
+    .trim()
+    .split('\n');
+  return names.map((n, i) => `${n}:${hashes[i]}\n`).join('');
+}
+
+function makeCertificate(dir: string): void {
+  execFileSync('openssl', [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '2',
+    '-subj', '/CN=bbgate test squid', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
+  ], { stdio: 'ignore' });
+}
+
+function effectiveUser(): { uid: number; gid: number } {
+  const id = (flag: string) => Number(execFileSync('id', [flag, 'proxy']).toString().trim());
+  return { uid: id('-u'), gid: id('-g') };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitListening(squid: LineProcess, dir: string, ports: number[], timeoutMs = 10000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (const port of ports) {
+    while (!(await accepts(port))) {
+      const log = () => `\ncache.log:\n${readIfThere(join(dir, 'cache.log')).slice(-3000)}\nstderr:\n${squid.stderr().slice(-3000)}`;
+      if (squid.child.exitCode !== null || squid.child.signalCode !== null) throw new Error(`squid exited (${squid.child.exitCode ?? squid.child.signalCode}) before listening on ${port}${log()}`);
+      if (Date.now() > deadline) throw new Error(`squid did not listen on ${port} within ${timeoutMs} ms${log()}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** A detached shell that outlives a SIGKILLed test process and then kills squid and removes its files. */
+function startWatchdog(pid: number, dir: string): number {
+  // The comm check keeps it from killing an unrelated process that reused squid's pid.
+  const script = `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; [ "$(cat /proc/${pid}/comm 2>/dev/null)" = squid ] && kill -9 ${pid}; rm -rf '${dir}'`;
+  const child = spawn('/bin/sh', ['-c', script], { detached: true, stdio: 'ignore' });
+  child.unref();
+  return child.pid!;
+}
+
+async function kill(squid: LineProcess, watchdog: number, dir: string): Promise<void> {
+  // SIGTERM takes squid ~1.6 s even with shutdown_lifetime 0; access.log is written as each
+  // transaction ends, so SIGKILL loses nothing, and the auth helpers exit on EOF.
+  squid.kill();
+  await squid.exited;
+  try {
+    process.kill(-watchdog, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
+
+function readIfThere(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}

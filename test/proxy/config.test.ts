@@ -1,0 +1,63 @@
+// --proxy-connection-string parsing and URL redaction.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseProxyString, redactUrl, type ProxyConfig } from '../../src/proxy/index.js';
+
+function fails(s: string, code: string, re: RegExp, secrets: string[] = []): void {
+  assert.throws(() => parseProxyString(s), (err: Error & { code?: string }) => {
+    assert.equal(err.code, code, err.message);
+    assert.match(err.message, re);
+    for (const secret of secrets) assert.ok(!err.message.includes(secret), `"${secret}" leaked: ${err.message}`);
+    return true;
+  });
+}
+
+const plain = (c: ProxyConfig) => ({ ...c, url: c.url.href });
+
+describe('parseProxyString', () => {
+  it('takes buildbot-worker tcp: endpoints, keeping their timeout and bindAddress', () => {
+    assert.deepEqual(plain(parseProxyString('tcp:proxy.example:3128')), { url: 'http://proxy.example:3128/', source: 'flag', connectTimeoutS: 30 });
+    assert.deepEqual(plain(parseProxyString('tcp:host=proxy:port=3128:timeout=5:bindAddress=127.0.0.2')), {
+      url: 'http://proxy:3128/', source: 'flag', connectTimeoutS: 5, bindAddress: '127.0.0.2',
+    });
+    assert.equal(parseProxyString('tcp:host=fd00\\:\\:1:port=3128').url.href, 'http://[fd00::1]:3128/');
+  });
+
+  it('takes http:// and https:// URLs, decoding credentials and keeping them out of the URL', () => {
+    const c = parseProxyString('http://us%20er:p%40ss%3Aw%2Frd@Proxy.Example:3128/');
+    assert.deepEqual(plain(c), { url: 'http://proxy.example:3128/', username: 'us er', password: 'p@ss:w/rd', source: 'flag' });
+    assert.equal(parseProxyString('HTTPS://proxy.example').url.href, 'https://proxy.example/');
+    assert.deepEqual(plain(parseProxyString('https://token@[::1]:8443')), { url: 'https://[::1]:8443/', username: 'token', password: '', source: 'flag' });
+  });
+
+  it('says what is wrong, as ENDPOINT_SYNTAX for tcp: strings and PROXY_SYNTAX otherwise', () => {
+    fails('tcp:proxy', 'ENDPOINT_SYNTAX', /no port/);
+    fails('tcp:proxy:3128:colour=red', 'ENDPOINT_SYNTAX', /unknown key "colour"/);
+    fails('proxy.example:3128', 'PROXY_SYNTAX', /not a proxy connection string: write tcp:HOST:PORT, http:\/\/\[USER:PASSWORD@\]HOST:PORT or https:/);
+    fails('tls:proxy:3129', 'PROXY_SYNTAX', /for TLS to the proxy write https:\/\/HOST:PORT/);
+    fails('socks5://u:s3cret@proxy:1080', 'PROXY_SYNTAX', /"socks5:\/\/" proxies are not supported/, ['s3cret']);
+    fails('http://proxy:3128/some/path', 'PROXY_SYNTAX', /without a path, query or fragment/);
+    fails('http://a%3Ab:pw@proxy:3128', 'PROXY_SYNTAX', /user name contains ":"/, ['pw']);
+  });
+
+  it('never repeats a password in its errors, even one that breaks the URL', () => {
+    fails('http://b0bby:s3cr%E0%A4%A@proxy:3128', 'PROXY_SYNTAX', /malformed %-escape/, ['s3cr', 'b0bby']);
+    fails('b0bby:s3cret@proxy:3128', 'PROXY_SYNTAX', /not a proxy connection string/, ['s3cret', 'b0bby']);
+    fails('http://user:pa/s3cret@proxy:3128', 'PROXY_SYNTAX', /not a valid proxy URL/, ['s3cret', 'pa/']);
+    fails('http://user:s3cret@proxy:99999', 'PROXY_SYNTAX', /not a valid proxy URL/, ['s3cret']);
+  });
+});
+
+describe('redactUrl', () => {
+  it('replaces user name and password with ***', () => {
+    assert.equal(redactUrl('http://bob:s3cret@proxy:3128'), 'http://***:***@proxy:3128/');
+    assert.equal(redactUrl(new URL('https://token@proxy')), 'https://***@proxy/');
+    assert.equal(redactUrl('http://proxy:3128'), 'http://proxy:3128/');
+  });
+
+  it('scrubs unparseable strings up to the last @', () => {
+    assert.equal(redactUrl('http://bob:pa/s3c@ret@proxy:99999'), 'http://***@proxy:99999');
+    assert.equal(redactUrl('bob:s3cret@proxy'), '***@proxy');
+    assert.equal(redactUrl('not a url'), 'not a url');
+  });
+});
