@@ -4,12 +4,13 @@ import { VERSION } from '../version.js';
 import { exitStatusFor } from '../probe/diagnosis.js';
 import { probe } from '../probe/probe.js';
 import { formatReport } from '../probe/report.js';
+import { masterConnectionString, parseMasterAddress } from '../transport/endpoint.js';
 
 const USAGE = `Usage: bbgate <command> [options]
 
 Commands:
-  probe CONNECTION_STRING [--name NAME --password PASSWORD] [--timeout S] [--json]
-        Walk DNS → TCP → PB → login → keepalive against a Buildbot master and name
+  probe CONNECTION_STRING [--proxy-connection-string P] [--name NAME --password PASSWORD] [--json]
+        Walk proxy → DNS → TCP → CONNECT → TLS → PB → login → keepalive to a Buildbot master and name
         the layer that fails. Exit status: 0 ok, 1 usage or unparseable input,
         2 network, 3 proxy, 4 TLS, 5 authentication, 6 not a PB service / protocol.
 
@@ -19,12 +20,22 @@ Options:
 `;
 
 const PROBE_USAGE = `Usage: bbgate probe CONNECTION_STRING [options]
+       bbgate probe --use-tls MASTER[:PORT] [options]
 
-  CONNECTION_STRING   where the master's worker port is, e.g. tcp:master.example.org:9989
-                      (Twisted syntax: tcp:HOST:PORT, tcp:host=HOST:port=PORT[:timeout=S][:bindAddress=IP];
-                      escape ":" inside a value as "\\:", e.g. tcp:host=fd00\\:\\:1:port=9989)
+  CONNECTION_STRING   where the master's worker port is, in Twisted's syntax:
+                        tcp:HOST:PORT[:timeout=S][:bindAddress=IP]
+                        tls:HOST:PORT[:trustRoots=DIR][:certificate=PEM][:privateKey=PEM][:timeout=S]
+                        ssl:host=HOST:port=PORT[:caCertsDir=DIR][:hostname=NAME][:certKey=PEM][:privateKey=PEM]
+                      escape ":" inside a value as "\\:", e.g. tcp:host=fd00\\:\\:1:port=9989
 
 Options:
+  --use-tls            the argument is MASTER[:PORT] (port 9989 by default), reached over TLS
+                       verified against the platform's CAs, as buildbot-worker --use-tls does
+  --proxy-connection-string P
+                       tunnel through this HTTP proxy with CONNECT: tcp:HOST:PORT,
+                       http://[USER:PASSWORD@]HOST:PORT or https://[USER:PASSWORD@]HOST:PORT
+                       (without it, HTTPS_PROXY / ALL_PROXY and NO_PROXY apply)
+  --no-env-proxy       ignore HTTPS_PROXY, ALL_PROXY and NO_PROXY
   --name NAME          log in as this worker (without it the probe stops after the PB greeting)
   --password PASSWORD  the worker's password (or set BBGATE_PASSWORD, which keeps it out of ps)
   --timeout S          seconds to wait for the PB greeting, the login and the keepalive (default 10);
@@ -49,6 +60,9 @@ async function runProbe(argv: string[]): Promise<number> {
     options: {
       name: { type: 'string' },
       password: { type: 'string' },
+      'proxy-connection-string': { type: 'string' },
+      'no-env-proxy': { type: 'boolean' },
+      'use-tls': { type: 'boolean' },
       timeout: { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -63,8 +77,19 @@ async function runProbe(argv: string[]): Promise<number> {
   if (timeout !== undefined && !(timeout > 0)) return usage(`--timeout must be a positive number of seconds, not "${values.timeout}"`, PROBE_USAGE);
   const password = values.password ?? process.env.BBGATE_PASSWORD;
   if (values.name !== undefined && password === undefined) return usage('--name needs --password (or BBGATE_PASSWORD)', PROBE_USAGE);
+  let connection = positionals[0]!;
+  if (values['use-tls']) {
+    try {
+      const master = parseMasterAddress(connection);
+      connection = masterConnectionString(master.host, master.port, true);
+    } catch (err) {
+      return usage((err as Error).message, PROBE_USAGE);
+    }
+  }
   const report = await probe({
-    connection: positionals[0]!,
+    connection,
+    ...(values['proxy-connection-string'] !== undefined ? { proxy: values['proxy-connection-string'] } : {}),
+    ...(values['no-env-proxy'] ? { environmentProxy: false } : {}),
     ...(values.name !== undefined ? { name: values.name, password } : {}),
     ...(timeout !== undefined ? { timeout } : {}),
   });

@@ -7,7 +7,7 @@ import type { ErrorCode } from '../errors.js';
  */
 export function exitStatusFor(code: ErrorCode | undefined): number {
   if (code === undefined) return 0;
-  if (code === 'USAGE' || code === 'ENDPOINT_SYNTAX') return 1;
+  if (code === 'USAGE' || code === 'ENDPOINT_SYNTAX' || code === 'PROXY_SYNTAX') return 1;
   if (code.startsWith('NET_')) return 2;
   if (code.startsWith('PROXY_')) return 3;
   if (code.startsWith('TLS_')) return 4;
@@ -30,6 +30,28 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
   PB_DUPLICATE_WORKER: 'a worker with this name is connected to the master right now: stop it first, or probe with another worker\'s name',
   PB_REMOTE_ERROR: 'the master failed the login with an error of its own: its twistd.log has the traceback',
   PB_CONNECTION_LOST: 'the master closed the connection: its twistd.log says why',
+  NET_KEEPALIVE_TIMEOUT: 'the connection went silent: a NAT or firewall probably dropped it; use a keepalive shorter than its idle timeout',
+  PROXY_SYNTAX: 'write the proxy as tcp:HOST:PORT, http://[USER:PASSWORD@]HOST:PORT or https://[USER:PASSWORD@]HOST:PORT',
+  PROXY_DNS: 'the proxy\'s own name does not resolve: check the proxy setting (flag or HTTPS_PROXY/ALL_PROXY)',
+  PROXY_REFUSED: 'nothing listens at the proxy\'s address: check the proxy host and port',
+  PROXY_UNREACHABLE: 'the proxy cannot be reached from here: check the proxy address and this machine\'s network',
+  PROXY_TIMEOUT: 'the proxy did not answer in time: check the proxy address, or whether a firewall drops the packets',
+  PROXY_CLOSED: 'the proxy hung up before answering: it may not be an HTTP proxy, or it may refuse this client',
+  PROXY_TLS: 'TLS to the proxy itself failed: check whether the proxy really is https://, and that its certificate is trusted',
+  PROXY_NOT_HTTP: 'that address is not an HTTP proxy (or is one that needs https://): check the proxy setting',
+  PROXY_AUTH_REQUIRED: 'give the proxy credentials in the URL (http://USER:PASSWORD@HOST:PORT), or check them; only Basic authentication is supported',
+  PROXY_FORBIDDEN: 'the proxy does not allow tunnels to this port: ask its administrators to allow CONNECT to the master\'s port',
+  PROXY_BAD_GATEWAY: 'the proxy could not reach the master: check the master address from the proxy\'s side (its firewall, its DNS)',
+  PROXY_ERROR: 'the proxy refused the tunnel: its status line says why',
+  TLS_NO_TRUST_ROOTS: 'put the CA certificate(s) that signed the master\'s certificate, as .pem files, in the trustRoots directory',
+  TLS_CLIENT_CERT: 'check the certificate= and privateKey= files: they must be readable PEM, and the key must match the certificate',
+  TLS_NOT_TLS: 'the port answers without TLS: use tcp: instead of tls:, or the master\'s TLS port',
+  TLS_HANDSHAKE: 'the TLS handshake failed: the master may require a client certificate (certificate=, privateKey=) or a newer TLS version',
+  TLS_UNTRUSTED: 'add the CA that issued the master\'s certificate to the trustRoots directory (or fix the master\'s certificate chain)',
+  TLS_SELF_SIGNED: 'the master uses a self-signed certificate: put that certificate in the trustRoots directory to trust exactly it',
+  TLS_EXPIRED: 'the master\'s certificate has expired: renew it on the master (and check this machine\'s clock)',
+  TLS_NOT_YET_VALID: 'the master\'s certificate is not valid yet: check the clocks on both machines',
+  TLS_HOSTNAME: 'connect with a name the certificate lists, or reissue the certificate with this name',
 };
 
 export function hintFor(code: ErrorCode): string | undefined {

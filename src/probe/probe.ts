@@ -1,16 +1,16 @@
 import { performance } from 'node:perf_hooks';
-import type { Socket } from 'node:net';
 import { BbgateError, PbError, type ErrorCode } from '../errors.js';
 import { Broker } from '../pb/broker.js';
 import { PbFailure } from '../pb/failure.js';
 import { login } from '../pb/login.js';
 import type { RemoteReference } from '../pb/references.js';
-import { formatEndpoint, parseEndpoint, type Endpoint } from '../transport/endpoint.js';
-import { connectTcp, resolveHost } from '../transport/tcp.js';
+import { parseProxyString, redactUrl } from '../proxy/index.js';
+import { dial, type DialStep } from '../transport/dial.js';
+import { formatEndpoint, parseEndpoint } from '../transport/endpoint.js';
 import { hintFor } from './diagnosis.js';
 import { ProbeMind } from './mind.js';
 
-export type StepName = 'parse' | 'dns' | 'tcp' | 'pb' | 'login' | 'keepalive';
+export type StepName = 'parse' | DialStep | 'pb' | 'login' | 'keepalive';
 
 export interface ProbeStep {
   step: StepName;
@@ -19,6 +19,8 @@ export interface ProbeStep {
   code?: ErrorCode;
   message: string;
   hint?: string;
+  /** Things that work but should not be left that way (the ssl: traps). */
+  warnings?: string[];
 }
 
 export interface ProbeReport {
@@ -28,6 +30,11 @@ export interface ProbeReport {
 
 export interface ProbeOptions {
   connection: string;
+  /** A --proxy-connection-string; wins over the environment. */
+  proxy?: string;
+  /** Read HTTPS_PROXY/ALL_PROXY/NO_PROXY (default true). */
+  environmentProxy?: boolean;
+  env?: NodeJS.ProcessEnv;
   name?: string;
   password?: string;
   /** Seconds to wait for each of the PB greeting, the login and the keepalive. */
@@ -38,16 +45,17 @@ export interface ProbeOptions {
 class StepFailed extends Error {}
 
 /**
- * Walks parse → DNS → TCP → PB → login → keepalive, one layer at a time,
- * timing each and stopping at the first that fails, so the report names the
- * layer at fault rather than a symptom further up.
+ * Walks parse → proxy → DNS → TCP (or the proxy's CONNECT) → TLS → PB → login
+ * → keepalive, one layer at a time, with the same dialer the worker uses,
+ * timing each step and stopping at the first that fails, so the report names
+ * the layer at fault rather than a symptom further up.
  */
 export async function probe(options: ProbeOptions): Promise<ProbeReport> {
   const steps: ProbeStep[] = [];
   const timeout = (options.timeout ?? 10) * 1000;
   let broker: Broker | undefined;
 
-  async function step<T>(name: StepName, run: () => Promise<T>, describe: (value: T) => string): Promise<T> {
+  const step = async <T>(name: StepName, run: () => Promise<T>, describe: (value: T) => string): Promise<T> => {
     const start = performance.now();
     const ms = () => Math.round((performance.now() - start) * 10) / 10;
     try {
@@ -60,13 +68,21 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
       steps.push({ step: name, ok: false, ms: ms(), code: failure.code, message: failure.message, ...(hint ? { hint } : {}) });
       throw new StepFailed();
     }
-  }
+  };
 
   try {
-    const endpoint: Endpoint = await step('parse', async () => parseEndpoint(options.connection), (e) => formatEndpoint(e));
-    const addresses = await step('dns', () => resolveHost(endpoint.host), (a) => `${endpoint.host} → ${a.join(', ')}`);
-    const socket = await step('tcp', () => connectFirst(endpoint, addresses), (s) => `connected to ${s.remoteAddress}:${s.remotePort} from ${s.localAddress}:${s.localPort}`);
-    broker = new Broker(socket, { role: 'client' });
+    const route = await step('parse', async () => ({
+      endpoint: parseEndpoint(options.connection),
+      ...(options.proxy !== undefined ? { proxy: parseProxyString(options.proxy) } : {}),
+    }), (r) => formatEndpoint(r.endpoint) + (r.proxy ? ` via ${redactUrl(r.proxy.url)}` : ''));
+    const warnings = route.endpoint.type === 'tls' ? route.endpoint.warnings : [];
+    if (warnings.length) steps[steps.length - 1]!.warnings = [...warnings];
+    const stream = await dial({
+      ...route,
+      ...(options.environmentProxy !== undefined ? { environmentProxy: options.environmentProxy } : {}),
+      ...(options.env ? { env: options.env } : {}),
+    }, step);
+    broker = new Broker(stream, { role: 'client' });
     const ready = broker;
     await step('pb', () => greeting(ready, timeout), () => `the server speaks PB (dialect "${ready.dialect}", version 6)`);
     if (options.name === undefined) return { ok: true, steps };
@@ -81,18 +97,6 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
   } finally {
     await broker?.close();
   }
-}
-
-async function connectFirst(endpoint: Endpoint, addresses: string[]): Promise<Socket> {
-  let last: unknown;
-  for (const address of addresses) {
-    try {
-      return await connectTcp(endpoint, address);
-    } catch (err) {
-      last = err;
-    }
-  }
-  throw last;
 }
 
 async function greeting(broker: Broker, timeout: number): Promise<void> {

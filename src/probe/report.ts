@@ -7,6 +7,7 @@ export function formatReport(report: ProbeReport): string {
     const mark = s.ok ? '✔' : '✘';
     const ms = `${s.ms.toFixed(s.ms < 10 ? 1 : 0)} ms`.padStart(9);
     lines.push(`${mark} ${s.step.padEnd(9)} ${ms}  ${s.ok ? s.message : `${s.code}: ${s.message}`}`);
+    for (const warning of s.warnings ?? []) lines.push(`${' '.repeat(22)}⚠ ${warning}`);
     if (!s.ok && s.hint) lines.push(`${' '.repeat(22)}→ ${s.hint}`);
   }
   return lines.join('\n') + '\n';

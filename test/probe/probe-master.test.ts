@@ -1,27 +1,13 @@
 // `bbgate probe` against a real Buildbot 3.7 master: log in as a configured worker, answer the
 // master's attach calls, and exit with the status of the failure class.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { startMaster, type RunningMaster } from '../helpers/buildbot-master.js';
-
-const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
-
-interface Run {
-  status: number;
-  stdout: string;
-  stderr: string;
-}
+import { bbgate as run, type Run } from '../helpers/cli.js';
 
 function bbgate(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { timeout: 60000 }, (err, stdout, stderr) => {
-      const status = err ? ((err as { code?: number }).code ?? -1) : 0;
-      resolve({ status: typeof status === 'number' ? status : -1, stdout, stderr });
-    });
-  });
+  return run(args);
 }
 
 describe('bbgate probe against a real Buildbot 3.7 master', () => {
@@ -41,8 +27,8 @@ describe('bbgate probe against a real Buildbot 3.7 master', () => {
     assert.equal(run.status, 0, run.stdout + run.stderr);
     const report = JSON.parse(run.stdout) as { ok: boolean; steps: { step: string; ok: boolean; message: string }[] };
     assert.equal(report.ok, true);
-    assert.deepEqual(report.steps.map((s) => s.step), ['parse', 'dns', 'tcp', 'pb', 'login', 'keepalive']);
-    assert.match(report.steps[4]!.message, /builders: b1, b2/);
+    assert.deepEqual(report.steps.map((s) => s.step), ['parse', 'proxy', 'dns', 'tcp', 'pb', 'login', 'keepalive']);
+    assert.match(report.steps[5]!.message, /builders: b1, b2/);
     // The master's side of the story: attached to both builders, then detached when the probe left.
     await master.waitForLog(/Worker probe-w attached to b1/, 10000, since);
     await master.waitForLog(/Worker probe-w attached to b2/, 10000, since);
@@ -67,8 +53,8 @@ describe('bbgate probe against a real Buildbot 3.7 master', () => {
     const run = await bbgate('probe', `tcp:host=127.0.0.1:port=${master.pbPort}`, '--json');
     assert.equal(run.status, 0, run.stdout + run.stderr);
     const report = JSON.parse(run.stdout) as { steps: { step: string; message: string }[] };
-    assert.deepEqual(report.steps.map((s) => s.step), ['parse', 'dns', 'tcp', 'pb']);
-    assert.match(report.steps[3]!.message, /dialect "pb"/);
+    assert.deepEqual(report.steps.map((s) => s.step), ['parse', 'proxy', 'dns', 'tcp', 'pb']);
+    assert.match(report.steps[4]!.message, /dialect "pb"/);
   });
 
   it('names an HTTP port as "not a PB service" (exit 6)', async () => {

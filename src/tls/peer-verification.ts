@@ -1,0 +1,96 @@
+import { isIP } from 'node:net';
+import { checkServerIdentity, type DetailedPeerCertificate, type PeerCertificate, type TLSSocket } from 'node:tls';
+import { BbgateError } from '../errors.js';
+import { certificateNames, describeCertificate } from './describe.js';
+import type { TrustRoots } from './trust-roots.js';
+
+/** Where we looked for the server's CA, for messages. */
+export function trustDescription(roots: TrustRoots | undefined): string {
+  if (!roots) return "Node's default list of public CAs (no trustRoots directory given)";
+  const n = roots.certificates.length;
+  return `the trustRoots directory ${roots.dir} (${n} certificate${n === 1 ? '' : 's'})`;
+}
+
+/** The certificates the server presented, leaf first, completed by Node with any issuer it found in our trust store. */
+function peerChain(socket: TLSSocket): PeerCertificate[] {
+  const chain: PeerCertificate[] = [];
+  let cert: DetailedPeerCertificate | undefined = socket.getPeerCertificate(true);
+  while (cert?.fingerprint256 && !chain.some((c) => c.fingerprint256 === cert!.fingerprint256)) {
+    chain.push(cert);
+    cert = cert.issuerCertificate;
+  }
+  return chain;
+}
+
+const UNTRUSTED = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'CERT_UNTRUSTED',
+]);
+
+const OTHER_FAILURES: Record<string, string> = {
+  INVALID_PURPOSE: 'is not meant for TLS servers (its extendedKeyUsage lacks serverAuth)',
+  INVALID_CA: 'was issued by a certificate that is not a CA',
+};
+
+function chainFailure(code: string, chain: PeerCertificate[], roots: TrustRoots | undefined): BbgateError {
+  const described = chain.map((c) => describeCertificate(c));
+  const leaf = described[0]!;
+  const whose = (i: number) => (i === 0 ? `the server's certificate "${leaf.subject}"` : `the certificate "${described[i]!.subject}" in the server's chain`);
+  const trust = trustDescription(roots);
+  const now = new Date();
+  if (code === 'CERT_HAS_EXPIRED') {
+    const i = Math.max(0, described.findIndex((d) => now.getTime() > Date.parse(d.validTo)));
+    return new BbgateError('TLS_EXPIRED', `${whose(i)} expired on ${described[i]!.validTo} (this machine's clock says ${now.toISOString()}): the master needs a renewed certificate`);
+  }
+  if (code === 'CERT_NOT_YET_VALID') {
+    const i = Math.max(0, described.findIndex((d) => now.getTime() < Date.parse(d.validFrom)));
+    return new BbgateError(
+      'TLS_NOT_YET_VALID',
+      `${whose(i)} is not valid before ${described[i]!.validFrom}, and this machine's clock says ${now.toISOString()}: check this machine's clock`,
+    );
+  }
+  if (code === 'DEPTH_ZERO_SELF_SIGNED_CERT') {
+    return new BbgateError(
+      'TLS_SELF_SIGNED',
+      `${whose(0)} is self-signed and not in ${trust}: to trust exactly this certificate, put a copy of it in the trustRoots directory ` +
+        `(its SHA-256 fingerprint is ${leaf.fingerprint256}: compare it with the master's before trusting it)`,
+    );
+  }
+  const where = roots ? `add that CA's certificate to ${roots.dir}` : "give trustRoots a directory holding that CA's certificate";
+  if (UNTRUSTED.has(code)) {
+    const top = described[described.length - 1]!;
+    const story =
+      top === leaf
+        ? `was issued by "${leaf.issuer}"`
+        : top.subject === top.issuer
+          ? `chains up to the root CA "${top.subject}"`
+          : `chains up to "${top.subject}", issued by "${top.issuer}"`;
+    return new BbgateError('TLS_UNTRUSTED', `${whose(0)} ${story}, which is not in ${trust}: ${where}`);
+  }
+  const what = OTHER_FAILURES[code];
+  return new BbgateError('TLS_UNTRUSTED', `${whose(0)} failed verification against ${trust}${what ? `: it ${what}` : ''} (OpenSSL: ${code})`);
+}
+
+function nameFailure(host: string, leaf: PeerCertificate): BbgateError {
+  const described = describeCertificate(leaf);
+  const names = certificateNames(described);
+  const message = isIP(host)
+    ? `the server's certificate "${described.subject}" is for ${names}, not for the IP address ${host}: connect by a name it lists, or have the master's certificate list ${host} as an "IP Address" subjectAltName`
+    : `the server's certificate "${described.subject}" is for ${names}, not for "${host}": connect by a name it lists, or have the master's certificate include ${host}`;
+  return new BbgateError('TLS_HOSTNAME', message);
+}
+
+/**
+ * What is wrong with the server's identity, if anything: OpenSSL's verdict on the chain (already
+ * reached during the handshake, against our trust store), then, when `host` is given, whether
+ * the certificate names it.
+ */
+export function verifyPeer(socket: TLSSocket, host: string | undefined, roots: TrustRoots | undefined): BbgateError | undefined {
+  const chain = peerChain(socket);
+  if (!socket.authorized) return chainFailure(String(socket.authorizationError), chain, roots);
+  if (host !== undefined && checkServerIdentity(host, chain[0]!)) return nameFailure(host, chain[0]!);
+  return undefined;
+}

@@ -1,0 +1,89 @@
+import { once } from 'node:events';
+import { isIP } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { connect, type TLSSocket } from 'node:tls';
+import { domainToASCII } from 'node:url';
+import { watchAcceptance } from './acceptance.js';
+import { loadClientCertificate } from './client-certificate.js';
+import { describeCertificate } from './describe.js';
+import { FirstBytesTap } from './first-bytes.js';
+import { closedFailure, handshakeFailure, timeoutFailure, type HandshakeContext } from './handshake-errors.js';
+import type { TlsOptions } from './options.js';
+import { verifyPeer } from './peer-verification.js';
+import { loadTrustRoots } from './trust-roots.js';
+
+const DEFAULT_TIMEOUT_MS = 30_000;
+/** The least time given to a TLS 1.3 server to accept or refuse us after the handshake. */
+const MIN_ACCEPTANCE_WAIT_MS = 250;
+
+async function handshake(socket: Duplex, options: TlsOptions, host: string | undefined): Promise<TLSSocket> {
+  const { logger } = options;
+  const timeout = options.timeout ?? DEFAULT_TIMEOUT_MS;
+  const started = Date.now();
+  const roots = options.trustRoots === undefined ? undefined : await loadTrustRoots(options.trustRoots, logger);
+  const client = options.certificate === undefined ? undefined : await loadClientCertificate(options.certificate, options.privateKey, logger);
+  const tap = new FirstBytesTap(socket);
+  const tlsSocket = connect({
+    socket: tap,
+    // SNI carries DNS names only, in their ASCII form.
+    ...(host !== undefined && !isIP(host) ? { servername: domainToASCII(host) || host } : {}),
+    ...(roots ? { ca: roots.pem } : {}),
+    ...(client ? { cert: client.cert, key: client.key } : {}),
+    // Node's own check comes at the same point, right after the handshake, but destroys the
+    // connection and the server's certificate with it; checking here lets the error name that
+    // certificate. No application data is sent, and the socket is not handed out, before the verdict.
+    rejectUnauthorized: false,
+    checkServerIdentity: () => undefined,
+  });
+  const context: HandshakeContext = {
+    get firstBytes() {
+      return tap.firstBytes;
+    },
+    ...(host !== undefined ? { serverName: host } : {}),
+    ...(client ? { clientCertificate: client.leaf } : {}),
+  };
+  const accepted = watchAcceptance(tlsSocket);
+  const deadline = AbortSignal.timeout(Math.max(0, timeout - (Date.now() - started)));
+  try {
+    await once(tlsSocket, 'secureConnect', { signal: deadline });
+    const handshakeMs = Date.now() - started;
+    const failure = verifyPeer(tlsSocket, options.verify === 'chain' ? undefined : host, roots);
+    if (failure && options.verify !== 'none') throw failure;
+    if (options.verify === 'none') {
+      logger?.warn(
+        { serverName: host, ...(failure ? { wouldHaveFailed: failure.code, reason: failure.message } : {}) },
+        "TLS without verifying the server's certificate (verify none): anyone on the path can pose as the master",
+      );
+    } else if (options.verify === 'chain') {
+      logger?.info?.({ serverName: host }, "the server's certificate chain is verified, but not the name in it (verify chain)");
+    }
+    const remaining = timeout - (Date.now() - started);
+    if ((await accepted(Math.min(remaining, Math.max(MIN_ACCEPTANCE_WAIT_MS, 2 * handshakeMs)))) === 'closed') {
+      throw closedFailure(context, 'right after');
+    }
+    const peer = describeCertificate(tlsSocket.getPeerCertificate());
+    logger?.info?.({ serverName: host, protocol: tlsSocket.getProtocol(), cipher: tlsSocket.getCipher().name, subject: peer.subject, issuer: peer.issuer }, 'TLS established');
+    return tlsSocket;
+  } catch (err) {
+    tlsSocket.destroy();
+    throw (err as Error).name === 'AbortError' ? timeoutFailure(context, timeout) : handshakeFailure(err, context);
+  }
+}
+
+/**
+ * Runs a TLS client handshake over an open connection (a TCP socket or a proxy tunnel), checks
+ * the server's identity as `options.verify` says, and resolves with the TLS socket once the
+ * server has accepted us. Socket options (keep-alive, no-delay) belong on the raw socket.
+ * Takes ownership of `socket`: on any failure it is destroyed, and the error is a BbgateError
+ * (TLS_*, or NET_TIMEOUT when the peer never answers).
+ */
+export async function startTls(socket: Duplex, options: TlsOptions): Promise<TLSSocket> {
+  const host = options.serverName?.replace(/^\[(.*)\]$/, '$1');
+  if (options.verify === 'full' && !host) throw new TypeError("startTls: verify 'full' needs the serverName to check");
+  try {
+    return await handshake(socket, options, host);
+  } catch (err) {
+    socket.destroy();
+    throw err;
+  }
+}

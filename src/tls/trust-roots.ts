@@ -1,0 +1,165 @@
+import { X509Certificate } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BbgateError } from '../errors.js';
+import { describeCertificate } from './describe.js';
+import type { TlsLogger } from './options.js';
+import { isPrivateKeyLabel, pemBlocks } from './pem.js';
+
+export interface SkippedTrustFile {
+  file: string;
+  reason: string;
+}
+
+export interface TrustRoots {
+  dir: string;
+  certificates: X509Certificate[];
+  /** The same certificates as PEM, for `tls.connect({ ca })`. */
+  pem: string[];
+  /** Every file, or certificate within a file, that is not trusted, and why. */
+  skipped: SkippedTrustFile[];
+}
+
+/** Twisted's own test: whatever follows the last dot is `pem`, in any case. */
+function isPemName(name: string): boolean {
+  return name.split('.').pop()!.toLowerCase() === 'pem';
+}
+
+/** Files that look meant as certificates, whose being ignored deserves a warning rather than a note. */
+const CERTIFICATE_LIKE = /\.(crt|cer|cert|der)$/i;
+
+// Not checkIssued(): OpenSSL's version refuses a leaf whose keyUsage lacks keyCertSign.
+function isSelfSigned(cert: X509Certificate): boolean {
+  return cert.subject === cert.issuer && cert.verify(cert.publicKey);
+}
+
+/**
+ * Why a certificate cannot serve as a trust root, if it cannot. A self-signed leaf is kept: Twisted
+ * accepts any certificate as a root, and trusting exactly the server's own self-signed certificate
+ * is the usual way to pin it. Any other non-CA certificate is useless to OpenSSL (Node does not
+ * accept partial chains), as is a certificate outside its validity period.
+ */
+function unusable(cert: X509Certificate, now: number): string | undefined {
+  const { validFrom, validTo } = describeCertificate(cert);
+  if (now > Date.parse(validTo)) return `expired on ${validTo}`;
+  if (now < Date.parse(validFrom)) return `not valid before ${validFrom}`;
+  if (!cert.ca && !isSelfSigned(cert)) {
+    return "neither a CA certificate nor self-signed, so it can neither have issued the server's certificate nor pin it";
+  }
+  return undefined;
+}
+
+function readFailure(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EISDIR') return 'a directory, not a file';
+  if (code === 'EACCES' || code === 'EPERM') return 'unreadable: permission denied';
+  return `unreadable: ${code ?? (err as Error).message}`;
+}
+
+function notPem(data: Buffer): string {
+  // DER certificates start with a SEQUENCE tag; text never holds a NUL.
+  return data[0] === 0x30 || data.includes(0)
+    ? 'not PEM: binary data, DER perhaps (convert it: openssl x509 -inform der -in FILE -out FILE.pem)'
+    : 'not PEM: no -----BEGIN CERTIFICATE----- block';
+}
+
+interface FileVerdict {
+  certificates: X509Certificate[];
+  rejected: string[];
+  holdsPrivateKey: boolean;
+}
+
+function examine(data: Buffer, now: number): FileVerdict {
+  const blocks = pemBlocks(data.toString('latin1'));
+  const holdsPrivateKey = blocks.some((b) => isPrivateKeyLabel(b.label));
+  const certBlocks = blocks.filter((b) => b.label === 'CERTIFICATE');
+  if (certBlocks.length === 0) {
+    const rejected = blocks.length === 0 ? notPem(data) : `no certificate in it, only ${[...new Set(blocks.map((b) => b.label))].join(', ')}`;
+    return { certificates: [], rejected: [rejected], holdsPrivateKey };
+  }
+  const verdict: FileVerdict = { certificates: [], rejected: [], holdsPrivateKey };
+  certBlocks.forEach((block, i) => {
+    const which = certBlocks.length > 1 ? `certificate ${i + 1} of ${certBlocks.length}` : 'the certificate';
+    let cert: X509Certificate;
+    try {
+      cert = new X509Certificate(block.text);
+    } catch (err) {
+      verdict.rejected.push(`${which} cannot be parsed (${(err as Error).message})`);
+      return;
+    }
+    const reason = unusable(cert, now);
+    if (reason) verdict.rejected.push(`${which} (${describeCertificate(cert).subject}) is ${reason}`);
+    else verdict.certificates.push(cert);
+  });
+  return verdict;
+}
+
+async function listDirectory(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir)).sort();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'does not exist' : code === 'ENOTDIR' ? 'is not a directory' : `cannot be read (${code ?? (err as Error).message})`;
+    throw new BbgateError('TLS_NO_TRUST_ROOTS', `the trustRoots directory ${dir} ${why}`, { cause: err });
+  }
+}
+
+function noRootsError(dir: string, names: string[], skipped: SkippedTrustFile[]): BbgateError {
+  const advice = "put the CA certificate that issued the master's certificate there, as a .pem file";
+  if (names.length === 0) return new BbgateError('TLS_NO_TRUST_ROOTS', `the trustRoots directory ${dir} is empty: ${advice}`);
+  const shown = skipped.slice(0, 5).map((s) => `${s.file}: ${s.reason}`);
+  if (skipped.length > shown.length) shown.push(`and ${skipped.length - shown.length} more`);
+  return new BbgateError('TLS_NO_TRUST_ROOTS', `the trustRoots directory ${dir} holds no usable certificate (${shown.join('; ')}): ${advice}`);
+}
+
+/**
+ * Reads a trustRoots directory as Twisted does (every `*.pem` file, nothing else), except that
+ * every certificate of a multi-certificate file is trusted, not just the first, and that every
+ * file or certificate left out is reported and logged instead of silently dropped.
+ * Throws TLS_NO_TRUST_ROOTS when nothing usable remains: trusting nothing fails every connection.
+ */
+export async function loadTrustRoots(dir: string, logger?: TlsLogger): Promise<TrustRoots> {
+  const names = await listDirectory(dir);
+  const roots: TrustRoots = { dir, certificates: [], pem: [], skipped: [] };
+  const fingerprints = new Set<string>();
+  const now = Date.now();
+  const skip = (file: string, reason: string, quietly = false) => {
+    roots.skipped.push({ file, reason });
+    if (quietly) logger?.info?.({ dir, file, reason }, 'trustRoots: file skipped');
+    else logger?.warn({ dir, file, reason }, 'trustRoots: file skipped');
+  };
+  for (const file of names) {
+    if (!isPemName(file)) {
+      skip(file, 'ignored: only *.pem files are read, as Twisted does', !CERTIFICATE_LIKE.test(file));
+      continue;
+    }
+    let data: Buffer;
+    try {
+      data = await readFile(join(dir, file));
+    } catch (err) {
+      skip(file, readFailure(err));
+      continue;
+    }
+    const verdict = examine(data, now);
+    for (const reason of verdict.rejected) skip(file, reason);
+    if (verdict.holdsPrivateKey) logger?.warn({ dir, file }, 'trustRoots: this file holds a private key, which does not belong in a directory of trusted certificates');
+    if (verdict.certificates.length > 1) {
+      logger?.info?.({ dir, file, certificates: verdict.certificates.length }, 'trustRoots: every certificate of this file is trusted (Twisted would take only the first)');
+    }
+    for (const cert of verdict.certificates) {
+      if (fingerprints.has(cert.fingerprint256)) continue;
+      fingerprints.add(cert.fingerprint256);
+      roots.certificates.push(cert);
+      roots.pem.push(cert.toString());
+    }
+  }
+  if (roots.certificates.length === 0) throw noRootsError(dir, names, roots.skipped);
+  if (!roots.certificates.some(isSelfSigned)) {
+    logger?.warn(
+      { dir, certificates: roots.certificates.map((c) => describeCertificate(c).subject) },
+      'trustRoots: no certificate here is a root (self-signed); OpenSSL needs the chain to end at a root in trustRoots, so add the root CA as well',
+    );
+  }
+  logger?.info?.({ dir, certificates: roots.certificates.length, skipped: roots.skipped.length }, 'trustRoots loaded');
+  return roots;
+}

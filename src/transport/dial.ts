@@ -1,0 +1,103 @@
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import { connectThroughProxy, proxyFromEnvironment, redactUrl, type ProxyConfig } from '../proxy/index.js';
+import { describeCertificate, startTls, type TlsLogger } from '../tls/index.js';
+import type { Endpoint } from './endpoint.js';
+import { connectTcp, resolveHost } from './tcp.js';
+
+export interface TransportLogger extends TlsLogger {
+  info(fields: object, message: string): void;
+}
+
+export interface RouteOptions {
+  endpoint: Endpoint;
+  /** From --proxy-connection-string: wins over the environment. */
+  proxy?: ProxyConfig;
+  /** Read HTTPS_PROXY/ALL_PROXY/NO_PROXY when no explicit proxy is given (default true). */
+  environmentProxy?: boolean;
+  env?: NodeJS.ProcessEnv;
+  /** Seconds between TCP keepalive probes on the socket (0 turns them off). */
+  tcpKeepalive?: number;
+  logger?: TransportLogger;
+}
+
+export type DialStep = 'proxy' | 'dns' | 'tcp' | 'connect' | 'tls';
+
+/** Runs one layer of the dial; the probe passes one that times and reports each. */
+export type StepRunner = <T>(step: DialStep, run: () => Promise<T>, describe: (value: T) => string) => Promise<T>;
+
+const untimed: StepRunner = (_step, run) => run();
+
+export interface ProxyChoice {
+  proxy?: ProxyConfig;
+  reason: string;
+}
+
+/** Which proxy, if any, carries the connection, and why: the flag, the environment, or NO_PROXY. */
+export function chooseProxy(options: RouteOptions): ProxyChoice {
+  if (options.proxy) return { proxy: options.proxy, reason: `${redactUrl(options.proxy.url)} from --proxy-connection-string` };
+  if (options.environmentProxy === false) return { reason: 'direct: environment proxies are turned off' };
+  return proxyFromEnvironment(options.endpoint.host, options.endpoint.port, options.env ?? process.env);
+}
+
+/**
+ * Turns an endpoint (and maybe a proxy) into a verified byte stream to the
+ * master: TCP, or a CONNECT tunnel through the proxy, then TLS when the
+ * endpoint asks for it. TLS inside a proxy tunnel is verified exactly like a
+ * direct one, which buildbot-worker cannot do.
+ */
+export async function dial(options: RouteOptions, step: StepRunner = untimed): Promise<Duplex> {
+  const { endpoint, logger } = options;
+  if (endpoint.type === 'tls') for (const warning of endpoint.warnings) logger?.warn({ endpoint: endpoint.host }, warning);
+  const { proxy } = await step('proxy', async () => chooseProxy(options), (choice) => choice.reason);
+  let socket: Socket;
+  if (proxy) {
+    const tunnel = await step(
+      'connect',
+      () => connectThroughProxy(proxy, endpoint.host, endpoint.port, { timeoutMs: endpoint.timeout * 1000 }),
+      (t) => `${redactUrl(proxy.url)} answered "${t.statusLine}" to CONNECT ${endpoint.host}:${endpoint.port}`,
+    );
+    socket = tunnel.socket;
+  } else {
+    const addresses = await step('dns', () => resolveHost(endpoint.host), (a) => `${endpoint.host} → ${a.join(', ')}`);
+    socket = await step('tcp', () => connectFirst(endpoint, addresses), (s) => `connected to ${s.remoteAddress}:${s.remotePort} from ${s.localAddress}:${s.localPort}`);
+  }
+  const keepalive = options.tcpKeepalive ?? 60;
+  if (keepalive > 0) socket.setKeepAlive(true, keepalive * 1000);
+  if (endpoint.type !== 'tls') return socket;
+  try {
+    return await step('tls', () => startTls(socket, {
+      serverName: endpoint.serverName ?? endpoint.host,
+      verify: endpoint.verify,
+      timeout: endpoint.timeout * 1000,
+      ...(endpoint.trustRoots ? { trustRoots: endpoint.trustRoots } : {}),
+      ...(endpoint.certificate ? { certificate: endpoint.certificate } : {}),
+      ...(endpoint.privateKey ? { privateKey: endpoint.privateKey } : {}),
+      ...(logger ? { logger } : {}),
+    }), describeTls);
+  } catch (err) {
+    socket.destroy();
+    throw err;
+  }
+}
+
+async function connectFirst(endpoint: Endpoint, addresses: string[]): Promise<Socket> {
+  let last: unknown;
+  for (const address of addresses) {
+    try {
+      return await connectTcp(endpoint, address);
+    } catch (err) {
+      last = err;
+    }
+  }
+  throw last;
+}
+
+function describeTls(socket: TLSSocket): string {
+  const peer = socket.getPeerCertificate();
+  const leaf = peer && Object.keys(peer).length ? describeCertificate(peer) : undefined;
+  const parts = [`${socket.getProtocol() ?? 'TLS'} ${socket.getCipher()?.name ?? ''}`.trim()];
+  if (leaf) parts.push(`certificate ${leaf.subject} (${leaf.san.join(', ') || 'no SAN'}) issued by ${leaf.issuer}, valid until ${leaf.validTo.slice(0, 10)}`);
+  return parts.join('; ');
+}
