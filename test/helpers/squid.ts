@@ -31,6 +31,8 @@ export interface SquidOptions {
   denyPorts?: number[];
   /** Also listen with TLS (https_port), with a fresh self-signed certificate for 127.0.0.1 and localhost. */
   tls?: boolean;
+  /** Listen on this port (to bring a proxy back where it was) instead of a free one. */
+  port?: number;
 }
 
 export interface RunningSquid {
@@ -62,7 +64,7 @@ export async function startSquid(options: SquidOptions = {}): Promise<RunningSqu
 
 async function startOnce(options: SquidOptions): Promise<RunningSquid> {
   const dir = mkdtempSync(join(tmpdir(), 'bbgate-squid-'));
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const tlsPort = options.tls ? await freePort() : undefined;
   if (options.auth) writeFileSync(join(dir, 'passwd'), passwdFile(options.auth.users));
   if (options.tls) makeCertificate(dir);

@@ -6,10 +6,14 @@ import { after, before, describe, it } from 'node:test';
 import { BbgateError } from '../../src/errors.js';
 import { openPbSession, type PbSession } from '../../src/pb/session.js';
 import { ProbeMind } from '../../src/probe/mind.js';
+import { parseProxyString } from '../../src/proxy/index.js';
 import { backoffDelay, DEFAULT_BACKOFF } from '../../src/transport/backoff.js';
+import { dial } from '../../src/transport/dial.js';
+import { parseEndpoint } from '../../src/transport/endpoint.js';
 import { startKeepalive } from '../../src/transport/keepalive.js';
 import { Reconnector, type RetryEvent, type Session } from '../../src/transport/reconnect.js';
 import { startMaster, type RunningMaster } from '../helpers/buildbot-master.js';
+import { startSquid } from '../helpers/squid.js';
 import { startTcpRelay, type TcpRelay } from '../helpers/tcp-relay.js';
 
 const policy = { initial: 0.01, factor: 2, max: 0.05 };
@@ -151,6 +155,45 @@ describe('silent drop in front of a real Buildbot master', () => {
       assert.equal(retries[0]!.error, reason);
     } finally {
       await reconnector.stop();
+    }
+  });
+});
+
+describe('a proxy that dies mid-session', () => {
+  let master: RunningMaster;
+  before(async () => {
+    master = await startMaster({ workers: [{ name: 'px-w', password: 'pw' }] });
+  });
+  after(() => master?.stop());
+
+  it('ends the session, and the worker gets back in through the proxy once it returns', async () => {
+    let squid = await startSquid({ allowPorts: [master.pbPort] });
+    const proxy = parseProxyString(squid.url);
+    const reconnector = new Reconnector<PbSession>({
+      policy: { initial: 0.2, factor: 1.5, max: 0.5 },
+      connect: async () => {
+        const stream = await dial({ endpoint: parseEndpoint(`tcp:127.0.0.1:${master.pbPort}`), proxy });
+        return openPbSession(stream, { username: 'px-w', password: 'pw', mind: new ProbeMind() });
+      },
+    });
+    const sessions: PbSession[] = [];
+    const retries: RetryEvent[] = [];
+    reconnector.on('session', (s: PbSession) => sessions.push(s));
+    reconnector.on('retry', (e: RetryEvent) => retries.push(e));
+    reconnector.start();
+    try {
+      while (sessions.length < 1) await new Promise((resolve) => setTimeout(resolve, 20));
+      const port = squid.port;
+      await squid.stop();
+      await sessions[0]!.closed;
+      // While the proxy is down, attempts fail at the proxy, and say so.
+      while (!retries.some((r) => (r.error as BbgateError).code === 'PROXY_REFUSED')) await new Promise((resolve) => setTimeout(resolve, 20));
+      squid = await startSquid({ allowPorts: [master.pbPort], port });
+      while (sessions.length < 2) await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.equal(await sessions[1]!.perspective.callRemote('keepalive'), null);
+    } finally {
+      await reconnector.stop();
+      await squid.stop();
     }
   });
 });
