@@ -7,7 +7,7 @@ import { PbFailure, PY } from './failure.js';
 import { unjelly } from './jelly/decode.js';
 import { jelly } from './jelly/encode.js';
 import { Referenceable, RemoteReference, type KwArgs, type RemoteCall } from './references.js';
-import { Tuple, toText, type PbValue } from './values.js';
+import { messageText, Tuple, toText, type PbValue } from './values.js';
 
 /** PB protocol version spoken by Twisted since 2004, and checked by both sides. */
 export const PB_VERSION = 6;
@@ -244,7 +244,7 @@ export class Broker {
       case 'cachemessage': {
         // bbgate never sends Cacheables, so there is nothing a cache message could address.
         const [, requestId, , , answerRequired] = expr;
-        if (answerRequired && typeof requestId === 'number') {
+        if (answerRequired && typeof requestId === 'number' && Number.isInteger(requestId)) {
           this.sendError(requestId, new PbFailure(PY.PbError, 'bbgate does not support cached objects (cachemessage)'));
         }
         return;
@@ -292,11 +292,12 @@ export class Broker {
 
   private messageReceived(expr: Sexp[]): void {
     const [, requestId, objectId, rawMethod, answerRequired, netArgs, netKw] = expr;
-    if (expr.length !== 7 || typeof requestId !== 'number' || !(rawMethod instanceof Uint8Array)) {
+    if (expr.length !== 7 || typeof requestId !== 'number' || !Number.isInteger(requestId) || !(rawMethod instanceof Uint8Array)) {
       throw new PbError('PB_PROTOCOL', 'malformed message command');
     }
     const method = Buffer.from(rawMethod).toString('utf8');
     const reply = answerRequired !== 0;
+    const oneWayFailed = (err: unknown) => this.logger?.warn({ method, err: asError(err).message }, 'a one-way call failed');
     let result: unknown;
     try {
       const target = objectId instanceof Uint8Array
@@ -309,10 +310,14 @@ export class Broker {
       result = handler.call(target, call);
     } catch (err) {
       if (reply) this.sendError(requestId, PbFailure.fromError(err));
-      else this.logger?.warn({ method, err: asError(err).message }, 'a one-way call failed');
+      else oneWayFailed(err);
       return;
     }
-    if (!reply) return;
+    if (!reply) {
+      // Nobody waits for the outcome, but a rejection left unhandled would end the process.
+      if (isPromiseLike(result)) result.then(undefined, oneWayFailed);
+      return;
+    }
     if (isPromiseLike(result)) {
       result.then(
         (value) => this.sendAnswer(requestId, value),
@@ -359,7 +364,7 @@ export class Broker {
       throw err;
     }
     if (command === 'answer') pending.resolve(value);
-    else pending.reject(value instanceof PbFailure ? value : new PbFailure(PY.RuntimeError, toText(value) ?? String(value)));
+    else pending.reject(value instanceof PbFailure ? value : new PbFailure(PY.RuntimeError, messageText(value)));
   }
 
   private decrefReceived(expr: Sexp[]): void {

@@ -1,5 +1,5 @@
 import { BbgateError, type ErrorCode } from '../errors.js';
-import { toText } from './values.js';
+import { messageText, toText } from './values.js';
 
 /** Qualified names that PB peers match on (`failure.check(...)` compares these strings). */
 export const PY = {
@@ -86,7 +86,7 @@ export class PbFailure extends BbgateError {
     const type = toText(state.get('type'));
     if (type === undefined) return undefined;
     const rawValue = state.get('value');
-    const value = toText(rawValue) ?? (rawValue == null ? '' : String(rawValue));
+    const value = rawValue == null ? '' : messageText(rawValue);
     const rawParents = state.get('parents');
     const parents = Array.isArray(rawParents)
       ? rawParents.map((p) => toText(p)).filter((p): p is string => p !== undefined)

@@ -61,6 +61,19 @@ export function toText(v: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * A received value as the text of a message: text as is, other scalars through
+ * String(), containers by type only. String() of a list holding one sublist many
+ * times over, which jelly references let a peer send in a few hundred bytes,
+ * takes time and memory exponential in its size.
+ */
+export function messageText(v: unknown): string {
+  const text = toText(v);
+  if (text !== undefined) return text;
+  if (typeof v !== 'object' || v === null) return String(v);
+  return `<${v.constructor?.name ?? 'object'}>`;
+}
+
 /** Every value a decoded PB message can hold. */
 export type PbValue =
   | null

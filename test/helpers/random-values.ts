@@ -16,15 +16,15 @@ export function rng(seed: number): Rng {
   };
 }
 
-const pick = <T>(r: Rng, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
-const int = (r: Rng, n: number) => Math.floor(r() * n);
+export const pick = <T>(r: Rng, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
+export const int = (r: Rng, n: number) => Math.floor(r() * n);
 
 const EDGE_INTS: (number | bigint)[] = [
   0, 1, -1, 127, 128, -128, 2 ** 31 - 1, 2 ** 31, -(2 ** 31), -(2 ** 31) - 1, 2 ** 32,
   Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER, 2n ** 53n + 1n, -(2n ** 63n), 2n ** 64n, (1n << 448n) - 1n, -((1n << 448n) - 1n),
 ];
 const EDGE_FLOATS: (number | PyFloat)[] = [NaN, Infinity, -Infinity, -0, new PyFloat(0), 1.5, -2.25, 5e-324, new PyFloat(1e300), 0.1, new PyFloat(-3)];
-const TEXT = ['', 'a', 'ünïcødé', '日本語', '😀 emoji', 'line\nbreak', 'nul\u0000char', ...PB_VOCABULARY.slice(0, 8), 'unicode', 'boolean', 'true'];
+const TEXT = ['', 'a', 'ünïcødé', '日本語', '😀 emoji', 'line\nbreak', 'nul\u0000char', '\ufeffleading BOM', ...PB_VOCABULARY.slice(0, 8), 'unicode', 'boolean', 'true'];
 
 export function randomInt(r: Rng): number | bigint {
   switch (int(r, 4)) {
@@ -63,7 +63,8 @@ function randomBytes(r: Rng): Buffer {
 function randomText(r: Rng): string {
   if (r() < 0.5) return pick(r, TEXT);
   let s = '';
-  const n = int(r, 20);
+  // Now and then long enough (about 1 KiB) for unjelly's path for long text.
+  const n = r() < 0.05 ? 400 + int(r, 800) : int(r, 20);
   for (let i = 0; i < n; i++) {
     const cp = r() < 0.7 ? 32 + int(r, 95) : r() < 0.8 ? 0xa0 + int(r, 0xd000) : 0x10000 + int(r, 0x10000);
     s += String.fromCodePoint(cp >= 0xd800 && cp < 0xe000 ? 0x41 : cp);

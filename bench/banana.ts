@@ -1,0 +1,198 @@
+// Banana + jelly throughput on what a Buildbot worker sends while a shell step runs (its
+// `update` calls), for bbgate and for real Twisted (bench/twisted_banana.py) in the same run.
+//
+//   node dist/bench/banana.js [--messages N] [--seconds S]
+//
+// Encode: jelly + Banana of every message, as Broker.callRemote writes it. Decode: Banana fed
+// in 64 KiB chunks, as from a socket, and unjelly of each call's arguments and keywords.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isDeepStrictEqual, parseArgs } from 'node:util';
+import { BananaParser } from '../src/pb/banana/parser.js';
+import { BananaWriter, type Sexp } from '../src/pb/banana/writer.js';
+import { unjelly } from '../src/pb/jelly/decode.js';
+import { jelly } from '../src/pb/jelly/encode.js';
+import { Tuple, type PbValue } from '../src/pb/values.js';
+import { PYTHON } from '../test/helpers/python.js';
+import { int, pick, rng, type Rng } from '../test/helpers/random-values.js';
+import { toTagged } from '../test/helpers/tagged.js';
+
+const { values: options } = parseArgs({
+  options: {
+    messages: { type: 'string', default: '2000' },
+    seconds: { type: 'string', default: '3' },
+  },
+});
+const MESSAGES = Number(options.messages);
+const SECONDS = Number(options.seconds);
+const CHUNK = 64 * 1024;
+
+interface Update {
+  requestId: number;
+  luid: number;
+  /** The call's argument tuple: `(updates,)` with `updates = [[{key: value}, 0]]`, as buildbot-worker sends it. */
+  args: Tuple<unknown>;
+}
+
+// ---- A deterministic step log --------------------------------------------------
+
+const FILES = ['core/buffer', 'net/socket', 'util/strings', 'drivers/e1000_main', 'fs/ext4/inode', 'crypto/sha256', 'parser/lexer', 'tests/test_http'];
+const IDENTS = ['len', 'ctx', 'buf', 'flags', 'ret', 'node', 'priv', 'skb', 'offset', 'state'];
+
+/** Lines like those a C/C++ build prints (GCC quotes with ‘’ in a UTF-8 locale). */
+const LINE_MAKERS: ((r: Rng) => string)[] = [
+  (r) => `gcc -O2 -g -Wall -Wextra -fPIC -Iinclude -I/usr/include/openssl -c src/${pick(r, FILES)}.c -o build/${pick(r, FILES)}.o`,
+  (r) => `src/${pick(r, FILES)}.c:${1 + int(r, 3000)}:${1 + int(r, 80)}: warning: unused variable ‘${pick(r, IDENTS)}’ [-Wunused-variable]`,
+  (r) => `[ ${String(int(r, 101)).padStart(3)}%] Building CXX object src/CMakeFiles/core.dir/${pick(r, FILES)}.cpp.o`,
+  (r) => `  CC [M]  ${pick(r, FILES)}.o`,
+  (r) => `In file included from include/${pick(r, FILES)}.h:${1 + int(r, 400)},`,
+  (r) => ` ${String(1 + int(r, 3000)).padStart(4)} |     return ${pick(r, IDENTS)}(${pick(r, IDENTS)}, ${int(r, 4096)});`,
+  () => `      |            ^~~~~~~~~~~~~~~~~~`,
+  (r) => `PASS: ${pick(r, FILES)} (${int(r, 5000)} ms)`,
+];
+
+/** Output as it reaches the worker: whole lines, the chunk cut wherever the pipe was read. */
+function text(r: Rng, length: number): string {
+  let s = '';
+  while (s.length < length) s += pick(r, LINE_MAKERS)(r) + '\n';
+  return s.slice(0, length);
+}
+
+/** Mostly small chunks, some up to the 64 KiB buildbot-worker reads at once. */
+function chunkLength(r: Rng): number {
+  const roll = r();
+  if (roll < 0.5) return 80 + int(r, 2000);
+  if (roll < 0.8) return 2048 + int(r, 14 * 1024);
+  return 16 * 1024 + int(r, 48 * 1024);
+}
+
+function header(r: Rng): string {
+  const target = pick(r, ['all', 'check', 'install']);
+  return [
+    `make -j8 ${target}`,
+    ` in dir /home/buildbot/worker/linux-x86_64/build (timeout 1200 secs)`,
+    ` watching logfiles {}`,
+    ` argv: [b'make', b'-j8', b'${target}']`,
+    ` environment:`,
+    `  HOME=/home/buildbot`,
+    `  LANG=C.UTF-8`,
+    `  PATH=/usr/local/bin:/usr/bin:/bin`,
+    `  PWD=/home/buildbot/worker/linux-x86_64/build`,
+    ` using PTY: False`,
+    '',
+  ].join('\n');
+}
+
+/** Steps one after another: a header, stdout and some stderr, then rc and elapsed. */
+function updateStream(count: number): Update[] {
+  const r = rng(20240501);
+  const updates: Update[] = [];
+  let requestId = 100;
+  let luid = 7;
+  const push = (key: string, value: unknown) => {
+    if (updates.length < count) updates.push({ requestId: requestId++, luid, args: Tuple.from([[[{ [key]: value }, 0]]]) });
+  };
+  while (updates.length < count) {
+    push('header', header(r));
+    for (let n = 20 + int(r, 40); n > 0; n--) push(r() < 0.9 ? 'stdout' : 'stderr', text(r, chunkLength(r)));
+    push('rc', int(r, 5) === 0 ? 2 : 0);
+    push('elapsed', 1 + int(r, 600) + 0.125 + r() / 2);
+    luid++;
+  }
+  return updates;
+}
+
+// ---- bbgate -----------------------------------------------------------------------
+
+function encode(updates: Update[]): Buffer[] {
+  const w = new BananaWriter();
+  w.vocab = true;
+  const out: Buffer[] = [];
+  for (const u of updates) {
+    w.list(7);
+    w.word('message');
+    w.int(u.requestId);
+    w.int(u.luid);
+    w.bytes(UPDATE);
+    w.int(1);
+    jelly(w, u.args);
+    jelly(w, {});
+    out.push(w.take());
+  }
+  return out;
+}
+const UPDATE = Buffer.from('update');
+
+/** Hands each call's arguments to `onCall`, which may drop them as a broker serving the call would. */
+function decode(stream: Buffer, onCall: (args: PbValue, kwargs: PbValue) => void): void {
+  const parser = new BananaParser((expr) => {
+    const message = expr as Sexp[];
+    onCall(unjelly(message[5]!), unjelly(message[6]!));
+  });
+  parser.vocab = true;
+  for (let i = 0; i < stream.length; i += CHUNK) parser.feed(stream.subarray(i, i + CHUNK));
+}
+
+/** Bytes per second over whole passes, repeated for at least `seconds`. */
+function rate(run: () => unknown, bytes: number, seconds: number): number {
+  let passes = 0;
+  const started = performance.now();
+  for (;;) {
+    run();
+    passes++;
+    const elapsed = (performance.now() - started) / 1000;
+    if (elapsed >= seconds) return (passes * bytes) / elapsed;
+  }
+}
+
+// ---- The run ---------------------------------------------------------------------------
+
+/**
+ * The stream must decode to what was encoded. Each call is compared as it
+ * arrives and dropped: keeping them all makes V8 pretenure unjelly's
+ * containers, which halves every decode measured afterwards.
+ */
+function checkDecode(updates: Update[], stream: Buffer): void {
+  let i = 0;
+  decode(stream, (args) => {
+    if (!isDeepStrictEqual(toTagged(args), toTagged(updates[i]!.args))) throw new Error(`bbgate decodes update ${i} differently`);
+    i++;
+  });
+  if (i !== updates.length) throw new Error(`bbgate decoded ${i} of ${updates.length} updates`);
+}
+
+const updates = updateStream(MESSAGES);
+const stream = Buffer.concat(encode(updates));
+checkDecode(updates, stream);
+
+const dir = mkdtempSync(join(tmpdir(), 'bbgate-bench-'));
+let twisted: { bytes: number; identical: boolean; encode: number; decode: number };
+try {
+  const messages = join(dir, 'messages.json');
+  const ours = join(dir, 'stream.bin');
+  writeFileSync(messages, JSON.stringify(updates.map((u) => [u.requestId, u.luid, toTagged(u.args)])));
+  writeFileSync(ours, stream);
+  const script = fileURLToPath(new URL('../../bench/twisted_banana.py', import.meta.url));
+  twisted = JSON.parse(execFileSync(PYTHON, [script, messages, ours, String(SECONDS)], { encoding: 'utf8', maxBuffer: 1 << 20 })) as typeof twisted;
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+// Warm up, so the figures are the steady state a long-running worker sees.
+rate(() => encode(updates), stream.length, 1);
+const drop = () => undefined;
+rate(() => decode(stream, drop), stream.length, 1);
+const ours = { encode: rate(() => encode(updates), stream.length, SECONDS), decode: rate(() => decode(stream, drop), stream.length, SECONDS) };
+
+const mb = (bytesPerSecond: number) => (bytesPerSecond / 1e6).toFixed(1).padStart(11);
+const times = (x: number) => `${x.toFixed(1)}×`.padStart(11);
+console.log(`Buildbot update stream: ${updates.length} messages, ${(stream.length / 1e6).toFixed(1)} MB` +
+  ` (Twisted's encoding ${twisted.identical ? 'is byte for byte identical' : 'DIFFERS'})`);
+console.log(`${''.padEnd(16)}  encode MB/s  decode MB/s`);
+console.log(`${'bbgate (Node)'.padEnd(16)}  ${mb(ours.encode)}  ${mb(ours.decode)}`);
+console.log(`${'Twisted (Python)'.padEnd(16)}  ${mb(twisted.encode)}  ${mb(twisted.decode)}`);
+console.log(`${'ratio'.padEnd(16)}  ${times(ours.encode / twisted.encode)}  ${times(ours.decode / twisted.decode)}`);
+if (!twisted.identical || twisted.bytes !== stream.length) process.exitCode = 1;
