@@ -66,6 +66,7 @@ export class Broker {
   private nextRequestId = 1;
   private nextLocalId = 1;
   private settleReady!: { resolve(): void; reject(err: Error): void };
+  /** Set by close(): from then on nothing is read or written, as after Twisted's loseConnection. */
   private closed: Promise<void> | undefined;
 
   constructor(
@@ -108,7 +109,11 @@ export class Broker {
   }
 
   callRemote(target: number | 'root', method: string, args: readonly unknown[], kwargs: KwArgs): Promise<PbValue> {
-    if (!this.connected) {
+    // Nothing may precede the dialect handshake on the wire.
+    if (this.dialect === undefined && this.connected && !this.closed) {
+      return this.ready.then(() => this.callRemote(target, method, args, kwargs));
+    }
+    if (!this.connected || this.closed) {
       return Promise.reject(new PbError('PB_DEAD_REFERENCE', `cannot call ${method}(): the connection is closed${this.closeReason ? ` (${this.closeReason.message})` : ''}`));
     }
     const requestId = this.nextRequestId++;
@@ -135,7 +140,7 @@ export class Broker {
   releaseRemote(ref: RemoteReference): void {
     if (typeof ref.luid !== 'number') return;
     if (this.remotes.get(ref.luid) === ref) this.remotes.delete(ref.luid);
-    if (!this.connected) return;
+    if (!this.connected || this.closed) return;
     const luid = ref.luid;
     for (let i = 0; i < ref.receipts; i++) {
       this.send((w) => {
@@ -208,7 +213,7 @@ export class Broker {
   // ---- Incoming ------------------------------------------------------------
 
   private dataReceived(chunk: Buffer): void {
-    if (!this.connected) return;
+    if (!this.connected || this.closed) return;
     try {
       this.parser.feed(chunk);
     } catch (err) {
@@ -320,8 +325,8 @@ export class Broker {
     }
     if (isPromiseLike(result)) {
       result.then(
-        (value) => this.sendAnswer(requestId, value),
-        (err: unknown) => this.sendError(requestId, PbFailure.fromError(err)),
+        (value) => this.guard(() => this.sendAnswer(requestId, value)),
+        (err: unknown) => this.guard(() => this.sendError(requestId, PbFailure.fromError(err))),
       );
     } else {
       this.sendAnswer(requestId, result);
@@ -384,7 +389,7 @@ export class Broker {
   // ---- Outgoing ------------------------------------------------------------
 
   private sendAnswer(requestId: number, value: unknown): void {
-    if (!this.connected) return;
+    if (!this.connected || this.closed) return;
     try {
       this.send((w) => {
         w.list(3);
@@ -398,7 +403,7 @@ export class Broker {
   }
 
   private sendError(requestId: number, failure: PbFailure): void {
-    if (!this.connected) return;
+    if (!this.connected || this.closed) return;
     this.send((w) => {
       w.list(3);
       w.word('error');
@@ -423,6 +428,15 @@ export class Broker {
   }
 
   // ---- Teardown --------------------------------------------------------------
+
+  /** Runs work outside the data path (a late reply): what it throws ends the connection instead of the process. */
+  private guard(work: () => void): void {
+    try {
+      work();
+    } catch (err) {
+      this.fail(asError(err));
+    }
+  }
 
   private fail(err: Error): void {
     this.closeReason ??= err;

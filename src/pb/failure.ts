@@ -32,6 +32,13 @@ const KNOWN_PARENTS: Record<string, string[]> = {
 };
 
 export const COPYABLE_FAILURE = 'twisted.spread.pb.CopyableFailure';
+
+/** Failure texts are cut well below Banana's 640 KiB string limit, so a long message can still be sent. */
+const MAX_FAILURE_TEXT = 64 * 1024;
+
+function clip(text: string): string {
+  return text.length <= MAX_FAILURE_TEXT ? text : `${text.slice(0, MAX_FAILURE_TEXT)}… (${text.length - MAX_FAILURE_TEXT} more characters)`;
+}
 const NO_TRACEBACK = 'Traceback unavailable\n';
 
 export interface FailureInit {
@@ -69,14 +76,14 @@ export class PbFailure extends BbgateError {
     return new Map<string, unknown>([
       ['count', 1],
       ['type', Buffer.from(this.type, 'utf8')],
-      ['value', this.value],
+      ['value', clip(this.value)],
       ['captureVars', false],
       ['frames', []],
       ['stack', []],
       ['tb', null],
       ['parents', this.parents],
       ['unsafeTracebacks', this.traceback === NO_TRACEBACK ? 0 : 1],
-      ['traceback', this.traceback],
+      ['traceback', clip(this.traceback)],
     ]);
   }
 

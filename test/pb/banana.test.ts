@@ -184,3 +184,12 @@ describe('Banana encoding: byte-level details', () => {
     assert.deepEqual(chunked, out);
   });
 });
+
+describe('Banana writer refuses what is not an integer', () => {
+  it('throws a typed error for fractional and NaN values given as integers', async () => {
+    const { BananaWriter } = await import('../../src/pb/banana/writer.js');
+    const w = new BananaWriter();
+    assertBananaError(() => w.int(1.5), 'BANANA_CANNOT_ENCODE');
+    assertBananaError(() => w.int(NaN), 'BANANA_CANNOT_ENCODE');
+  });
+});

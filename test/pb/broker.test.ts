@@ -231,3 +231,44 @@ describe('broker: protocol violations close the connection with a typed error', 
     await closedWith(p.broker, 'BANANA_STRING_TOO_LONG');
   });
 });
+
+describe('broker edge cases found by fuzzing', () => {
+  it('after close() it neither reads nor writes, and the reason stays typed', async () => {
+    const p = await pair('server', new Echo());
+    p.send(b('pb'), false);
+    await p.broker.ready;
+    void p.broker.close();
+    p.send([b('message'), 1, b('root'), b('echo'), 1, [b('tuple'), 1], [b('dictionary')]]);
+    await p.rawClosed;
+    assert.ok(p.broker.closeReason === undefined || p.broker.closeReason instanceof BbgateError, String(p.broker.closeReason));
+  });
+
+  it('sends a failure with a huge message from an async method, cut to fit, and stays connected', async () => {
+    class Huge extends Referenceable {
+      remote_huge() {
+        return Promise.reject(new Error('x'.repeat(700000)));
+      }
+    }
+    const p = await pair('server', new Huge());
+    p.send(b('pb'), false);
+    await p.broker.ready;
+    p.send([b('message'), 1, b('root'), b('huge'), 1, [b('tuple')], [b('dictionary')]]);
+    const out = await p.expressions(3);
+    assert.deepEqual((out[2] as Sexp[]).slice(0, 2), [b('error'), 1]);
+    assert.equal(p.broker.connected, true);
+    await p.broker.close();
+  });
+
+  it('holds a call made before the handshake until the dialect is agreed', async () => {
+    const p = await pair('client');
+    const call = p.broker.rootObject().callRemote('early');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    p.send([b('pb'), b('none')], false);
+    const [choice, , message] = await p.expressions(3);
+    assert.deepEqual(choice, b('pb'));
+    assert.deepEqual(message, [b('message'), 1, b('root'), b('early'), 1, [b('tuple')], [b('dictionary')]]);
+    p.send([b('answer'), 1, 5]);
+    assert.equal(await call, 5);
+    await p.broker.close();
+  });
+});

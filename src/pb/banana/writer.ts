@@ -46,6 +46,9 @@ export class BananaWriter {
   }
 
   int(n: number | bigint): void {
+    if (typeof n === 'number' && !Number.isInteger(n)) {
+      throw new BananaError('BANANA_CANNOT_ENCODE', `${n} is not an integer`);
+    }
     if (typeof n === 'number' && n >= SMALLEST_INT && n <= LARGEST_INT) {
       if (n >= 0) this.prefix(n, INT);
       else this.prefix(-n, NEG);
