@@ -7,7 +7,8 @@ twisted.spread.banana (dialect "pb") and jelly, timed the same way.
 MESSAGES.json is a list of [requestId, luid, T] (T: the call's argument tuple in
 the tagged form of test/python/tagged.py); STREAM.bin is bbgate's encoding of
 them.  Prints one JSON line: bytes, identical (whether Twisted's encoding is
-byte for byte bbgate's), and encode/decode throughput in bytes per second.
+byte for byte bbgate's), and encode, decode (framing and unjelly) and frame
+(framing alone) throughput in bytes per second.
 """
 
 import json
@@ -58,6 +59,13 @@ def drop(args, kwargs):
     pass
 
 
+def frame(proto, stream):
+    """Banana framing alone: expressions are built and dropped, nothing is unjellied."""
+    proto.expressionReceived = lambda sexp: None
+    for start in range(0, len(stream), CHUNK):
+        proto.dataReceived(stream[start:start + CHUNK])
+
+
 def rate(run, nbytes, seconds):
     """Bytes per second over whole passes, repeated for at least `seconds`."""
     passes = 0
@@ -87,11 +95,13 @@ def main():
     encode_rate = rate(lambda: encode(proto, transport, messages), len(stream), seconds)
     # A fresh Banana per pass, as a new connection would be.
     decode_rate = rate(lambda: decode(_banana("pb")[0], stream, drop), len(stream), seconds)
+    frame_rate = rate(lambda: frame(_banana("pb")[0], stream), len(stream), seconds)
     print(json.dumps({
         "bytes": len(stream),
         "identical": stream == ours,
         "encode": encode_rate,
         "decode": decode_rate,
+        "frame": frame_rate,
     }))
 
 
