@@ -8,6 +8,11 @@ export interface Session {
   close(reason?: Error): void;
 }
 
+export interface ReconnectLogger {
+  info(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+}
+
 export interface ReconnectOptions<S extends Session> {
   /** Dials, handshakes and logs in; resolves only once the session is fully usable. */
   connect(attempt: number): Promise<S>;
@@ -17,6 +22,8 @@ export interface ReconnectOptions<S extends Session> {
   /** Errors no retry can fix (a malformed connection string, an unreadable key). */
   isFatal?(err: Error): boolean;
   random?: () => number;
+  /** Every retry is logged with its reason and delay; giving up is logged as an error. */
+  logger?: ReconnectLogger;
 }
 
 export interface RetryEvent {
@@ -87,6 +94,10 @@ export class Reconnector<S extends Session> extends EventEmitter {
       }
       if (!this.running) break;
       const delay = backoffDelay(this.failures, this.policy, this.options.random);
+      this.options.logger?.info(
+        { code: codeOf(error), attempt: this.failures + 1, delay: Math.round(delay * 1000) / 1000 },
+        `${this.failures === 0 ? 'connection ended' : 'connection failed'}: ${error.message}; retrying in ${delay < 1 ? `${Math.round(delay * 1000)} ms` : `${delay.toFixed(1)} s`}`,
+      );
       this.emit('retry', { attempt: this.failures + 1, delay, error } satisfies RetryEvent);
       await this.sleep(delay);
     }
@@ -95,6 +106,7 @@ export class Reconnector<S extends Session> extends EventEmitter {
 
   private giveUp(err: BbgateError): void {
     this.running = false;
+    this.options.logger?.error({ code: err.code }, err.message);
     this.emit('give-up', err);
   }
 

@@ -61,13 +61,18 @@ describe('Reconnector', () => {
     assert.equal(retries[2]!.error.message, 'dropped');
   });
 
-  it('gives up after maxretries failures in a row, naming the count and the last error', async () => {
-    const r = new Reconnector({ policy, maxRetries: 3, connect: async () => Promise.reject(new BbgateError('NET_TIMEOUT', 'no answer')) });
+  it('gives up after maxretries failures in a row, naming the count and the last error, and logs every retry', async () => {
+    const lines: string[] = [];
+    const logger = { info: (_: object, m: string) => lines.push(`info ${m}`), error: (_: object, m: string) => lines.push(`error ${m}`) };
+    const r = new Reconnector({ policy, maxRetries: 3, logger, connect: async () => Promise.reject(new BbgateError('NET_TIMEOUT', 'no answer')) });
     const gaveUp = new Promise<BbgateError>((resolve) => r.on('give-up', resolve));
     r.start();
     const err = await gaveUp;
     assert.equal(err.code, 'NET_TIMEOUT');
     assert.equal(err.message, 'gave up after 3 failed attempts (maxretries 3): no answer');
+    assert.equal(lines.length, 3);
+    assert.match(lines[0]!, /^info connection failed: no answer; retrying in \d+ ms$/);
+    assert.equal(lines[2], 'error gave up after 3 failed attempts (maxretries 3): no answer');
   });
 
   it('does not retry what no retry can fix', async () => {
