@@ -28,11 +28,19 @@ function isoDate(text: string): string {
   return Number.isNaN(date.getTime()) ? text : date.toISOString();
 }
 
-// Node quotes an entry holding a comma ("DNS:\"a, b\""), so split only on commas outside quotes.
+// Node writes an entry holding a comma as a JSON string (DNS:"a\u002cb"), so split only on
+// commas outside quotes, then unquote.
 const SAN_ENTRY = /(?:[^,"]|"(?:[^"\\]|\\.)*")+/g;
+const QUOTED = /^([^:]+):(".*")$/;
 
 function sanEntries(text: string | undefined): string[] {
-  return (text?.match(SAN_ENTRY) ?? []).map((entry) => entry.trim()).filter((entry) => entry !== '');
+  return (text?.match(SAN_ENTRY) ?? [])
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '')
+    .map((entry) => {
+      const quoted = QUOTED.exec(entry);
+      return quoted ? `${quoted[1]}:${JSON.parse(quoted[2]!) as string}` : entry;
+    });
 }
 
 export function describeCertificate(cert: X509Certificate | PeerCertificate): CertificateDescription {

@@ -7,7 +7,7 @@ import { describePlainBytes, isPlainBytes } from './plain-bytes.js';
 export interface HandshakeContext {
   /** The first bytes the peer sent. */
   firstBytes: Buffer;
-  /** The host we dialled, as sent in SNI. */
+  /** The host we dialled. */
   serverName?: string;
   /** Ours, if we offered one. */
   clientCertificate?: X509Certificate;
@@ -68,12 +68,15 @@ function alertFailure(alert: string, context: HandshakeContext, cause: unknown):
   return fail(`the server ended the handshake with ${name}`);
 }
 
+/** Node's code for an alert received: OpenSSL's reason, e.g. ERR_SSL_TLSV1_ALERT_UNKNOWN_CA, ERR_SSL_TLSV1_UNRECOGNIZED_NAME. */
+const RECEIVED_ALERT = /^ERR_SSL_(?:SSLV3|TLSV1|TLSV13)_(?:ALERT_)?([A-Z0-9_]+)$/;
+
 /** A failed handshake as a typed error that says what the peer did. */
 export function handshakeFailure(err: unknown, context: HandshakeContext): BbgateError {
   if (err instanceof BbgateError) return err;
   if (isPlainBytes(context.firstBytes)) return notTls(context.firstBytes, err);
   const code = (err as NodeJS.ErrnoException).code ?? '';
-  const alert = /_ALERT_([A-Z0-9_]+)$/.exec(code)?.[1];
+  const alert = /SSL alert number \d+/.test((err as Error).message) ? RECEIVED_ALERT.exec(code)?.[1] : undefined;
   if (alert) return alertFailure(alert, context, err);
   if (code === 'ECONNRESET' || code === 'EPIPE') return closedFailure(context, 'during', err);
   return new BbgateError('TLS_HANDSHAKE', `the TLS handshake failed: ${(err as Error).message}`, { cause: err });

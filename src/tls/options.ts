@@ -18,7 +18,10 @@ export interface TlsOptions {
    * SNI, which has no room for addresses). Required for `verify: 'full'`.
    */
   serverName?: string;
-  /** A directory of CA certificates (`*.pem`); when given, the only CAs trusted. Absent: Node's default CA list. */
+  /**
+   * A directory of CA certificates (`*.pem`); when given, the only CAs trusted. Absent: this
+   * machine's CA store, as Twisted's default (see platform-trust.ts).
+   */
   trustRoots?: string;
   /** Our certificate (PEM path), for servers that require one; holds the key too unless `privateKey` is given. */
   certificate?: string;

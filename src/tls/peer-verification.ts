@@ -2,14 +2,7 @@ import { isIP } from 'node:net';
 import { checkServerIdentity, type DetailedPeerCertificate, type PeerCertificate, type TLSSocket } from 'node:tls';
 import { BbgateError } from '../errors.js';
 import { certificateNames, describeCertificate } from './describe.js';
-import type { TrustRoots } from './trust-roots.js';
-
-/** Where we looked for the server's CA, for messages. */
-export function trustDescription(roots: TrustRoots | undefined): string {
-  if (!roots) return "Node's default list of public CAs (no trustRoots directory given)";
-  const n = roots.certificates.length;
-  return `the trustRoots directory ${roots.dir} (${n} certificate${n === 1 ? '' : 's'})`;
-}
+import type { Trust } from './trust.js';
 
 /** The certificates the server presented, leaf first, completed by Node with any issuer it found in our trust store. */
 function peerChain(socket: TLSSocket): PeerCertificate[] {
@@ -32,14 +25,12 @@ const UNTRUSTED = new Set([
 
 const OTHER_FAILURES: Record<string, string> = {
   INVALID_PURPOSE: 'is not meant for TLS servers (its extendedKeyUsage lacks serverAuth)',
-  INVALID_CA: 'was issued by a certificate that is not a CA',
 };
 
-function chainFailure(code: string, chain: PeerCertificate[], roots: TrustRoots | undefined): BbgateError {
+function chainFailure(code: string, chain: PeerCertificate[], trust: Trust): BbgateError {
   const described = chain.map((c) => describeCertificate(c));
   const leaf = described[0]!;
   const whose = (i: number) => (i === 0 ? `the server's certificate "${leaf.subject}"` : `the certificate "${described[i]!.subject}" in the server's chain`);
-  const trust = trustDescription(roots);
   const now = new Date();
   if (code === 'CERT_HAS_EXPIRED') {
     const i = Math.max(0, described.findIndex((d) => now.getTime() > Date.parse(d.validTo)));
@@ -55,11 +46,11 @@ function chainFailure(code: string, chain: PeerCertificate[], roots: TrustRoots 
   if (code === 'DEPTH_ZERO_SELF_SIGNED_CERT') {
     return new BbgateError(
       'TLS_SELF_SIGNED',
-      `${whose(0)} is self-signed and not in ${trust}: to trust exactly this certificate, put a copy of it in the trustRoots directory ` +
+      `${whose(0)} is self-signed and not in ${trust.description}: to trust exactly this certificate, put a copy of it in ${trust.dir ?? 'a trustRoots directory'} ` +
         `(its SHA-256 fingerprint is ${leaf.fingerprint256}: compare it with the master's before trusting it)`,
     );
   }
-  const where = roots ? `add that CA's certificate to ${roots.dir}` : "give trustRoots a directory holding that CA's certificate";
+  const where = trust.dir ? `add that CA's certificate to ${trust.dir}` : "give trustRoots a directory holding that CA's certificate";
   if (UNTRUSTED.has(code)) {
     const top = described[described.length - 1]!;
     const story =
@@ -68,10 +59,10 @@ function chainFailure(code: string, chain: PeerCertificate[], roots: TrustRoots 
         : top.subject === top.issuer
           ? `chains up to the root CA "${top.subject}"`
           : `chains up to "${top.subject}", issued by "${top.issuer}"`;
-    return new BbgateError('TLS_UNTRUSTED', `${whose(0)} ${story}, which is not in ${trust}: ${where}`);
+    return new BbgateError('TLS_UNTRUSTED', `${whose(0)} ${story}, which is not in ${trust.description}: ${where}`);
   }
   const what = OTHER_FAILURES[code];
-  return new BbgateError('TLS_UNTRUSTED', `${whose(0)} failed verification against ${trust}${what ? `: it ${what}` : ''} (OpenSSL: ${code})`);
+  return new BbgateError('TLS_UNTRUSTED', `${whose(0)} failed verification against ${trust.description}${what ? `: it ${what}` : ''} (OpenSSL: ${code})`);
 }
 
 function nameFailure(host: string, leaf: PeerCertificate): BbgateError {
@@ -88,9 +79,9 @@ function nameFailure(host: string, leaf: PeerCertificate): BbgateError {
  * reached during the handshake, against our trust store), then, when `host` is given, whether
  * the certificate names it.
  */
-export function verifyPeer(socket: TLSSocket, host: string | undefined, roots: TrustRoots | undefined): BbgateError | undefined {
+export function verifyPeer(socket: TLSSocket, host: string | undefined, trust: Trust): BbgateError | undefined {
   const chain = peerChain(socket);
-  if (!socket.authorized) return chainFailure(String(socket.authorizationError), chain, roots);
+  if (!socket.authorized) return chainFailure(String(socket.authorizationError), chain, trust);
   if (host !== undefined && checkServerIdentity(host, chain[0]!)) return nameFailure(host, chain[0]!);
   return undefined;
 }

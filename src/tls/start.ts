@@ -10,7 +10,7 @@ import { FirstBytesTap } from './first-bytes.js';
 import { closedFailure, handshakeFailure, timeoutFailure, type HandshakeContext } from './handshake-errors.js';
 import type { TlsOptions } from './options.js';
 import { verifyPeer } from './peer-verification.js';
-import { loadTrustRoots } from './trust-roots.js';
+import { resolveTrust } from './trust.js';
 
 const DEFAULT_TIMEOUT_MS = 30_000;
 /** The least time given to a TLS 1.3 server to accept or refuse us after the handshake. */
@@ -20,14 +20,15 @@ async function handshake(socket: Duplex, options: TlsOptions, host: string | und
   const { logger } = options;
   const timeout = options.timeout ?? DEFAULT_TIMEOUT_MS;
   const started = Date.now();
-  const roots = options.trustRoots === undefined ? undefined : await loadTrustRoots(options.trustRoots, logger);
-  const client = options.certificate === undefined ? undefined : await loadClientCertificate(options.certificate, options.privateKey, logger);
+  // Tapped at once, so nothing the peer does while the files load goes unseen.
   const tap = new FirstBytesTap(socket);
+  const trust = await resolveTrust(options.trustRoots, logger);
+  const client = options.certificate === undefined ? undefined : await loadClientCertificate(options.certificate, options.privateKey, logger);
   const tlsSocket = connect({
     socket: tap,
     // SNI carries DNS names only, in their ASCII form.
     ...(host !== undefined && !isIP(host) ? { servername: domainToASCII(host) || host } : {}),
-    ...(roots ? { ca: roots.pem } : {}),
+    ca: trust.pem,
     ...(client ? { cert: client.cert, key: client.key } : {}),
     // Node's own check comes at the same point, right after the handshake, but destroys the
     // connection and the server's certificate with it; checking here lets the error name that
@@ -47,7 +48,7 @@ async function handshake(socket: Duplex, options: TlsOptions, host: string | und
   try {
     await once(tlsSocket, 'secureConnect', { signal: deadline });
     const handshakeMs = Date.now() - started;
-    const failure = verifyPeer(tlsSocket, options.verify === 'chain' ? undefined : host, roots);
+    const failure = verifyPeer(tlsSocket, options.verify === 'chain' ? undefined : host, trust);
     if (failure && options.verify !== 'none') throw failure;
     if (options.verify === 'none') {
       logger?.warn(
@@ -79,8 +80,8 @@ async function handshake(socket: Duplex, options: TlsOptions, host: string | und
  */
 export async function startTls(socket: Duplex, options: TlsOptions): Promise<TLSSocket> {
   const host = options.serverName?.replace(/^\[(.*)\]$/, '$1');
-  if (options.verify === 'full' && !host) throw new TypeError("startTls: verify 'full' needs the serverName to check");
   try {
+    if (options.verify === 'full' && !host) throw new TypeError("startTls: verify 'full' needs the serverName to check");
     return await handshake(socket, options, host);
   } catch (err) {
     socket.destroy();
