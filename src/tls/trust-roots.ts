@@ -53,6 +53,7 @@ function readFailure(err: unknown): string {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'EISDIR') return 'a directory, not a file';
   if (code === 'EACCES' || code === 'EPERM') return 'unreadable: permission denied';
+  if (code === 'ENOENT') return 'unreadable: it does not exist (a dangling symbolic link?)';
   return `unreadable: ${code ?? (err as Error).message}`;
 }
 
