@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The real peers the tests run against: a Buildbot 3.7 master, the Python worker, Twisted, squid.
-packages=(buildbot buildbot-worker python3-twisted squid)
+# The real peers the tests run against: a Buildbot 3.7 master, the Python worker, Twisted, squid,
+# and openssl (an independent TLS server, and ECDSA certificates for the test PKI).
+packages=(buildbot buildbot-worker python3-twisted squid openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
