@@ -115,5 +115,6 @@ export class PbFailure extends BbgateError {
 export class UnauthorizedLogin extends PbFailure {
   constructor(value = '', init: FailureInit = {}) {
     super(PY.UnauthorizedLogin, value, init, 'PB_UNAUTHORIZED');
+    this.message = `login refused: wrong name or password (${PY.UnauthorizedLogin}${value ? `: ${value}` : ''})`;
   }
 }

@@ -1,0 +1,187 @@
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import { PbFailure } from '../pb/failure.js';
+import { Referenceable, RemoteReference, type RemoteCall } from '../pb/references.js';
+import { toText, type PbValue } from '../pb/values.js';
+import type { CommandLogger, CommandSpec } from './commands/types.js';
+import { pythonJoin } from './paths.js';
+import { checkRequired, CommandRunner } from './runner.js';
+import { workerInfo, workerVersion } from './info.js';
+
+/** What every command version is reported as (buildbot-worker 3.7's). */
+export const COMMAND_VERSION = '3.1';
+
+/** buildbot-worker's exception for an unknown command, under the names the master matches on. */
+const UNKNOWN_COMMAND = {
+  type: 'buildbot_worker.base.UnknownCommand',
+  parents: ['buildbot_worker.base.UnknownCommand', 'twisted.spread.pb.Error', 'builtins.Exception', 'builtins.BaseException', 'builtins.object'],
+};
+
+export interface BotOptions {
+  basedir: string;
+  numcpus?: number;
+  deleteLeftoverDirs: boolean;
+  commands: ReadonlyMap<string, CommandSpec>;
+  environ: NodeJS.ProcessEnv;
+  logger: CommandLogger;
+  /** The master asked the worker to stop (after a graceful shutdown). */
+  onShutdown(): void;
+}
+
+/**
+ * The worker's mind: what the master calls on attach and for each build. It
+ * outlives connections, so builders (and their directories) survive reconnects.
+ */
+export class Bot extends Referenceable {
+  readonly builders = new Map<string, WorkerForBuilder>();
+
+  constructor(private readonly o: BotOptions) {
+    super();
+  }
+
+  remote_print(call: RemoteCall): null {
+    this.o.logger.info({}, `message from master: ${toText(call.arg(0, 'message')) ?? ''}`);
+    return null;
+  }
+
+  remote_getWorkerInfo(): Promise<Map<string, unknown>> {
+    return workerInfo({ ...this.o, commands: this.commandVersions() });
+  }
+
+  remote_getCommands(): Map<string, string> {
+    return this.commandVersions();
+  }
+
+  remote_getVersion(): string {
+    return workerVersion(this.o.environ);
+  }
+
+  async remote_setBuilderList(call: RemoteCall): Promise<Map<string, WorkerForBuilder>> {
+    const wanted = call.arg(0, 'wanted');
+    if (!Array.isArray(wanted)) throw new PbFailure('builtins.TypeError', 'setBuilderList takes a list of (name, builddir) pairs');
+    const kept = new Map<string, WorkerForBuilder>();
+    for (const entry of wanted) {
+      const [name, builddir] = Array.isArray(entry) ? entry.map((x) => toText(x)) : [];
+      if (name === undefined || builddir === undefined) throw new PbFailure('builtins.TypeError', 'setBuilderList takes a list of (name, builddir) pairs');
+      const dir = pythonJoin(this.o.basedir, builddir);
+      await mkdir(dir, { recursive: true });
+      const builder = this.builders.get(name) ?? new WorkerForBuilder(name, this.o);
+      builder.builderDir = dir;
+      kept.set(name, builder);
+    }
+    for (const [name, builder] of this.builders) {
+      if (!kept.has(name)) {
+        builder.interrupt('the builder was removed from this worker');
+        this.o.logger.info({ builder: name }, 'removing a builder the master no longer wants');
+      }
+    }
+    this.builders.clear();
+    for (const [name, builder] of kept) this.builders.set(name, builder);
+    await this.leftoverDirs([...kept.values()].map((b) => b.builderDir));
+    return kept;
+  }
+
+  remote_shutdown(): null {
+    this.o.logger.info({}, 'the master asked this worker to shut down');
+    setTimeout(() => this.o.onShutdown(), 200);
+    return null;
+  }
+
+  /** Interrupts every running command (the worker is stopping). */
+  interruptAll(why: string): void {
+    for (const builder of this.builders.values()) builder.interrupt(why);
+  }
+
+  private commandVersions(): Map<string, string> {
+    return new Map([...this.o.commands.keys()].map((name) => [name, COMMAND_VERSION]));
+  }
+
+  /** Directories in basedir that no builder uses: logged, or deleted with delete_leftover_dirs. */
+  private async leftoverDirs(used: string[]): Promise<void> {
+    const entries = await readdir(this.o.basedir, { withFileTypes: true });
+    for (const entry of entries) {
+      if (!entry.isDirectory() || entry.name === 'info') continue;
+      const path = pythonJoin(this.o.basedir, entry.name);
+      if (used.includes(path)) continue;
+      if (this.o.deleteLeftoverDirs) {
+        this.o.logger.info({ dir: path }, 'deleting a leftover directory');
+        await rm(path, { recursive: true, force: true });
+      } else {
+        this.o.logger.info({ dir: path }, 'leftover directory (no builder uses it; delete_leftover_dirs would remove it)');
+      }
+    }
+  }
+}
+
+/** One builder's side of the worker: runs the master's commands, one at a time. */
+export class WorkerForBuilder extends Referenceable {
+  builderDir = '';
+  private current: CommandRunner | undefined;
+
+  constructor(
+    readonly name: string,
+    private readonly o: BotOptions,
+  ) {
+    super();
+  }
+
+  remote_print(call: RemoteCall): null {
+    this.o.logger.info({ builder: this.name }, `message from master to ${this.name}: ${toText(call.arg(0, 'message')) ?? ''}`);
+    return null;
+  }
+
+  remote_startBuild(): null {
+    return null;
+  }
+
+  remote_setMaster(): null {
+    return null;
+  }
+
+  remote_startCommand(call: RemoteCall): null {
+    const [commandRef, stepId, rawName, rawArgs] = call.args;
+    const name = toText(rawName);
+    if (!(commandRef instanceof RemoteReference) || name === undefined || !(rawArgs instanceof Map)) {
+      throw new PbFailure('builtins.TypeError', 'startCommand takes (command, stepId, name, args)');
+    }
+    const spec = this.o.commands.get(name);
+    if (!spec) throw new PbFailure(UNKNOWN_COMMAND.type, `unrecognized WorkerCommand '${name}'`, { parents: UNKNOWN_COMMAND.parents });
+    const args = textKeys(rawArgs);
+    checkRequired(name, spec, args);
+    if (this.current) this.current.interrupt('a new command started while this one was running (leftover command)');
+    this.o.logger.info({ builder: this.name, command: name, step: toText(stepId) }, `starting command ${name}`);
+    const runner = new CommandRunner({
+      name,
+      spec,
+      args,
+      commandRef,
+      builderDir: this.builderDir,
+      basedir: this.o.basedir,
+      environ: this.o.environ,
+      logger: this.o.logger,
+    });
+    this.current = runner;
+    void runner.done.then(() => {
+      if (this.current === runner) this.current = undefined;
+    });
+    return null;
+  }
+
+  /** stepId is ignored, as in buildbot-worker: the builder runs one command at a time. */
+  remote_interruptCommand(call: RemoteCall): null {
+    this.interrupt(toText(call.arg(1, 'why')) ?? 'interrupted by the master');
+    return null;
+  }
+
+  interrupt(why: string): void {
+    this.current?.interrupt(why);
+  }
+}
+
+function textKeys(args: Map<PbValue, PbValue>): Map<string, PbValue> {
+  const out = new Map<string, PbValue>();
+  for (const [key, value] of args) {
+    const name = toText(key);
+    if (name !== undefined) out.set(name, value);
+  }
+  return out;
+}

@@ -1,0 +1,120 @@
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BbgateError } from '../errors.js';
+import { openPbSession, type PbSession } from '../pb/session.js';
+import { parseProxyString } from '../proxy/index.js';
+import { dial } from '../transport/dial.js';
+import { parseEndpoint } from '../transport/endpoint.js';
+import { defaultKeepaliveTimeout, startKeepalive } from '../transport/keepalive.js';
+import { Reconnector } from '../transport/reconnect.js';
+import { Bot } from './bot.js';
+import { COMMANDS } from './commands/index.js';
+import type { WorkerConfig } from './config.js';
+
+export interface WorkerLogger {
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+}
+
+/** Errors no reconnect can fix: the worker stops at once. */
+const FATAL = new Set(['ENDPOINT_SYNTAX', 'PROXY_SYNTAX', 'TLS_CLIENT_CERT', 'TLS_NO_TRUST_ROOTS']);
+
+/** How often allow_shutdown='file' looks at shutdown.stamp, as buildbot-worker does. */
+const SHUTDOWN_FILE_POLL_MS = 10_000;
+
+/**
+ * Runs the worker until it is told to stop: connect through the transport
+ * stack, log in, serve the master, keep the connection alive, and reconnect
+ * with backoff when it drops. Resolves with the process exit status.
+ */
+export async function runWorker(config: WorkerConfig, logger: WorkerLogger, signals: NodeJS.EventEmitter = process): Promise<number> {
+  if (config.umask !== undefined) process.umask(config.umask);
+  const endpoint = parseEndpoint(config.connection);
+  const proxy = config.proxyConnectionString ? parseProxyString(config.proxyConnectionString) : undefined;
+  let finish!: (status: number) => void;
+  const finished = new Promise<number>((resolve) => (finish = resolve));
+  let current: PbSession | undefined;
+
+  const bot = new Bot({
+    basedir: config.basedir,
+    deleteLeftoverDirs: config.deleteLeftoverDirs,
+    commands: COMMANDS,
+    environ: process.env,
+    logger,
+    ...(config.numcpus !== undefined ? { numcpus: config.numcpus } : {}),
+    onShutdown: () => finish(0),
+  });
+
+  const reconnector = new Reconnector<PbSession>({
+    policy: { initial: 1, factor: 1.5, max: config.maxdelay },
+    ...(config.maxretries ? { maxRetries: config.maxretries } : {}),
+    isFatal: (err) => err instanceof BbgateError && FATAL.has(err.code),
+    logger,
+    connect: async () => {
+      const stream = await dial({ endpoint, ...(proxy ? { proxy } : {}), tcpKeepalive: config.keepalive || 600, logger });
+      const session = await openPbSession(stream, { username: config.workername, password: config.password, mind: bot, logger });
+      logger.info({ master: endpoint.host, port: endpoint.port }, 'Connected to buildmaster; worker is ready');
+      if (config.keepalive > 0) {
+        const stop = startKeepalive({
+          interval: config.keepalive,
+          timeout: defaultKeepaliveTimeout(config.keepalive),
+          ping: () => session.perspective.callRemote('keepalive'),
+          onDead: (err) => session.close(err),
+        });
+        void session.closed.then(stop);
+      }
+      void session.closed.then((reason) => {
+        if (current === session) current = undefined;
+        bot.interruptAll('the connection to the master was lost');
+        logger.warn({ code: (reason as BbgateError).code }, `lost the connection to the master: ${reason.message}`);
+      });
+      current = session;
+      return session;
+    },
+  });
+  reconnector.on('give-up', () => finish(1));
+
+  const gracefulShutdown = () => {
+    if (!current) {
+      logger.info({}, 'shutdown requested while not connected: stopping now');
+      finish(0);
+      return;
+    }
+    logger.info({}, 'asking the master for a graceful shutdown');
+    current.perspective.callRemote('shutdown').catch((err: Error) => {
+      logger.warn({ err: err.message }, 'the master refused the shutdown request; stopping now');
+      finish(0);
+    });
+  };
+  const stopNow = () => finish(0);
+  signals.on('SIGTERM', stopNow);
+  signals.on('SIGINT', stopNow);
+  if (config.allowShutdown === 'signal') signals.on('SIGHUP', gracefulShutdown);
+  const watcher = config.allowShutdown === 'file' ? await watchShutdownFile(join(config.basedir, 'shutdown.stamp'), gracefulShutdown) : undefined;
+
+  reconnector.start();
+  const status = await finished;
+  clearInterval(watcher);
+  signals.off('SIGTERM', stopNow);
+  signals.off('SIGINT', stopNow);
+  signals.off('SIGHUP', gracefulShutdown);
+  bot.interruptAll('the worker is stopping');
+  await reconnector.stop();
+  logger.info({ status }, 'worker stopped');
+  return status;
+}
+
+/** Calls `onTouched` whenever the file's mtime moves past what it was at start (0 if it did not exist). */
+async function watchShutdownFile(path: string, onTouched: () => void): Promise<NodeJS.Timeout> {
+  const mtime = async () => (await stat(path).catch(() => undefined))?.mtimeMs ?? 0;
+  let seen = await mtime();
+  return setInterval(() => {
+    void mtime().then((now) => {
+      if (now > seen) {
+        seen = now;
+        onTouched();
+      }
+    });
+  }, SHUTDOWN_FILE_POLL_MS);
+}
