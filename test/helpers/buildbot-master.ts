@@ -14,9 +14,11 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from './ports.js';
+import { PYTHON } from './python.js';
 
 /** The Debian interpreter that has buildbot (the `python3` on PATH may not). */
-export const PYTHON = process.env.BBGATE_PYTHON ?? '/usr/bin/python3';
+export { PYTHON } from './python.js';
 export const BUILDBOT = process.env.BBGATE_BUILDBOT ?? '/usr/bin/buildbot';
 export const BUILDBOT_WORKER = process.env.BBGATE_BUILDBOT_WORKER ?? '/usr/bin/buildbot-worker';
 const HOST = '127.0.0.1';
@@ -261,17 +263,7 @@ function keepDirs(explicit: boolean | undefined): boolean {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A port that was free a moment ago (bind 0, close). Callers must cope with races. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, HOST, () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from './ports.js';
 
 function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {

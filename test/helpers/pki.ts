@@ -188,21 +188,11 @@ export interface EcdsaPki {
   server: Credential;
 }
 
-function hasOpenssl(): boolean {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * An ECDSA (P-256) root and a localhost server certificate it issued, made with the `openssl`
  * command because forge cannot sign or even parse EC certificates. Undefined without `openssl`.
  */
-export async function ecdsaPki(): Promise<EcdsaPki | undefined> {
-  if (!hasOpenssl()) return undefined;
+export async function ecdsaPki(): Promise<EcdsaPki> {
   const dir = await temporaryDir('bbgate-pki-ec-');
   const path = (name: string) => join(dir, name);
   const openssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });

@@ -4,7 +4,8 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
-export const PYTHON = process.env.BBGATE_TEST_PYTHON ?? '/usr/bin/python3';
+/** The Debian interpreter that has Twisted and Buildbot (the `python3` on PATH may not). */
+export const PYTHON = process.env.BBGATE_PYTHON ?? '/usr/bin/python3';
 export const PY_DIR = fileURLToPath(new URL('../../../test/python/', import.meta.url));
 
 /** The long-running codec of test/python/twisted_codec.py, with requests matched by id. */

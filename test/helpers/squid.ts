@@ -14,9 +14,10 @@
 // - the readiness probes leave "error:transaction-end-before-headers" lines in access.log.
 import { execFileSync, spawn } from 'node:child_process';
 import { chownSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './ports.js';
 import { startProcess, type LineProcess } from './processes.js';
 
 const SQUID = process.env.BBGATE_SQUID ?? '/usr/sbin/squid';
@@ -162,16 +163,6 @@ function effectiveUser(): { uid: number; gid: number } {
   return { uid: id('-u'), gid: id('-g') };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function waitListening(squid: LineProcess, dir: string, ports: number[], timeoutMs = 10000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

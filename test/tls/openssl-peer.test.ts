@@ -1,32 +1,14 @@
 // startTls against `openssl s_server`: a TLS peer that is not Node, for a chain, a required client
-// certificate, and an ECDSA certificate (which node-forge cannot make). Skipped without openssl.
+// certificate, and an ECDSA certificate (which node-forge cannot make). scripts/setup.sh installs openssl.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { createServer, type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { describeCertificate, startTls, type TlsOptions } from '../../src/tls/index.js';
 import { ecdsaPki, testPki, type EcdsaPki, type TestPki } from '../helpers/pki.js';
+import { freePort } from '../helpers/ports.js';
 import { startProcess, type LineProcess } from '../helpers/processes.js';
 import { dial, readBytes, rejectsWith } from './support.js';
 
-function hasOpenssl(): boolean {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-describe('startTls against openssl s_server', { skip: hasOpenssl() ? false : 'no openssl command' }, () => {
+describe('startTls against openssl s_server', () => {
   let pki: TestPki;
   let ec: EcdsaPki;
   let rootDir: string;
@@ -52,7 +34,7 @@ describe('startTls against openssl s_server', { skip: hasOpenssl() ? false : 'no
 
   before(async () => {
     pki = await testPki();
-    ec = (await ecdsaPki())!;
+    ec = await ecdsaPki();
     rootDir = await pki.trustDir(pki.root);
   });
   after(() => servers.forEach((s) => s.kill()));

@@ -109,9 +109,8 @@ describe('loadTrustRoots', () => {
     await rejectsWith(loadTrustRoots(pki.root.certFile), 'TLS_NO_TRUST_ROOTS', 'is not a directory');
   });
 
-  it('reads an ECDSA CA (made by the openssl command; node-forge cannot parse EC certificates)', async (t) => {
+  it('reads an ECDSA CA (made by the openssl command; node-forge cannot parse EC certificates)', async () => {
     const ec = await ecdsaPki();
-    if (!ec) return t.skip('no openssl command');
     const dir = await freshDir();
     await writeFile(join(dir, 'ec-root.pem'), ec.root.cert);
     const roots = await loadTrustRoots(dir);
