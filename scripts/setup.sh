@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The real peers the tests run against: a Buildbot 3.7 master, the Python worker, Twisted, squid,
-# and openssl (an independent TLS server, and ECDSA certificates for the test PKI).
-packages=(buildbot buildbot-worker python3-twisted squid openssl)
+# openssl (an independent TLS server, and ECDSA certificates for the test PKI), and bzip2
+# (directory uploads with compress="bz2" pipe through it, as Node has no bzip2).
+packages=(buildbot buildbot-worker python3-twisted squid openssl bzip2)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -59,7 +59,20 @@ export type ErrorCode =
   | 'TLS_SELF_SIGNED'
   | 'TLS_EXPIRED'
   | 'TLS_NOT_YET_VALID'
-  | 'TLS_HOSTNAME';
+  | 'TLS_HOSTNAME'
+  // Worker commands: their arguments, and the processes they run
+  | 'COMMAND_ARGS'
+  | 'PROCESS_START'
+  | 'PROCESS_KILL_FAILED'
+  // buildbot.tac: not Python, Python bbgate does not run, or values no worker can run with
+  | 'TAC_SYNTAX'
+  | 'TAC_UNSUPPORTED'
+  | 'TAC_INVALID'
+  // The worker's directory and process: create-worker, start, stop
+  | 'WORKER_DIR'
+  | 'WORKER_RUNNING'
+  | 'WORKER_PIDFILE'
+  | 'WORKER_START';
 
 export class BbgateError extends Error {
   readonly code: ErrorCode;
@@ -83,3 +96,6 @@ export class PbError extends BbgateError {}
 export function isBbgateError(err: unknown): err is BbgateError {
   return err instanceof BbgateError;
 }
+
+/** A worker command cannot run as asked: a bad argument, a process that could not start or would not die. */
+export class CommandError extends BbgateError {}

@@ -8,6 +8,8 @@ export interface UpdateOptions {
   bufferSize?: number;
   /** Milliseconds the first held item may wait (buildbot-worker: 5 s). */
   bufferTimeout?: number;
+  /** Longest line passed on, its "\n" included (buildbot-worker and the master: 4096). */
+  maxLineLength?: number;
 }
 
 /** buildbot-worker's newline rule: CRLF, a lone CR before more text, and cursor escapes all end a line. */
@@ -17,13 +19,16 @@ const NEWLINES = /\r\n|\r(?=[^\n])|\x1b\[u|\x1b\[[0-9]+;[0-9]+[Hf]|\x1b\[2J|\x08
  * Turns a command's output into update batches the way buildbot-worker does:
  * text is passed on in whole lines (a partial line waits for its end, and is
  * ended with "\n" when the command finishes), consecutive items of one kind are
- * merged, and a batch goes out at 64 KiB or 5 s. Unlike buildbot-worker, a
- * batch carries every item at once, and long lines are never cut: a partial
- * line longer than the buffer is passed on as it is, so nothing is lost.
+ * merged, and a batch goes out at 64 KiB or 5 s. A line longer than 4096
+ * characters is passed on in 4095-character pieces, each ended with "\n", as
+ * buildbot-worker means to (its slicing loses most of such a line) and as the
+ * master would cut it anyway. Unlike buildbot-worker, a batch carries every
+ * item at once.
  */
 export class UpdateBuffer {
   private readonly bufferSize: number;
   private readonly bufferTimeout: number;
+  private readonly maxLineLength: number;
   private readonly partial = new Map<string, string>();
   private items: Update[] = [];
   private held = 0;
@@ -32,6 +37,7 @@ export class UpdateBuffer {
   constructor(private readonly send: (items: Update[]) => void, options: UpdateOptions = {}) {
     this.bufferSize = options.bufferSize ?? 64 * 1024;
     this.bufferTimeout = options.bufferTimeout ?? 5000;
+    this.maxLineLength = options.maxLineLength ?? 4096;
   }
 
   text(key: 'stdout' | 'stderr' | 'header', text: string): void {
@@ -70,19 +76,22 @@ export class UpdateBuffer {
     this.held = 0;
   }
 
-  /** The complete lines of `text` after what was held for this stream; the rest is held. */
+  /** The complete lines of `text` after what was held for this stream, long ones cut; the rest is held. */
   private lines(stream: string, text: string): string {
-    const joined = (this.partial.get(stream) ?? '') + text;
-    // A CR at the very end may be the first half of a CRLF: keep it with the partial line.
-    const normal = joined.replace(NEWLINES, '\n');
-    const cut = normal.lastIndexOf('\n') + 1;
-    let rest = normal.slice(cut);
-    let out = normal.slice(0, cut);
-    if (rest.length >= this.bufferSize) {
-      out += rest;
-      rest = '';
+    // A CR at the very end may be the first half of a CRLF: it stays in the held partial line.
+    const normal = ((this.partial.get(stream) ?? '') + text).replace(NEWLINES, '\n');
+    const piece = this.maxLineLength - 1;
+    let out = '';
+    let start = 0;
+    for (;;) {
+      const newline = normal.indexOf('\n', start);
+      const end = newline < 0 ? normal.length : newline;
+      for (; end - start > piece; start += piece) out += `${normal.slice(start, start + piece)}\n`;
+      if (newline < 0) break;
+      out += normal.slice(start, newline + 1);
+      start = newline + 1;
     }
-    if (rest) this.partial.set(stream, rest);
+    if (start < normal.length) this.partial.set(stream, normal.slice(start));
     else this.partial.delete(stream);
     return out;
   }

@@ -55,13 +55,17 @@ describe('UpdateBuffer', () => {
     assert.deepEqual(timed.all(), [['stdout', 'late\n']]);
   });
 
-  it('keeps lines far longer than 4096 characters intact (buildbot-worker 3.7 loses data there)', () => {
+  it('cuts lines longer than 4096 characters into 4095-character pieces and loses nothing (3.7 loses most of them)', () => {
     const { buffer, all } = collect({ bufferSize: 64 * 1024 });
     const line = Array.from({ length: 200_000 }, (_, i) => String.fromCharCode(97 + (i % 26))).join('');
     for (let i = 0; i < line.length; i += 7000) buffer.text('stdout', line.slice(i, i + 7000));
-    buffer.text('stdout', '\n');
+    buffer.text('stdout', '\nshort\n' + 'y'.repeat(4095) + '\n' + 'z'.repeat(4096) + '\n');
     buffer.flush();
-    assert.equal(all().map(([, v]) => v).join(''), line + '\n');
+    const out = all().map(([, v]) => v).join('');
+    const lines = out.split('\n');
+    assert.equal(out.replace(/\n/g, ''), line + 'short' + 'y'.repeat(4095) + 'z'.repeat(4096));
+    assert.ok(lines.every((l) => l.length <= 4095), 'no line over 4095 characters');
+    assert.deepEqual(lines.slice(-5), ['short', 'y'.repeat(4095), 'z'.repeat(4095), 'z', '']);
   });
 
   it('drops everything on discard (the connection is gone)', () => {

@@ -1,0 +1,44 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+
+export interface SpawnOptions {
+  readonly cwd: string;
+  readonly env: Readonly<Record<string, string>>;
+}
+
+/**
+ * Starts argv as the leader of a new process group (detached: setsid), with
+ * stdin, stdout and stderr on pipes. argv[0] is looked up in `env.PATH`, the
+ * child's, not the worker's. Resolves once the program runs; rejects with the
+ * spawn error (ENOENT, EACCES, …) if it could not be executed.
+ */
+export function spawnGroup(argv: readonly string[], options: SpawnOptions): Promise<ChildProcessWithoutNullStreams> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), { cwd: options.cwd, env: options.env, detached: true, stdio: 'pipe' });
+    const onError = (err: Error) => reject(err);
+    child.once('error', onError);
+    child.once('spawn', () => {
+      child.off('error', onError);
+      resolve(child);
+    });
+  });
+}
+
+/**
+ * Sends `signal` to the child's whole process group, so grandchildren die with
+ * it; falls back to the child alone if the group cannot be signalled. False
+ * when nothing could be signalled (everything has already exited).
+ */
+export function signalGroup(child: ChildProcessWithoutNullStreams, signal: NodeJS.Signals): boolean {
+  try {
+    process.kill(-child.pid!, signal);
+    return true;
+  } catch {
+    if (child.exitCode !== null || child.signalCode !== null) return false;
+    try {
+      process.kill(child.pid!, signal);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}

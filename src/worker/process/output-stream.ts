@@ -1,0 +1,26 @@
+import { TextDecoder } from 'node:util';
+
+/**
+ * One output stream of a process as text: UTF-8 with U+FFFD for invalid
+ * bytes, never splitting a character across reads. A stream nobody wants
+ * (want_stdout=0) is read and dropped without decoding.
+ */
+export class OutputStream {
+  // ignoreBOM keeps a leading U+FEFF, as Python's utf-8 codec does.
+  private readonly decoder = new TextDecoder('utf-8', { ignoreBOM: true });
+
+  constructor(private readonly emit: ((text: string) => void) | null) {}
+
+  push(chunk: Uint8Array): void {
+    if (!this.emit) return;
+    const text = this.decoder.decode(chunk, { stream: true });
+    if (text) this.emit(text);
+  }
+
+  /** An incomplete character at the very end becomes U+FFFD; 3.7 silently drops it. */
+  end(): void {
+    if (!this.emit) return;
+    const rest = this.decoder.decode();
+    if (rest) this.emit(rest);
+  }
+}

@@ -1,0 +1,49 @@
+// The Python spellings in shell headers (repr of str, bytes and float; shell quoting), checked against real Python.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { PyFloat, tuple } from '../../src/pb/values.js';
+import { pyRepr, reprBytes, reprFloat, reprText, shellQuote } from '../../src/worker/process/python-format.js';
+import { PYTHON } from '../helpers/python.js';
+
+const TEXTS = ["it's", 'a"b', `both ' "`, 'tab\there\r\n', '\x00\x1b\x7f\x85\xa0é\u00ad\u200b\u2028😀\u{e0001}', '\\', '', 'plain', 'a b', '-x=1,2:3@%+./', 'ü', '$HOME', '\ud800'];
+const FLOATS = [1.5, 0.1, 1e-4, 1e-5, 1.234e-7, 1e15, 1e16, 123456789012345678, 2.5e300, -0.00012, 1 / 3, 5e-324, 600, -0, Infinity, NaN];
+
+const PYTHON_SCRIPT = `
+import json, sys, shlex
+inp = json.loads(sys.argv[1])
+texts = [t.encode('utf-16', 'surrogatepass').decode('utf-16', 'surrogatepass') for t in inp['texts']]
+floats = [float(f) for f in inp['floats']]
+print(json.dumps({
+    'text': [repr(t) for t in texts],
+    'bytes': [repr(t.encode('utf-8', 'surrogatepass')) for t in texts],
+    'quote': [('""' if not t else shlex.quote(t)) for t in texts],
+    'float': [repr(f) for f in floats],
+}))
+`;
+
+describe('python-format', { skip: !existsSync(PYTHON) && 'no /usr/bin/python3' }, () => {
+  const python = () => {
+    const input = JSON.stringify({ texts: TEXTS, floats: FLOATS.map((f) => (Number.isFinite(f) ? (Object.is(f, -0) ? '-0.0' : String(f)) : String(f).toLowerCase())) });
+    return JSON.parse(execFileSync(PYTHON, ['-c', PYTHON_SCRIPT, input], { encoding: 'utf8' })) as Record<string, string[]>;
+  };
+
+  it('spells str, bytes and float reprs and shell quoting as Python does', () => {
+    const expected = python();
+    const lone = TEXTS.length - 1; // a lone surrogate has no UTF-8 form in JavaScript; bytes are not compared for it
+    assert.deepEqual(TEXTS.map(reprText), expected.text);
+    assert.deepEqual(TEXTS.slice(0, lone).map((t) => reprBytes(Buffer.from(t, 'utf8'))), expected.bytes!.slice(0, lone));
+    assert.deepEqual(TEXTS.map(shellQuote), expected.quote);
+    assert.deepEqual(FLOATS.map(reprFloat), expected.float);
+  });
+
+  it('spells containers as Python does', () => {
+    const value = new Map<unknown, unknown>([
+      ['a', [1, new PyFloat(2), 2.5, null, true, tuple('x'), tuple(1, 'y')]],
+      ['b', { filename: 'f.log', follow: false }],
+      [3n, Buffer.from("q'")],
+    ]);
+    assert.equal(pyRepr(value), `{'a': [1, 2.0, 2.5, None, True, ('x',), (1, 'y')], 'b': {'filename': 'f.log', 'follow': False}, 3: b"q'"}`);
+  });
+});
