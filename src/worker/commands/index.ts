@@ -6,7 +6,7 @@ import type { CommandSpec } from './types.js';
 /**
  * Every command the worker offers, under the names the 3.7 master uses; the
  * snake_case aliases are the msgpack protocol's names, which buildbot-worker
- * also registers, so getCommands reports the same 15 names.
+ * also registers, so getCommands reports the same 14 names.
  */
 export const COMMANDS: ReadonlyMap<string, CommandSpec> = new Map<string, CommandSpec>([
   ['shell', shell],
