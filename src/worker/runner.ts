@@ -18,6 +18,9 @@ export interface RunnerOptions {
   buffering?: UpdateOptions;
 }
 
+/** Unanswered update batches (each up to 64 KiB of text) a command may have before it is held back. */
+export const MAX_UPDATES_IN_FLIGHT = 4;
+
 /** Fails like buildbot-worker when the master left out an argument the command needs. */
 export function checkRequired(name: string, spec: CommandSpec, args: ReadonlyMap<string, PbValue>): void {
   const missing = spec.required.filter((key) => !args.has(key));
@@ -38,10 +41,14 @@ export class CommandRunner {
   private readonly abort = new AbortController();
   private interruptedByMaster = false;
   private connected = true;
+  /** update() calls the master has not answered yet, and who waits for that number to drop. */
+  private inFlight = 0;
+  private drained: { promise: Promise<void>; resolve(): void } | undefined;
 
   constructor(private readonly o: RunnerOptions) {
     const stopWatching = o.commandRef.notifyOnDisconnect(() => {
       this.connected = false;
+      this.drained?.resolve();
       this.abort.abort(new Error('the connection to the master was lost'));
     });
     this.done = this.run().finally(stopWatching);
@@ -74,6 +81,7 @@ export class CommandRunner {
           header: (t) => buffer.text('header', t),
           log: (name, t) => buffer.log(name, t),
           send: (key, value) => buffer.other(key, value),
+          backlog: () => this.backlog(),
         },
       });
     } catch (err) {
@@ -97,9 +105,29 @@ export class CommandRunner {
 
   private sendUpdates(items: [string, unknown][]): void {
     if (!this.connected) return;
-    this.o.commandRef.callRemote('update', [items.map(([key, value]) => [new Map([[key, value]]), 0])]).catch((err: Error) => {
-      this.o.logger.warn({ command: this.o.name, err: err.message }, 'the master refused an update');
-    });
+    this.inFlight++;
+    this.o.commandRef
+      .callRemote('update', [items.map(([key, value]) => [new Map([[key, value]]), 0])])
+      .catch((err: Error) => {
+        this.o.logger.warn({ command: this.o.name, err: err.message }, 'the master refused an update');
+      })
+      .finally(() => {
+        this.inFlight--;
+        if (this.inFlight < MAX_UPDATES_IN_FLIGHT && this.drained) {
+          this.drained.resolve();
+          this.drained = undefined;
+        }
+      });
+  }
+
+  private backlog(): Promise<void> | undefined {
+    if (this.inFlight < MAX_UPDATES_IN_FLIGHT || !this.connected) return undefined;
+    if (!this.drained) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.drained = { promise, resolve };
+    }
+    return this.drained.promise;
   }
 }
 

@@ -43,6 +43,7 @@ export function fakeContext(args: Record<string, PbValue | RemoteReference | und
       header: (t) => updates.push({ key: 'header', value: t }),
       log: (name, t) => updates.push({ key: 'log', value: [name, t] }),
       send: (key, value) => updates.push({ key, value }),
+      backlog: () => undefined,
     },
   };
   return {

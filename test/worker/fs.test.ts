@@ -278,7 +278,7 @@ describe('rmdir and cpdir', () => {
       const ctx = { args: new Map([['dir', 'locked']]), builderDir: ${JSON.stringify(dir)}, basedir: ${JSON.stringify(dir)},
         environ: process.env, interrupted: new AbortController().signal, logger: { info() {}, warn() {} },
         updates: { stdout: (t) => updates.push(['stdout', t]), stderr: (t) => updates.push(['stderr', t]), header: (t) => updates.push(['header', t]),
-          log() {}, send: (k, v) => updates.push([k, v]) } };
+          log() {}, send: (k, v) => updates.push([k, v]), backlog: () => undefined } };
       await rmdir.run(ctx);
       console.log(JSON.stringify(updates));`);
     assert.equal(child.status, 0, child.stderr);

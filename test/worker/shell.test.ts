@@ -62,6 +62,7 @@ async function runShell(args: Record<string, PbValue>, options: RunOptions = {})
       header: (text) => record(['header', text]),
       log: (name, text) => record(['log', text, name]),
       send: (key, value) => record([key, value]),
+      backlog: () => undefined,
     },
     interrupted: controller.signal,
     logger: { info: () => undefined, warn: () => undefined },

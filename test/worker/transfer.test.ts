@@ -311,7 +311,7 @@ print(json.dumps(bio.getvalue().hex()))
       const ctx = { args: new Map([['workdir', 'build'], ['workersrc', 'locked'], ['writer', writer], ['blocksize', 16384], ['maxsize', null], ['compress', null]]),
         builderDir: ${JSON.stringify(join(root, 'builder'))}, basedir: ${JSON.stringify(root)}, environ: process.env,
         interrupted: new AbortController().signal, logger: { info() {}, warn() {} },
-        updates: { stdout() {}, stderr() {}, header() {}, log() {}, send() {} } };
+        updates: { stdout() {}, stderr() {}, header() {}, log() {}, send() {}, backlog: () => undefined } };
       try { await uploadDirectory.run(ctx); console.log('completed'); } catch (err) { console.log(err.type); }`);
     assert.equal(child.status, 0, child.stderr);
     assert.equal(child.stdout.trim(), 'builtins.PermissionError');

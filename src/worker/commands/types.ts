@@ -12,6 +12,12 @@ export interface CommandUpdates {
   log(name: string, text: string): void;
   /** Any other update key, such as rc, stat or files. */
   send(key: string, value: unknown): void;
+  /**
+   * Undefined while the master keeps up with the updates; otherwise a promise
+   * to wait for before producing more, so a slow master or link holds the
+   * command back instead of filling the worker's memory.
+   */
+  backlog(): Promise<void> | undefined;
 }
 
 export interface CommandLogger {

@@ -10,6 +10,7 @@ import type { LogfileWatcher } from './logfile-watcher.js';
 import { OutputStream } from './output-stream.js';
 import { reprText } from './python-format.js';
 import type { ProcessContext, ProcessSpec } from './spec.js';
+import type { Readable } from 'node:stream';
 
 /** How long a killed process may take to end before the command is abandoned (3.7's BACKUP_TIMEOUT). */
 const KILL_GRACE_MS = 5000;
@@ -109,8 +110,8 @@ export class ProcessSupervisor {
   private attach(child: ChildProcessWithoutNullStreams, stdin: Buffer): void {
     this.child = child;
     child.on('error', (err) => this.ctx.logger.warn({ err, pid: child.pid }, 'process error'));
-    child.stdout.on('data', (chunk: Buffer) => this.output(this.stdout, chunk));
-    child.stderr.on('data', (chunk: Buffer) => this.output(this.stderr, chunk));
+    child.stdout.on('data', (chunk: Buffer) => this.output(this.stdout, chunk, child.stdout));
+    child.stderr.on('data', (chunk: Buffer) => this.output(this.stderr, chunk, child.stderr));
     // A child that exits without reading its stdin makes the write fail with EPIPE, which is no error of ours.
     child.stdin.on('error', () => undefined);
     child.stdin.end(stdin);
@@ -124,9 +125,15 @@ export class ProcessSupervisor {
     if (this.ctx.interrupted?.aborted) this.kill(INTERRUPT_REASON);
   }
 
-  private output(stream: OutputStream, chunk: Buffer): void {
+  private output(stream: OutputStream, chunk: Buffer, pipe: Readable): void {
     this.silenceTimer?.refresh();
     stream.push(chunk);
+    // While the master is behind, stop reading: the child then blocks on a full pipe.
+    const backlog = this.ctx.updates.backlog();
+    if (backlog) {
+      pipe.pause();
+      void backlog.then(() => pipe.resume());
+    }
   }
 
   private kill(reason: string): void {
