@@ -11,13 +11,21 @@ import { after, before, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { PbFailure } from '../../src/pb/failure.js';
 import { PyFloat, Tuple } from '../../src/pb/values.js';
-import { MAX_BLOCK, downloadFile, uploadDirectory, uploadDirectoryCommand, uploadFile, uploadFileCommand } from '../../src/worker/commands/transfer.js';
+import { MAX_BLOCK, UPLOAD_WRITES_IN_FLIGHT, downloadFile, uploadDirectory, uploadDirectoryCommand, uploadFile, uploadFileCommand } from '../../src/worker/commands/transfer.js';
 import { canSwitchToNobody, runAsNobody } from '../helpers/nobody.js';
 import { fakeContext, fakeRemote, masterFailure, python, runCommand } from './fs-fake-context.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 describe('uploadFile', () => {
+  it('keeps UPLOAD_WRITES_IN_FLIGHT writes in flight by default, and the data still arrives whole and in order', async () => {
+    const writer = fakeRemote({ delayMs: 2 });
+    const run = fakeContext(args(writer), { builderDir });
+    await runCommand(uploadFile, run);
+    assert.equal(writer.maxOutstanding, UPLOAD_WRITES_IN_FLIGHT);
+    assert.equal(sha(writer.written()), sha(data));
+  });
+
   let root: string;
   let builderDir: string;
   let data: Buffer;
@@ -40,10 +48,10 @@ describe('uploadFile', () => {
     ...extra,
   });
 
-  it('sends blocks of blocksize, waiting for each answer, then close; the data arrives whole', async () => {
+  it('sends blocks of blocksize, waiting for each answer as 3.7 does, then close; the data arrives whole', async () => {
     const writer = fakeRemote({ delayMs: 1 });
     const run = fakeContext(args(writer), { builderDir });
-    await runCommand(uploadFile, run);
+    await runCommand(uploadFileCommand({ writesInFlight: 1 }), run);
     const writes = writer.calls.filter((c) => c.method === 'write');
     assert.equal(writes.length, Math.ceil(data.length / 65536));
     assert.ok(writes.slice(0, -1).every((c) => (c.args[0] as Buffer).length === 65536));
@@ -274,7 +282,7 @@ print(json.dumps(bio.getvalue().hex()))
   it('an interrupt stops at the next block with rc 1, and the cut-off archive is not unpacked', async () => {
     const writer = fakeRemote({ delayMs: 5 });
     const run = fakeContext(args(writer, { compress: 'gz', blocksize: 1024 }), { builderDir });
-    const running = runCommand(uploadDirectory, run);
+    const running = runCommand(uploadDirectoryCommand({ writesInFlight: 1 }), run);
     await waitFor(() => writer.calls.length >= 2);
     run.abort.abort(new Error('interrupted'));
     await running;
@@ -286,7 +294,7 @@ print(json.dumps(bio.getvalue().hex()))
   it('a failing write fails the command with rc 1 and no unpack; a failing unpack too', async () => {
     const writer = fakeRemote({ failOn: (m, i) => (m === 'write' && i === 1 ? masterFailure() : undefined) });
     const run = fakeContext(args(writer), { builderDir });
-    await assert.rejects(runCommand(uploadDirectory, run), { value: 'disk full' });
+    await assert.rejects(runCommand(uploadDirectoryCommand({ writesInFlight: 1 }), run), { value: 'disk full' });
     assert.deepEqual(writer.methods(), ['write', 'write']);
     assert.deepEqual(run.values('rc'), [1]);
 

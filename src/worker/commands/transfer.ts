@@ -294,8 +294,15 @@ export function uploadDirectoryCommand(options: TransferOptions = {}): CommandSp
   };
 }
 
-export const uploadFile: CommandSpec = uploadFileCommand();
-export const uploadDirectory: CommandSpec = uploadDirectoryCommand();
+/**
+ * Writes the registered upload commands keep in flight: enough to cover a
+ * high-latency link (4 blocks of the master's 16-256 KiB), few enough that a
+ * failure is noticed within a few blocks.
+ */
+export const UPLOAD_WRITES_IN_FLIGHT = 4;
+
+export const uploadFile: CommandSpec = uploadFileCommand({ writesInFlight: UPLOAD_WRITES_IN_FLIGHT });
+export const uploadDirectory: CommandSpec = uploadDirectoryCommand({ writesInFlight: UPLOAD_WRITES_IN_FLIGHT });
 
 export const downloadFile: CommandSpec = {
   required: ['workdir', 'workerdest', 'reader', 'blocksize', 'maxsize', 'mode'],
