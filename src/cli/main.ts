@@ -13,9 +13,17 @@ Commands:
         Walk proxy → DNS → TCP → CONNECT → TLS → PB → login → keepalive to a Buildbot master and name
         the layer that fails. Exit status: 0 ok, 1 usage or unparseable input,
         2 network, 3 proxy, 4 TLS, 5 authentication, 6 not a PB service / protocol.
+  create-worker [options] BASEDIR MASTER[:PORT] WORKERNAME PASSWORD
+        Create a worker directory with its buildbot.tac, as buildbot-worker create-worker does.
+  start [--quiet] [--nodaemon] [BASEDIR]
+        Start the worker in BASEDIR (default: here) and wait until the master has attached it.
+  stop [BASEDIR]
+        Stop it (SIGTERM, then up to 10 s).
+  restart [--quiet] [--nodaemon] [BASEDIR]
+        Stop it if it runs, then start it.
 
 Options:
-  --help, -h     this text (also: bbgate probe --help)
+  --help, -h     this text (also: bbgate COMMAND --help)
   --version      print bbgate's version
 `;
 
@@ -107,6 +115,15 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'probe':
       return runProbe(rest);
+    // Loaded on demand: the worker's modules are not needed to probe.
+    case 'create-worker':
+      return (await import('./create-worker.js')).runCreateWorker(rest);
+    case 'start':
+      return (await import('./start.js')).runStart(rest);
+    case 'stop':
+      return (await import('./stop.js')).runStop(rest);
+    case 'restart':
+      return (await import('./restart.js')).runRestart(rest);
     case '--version':
       process.stdout.write(`bbgate ${VERSION}\n`);
       return 0;

@@ -1,23 +1,69 @@
-/** Everything the worker needs to run, as read from buildbot.tac. */
+import { parseProxyString } from '../proxy/config.js';
+import { redactUrl } from '../proxy/redact.js';
+
+/**
+ * Everything the worker core needs to run, as read from `buildbot.tac` (see
+ * `readTac` in ./tac/read.ts). Values are already checked: the connection
+ * string parses, the proxy string parses, numbers are in range.
+ */
 export interface WorkerConfig {
+  /** Absolute. Builds run in its subdirectories; the log is `basedir/twistd.log`. */
   basedir: string;
   workername: string;
+  /** Never log it: see `loggableConfig`. */
   password: string;
-  /** A connection string: connection_string=, or built from buildmaster_host/port/use_tls. */
+  /**
+   * A Twisted client endpoint string: the tac's `connection_string`, or the one
+   * buildbot-worker builds from `buildmaster_host`, `port` and `use_tls`
+   * (`tcp:host=H:port=P` or `tls:host=H:port=P`).
+   */
   connection: string;
+  /** As written in the tac: `tcp:HOST:PORT`, or bbgate's `http(s)://[USER:PASSWORD@]HOST:PORT`; may hold credentials. */
   proxyConnectionString?: string;
-  /** Seconds between keepalives; 0 turns them off (create-worker's default is 600). */
+  /** Seconds between keepalives; 0 turns them off (buildbot-worker's None and 0 both mean off). */
   keepalive: number;
+  /** The worker process's umask, 0 to 0o777; absent means 0o077 when daemonised (as twistd) and inherited in the foreground. */
   umask?: number;
-  /** Upper bound of the reconnect delay in seconds (create-worker's default is 300). */
+  /** Upper bound of the reconnect delay, in seconds. */
   maxdelay: number;
-  /** Failed connection attempts in a row before giving up; undefined retries forever. */
+  /** Give up after this many failed attempts in a row; absent (the tac's None or 0) means never. */
   maxretries?: number;
+  /** Reported to the master as the number of CPUs; absent means the machine's count. */
   numcpus?: number;
+  /** How the worker may ask the master for a graceful shutdown: SIGHUP, or touching `basedir/shutdown.stamp`. */
   allowShutdown?: 'signal' | 'file';
+  /** Delete builder directories the master no longer uses, on connection. */
   deleteLeftoverDirs: boolean;
   protocol: 'pb';
+  /** The tac's `unicode_encoding`: how command output is decoded; absent means the platform's. */
   unicodeEncoding?: string;
-  /** Log rotation; undefined means --no-logrotate. */
+  /**
+   * The tac's LogFile rotation: rotate `twistd.log` before a write once it has
+   * `size` bytes (0: never), keeping `count` old files (null: all). Absent when
+   * the tac has no LogFile block (`create-worker --no-logrotate`): twistd's own
+   * log then applies, 1,000,000 bytes and every old file (see LOG_ROTATE_TWISTD).
+   */
   logRotate?: { size: number; count: number | null };
+}
+
+export const DEFAULT_KEEPALIVE = 600;
+export const DEFAULT_MAXDELAY = 300;
+export const DEFAULT_LOG_ROTATE = { size: 10_000_000, count: 10 } as const;
+/** twistd's own log file, used when the tac has no LogFile block. */
+export const LOG_ROTATE_TWISTD = { size: 1_000_000, count: null } as const;
+
+/** The config as it may appear in a log line: no password, proxy credentials masked. */
+export function loggableConfig(config: WorkerConfig): Record<string, unknown> {
+  const { password: _password, proxyConnectionString, ...rest } = config;
+  return { ...rest, ...(proxyConnectionString !== undefined ? { proxyConnectionString: redactUrl(proxyConnectionString) } : {}) };
+}
+
+/** The secret strings of a config, for the log's last line of defence (see ../log/logger.ts). */
+export function configSecrets(config: WorkerConfig): string[] {
+  const secrets = [config.password];
+  if (config.proxyConnectionString !== undefined) {
+    const proxy = parseProxyString(config.proxyConnectionString);
+    if (proxy.password) secrets.push(proxy.password, encodeURIComponent(proxy.password));
+  }
+  return secrets;
 }

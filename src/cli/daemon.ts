@@ -1,0 +1,124 @@
+// The worker process itself, as twistd runs buildbot.tac: in the foreground
+// (`start --nodaemon`) or as the detached child `bbgate start` spawns
+// (./daemon-main.ts). It reads the tac, sets the umask, owns twistd.pid when
+// daemonised, opens the log, and runs the worker until it stops.
+import { writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { BbgateError, isBbgateError } from '../errors.js';
+import { VERSION } from '../version.js';
+import { configSecrets, LOG_ROTATE_TWISTD, loggableConfig, type WorkerConfig } from '../worker/config.js';
+import { createWorkerLog, type Logger, type WorkerLog } from '../worker/log/logger.js';
+import { runWorker } from '../worker/run.js';
+import { readTac } from '../worker/tac/read.js';
+import { strerror } from './common.js';
+import { claimPidFile, removePidFile } from './pidfile.js';
+
+/** What the daemon tells the `bbgate start` that spawned it, over the IPC channel, before it disconnects. */
+export type DaemonMessage = { ready: true } | { ready: false; code: string; message: string };
+
+export interface WorkerProcessOptions {
+  /** The directory `start` was given: buildbot.tac and twistd.pid are here, and it is the working directory. */
+  startDir: string;
+  daemon: boolean;
+  /** Foreground only: also log to stdout. */
+  echo?: boolean;
+  /** Daemon only: how to reach `bbgate start`; resolves once the message is sent. */
+  notify?: (message: DaemonMessage) => Promise<void>;
+}
+
+/** twistd's umask for daemons, unless the tac sets one. */
+const DAEMON_UMASK = 0o077;
+/** Exit status after an exception nothing caught, as for `bbgate` itself. */
+const INTERNAL_ERROR = 70;
+
+/** Where the worker logs: twistd.log in the tac's basedir, as the tac's LogFile block puts it. */
+export function logPath(config: WorkerConfig): string {
+  return join(config.basedir, 'twistd.log');
+}
+
+export async function runWorkerProcess(o: WorkerProcessOptions): Promise<number> {
+  let config: WorkerConfig;
+  let log: WorkerLog;
+  let ownsPid = false;
+  const releasePid = () => {
+    if (ownsPid) removePidFile(o.startDir, process.pid);
+  };
+  try {
+    process.chdir(o.startDir);
+    config = readTac(join(o.startDir, 'buildbot.tac'));
+    if (o.daemon) process.umask(config.umask ?? DAEMON_UMASK);
+    else if (config.umask !== undefined) process.umask(config.umask);
+    if (o.daemon) {
+      claimPidFile(o.startDir, process.pid);
+      ownsPid = true;
+    }
+    log = openLog(config, o);
+  } catch (err) {
+    releasePid();
+    if (!isBbgateError(err)) throw err;
+    if (o.notify) await o.notify({ ready: false, code: err.code, message: err.message });
+    else process.stderr.write(`bbgate: ${err.message}\n`);
+    return 1;
+  }
+  const { logger } = log;
+  const crash = (err: unknown) => {
+    logger.fatal({ err }, 'the worker crashed');
+    releasePid();
+    log.close();
+    process.exit(INTERNAL_ERROR);
+  };
+  process.on('uncaughtException', crash);
+  process.on('unhandledRejection', crash);
+  const rotateNow = () => {
+    log.rotate();
+    logger.info({}, 'log rotated on SIGUSR1');
+  };
+  process.on('SIGUSR1', rotateNow);
+
+  logger.info({ version: VERSION, config: loggableConfig(config) }, `bbgate ${VERSION} starting worker ${config.workername} in ${config.basedir}`);
+  if (config.basedir !== o.startDir) {
+    logger.warn({ startDir: o.startDir }, `buildbot.tac's basedir is ${config.basedir}, not the directory it is in (${o.startDir}): builds run there`);
+  }
+  recordHostname(config, logger);
+  await o.notify?.({ ready: true });
+
+  let status: number;
+  try {
+    status = await runWorker(config, logger);
+  } catch (err) {
+    logger.fatal({ err }, 'the worker crashed');
+    status = INTERNAL_ERROR;
+  } finally {
+    process.off('uncaughtException', crash);
+    process.off('unhandledRejection', crash);
+    process.off('SIGUSR1', rotateNow);
+    releasePid();
+  }
+  log.close();
+  return status;
+}
+
+function openLog(config: WorkerConfig, o: WorkerProcessOptions): WorkerLog {
+  const file = logPath(config);
+  try {
+    return createWorkerLog({
+      file,
+      rotation: config.logRotate ?? LOG_ROTATE_TWISTD,
+      ...(o.echo ? { stdout: process.stdout.isTTY ? ('pretty' as const) : ('json' as const) } : {}),
+      secrets: configSecrets(config),
+    });
+  } catch (err) {
+    throw new BbgateError('WORKER_START', `cannot open ${file}: ${strerror(err)}`, { cause: err });
+  }
+}
+
+/** buildbot-worker records the host it runs on in BASEDIR/twistd.hostname at start-up, for people looking at the directory. */
+function recordHostname(config: WorkerConfig, logger: Logger): void {
+  logger.info({}, 'recording hostname in twistd.hostname');
+  try {
+    writeFileSync(join(config.basedir, 'twistd.hostname'), `${hostname()}\n`);
+  } catch (err) {
+    logger.warn({ err: (err as Error).message }, 'failed - ignoring');
+  }
+}

@@ -1,0 +1,142 @@
+// The worker's log: size rotation compared file for file with Twisted's own
+// LogFile (what a buildbot-worker tac uses), and secrets kept out of every line.
+import assert from 'node:assert/strict';
+import { chmodSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { createWorkerLog } from '../../src/worker/log/logger.js';
+import { formatLogLine } from '../../src/worker/log/pretty.js';
+import { RotatingFile } from '../../src/worker/log/rotating-file.js';
+import { python, tempDir } from './support.js';
+
+interface Case {
+  title: string;
+  size: number;
+  count: number | null;
+  writes: string[];
+  /** Files in the directory before the log is opened. */
+  before?: Record<string, string>;
+  /** Mode of a pre-existing twistd.log. */
+  mode?: number;
+}
+
+type Listing = Record<string, { content: string; mode: number }>;
+
+function listing(dir: string): Listing {
+  return Object.fromEntries(
+    readdirSync(dir)
+      .sort()
+      .map((name) => [name, { content: readFileSync(join(dir, name), 'utf8'), mode: statSync(join(dir, name)).mode & 0o777 }]),
+  );
+}
+
+function setUp(dir: string, c: Case): void {
+  for (const [name, content] of Object.entries(c.before ?? {})) writeFileSync(join(dir, name), content);
+  if (c.mode !== undefined) chmodSync(join(dir, 'twistd.log'), c.mode);
+}
+
+const lines = (n: number, width = 10) => Array.from({ length: n }, (_, i) => `${String(i).padStart(width - 1, '.')}\n`);
+
+const CASES: Case[] = [
+  { title: 'rotates once the size is reached, keeping count files', size: 35, count: 3, writes: lines(30) },
+  { title: 'unlimited count', size: 25, count: null, writes: lines(20) },
+  { title: 'size 0 never rotates', size: 0, count: 3, writes: lines(20) },
+  { title: 'count 0 still keeps .1, as Twisted does', size: 20, count: 0, writes: lines(10) },
+  { title: 'a single write larger than the size', size: 10, count: 2, writes: ['x'.repeat(50) + '\n', 'y\n', 'z'.repeat(30) + '\n', 'w\n'] },
+  {
+    title: 'an existing log over the size, old files beyond the count, and files that are not rotations',
+    size: 30,
+    count: 2,
+    writes: lines(8),
+    before: { 'twistd.log': 'o'.repeat(40) + '\n', 'twistd.log.1': 'one\n', 'twistd.log.5': 'five\n', 'twistd.log.old': 'keep\n', 'twistd.log.0': 'zero\n', 'twistd.hostname': 'h\n' },
+    mode: 0o640,
+  },
+];
+
+describe('log rotation, file for file as Twisted LogFile does it', () => {
+  for (const c of CASES) {
+    it(c.title, async () => {
+      const ours = tempDir();
+      const theirs = tempDir();
+      setUp(ours, c);
+      setUp(theirs, c);
+      const file = new RotatingFile(join(ours, 'twistd.log'), { size: c.size, count: c.count });
+      for (const w of c.writes) file.write(w);
+      file.close();
+      await python(
+        `from twisted.python.logfile import LogFile
+f = LogFile.fromFullPath(data['path'], rotateLength=data['size'], maxRotatedFiles=data['count'])
+for w in data['writes']:
+    f.write(w)
+f.close()
+print('null')`,
+        { path: join(theirs, 'twistd.log'), size: c.size, count: c.count, writes: c.writes },
+      );
+      assert.deepEqual(listing(ours), listing(theirs));
+    });
+  }
+
+  it('rotate() on demand (SIGUSR1), and a rotation that cannot happen leaves the log in use', () => {
+    const dir = tempDir();
+    const file = new RotatingFile(join(dir, 'twistd.log'), { size: 0, count: null });
+    file.write('a\n');
+    file.rotate();
+    file.write('b\n');
+    file.rotate();
+    file.write('c\n');
+    assert.deepEqual(
+      Object.fromEntries(Object.entries(listing(dir)).map(([k, v]) => [k, v.content])),
+      { 'twistd.log': 'c\n', 'twistd.log.1': 'b\n', 'twistd.log.2': 'a\n' },
+    );
+    chmodSync(dir, 0o500);
+    try {
+      if (process.getuid?.() !== 0) {
+        file.rotate();
+        file.write('d\n');
+        assert.equal(readFileSync(join(dir, 'twistd.log'), 'utf8'), 'c\nd\n');
+      }
+    } finally {
+      chmodSync(dir, 0o700);
+      file.close();
+    }
+  });
+});
+
+describe('the worker logger', () => {
+  it('writes JSON lines, with credentials redacted by field name and by value', () => {
+    const dir = tempDir();
+    const log = createWorkerLog({ file: join(dir, 'twistd.log'), rotation: { size: 0, count: null }, secrets: ['hunter2!', 'p@ss w/"rd', 'abc'] });
+    log.logger.info({ password: 'anything', passwd: 'x', config: { password: 'y', proxy: { password: 'z' } }, headers: { 'proxy-authorization': 'Basic Zm9v' } }, 'fields');
+    log.logger.warn({ url: 'http://u:hunter2!@proxy:3128' }, 'the master said "p@ss w/"rd" back');
+    log.logger.error({ err: new Error('login failed for hunter2!') }, 'error objects too');
+    log.logger.info({ short: 'abc' }, 'secrets under 4 characters are not scrubbed from text: abc');
+    log.close();
+    const text = readFileSync(join(dir, 'twistd.log'), 'utf8');
+    const entries = text.trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.equal(entries.length, 4);
+    assert.match(String(entries[0]!.time), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    assert.equal(entries[0]!.pid, process.pid);
+    assert.deepEqual(entries[0], {
+      ...entries[0],
+      level: 'info',
+      msg: 'fields',
+      password: '[redacted]',
+      passwd: '[redacted]',
+      config: { password: '[redacted]', proxy: { password: '[redacted]' } },
+      headers: { 'proxy-authorization': '[redacted]' },
+    });
+    for (const secret of ['hunter2!', 'p@ss w/', 'Zm9v', 'anything']) assert.ok(!text.includes(secret), secret);
+    assert.equal(entries[1]!.msg, 'the master said "[redacted]" back');
+    assert.equal(entries[1]!.url, 'http://u:[redacted]@proxy:3128');
+    assert.equal((entries[2]!.err as { message: string }).message, 'login failed for [redacted]');
+    assert.equal(entries[3]!.msg, 'secrets under 4 characters are not scrubbed from text: abc');
+  });
+
+  it('formats lines for a terminal', () => {
+    assert.equal(
+      formatLogLine('{"level":"warn","time":"2026-01-31T12:00:00.123Z","pid":5,"code":"NET_REFUSED","delay":1.5,"host":"a b","msg":"retrying"}\n'),
+      '2026-01-31 12:00:00.123 WARN  retrying code=NET_REFUSED delay=1.5 host="a b"\n',
+    );
+    assert.equal(formatLogLine('Traceback (most recent call last):\n'), 'Traceback (most recent call last):\n');
+  });
+});
