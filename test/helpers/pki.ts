@@ -133,7 +133,8 @@ function makeIssuer(dir: string) {
     const cert = buildCertificate(options, issuer?.cert);
     signWithNode(cert, keyFor(issuer?.keyName ?? keyName).pem);
     issued.set(options.name, { cert, keyName });
-    return writeCredential(dir, options.name, forge.pki.certificateToPem(cert), keyFor(keyName).pem);
+    // forge writes CRLF line ends; Twisted's PEM readers (extraCertChain=) want LF, as openssl writes.
+    return writeCredential(dir, options.name, forge.pki.certificateToPem(cert).replace(/\r\n/g, '\n'), keyFor(keyName).pem);
   };
 }
 

@@ -2,8 +2,6 @@
 // Buildbot 3.7 master (plain, and on a Twisted ssl: port), real squid with Basic auth, and
 // certificates from the test PKI. Each failure must name its layer and exit with its class.
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startMaster, type RunningMaster } from '../helpers/buildbot-master.js';
 import { bbgate, type ProbeJson } from '../helpers/cli.js';
@@ -26,14 +24,11 @@ describe('bbgate probe through proxies and TLS to a real Buildbot master', () =>
     trust = await pki.trustDir(pki.root);
     wrongTrust = await pki.trustDir(pki.otherRoot);
     const workers = [{ name: 'tw', password: 'tw-pass' }];
-    // Twisted's extraCertChain= reader wants LF line endings; node-forge writes CRLF.
-    const chainFile = join(pki.dir, 'chain-lf.pem');
-    await writeFile(chainFile, pki.intermediate.cert.replace(/\r\n/g, '\n'));
     plain = await startMaster({ workers });
     tls = await startMaster({
       workers,
       // The master's own TLS listener, as a Buildbot admin configures it (Twisted ssl: server string).
-      extraConfig: `c['protocols'] = {'pb': {'port': 'ssl:%d:interface=127.0.0.1:privateKey=${pki.server.keyFile}:certKey=${pki.server.certFile}:extraCertChain=${chainFile}' % fx['pbPort']}}`,
+      extraConfig: `c['protocols'] = {'pb': {'port': 'ssl:%d:interface=127.0.0.1:privateKey=${pki.server.keyFile}:certKey=${pki.server.certFile}:extraCertChain=${pki.intermediate.certFile}' % fx['pbPort']}}`,
     });
     squid = await startSquid({ auth: { users: { alice: 'pr0xy:pass@' } }, allowPorts: [plain.pbPort, tls.pbPort] });
   });
