@@ -9,6 +9,8 @@ export interface TcpRelay {
   accepted(): number;
   /** Silently drop every byte on the connections open now. */
   blackholeExisting(): void;
+  /** Cut every connection open now, both ways, as a restarted router would. */
+  resetExisting(): void;
   close(): Promise<void>;
 }
 
@@ -40,6 +42,12 @@ export async function startTcpRelay(targetPort: number, targetHost = '127.0.0.1'
     accepted: () => count,
     blackholeExisting() {
       for (const link of live) link.silent = true;
+    },
+    resetExisting() {
+      for (const { client, upstream } of live) {
+        client.resetAndDestroy();
+        upstream.resetAndDestroy();
+      }
     },
     async close() {
       for (const { client, upstream } of live) {
