@@ -13,6 +13,8 @@ export interface TestWorker {
   waitForLog(re: RegExp, timeoutMs?: number): Promise<string>;
   /** SIGTERM, as `bbgate stop` would send; resolves with the exit status. */
   stop(): Promise<number>;
+  /** Delivers a signal to the worker (SIGHUP asks for a graceful shutdown with allow_shutdown='signal'). */
+  signal(name: NodeJS.Signals): void;
   exited: Promise<number>;
 }
 
@@ -51,6 +53,9 @@ export async function startTestWorker(config: Partial<WorkerConfig> & { connecti
         watchers.add(check);
         check();
       });
+    },
+    signal(name) {
+      signals.emit(name);
     },
     async stop() {
       signals.emit('SIGTERM');

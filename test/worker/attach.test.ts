@@ -49,4 +49,17 @@ describe('bbgate worker attaching to a real master', () => {
       await worker.stop();
     }
   });
+
+  it('with allow_shutdown=signal, SIGHUP asks the master for a graceful shutdown and the master stops the worker', async () => {
+    const worker = await startTestWorker({ connection: `tcp:127.0.0.1:${master.pbPort}`, workername: 'bw', password: 'bw-pass', allowShutdown: 'signal' });
+    try {
+      await worker.waitForLog(/Connected to buildmaster/);
+      worker.signal('SIGHUP');
+      await worker.waitForLog(/asking the master for a graceful shutdown/);
+      await worker.waitForLog(/the master asked this worker to shut down/);
+      assert.equal(await worker.exited, 0);
+    } finally {
+      await worker.stop();
+    }
+  });
 });
