@@ -1,6 +1,6 @@
 // `bbgate restart`: stop (a worker that is not running is fine), then start.
 import { basedirArgument, checkWorkerDir, parseCommand, report } from './common.js';
-import { startWorker } from './start.js';
+import { START_OPTIONS, startWorker } from './start.js';
 import { stopWorker } from './stop.js';
 
 export const RESTART_USAGE = `Usage: bbgate restart [--quiet] [--nodaemon] [BASEDIR]
@@ -14,15 +14,9 @@ Options:
   -h, --help      this text
 `;
 
-const OPTIONS = {
-  quiet: { type: 'boolean', short: 'q' },
-  nodaemon: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-} as const;
-
 export async function runRestart(argv: string[]): Promise<number> {
   try {
-    const { values, positionals } = parseCommand(argv, OPTIONS);
+    const { values, positionals } = parseCommand(argv, START_OPTIONS);
     if (values.help) {
       process.stdout.write(RESTART_USAGE);
       return 0;

@@ -26,7 +26,8 @@ Options:
   -h, --help      this text
 `;
 
-const OPTIONS = {
+/** start's options, which restart shares. */
+export const START_OPTIONS = {
   quiet: { type: 'boolean', short: 'q' },
   nodaemon: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -52,7 +53,7 @@ the worker.
 
 export async function runStart(argv: string[]): Promise<number> {
   try {
-    const { values, positionals } = parseCommand(argv, OPTIONS);
+    const { values, positionals } = parseCommand(argv, START_OPTIONS);
     if (values.help) {
       process.stdout.write(START_USAGE);
       return 0;
