@@ -22,8 +22,18 @@ async function handshake(socket: Duplex, options: TlsOptions, host: string | und
   const started = Date.now();
   // Tapped at once, so nothing the peer does while the files load goes unseen.
   const tap = new FirstBytesTap(socket);
+  // Until TLS takes the stream over, a reset while the files load would be an error nobody hears.
+  let early: Error | undefined;
+  const onEarly = (err: Error) => {
+    early ??= err;
+  };
+  tap.on('error', onEarly);
   const trust = await resolveTrust(options.trustRoots, logger);
   const client = options.certificate === undefined ? undefined : await loadClientCertificate(options.certificate, options.privateKey, logger);
+  tap.off('error', onEarly);
+  if (early) {
+    throw closedFailure({ firstBytes: tap.firstBytes, ...(host !== undefined ? { serverName: host } : {}) }, 'during', early);
+  }
   const tlsSocket = connect({
     socket: tap,
     // SNI carries DNS names only, in their ASCII form.
