@@ -6,7 +6,7 @@ import { BananaWriter, type Sexp } from './banana/writer.js';
 import { PbFailure, PY } from './failure.js';
 import { unjelly } from './jelly/decode.js';
 import { jelly } from './jelly/encode.js';
-import { Referenceable, RemoteReference, type KwArgs, type RemoteCall } from './references.js';
+import { Referenceable, releaseReferences, RemoteReference, type KwArgs, type RemoteCall } from './references.js';
 import { messageText, Tuple, toText, type PbValue } from './values.js';
 
 /** PB protocol version spoken by Twisted since 2004, and checked by both sides. */
@@ -311,7 +311,11 @@ export class Broker {
       if (!target) throw new PbFailure(PY.PbError, 'Invalid Object ID');
       const call = this.unjellyCall(method, netArgs!, netKw!);
       const handler = target.remoteMethod(method);
-      if (!handler) throw new PbFailure(PY.NoSuchMethod, `No such method: remote_${method}`);
+      if (!handler) {
+        // The peer counted the references it sent along; nothing will hold them.
+        releaseReferences([call.args, call.kwargs]);
+        throw new PbFailure(PY.NoSuchMethod, `No such method: remote_${method}`);
+      }
       result = handler.call(target, call);
     } catch (err) {
       if (reply) this.sendError(requestId, PbFailure.fromError(err));

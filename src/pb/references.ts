@@ -25,6 +25,19 @@ export class Referenceable {
   }
 }
 
+/**
+ * Releases every remote reference inside a received value (containers are
+ * searched, shared ones once): what Python's garbage collector does for the
+ * references of a call nobody kept.
+ */
+export function releaseReferences(value: unknown, seen = new Set<object>()): void {
+  if (typeof value !== 'object' || value === null || seen.has(value)) return;
+  seen.add(value);
+  if (value instanceof RemoteReference) value.release();
+  else if (Array.isArray(value) || value instanceof Set) for (const item of value) releaseReferences(item, seen);
+  else if (value instanceof Map) for (const [k, v] of value) releaseReferences(k, seen), releaseReferences(v, seen);
+}
+
 /** What a RemoteReference needs from its broker. */
 export interface ReferenceOwner {
   readonly connected: boolean;

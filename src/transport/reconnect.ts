@@ -14,8 +14,11 @@ export interface ReconnectLogger {
 }
 
 export interface ReconnectOptions<S extends Session> {
-  /** Dials, handshakes and logs in; resolves only once the session is fully usable. */
-  connect(attempt: number): Promise<S>;
+  /**
+   * Dials, handshakes and logs in; resolves only once the session is fully usable.
+   * `signal` aborts when stop() is called: give up the attempt and free what it holds.
+   */
+  connect(attempt: number, signal: AbortSignal): Promise<S>;
   policy?: BackoffPolicy;
   /** Failed attempts in a row after which to give up; 0 or undefined retries forever. */
   maxRetries?: number;
@@ -47,6 +50,7 @@ export class Reconnector<S extends Session> extends EventEmitter {
   private failures = 0;
   private current: S | undefined;
   private wake: (() => void) | undefined;
+  private attempt: AbortController | undefined;
   private loop: Promise<void> | undefined;
 
   constructor(private readonly options: ReconnectOptions<S>) {
@@ -64,6 +68,7 @@ export class Reconnector<S extends Session> extends EventEmitter {
   async stop(): Promise<void> {
     this.running = false;
     this.current?.close();
+    this.attempt?.abort(new BbgateError('NET_TIMEOUT', 'stopped while connecting'));
     this.wake?.();
     await this.loop;
   }
@@ -72,7 +77,9 @@ export class Reconnector<S extends Session> extends EventEmitter {
     while (this.running) {
       let error: Error;
       try {
-        const session = await this.options.connect(this.failures);
+        this.attempt = new AbortController();
+        const session = await this.options.connect(this.failures, this.attempt.signal);
+        this.attempt = undefined;
         this.failures = 0;
         this.current = session;
         if (!this.running) session.close();

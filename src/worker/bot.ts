@@ -1,6 +1,6 @@
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { PbFailure } from '../pb/failure.js';
-import { Referenceable, RemoteReference, type RemoteCall } from '../pb/references.js';
+import { Referenceable, releaseReferences, RemoteReference, type RemoteCall } from '../pb/references.js';
 import { toText, type PbValue } from '../pb/values.js';
 import type { CommandLogger, CommandSpec } from './commands/types.js';
 import { pythonJoin } from './paths.js';
@@ -70,7 +70,7 @@ export class Bot extends Referenceable {
     }
     for (const [name, builder] of this.builders) {
       if (!kept.has(name)) {
-        builder.interrupt('the builder was removed from this worker');
+        void builder.interrupt('the builder was removed from this worker');
         this.o.logger.info({ builder: name }, 'removing a builder the master no longer wants');
       }
     }
@@ -86,9 +86,13 @@ export class Bot extends Referenceable {
     return null;
   }
 
-  /** Interrupts every running command (the worker is stopping). */
-  interruptAll(why: string): void {
-    for (const builder of this.builders.values()) builder.interrupt(why);
+  /**
+   * Interrupts every running command; resolves once they have ended (their
+   * process groups killed, TERM-then-KILL included) or `waitMs` has passed.
+   */
+  async interruptAll(why: string, waitMs = 0): Promise<void> {
+    const running = [...this.builders.values()].map((builder) => builder.interrupt(why));
+    if (waitMs > 0) await Promise.race([Promise.all(running), new Promise((resolve) => setTimeout(resolve, waitMs).unref())]);
   }
 
   private commandVersions(): Map<string, string> {
@@ -140,17 +144,25 @@ export class WorkerForBuilder extends Referenceable {
   remote_startCommand(call: RemoteCall): null {
     const [commandRef, stepId, rawName, rawArgs] = call.args;
     const name = toText(rawName);
-    if (!(commandRef instanceof RemoteReference) || name === undefined || !(rawArgs instanceof Map)) {
-      throw new PbFailure('builtins.TypeError', 'startCommand takes (command, stepId, name, args)');
+    let spec: CommandSpec | undefined;
+    let args: Map<string, PbValue>;
+    try {
+      if (!(commandRef instanceof RemoteReference) || name === undefined || !(rawArgs instanceof Map)) {
+        throw new PbFailure('builtins.TypeError', 'startCommand takes (command, stepId, name, args)');
+      }
+      spec = this.o.commands.get(name);
+      if (!spec) throw new PbFailure(UNKNOWN_COMMAND.type, `unrecognized WorkerCommand '${name}'`, { parents: UNKNOWN_COMMAND.parents });
+      args = textKeys(rawArgs);
+      checkRequired(name, spec, args);
+    } catch (err) {
+      // A refused command keeps none of the master's references (it allows 1024 live ones).
+      releaseReferences(call.args);
+      throw err;
     }
-    const spec = this.o.commands.get(name);
-    if (!spec) throw new PbFailure(UNKNOWN_COMMAND.type, `unrecognized WorkerCommand '${name}'`, { parents: UNKNOWN_COMMAND.parents });
-    const args = textKeys(rawArgs);
-    checkRequired(name, spec, args);
-    if (this.current) this.current.interrupt('a new command started while this one was running (leftover command)');
+    if (this.current) void this.current.interrupt('a new command started while this one was running (leftover command)');
     this.o.logger.info({ builder: this.name, command: name, step: toText(stepId) }, `starting command ${name}`);
     const runner = new CommandRunner({
-      name,
+      name: name!,
       spec,
       args,
       commandRef,
@@ -168,12 +180,14 @@ export class WorkerForBuilder extends Referenceable {
 
   /** stepId is ignored, as in buildbot-worker: the builder runs one command at a time. */
   remote_interruptCommand(call: RemoteCall): null {
-    this.interrupt(toText(call.arg(1, 'why')) ?? 'interrupted by the master');
+    void this.interrupt(toText(call.arg(1, 'why')) ?? 'interrupted by the master');
     return null;
   }
 
-  interrupt(why: string): void {
+  /** Interrupts the running command, if any; resolves when it has ended. */
+  interrupt(why: string): Promise<void> {
     this.current?.interrupt(why);
+    return this.current?.done ?? Promise.resolve();
   }
 }
 

@@ -20,6 +20,9 @@ export interface WorkerLogger {
 /** Errors no reconnect can fix: the worker stops at once. */
 const FATAL = new Set(['ENDPOINT_SYNTAX', 'PROXY_SYNTAX', 'TLS_CLIENT_CERT', 'TLS_NO_TRUST_ROOTS']);
 
+/** How long a stopping worker waits for its commands to end: below `bbgate stop`'s 10 s. */
+const STOP_WAIT_MS = 8000;
+
 /** How often allow_shutdown='file' looks at shutdown.stamp, as buildbot-worker does. */
 const SHUTDOWN_FILE_POLL_MS = 10_000;
 
@@ -51,9 +54,16 @@ export async function runWorker(config: WorkerConfig, logger: WorkerLogger, sign
     ...(config.maxretries ? { maxRetries: config.maxretries } : {}),
     isFatal: (err) => err instanceof BbgateError && FATAL.has(err.code),
     logger,
-    connect: async () => {
-      const stream = await dial({ endpoint, ...(proxy ? { proxy } : {}), tcpKeepalive: config.keepalive || 600, logger });
-      const session = await openPbSession(stream, { username: config.workername, password: config.password, mind: bot, logger });
+    connect: async (_attempt, signal) => {
+      const stream = await abandonable(dial({ endpoint, ...(proxy ? { proxy } : {}), tcpKeepalive: config.keepalive || 600, logger }), signal, (s) => s.destroy());
+      signal.addEventListener('abort', () => stream.destroy(), { once: true });
+      const session = await openPbSession(stream, {
+        username: config.workername,
+        password: config.password,
+        mind: bot,
+        logger,
+        timeout: endpoint.timeout * 1000,
+      });
       logger.info({ master: endpoint.host, port: endpoint.port }, 'Connected to buildmaster; worker is ready');
       if (config.keepalive > 0) {
         const stop = startKeepalive({
@@ -66,7 +76,7 @@ export async function runWorker(config: WorkerConfig, logger: WorkerLogger, sign
       }
       void session.closed.then((reason) => {
         if (current === session) current = undefined;
-        bot.interruptAll('the connection to the master was lost');
+        void bot.interruptAll('the connection to the master was lost');
         logger.warn({ code: (reason as BbgateError).code }, `lost the connection to the master: ${reason.message}`);
       });
       current = session;
@@ -99,10 +109,34 @@ export async function runWorker(config: WorkerConfig, logger: WorkerLogger, sign
   signals.off('SIGTERM', stopNow);
   signals.off('SIGINT', stopNow);
   signals.off('SIGHUP', gracefulShutdown);
-  bot.interruptAll('the worker is stopping');
+  // Wait for the commands' process groups to die (TERM, then the interrupt signal), within bbgate stop's patience.
+  await bot.interruptAll('the worker is stopping', STOP_WAIT_MS);
   await reconnector.stop();
   logger.info({ status }, 'worker stopped');
   return status;
+}
+
+/** `promise`, unless `signal` aborts first; then whatever it still produces is disposed of. */
+function abandonable<T>(promise: Promise<T>, signal: AbortSignal, dispose: (value: T) => void): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      promise.then(dispose, () => undefined);
+      reject(signal.reason);
+    };
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        if (signal.aborted) dispose(value);
+        else resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
 }
 
 /** Calls `onTouched` whenever the file's mtime moves past what it was at start (0 if it did not exist). */

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { PbFailure, PY } from '../pb/failure.js';
-import { RemoteReference } from '../pb/references.js';
+import { releaseReferences, type RemoteReference } from '../pb/references.js';
 import { float, type PbValue } from '../pb/values.js';
 import type { CommandLogger, CommandSpec } from './commands/types.js';
 import { UpdateBuffer, type UpdateOptions } from './updates.js';
@@ -99,7 +99,8 @@ export class CommandRunner {
     } catch (err) {
       o.logger.warn({ command: o.name, err: (err as Error).message }, 'could not report the command as complete');
     } finally {
-      releaseAll(o.commandRef, o.args);
+      o.commandRef.release();
+      releaseReferences(o.args);
     }
   }
 
@@ -131,7 +132,3 @@ export class CommandRunner {
   }
 }
 
-function releaseAll(commandRef: RemoteReference, args: ReadonlyMap<string, PbValue>): void {
-  commandRef.release();
-  for (const value of args.values()) if (value instanceof RemoteReference) value.release();
-}

@@ -58,6 +58,8 @@ describe('redactUrl', () => {
   it('scrubs unparseable strings up to the last @', () => {
     assert.equal(redactUrl('http://bob:pa/s3c@ret@proxy:99999'), 'http://***@proxy:99999');
     assert.equal(redactUrl('bob:s3cret@proxy'), '***@proxy');
+    // Parses as host "ss" with path "/word@proxy:3128": the rest of the password must not show.
+    assert.equal(redactUrl('http://user:p@ss/word@proxy:3128'), 'http://***@proxy:3128');
     assert.equal(redactUrl('not a url'), 'not a url');
   });
 });
