@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { lstat, mkdir, mkdtemp, readFile, readlink, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
-import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -15,6 +14,7 @@ import { uploadFileCommand } from '../../src/worker/commands/transfer.js';
 import type { CommandSpec } from '../../src/worker/commands/types.js';
 import { startTestWorker, type TestWorker } from '../helpers/bbgate-worker.js';
 import { Results, startMaster, type RunningMaster } from '../helpers/buildbot-master.js';
+import { startDelayRelay, type DelayRelay } from '../helpers/latency-relay.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const HAVE_BZIP2 = spawnSync('bzip2', ['--help']).error === undefined;
@@ -151,48 +151,3 @@ describe('transfers and file commands against a real master', () => {
     assert.ok(times[1]! < times[0]! * 0.75, figures.join(', '));
   });
 });
-
-interface DelayRelay {
-  port: number;
-  /** Added to every chunk, each way; order is kept. */
-  delayMs: number;
-  close(): Promise<void>;
-}
-
-/** A TCP forwarder that holds every chunk for delayMs before passing it on, in order. */
-async function startDelayRelay(targetPort: number): Promise<DelayRelay> {
-  const sockets = new Set<Socket>();
-  const state: DelayRelay = { port: 0, delayMs: 0, close: async () => {} };
-  const forward = (from: Socket, to: Socket) => {
-    const queue: { due: number; data: Buffer }[] = [];
-    let timer: NodeJS.Timeout | undefined;
-    const drain = () => {
-      timer = undefined;
-      while (queue.length && queue[0]!.due <= performance.now()) to.write(queue.shift()!.data);
-      if (queue.length) timer = setTimeout(drain, queue[0]!.due - performance.now());
-    };
-    from.on('data', (data: Buffer) => {
-      queue.push({ due: performance.now() + state.delayMs, data });
-      if (!timer) drain();
-    });
-    from.on('close', () => to.end());
-  };
-  const server = createServer((client) => {
-    const upstream = createConnection(targetPort, '127.0.0.1');
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('error', () => {});
-      s.on('close', () => sockets.delete(s));
-    }
-    forward(client, upstream);
-    forward(upstream, client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  state.port = (server.address() as AddressInfo).port;
-  state.close = () =>
-    new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => resolve());
-    });
-  return state;
-}
