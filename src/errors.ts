@@ -28,6 +28,7 @@ export type ErrorCode =
   | 'PB_REMOTE_ERROR'
   | 'PB_UNAUTHORIZED'
   | 'PB_DUPLICATE_WORKER'
+  | 'PB_NOT_BUILDBOT'
   // Connecting and the command line
   | 'USAGE'
   | 'ENDPOINT_SYNTAX'

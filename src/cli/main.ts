@@ -29,6 +29,7 @@ Options:
 
 const PROBE_USAGE = `Usage: bbgate probe CONNECTION_STRING [options]
        bbgate probe --use-tls MASTER[:PORT] [options]
+       bbgate probe --basedir DIR [options]
 
   CONNECTION_STRING   where the master's worker port is, in Twisted's syntax:
                         tcp:HOST:PORT[:timeout=S][:bindAddress=IP]
@@ -37,6 +38,9 @@ const PROBE_USAGE = `Usage: bbgate probe CONNECTION_STRING [options]
                       escape ":" inside a value as "\\:", e.g. tcp:host=fd00\\:\\:1:port=9989
 
 Options:
+  --basedir DIR        probe exactly what the worker in DIR would do: its buildbot.tac's
+                       connection, proxy, name and password (bbgate's or buildbot-worker's tac);
+                       flags given as well take precedence
   --use-tls            the argument is MASTER[:PORT] (port 9989 by default), reached over TLS
                        verified against the platform's CAs, as buildbot-worker --use-tls does
   --proxy-connection-string P
@@ -46,8 +50,8 @@ Options:
   --no-env-proxy       ignore HTTPS_PROXY, ALL_PROXY and NO_PROXY
   --name NAME          log in as this worker (without it the probe stops after the PB greeting)
   --password PASSWORD  the worker's password (or set BBGATE_PASSWORD, which keeps it out of ps)
-  --timeout S          seconds to wait for the PB greeting, the login and the keepalive (default 10);
-                       the TCP connect uses the connection string's timeout= (default 30)
+  --timeout S          the longest any step may take, the connect included (default 10)
+  --verbose, -v        also show each step's particulars (every certificate in the TLS chain)
   --json               print {"ok": bool, "steps": [{"step","ok","ms","code","message","hint"}]}
 
 A successful login attaches the probe as that worker for a moment, as any login
@@ -71,6 +75,8 @@ async function runProbe(argv: string[]): Promise<number> {
       'proxy-connection-string': { type: 'string' },
       'no-env-proxy': { type: 'boolean' },
       'use-tls': { type: 'boolean' },
+      basedir: { type: 'string' },
+      verbose: { type: 'boolean', short: 'v' },
       timeout: { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -80,13 +86,15 @@ async function runProbe(argv: string[]): Promise<number> {
     process.stdout.write(PROBE_USAGE);
     return 0;
   }
-  if (positionals.length !== 1) return usage('probe takes exactly one CONNECTION_STRING', PROBE_USAGE);
+  if (positionals.length !== (values.basedir === undefined ? 1 : 0)) {
+    return usage('probe takes exactly one CONNECTION_STRING, or --basedir DIR', PROBE_USAGE);
+  }
   const timeout = values.timeout === undefined ? undefined : Number(values.timeout);
   if (timeout !== undefined && !(timeout > 0)) return usage(`--timeout must be a positive number of seconds, not "${values.timeout}"`, PROBE_USAGE);
   const password = values.password ?? process.env.BBGATE_PASSWORD;
   if (values.name !== undefined && password === undefined) return usage('--name needs --password (or BBGATE_PASSWORD)', PROBE_USAGE);
-  let connection = positionals[0]!;
-  if (values['use-tls']) {
+  let connection = positionals[0];
+  if (values['use-tls'] && connection !== undefined) {
     try {
       const master = parseMasterAddress(connection);
       connection = masterConnectionString(master.host, master.port, true);
@@ -95,13 +103,14 @@ async function runProbe(argv: string[]): Promise<number> {
     }
   }
   const report = await probe({
-    connection,
+    ...(connection !== undefined ? { connection } : {}),
+    ...(values.basedir !== undefined ? { basedir: values.basedir } : {}),
     ...(values['proxy-connection-string'] !== undefined ? { proxy: values['proxy-connection-string'] } : {}),
     ...(values['no-env-proxy'] ? { environmentProxy: false } : {}),
     ...(values.name !== undefined ? { name: values.name, password } : {}),
     ...(timeout !== undefined ? { timeout } : {}),
   });
-  process.stdout.write(values.json ? JSON.stringify(report) + '\n' : formatReport(report));
+  process.stdout.write(values.json ? JSON.stringify(report) + '\n' : formatReport(report, values.verbose));
   return exitStatusFor(report.steps.find((s) => !s.ok)?.code);
 }
 

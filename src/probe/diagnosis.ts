@@ -7,7 +7,7 @@ import type { ErrorCode } from '../errors.js';
  */
 export function exitStatusFor(code: ErrorCode | undefined): number {
   if (code === undefined) return 0;
-  if (code === 'USAGE' || code === 'ENDPOINT_SYNTAX' || code === 'PROXY_SYNTAX') return 1;
+  if (code === 'USAGE' || code === 'ENDPOINT_SYNTAX' || code === 'PROXY_SYNTAX' || code.startsWith('TAC_')) return 1;
   if (code.startsWith('NET_')) return 2;
   if (code.startsWith('PROXY_')) return 3;
   if (code.startsWith('TLS_')) return 4;
@@ -28,6 +28,7 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
   PB_PROTOCOL: 'the peer broke the PB protocol: check that it is a Buildbot master, and report this with the probe\'s --json output',
   PB_UNAUTHORIZED: 'the master knows no worker with this name and password: compare them with the worker.Worker(NAME, PASSWORD) entry in master.cfg (both are case-sensitive); the master does not say which of the two is wrong',
   PB_DUPLICATE_WORKER: 'a worker with this name is connected to the master right now: stop it first, or probe with another worker\'s name',
+  PB_NOT_BUILDBOT: 'this port runs some other PB service: check the port number against the master\'s c[\'protocols\'][\'pb\'][\'port\']',
   PB_REMOTE_ERROR: 'the master failed the login with an error of its own: its twistd.log has the traceback',
   PB_CONNECTION_LOST: 'the master closed the connection: its twistd.log says why',
   NET_KEEPALIVE_TIMEOUT: 'the connection went silent: a NAT or firewall probably dropped it; use a keepalive shorter than its idle timeout',

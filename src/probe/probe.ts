@@ -1,12 +1,14 @@
 import { performance } from 'node:perf_hooks';
 import { BbgateError, PbError, type ErrorCode } from '../errors.js';
 import { Broker } from '../pb/broker.js';
-import { PbFailure } from '../pb/failure.js';
+import { PbFailure, PY } from '../pb/failure.js';
 import { login } from '../pb/login.js';
 import type { RemoteReference } from '../pb/references.js';
-import { parseProxyString, redactUrl } from '../proxy/index.js';
-import { dial, type DialStep } from '../transport/dial.js';
-import { formatEndpoint, parseEndpoint } from '../transport/endpoint.js';
+import { parseProxyString, redactUrl, type ProxyConfig } from '../proxy/index.js';
+import { join } from 'node:path';
+import { dial, type DialStep, type StepOutcome } from '../transport/dial.js';
+import { formatEndpoint, parseEndpoint, type Endpoint } from '../transport/endpoint.js';
+import { readTac } from '../worker/tac/read.js';
 import { hintFor } from './diagnosis.js';
 import { ProbeMind } from './mind.js';
 
@@ -21,6 +23,8 @@ export interface ProbeStep {
   hint?: string;
   /** Things that work but should not be left that way (the ssl: traps). */
   warnings?: string[];
+  /** Particulars (the TLS chain, every address) shown with --verbose. */
+  details?: string[];
 }
 
 export interface ProbeReport {
@@ -29,7 +33,9 @@ export interface ProbeReport {
 }
 
 export interface ProbeOptions {
-  connection: string;
+  /** A connection string; or give `basedir` to probe what that worker's buildbot.tac says. */
+  connection?: string;
+  basedir?: string;
   /** A --proxy-connection-string; wins over the environment. */
   proxy?: string;
   /** Read HTTPS_PROXY/ALL_PROXY/NO_PROXY (default true). */
@@ -55,12 +61,15 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
   const timeout = (options.timeout ?? 10) * 1000;
   let broker: Broker | undefined;
 
-  const step = async <T>(name: StepName, run: () => Promise<T>, describe: (value: T) => string): Promise<T> => {
+  const step = async <T>(name: StepName, run: () => Promise<T>, describe: (value: T) => StepOutcome): Promise<T> => {
     const start = performance.now();
     const ms = () => Math.round((performance.now() - start) * 10) / 10;
     try {
       const value = await run();
-      steps.push({ step: name, ok: true, ms: ms(), message: describe(value) });
+      const outcome = describe(value);
+      steps.push(typeof outcome === 'string'
+        ? { step: name, ok: true, ms: ms(), message: outcome }
+        : { step: name, ok: true, ms: ms(), message: outcome.message, ...(outcome.details.length ? { details: outcome.details } : {}) });
       return value;
     } catch (err) {
       const failure = asBbgateError(err);
@@ -71,11 +80,11 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
   };
 
   try {
-    const route = await step('parse', async () => ({
-      endpoint: parseEndpoint(options.connection),
-      ...(options.proxy !== undefined ? { proxy: parseProxyString(options.proxy) } : {}),
-    }), (r) => formatEndpoint(r.endpoint) + (r.proxy ? ` via ${redactUrl(r.proxy.url)}` : ''));
-    const warnings = route.endpoint.type === 'tls' ? route.endpoint.warnings : [];
+    const target = await step('parse', async () => resolveTarget(options), (t) =>
+      (t.tac ? `${t.tac}: worker "${t.name}" at ` : '') + formatEndpoint(t.endpoint) + (t.proxy ? ` via ${redactUrl(t.proxy.url)}` : ''));
+    // No step may outlast --timeout, the connect included (a connection string's timeout= may be longer).
+    const route = { ...target, endpoint: { ...target.endpoint, timeout: Math.min(target.endpoint.timeout, timeout / 1000) } };
+    const warnings = target.endpoint.type === 'tls' ? target.endpoint.warnings : [];
     if (warnings.length) steps[steps.length - 1]!.warnings = [...warnings];
     const stream = await dial({
       ...route,
@@ -85,10 +94,10 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
     broker = new Broker(stream, { role: 'client' });
     const ready = broker;
     await step('pb', () => greeting(ready, timeout), () => `the server speaks PB (dialect "${ready.dialect}", version 6)`);
-    if (options.name === undefined) return { ok: true, steps };
+    if (target.name === undefined) return { ok: true, steps };
     const mind = new ProbeMind();
-    const perspective = await step('login', () => withTimeout(login(ready, options.name!, options.password ?? '', mind), timeout, 'login'), () =>
-      `logged in as "${options.name}"; the master attached the worker` + (mind.builders.length ? ` (builders: ${[...mind.builders].sort().join(', ')})` : ' (no builders)'));
+    const perspective = await step('login', () => withTimeout(login(ready, target.name!, target.password ?? '', mind), timeout, 'login'), () =>
+      `logged in as "${target.name}"; the master attached the worker` + (mind.builders.length ? ` (builders: ${[...mind.builders].sort().join(', ')})` : ' (no builders)'));
     await step('keepalive', () => roundTrip(perspective, timeout), (ms) => `the master answered a keepalive in ${ms} ms`);
     return { ok: true, steps };
   } catch (err) {
@@ -115,8 +124,43 @@ async function greeting(broker: Broker, timeout: number): Promise<void> {
 
 async function roundTrip(perspective: RemoteReference, timeout: number): Promise<number> {
   const start = performance.now();
-  await withTimeout(perspective.callRemote('keepalive'), timeout, 'the keepalive answer');
+  try {
+    await withTimeout(perspective.callRemote('keepalive'), timeout, 'the keepalive answer');
+  } catch (err) {
+    // A Buildbot master's perspective always has keepalive; another PB service's need not.
+    if (err instanceof PbFailure && err.check(PY.AttributeError, PY.NoSuchMethod)) {
+      throw new PbError('PB_NOT_BUILDBOT', `the login worked, but the server has no keepalive (${err.type}): this PB service is not a Buildbot master`);
+    }
+    throw err;
+  }
   return Math.round((performance.now() - start) * 10) / 10;
+}
+
+interface Target {
+  endpoint: Endpoint;
+  proxy?: ProxyConfig;
+  name?: string;
+  password?: string;
+  /** The buildbot.tac it came from, when probing a basedir. */
+  tac?: string;
+}
+
+/** What to probe: the flags, or what a basedir's buildbot.tac says (flags still win). */
+function resolveTarget(options: ProbeOptions): Target {
+  const tac = options.basedir === undefined ? undefined : join(options.basedir, 'buildbot.tac');
+  const config = tac === undefined ? undefined : readTac(tac);
+  const connection = options.connection ?? config?.connection;
+  if (connection === undefined) throw new BbgateError('USAGE', 'give a connection string or --basedir');
+  const proxy = options.proxy ?? config?.proxyConnectionString;
+  const name = options.name ?? config?.workername;
+  const password = options.password ?? config?.password;
+  return {
+    endpoint: parseEndpoint(connection),
+    ...(proxy !== undefined ? { proxy: parseProxyString(proxy) } : {}),
+    ...(name !== undefined ? { name } : {}),
+    ...(password !== undefined ? { password } : {}),
+    ...(tac !== undefined ? { tac } : {}),
+  };
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { TLSSocket } from 'node:tls';
+import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
 import { connectThroughProxy, proxyFromEnvironment, redactUrl, type ProxyConfig } from '../proxy/index.js';
 import { describeCertificate, startTls, type TlsLogger } from '../tls/index.js';
 import type { Endpoint } from './endpoint.js';
@@ -24,8 +24,11 @@ export interface RouteOptions {
 
 export type DialStep = 'proxy' | 'dns' | 'tcp' | 'connect' | 'tls';
 
+/** What a finished step says: one line, and the particulars the probe shows with --verbose. */
+export type StepOutcome = string | { message: string; details: string[] };
+
 /** Runs one layer of the dial; the probe passes one that times and reports each. */
-export type StepRunner = <T>(step: DialStep, run: () => Promise<T>, describe: (value: T) => string) => Promise<T>;
+export type StepRunner = <T>(step: DialStep, run: () => Promise<T>, describe: (value: T) => StepOutcome) => Promise<T>;
 
 const untimed: StepRunner = (_step, run) => run();
 
@@ -94,10 +97,18 @@ async function connectFirst(endpoint: Endpoint, addresses: string[]): Promise<So
   throw last;
 }
 
-function describeTls(socket: TLSSocket): string {
-  const peer = socket.getPeerCertificate();
-  const leaf = peer && Object.keys(peer).length ? describeCertificate(peer) : undefined;
+/** The protocol, the cipher, and the chain the server presented, leaf first, as far as it goes. */
+function describeTls(socket: TLSSocket): StepOutcome {
+  const chain: DetailedPeerCertificate[] = [];
+  for (let cert = socket.getPeerCertificate(true); cert && Object.keys(cert).length && !chain.includes(cert); cert = cert.issuerCertificate) {
+    chain.push(cert);
+  }
+  const described = chain.map((c) => describeCertificate(c));
+  const leaf = described[0];
   const parts = [`${socket.getProtocol() ?? 'TLS'} ${socket.getCipher()?.name ?? ''}`.trim()];
   if (leaf) parts.push(`certificate ${leaf.subject} (${leaf.san.join(', ') || 'no SAN'}) issued by ${leaf.issuer}, valid until ${leaf.validTo.slice(0, 10)}`);
-  return parts.join('; ');
+  const details = described.map((c, i) => `${i === 0 ? 'certificate' : `issuer ${i}`}: ${c.subject}; issued by ${c.issuer}; valid ${c.validFrom.slice(0, 10)} to ${c.validTo.slice(0, 10)}${c.san.length ? `; ${c.san.join(', ')}` : ''}; SHA-256 ${c.fingerprint256}`);
+  const top = described.at(-1);
+  if (top) details.push(top.subject === top.issuer ? `anchored by the trusted root ${top.subject}` : `anchored by a trusted certificate for ${top.issuer}`);
+  return { message: parts.join('; '), details };
 }
