@@ -48,6 +48,10 @@ export class Broker {
   /** Settles once the dialect is agreed (rejects if the connection ends first). */
   readonly ready: Promise<void>;
   dialect: string | undefined;
+  /** The dialects the server offered (client side), as the probe reports them. */
+  offered: string[] = [];
+  /** Settles with the PB version the peer announced (rejects if the connection ends first). */
+  readonly peerVersion: Promise<number>;
   connected = true;
   /** Why the connection ended, once it has. */
   closeReason: Error | undefined;
@@ -66,6 +70,7 @@ export class Broker {
   private nextRequestId = 1;
   private nextLocalId = 1;
   private settleReady!: { resolve(): void; reject(err: Error): void };
+  private settleVersion!: { resolve(version: number): void; reject(err: Error): void };
   /** Set by close(): from then on nothing is read or written, as after Twisted's loseConnection. */
   private closed: Promise<void> | undefined;
 
@@ -80,6 +85,10 @@ export class Broker {
       this.settleReady = { resolve, reject };
     });
     this.ready.catch(() => undefined);
+    this.peerVersion = new Promise((resolve, reject) => {
+      this.settleVersion = { resolve, reject };
+    });
+    this.peerVersion.catch(() => undefined);
     this.parser = new BananaParser((expr) => this.expressionReceived(expr), options.limits);
     stream.on('data', (chunk: Buffer) => this.dataReceived(chunk));
     stream.on('error', (err: Error) => {
@@ -245,6 +254,7 @@ export class Broker {
         if (expr[1] !== PB_VERSION) {
           throw new PbError('PB_VERSION', `the peer speaks PB version ${String(expr[1])}; bbgate speaks ${PB_VERSION}`);
         }
+        this.settleVersion.resolve(PB_VERSION);
         return;
       case 'cachemessage': {
         // bbgate never sends Cacheables, so there is nothing a cache message could address.
@@ -269,6 +279,7 @@ export class Broker {
     if (this.role === 'client') {
       if (!Array.isArray(expr)) throw new PbError('PB_NOT_PB', 'the server did not open with a PB dialect offer');
       const offered = expr.map((d) => (d instanceof Uint8Array ? Buffer.from(d).toString('latin1') : '?'));
+      this.offered = offered;
       const choice = offered.find((d) => DIALECTS.includes(d));
       if (choice === undefined) {
         throw new PbError('PB_DIALECT', `the server offers dialects [${offered.join(', ')}]; bbgate speaks [${DIALECTS.join(', ')}]`);
@@ -454,6 +465,7 @@ export class Broker {
     const reason = this.closeReason ?? new PbError('PB_CONNECTION_LOST', 'the connection was closed');
     this.closeReason = reason;
     this.settleReady.reject(reason);
+    this.settleVersion.reject(reason);
     const lost = (method: string) =>
       new PbError('PB_CONNECTION_LOST', `connection lost while waiting for ${method}(): ${reason.message}`, { cause: reason });
     for (const p of this.pending.values()) p.reject(lost(p.method));

@@ -93,7 +93,8 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
     }, step);
     broker = new Broker(stream, { role: 'client' });
     const ready = broker;
-    await step('pb', () => greeting(ready, timeout), () => `the server speaks PB (dialect "${ready.dialect}", version 6)`);
+    await step('pb', () => greeting(ready, timeout), (v) =>
+      `the server speaks PB: it offers ${ready.offered.map((d) => `"${d}"`).join(', ')}, bbgate chose "${ready.dialect}"; PB version ${v}`);
     if (target.name === undefined) return { ok: true, steps };
     const mind = new ProbeMind();
     const perspective = await step('login', () => withTimeout(login(ready, target.name!, target.password ?? '', mind), timeout, 'login'), () =>
@@ -108,9 +109,11 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
   }
 }
 
-async function greeting(broker: Broker, timeout: number): Promise<void> {
+/** The dialect offer, then the server's version announcement. */
+async function greeting(broker: Broker, timeout: number): Promise<number> {
   try {
     await withTimeout(broker.ready, timeout, 'the PB greeting');
+    return await withTimeout(broker.peerVersion, timeout, "the server's PB version");
   } catch (err) {
     if (err instanceof BbgateError && err.code === 'PB_CONNECTION_LOST') {
       throw new PbError('PB_NOT_PB', 'the server closed the connection without a PB greeting');

@@ -59,7 +59,10 @@ export async function dial(options: RouteOptions, step: StepRunner = untimed): P
     const tunnel = await step(
       'connect',
       () => connectThroughProxy(proxy, endpoint.host, endpoint.port, { timeoutMs: endpoint.timeout * 1000 }),
-      (t) => `${redactUrl(proxy.url)} answered "${t.statusLine}" to CONNECT ${endpoint.host}:${endpoint.port}`,
+      (t) => ({
+        message: `${redactUrl(proxy.url)} answered "${t.statusLine}" to CONNECT ${endpoint.host}:${endpoint.port}`,
+        details: Object.entries(t.headers).map(([name, value]) => `${name}: ${value}`),
+      }),
     );
     socket = tunnel.socket;
   } else {

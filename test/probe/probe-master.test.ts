@@ -54,7 +54,7 @@ describe('bbgate probe against a real Buildbot 3.7 master', () => {
     assert.equal(run.status, 0, run.stdout + run.stderr);
     const report = JSON.parse(run.stdout) as { steps: { step: string; message: string }[] };
     assert.deepEqual(report.steps.map((s) => s.step), ['parse', 'proxy', 'dns', 'tcp', 'pb']);
-    assert.match(report.steps[4]!.message, /dialect "pb"/);
+    assert.match(report.steps[4]!.message, /offers "pb", "none", bbgate chose "pb"; PB version 6/);
   });
 
   it('names an HTTP port as "not a PB service" (exit 6)', async () => {
