@@ -66,7 +66,7 @@ export async function dial(options: RouteOptions, step: StepRunner = untimed): P
     );
     socket = tunnel.socket;
   } else {
-    const addresses = await step('dns', () => resolveHost(endpoint.host), (a) => `${endpoint.host} → ${a.join(', ')}`);
+    const addresses = await step('dns', () => resolveHost(endpoint.host, endpoint.timeout), (a) => `${endpoint.host} → ${a.join(', ')}`);
     socket = await step('tcp', () => connectFirst(endpoint, addresses), (s) => `connected to ${s.remoteAddress}:${s.remotePort} from ${s.localAddress}:${s.localPort}`);
   }
   const keepalive = options.tcpKeepalive ?? 60;

@@ -108,7 +108,8 @@ export class Bot extends Referenceable {
       if (used.includes(path)) continue;
       if (this.o.deleteLeftoverDirs) {
         this.o.logger.info({ dir: path }, 'deleting a leftover directory');
-        await rm(path, { recursive: true, force: true });
+        // As buildbot-worker: a directory that will not go is logged, and the attach goes on.
+        await rm(path, { recursive: true, force: true }).catch((err: Error) => this.o.logger.warn({ dir: path, err: err.message }, 'cannot remove a leftover directory'));
       } else {
         this.o.logger.info({ dir: path }, 'leftover directory (no builder uses it; delete_leftover_dirs would remove it)');
       }
@@ -172,9 +173,11 @@ export class WorkerForBuilder extends Referenceable {
       logger: this.o.logger,
     });
     this.current = runner;
-    void runner.done.then(() => {
-      if (this.current === runner) this.current = undefined;
-    });
+    void runner.done
+      .catch((err: Error) => this.o.logger.warn({ command: name, err: err.message }, 'a command ended with an internal error'))
+      .finally(() => {
+        if (this.current === runner) this.current = undefined;
+      });
     return null;
   }
 

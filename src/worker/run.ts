@@ -8,6 +8,7 @@ import { parseEndpoint } from '../transport/endpoint.js';
 import { defaultKeepaliveTimeout, startKeepalive } from '../transport/keepalive.js';
 import { Reconnector } from '../transport/reconnect.js';
 import { Bot } from './bot.js';
+import { signalLiveGroups } from './process/index.js';
 import { COMMANDS } from './commands/index.js';
 import type { WorkerConfig } from './config.js';
 
@@ -97,7 +98,13 @@ export async function runWorker(config: WorkerConfig, logger: WorkerLogger, sign
       finish(0);
     });
   };
-  const stopNow = () => finish(0);
+  let stopping = false;
+  // A second stop request while commands are still dying kills them outright.
+  const stopNow = () => {
+    if (stopping) signalLiveGroups('SIGKILL');
+    stopping = true;
+    finish(0);
+  };
   signals.on('SIGTERM', stopNow);
   signals.on('SIGINT', stopNow);
   if (config.allowShutdown === 'signal') signals.on('SIGHUP', gracefulShutdown);
@@ -105,13 +112,17 @@ export async function runWorker(config: WorkerConfig, logger: WorkerLogger, sign
 
   reconnector.start();
   const status = await finished;
+  stopping = true;
   clearInterval(watcher);
+  signals.off('SIGHUP', gracefulShutdown);
+  // Wait for the commands' process groups to die (TERM, then the interrupt signal), within bbgate stop's patience;
+  // whatever still runs then is killed, since detached groups would outlive the worker.
+  await bot.interruptAll('the worker is stopping', STOP_WAIT_MS);
+  const killed = signalLiveGroups('SIGKILL');
+  if (killed) logger.warn({ groups: killed }, 'killed process groups that outlived the stop');
+  await reconnector.stop();
   signals.off('SIGTERM', stopNow);
   signals.off('SIGINT', stopNow);
-  signals.off('SIGHUP', gracefulShutdown);
-  // Wait for the commands' process groups to die (TERM, then the interrupt signal), within bbgate stop's patience.
-  await bot.interruptAll('the worker is stopping', STOP_WAIT_MS);
-  await reconnector.stop();
   logger.info({ status }, 'worker stopped');
   return status;
 }

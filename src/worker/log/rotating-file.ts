@@ -33,12 +33,20 @@ export class RotatingFile {
     this.size = fstatSync(this.fd).size;
   }
 
+  /** Lines that could not be written (a full disk): dropped, as Twisted drops what a failing log observer gets. */
+  dropped = 0;
+
+  /** Never throws: a log that cannot be written must not take the worker, or a build's report, down with it. */
   write(chunk: string | Uint8Array): boolean {
     if (this.rotation.size > 0 && this.size >= this.rotation.size) this.rotate();
     const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-    let written = 0;
-    while (written < data.length) written += writeSync(this.fd, data, written);
-    this.size += data.length;
+    try {
+      let written = 0;
+      while (written < data.length) written += writeSync(this.fd, data, written);
+      this.size += data.length;
+    } catch {
+      this.dropped++;
+    }
     return true;
   }
 
@@ -54,9 +62,16 @@ export class RotatingFile {
     } catch {
       return;
     }
+    // Open the new file before letting the old one go, so a failed open leaves a working log.
+    let fd: number;
+    try {
+      fd = openSync(this.path, 'a');
+      if (this.mode !== undefined) fchmodSync(fd, this.mode);
+    } catch {
+      return;
+    }
     closeSync(this.fd);
-    this.fd = openSync(this.path, 'a');
-    if (this.mode !== undefined) fchmodSync(this.fd, this.mode);
+    this.fd = fd;
     this.size = 0;
   }
 

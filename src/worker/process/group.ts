@@ -18,9 +18,21 @@ export function spawnGroup(argv: readonly string[], options: SpawnOptions): Prom
     child.once('error', onError);
     child.once('spawn', () => {
       child.off('error', onError);
+      live.add(child);
+      child.once('exit', () => live.delete(child));
       resolve(child);
     });
   });
+}
+
+/** Groups started and not yet exited: detached, they would outlive a worker that exits. */
+const live = new Set<ChildProcessWithoutNullStreams>();
+
+/** Signals every process group still running (a stopping worker's last word). */
+export function signalLiveGroups(signal: NodeJS.Signals): number {
+  let signalled = 0;
+  for (const child of live) if (signalGroup(child, signal)) signalled++;
+  return signalled;
 }
 
 /**

@@ -1,3 +1,4 @@
+export { signalLiveGroups } from './group.js';
 export { runProcess, type ProcessContext, type ProcessSpec } from './run-process.js';
 export type { ArgvItem, CommandLine, Obfuscated } from './command-line.js';
 export type { EnvChanges, EnvValue } from './environment.js';
