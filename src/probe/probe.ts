@@ -6,6 +6,7 @@ import { login } from '../pb/login.js';
 import type { RemoteReference } from '../pb/references.js';
 import { parseProxyString, redactUrl, type ProxyConfig } from '../proxy/index.js';
 import { join } from 'node:path';
+import { withDeadline } from '../transport/deadline.js';
 import { dial, type DialStep, type StepOutcome } from '../transport/dial.js';
 import { formatEndpoint, parseEndpoint, type Endpoint } from '../transport/endpoint.js';
 import { readTac } from '../worker/tac/read.js';
@@ -167,13 +168,7 @@ function resolveTarget(options: ProbeOptions): Target {
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new BbgateError('NET_TIMEOUT', `no answer: waited ${ms / 1000} s for ${what}`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
+  return withDeadline(promise, ms, () => new BbgateError('NET_TIMEOUT', `no answer: waited ${ms / 1000} s for ${what}`));
 }
 
 /** Login failures the master reports as plain exceptions get their own codes. */

@@ -1,24 +1,20 @@
 import { lookup } from 'node:dns/promises';
 import { createConnection, isIP, type Socket } from 'node:net';
 import { BbgateError, type ErrorCode } from '../errors.js';
+import { withDeadline } from './deadline.js';
 import type { TcpEndpoint } from './endpoint.js';
 
 /** Every address a host name resolves to (an IP literal resolves to itself), within `timeout` seconds. */
 export async function resolveHost(host: string, timeout = 30): Promise<string[]> {
   if (isIP(host)) return [host];
-  let timer: NodeJS.Timeout | undefined;
   try {
     // A resolver that does not answer would otherwise hold the connection attempt for its own retries.
-    const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new BbgateError('NET_DNS', `no answer from the resolver for "${host}" within ${timeout} s`)), timeout * 1000);
-    });
-    const found = await Promise.race([lookup(host, { all: true, verbatim: true }), expired]);
+    const found = await withDeadline(lookup(host, { all: true, verbatim: true }), timeout * 1000,
+      () => new BbgateError('NET_DNS', `no answer from the resolver for "${host}" within ${timeout} s`));
     return found.map((a) => a.address);
   } catch (err) {
     if (err instanceof BbgateError) throw err;
     throw new BbgateError('NET_DNS', `cannot resolve "${host}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
-  } finally {
-    clearTimeout(timer);
   }
 }
 
