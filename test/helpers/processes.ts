@@ -1,5 +1,7 @@
 // Child processes for tests: started with their stdout read line by line, and always killed.
 import { spawn, type ChildProcessWithoutNullStreams, type SpawnOptionsWithoutStdio } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 
 export interface LineProcess {
@@ -65,4 +67,31 @@ export function startProcess(command: string, args: string[], options: SpawnOpti
       });
     },
   };
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Alive and not a zombie (nothing reaps orphans in this container, so the dead linger as zombies). */
+export function processRunning(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** The pid a build step wrote to `path` (`echo $$ > pid`), once it has. */
+export async function waitForPidFile(path: string, timeoutMs = 10000): Promise<number> {
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await sleep(100)) {
+    const pid = Number(await readFile(path, 'utf8').catch(() => ''));
+    if (pid > 0) return pid;
+  }
+  throw new Error(`no pid in ${path} within ${timeoutMs} ms`);
+}
+
+/** Resolves once `pid` has died, or after `timeoutMs`; true if it died. */
+export async function waitForExit(pid: number, timeoutMs = 5000): Promise<boolean> {
+  for (const deadline = Date.now() + timeoutMs; processRunning(pid) && Date.now() < deadline; ) await sleep(100);
+  return !processRunning(pid);
 }
