@@ -73,7 +73,16 @@ export type ErrorCode =
   | 'WORKER_DIR'
   | 'WORKER_RUNNING'
   | 'WORKER_PIDFILE'
-  | 'WORKER_START';
+  | 'WORKER_START'
+  // WebSocket transports (ws://, wss://): the HTTP upgrade and the framing
+  | 'WS_UPGRADE_REFUSED'
+  | 'WS_PROTOCOL'
+  // The relay: its configuration, and what it tells a worker it turns away
+  | 'RELAY_CONFIG'
+  | 'RELAY_DENIED'
+  | 'RELAY_LIMIT'
+  | 'RELAY_HANDSHAKE'
+  | 'RELAY_UPSTREAM';
 
 export class BbgateError extends Error {
   readonly code: ErrorCode;
