@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 # The real peers the tests run against: a Buildbot 3.7 master, the Python worker, Twisted, squid,
 # openssl (an independent TLS server, and ECDSA certificates for the test PKI), bzip2
 # (directory uploads with compress="bz2" pipe through it, as Node has no bzip2), and iproute2
-# (the probe's DNS test runs in a network namespace of its own).
-packages=(buildbot buildbot-worker python3-twisted squid openssl bzip2 iproute2)
+# (the probe's DNS test runs in a network namespace of its own); socat is what `npm run bench:relay`
+# compares the relay with.
+packages=(buildbot buildbot-worker python3-twisted squid openssl bzip2 iproute2 socat)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

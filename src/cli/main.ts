@@ -21,6 +21,9 @@ Commands:
         Stop it (SIGTERM, then up to 10 s).
   restart [--quiet] [--nodaemon] [BASEDIR]
         Stop it if it runs, then start it.
+  relay [--config relay.json] --listen ADDR --upstream CONN --allow RULE [options]
+        Run a PB-aware relay (on a DMZ host) that admits workers by name and
+        forwards them to the master.
 
 Options:
   --help, -h     this text (also: bbgate COMMAND --help)
@@ -36,6 +39,11 @@ const PROBE_USAGE = `Usage: bbgate probe CONNECTION_STRING [options]
                         tls:HOST:PORT[:trustRoots=DIR][:certificate=PEM][:privateKey=PEM][:timeout=S]
                         ssl:host=HOST:port=PORT[:caCertsDir=DIR][:hostname=NAME][:certKey=PEM][:privateKey=PEM]
                       escape ":" inside a value as "\\:", e.g. tcp:host=fd00\\:\\:1:port=9989
+                      or, for a relay's WebSocket listener (through HTTP-only proxies), a URL:
+                        ws://HOST[:PORT]/PATH[#timeout=S&bindAddress=IP]
+                        wss://HOST[:PORT]/PATH[#trustRoots=DIR&certificate=PEM&privateKey=PEM&timeout=S]
+                      (ports 80 and 443 by default, IPv6 as ws://[::1]:8080/pb; bbgate's
+                      options go after "#" and are never sent; wss:// is always verified)
 
 Options:
   --basedir DIR        probe exactly what the worker in DIR would do: its buildbot.tac's
@@ -133,6 +141,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./stop.js')).runStop(rest);
     case 'restart':
       return (await import('./restart.js')).runRestart(rest);
+    case 'relay':
+      return (await import('./relay.js')).runRelay(rest);
     case '--version':
       process.stdout.write(`bbgate ${VERSION}\n`);
       return 0;

@@ -99,7 +99,7 @@ export class PbFailure extends BbgateError {
       ? rawParents.map((p) => toText(p)).filter((p): p is string => p !== undefined)
       : [type];
     const traceback = toText(state.get('traceback')) ?? NO_TRACEBACK;
-    if (parents.includes(PY.UnauthorizedLogin)) return new UnauthorizedLogin(value, { parents, traceback });
+    if (parents.includes(PY.UnauthorizedLogin)) return new UnauthorizedLogin(value, { parents, traceback }, type);
     return new PbFailure(type, value, { parents, traceback });
   }
 
@@ -111,10 +111,16 @@ export class PbFailure extends BbgateError {
   }
 }
 
-/** Wrong password or unknown user: what a Twisted portal raises, under the same Python name. */
+/**
+ * Wrong password or unknown user: what a Twisted portal raises, under the same
+ * Python name. A subclass (a relay's refusal) keeps its own type, and its text
+ * is the reason, since it is not about the password.
+ */
 export class UnauthorizedLogin extends PbFailure {
-  constructor(value = '', init: FailureInit = {}) {
-    super(PY.UnauthorizedLogin, value, init, 'PB_UNAUTHORIZED');
-    this.message = `login refused: wrong name or password (${PY.UnauthorizedLogin}${value ? `: ${value}` : ''})`;
+  constructor(value = '', init: FailureInit = {}, type: string = PY.UnauthorizedLogin) {
+    super(type, value, type === PY.UnauthorizedLogin ? init : { parents: [type, ...KNOWN_PARENTS[PY.UnauthorizedLogin]!], ...init }, 'PB_UNAUTHORIZED');
+    this.message = type === PY.UnauthorizedLogin
+      ? `login refused: wrong name or password (${PY.UnauthorizedLogin}${value ? `: ${value}` : ''})`
+      : `login refused: ${value || type} (${type})`;
   }
 }

@@ -8,15 +8,17 @@ import type { ErrorCode } from '../errors.js';
 export function exitStatusFor(code: ErrorCode | undefined): number {
   if (code === undefined) return 0;
   if (code === 'USAGE' || code === 'ENDPOINT_SYNTAX' || code === 'PROXY_SYNTAX' || code.startsWith('TAC_')) return 1;
-  if (code.startsWith('NET_')) return 2;
+  if (code.startsWith('NET_') || code === 'RELAY_UPSTREAM') return 2;
   if (code.startsWith('PROXY_')) return 3;
   if (code.startsWith('TLS_')) return 4;
-  if (code === 'PB_UNAUTHORIZED' || code === 'PB_DUPLICATE_WORKER') return 5;
+  if (code === 'PB_UNAUTHORIZED' || code === 'PB_DUPLICATE_WORKER' || code === 'RELAY_DENIED' || code === 'RELAY_LIMIT') return 5;
+  // The rest: PB_*, BANANA_*, JELLY_*, and WS_* (something answers, but not as a WebSocket
+  // listener carrying PB: the same class as PB_NOT_PB).
   return 6;
 }
 
 const HINTS: Partial<Record<ErrorCode, string>> = {
-  ENDPOINT_SYNTAX: 'write the connection string as tcp:HOST:PORT (or tcp:host=HOST:port=PORT); escape a ":" inside a value as "\\:"',
+  ENDPOINT_SYNTAX: 'write the connection string as tcp:HOST:PORT (or tcp:host=HOST:port=PORT); escape a ":" inside a value as "\\:"; a relay\'s WebSocket listener is ws://HOST[:PORT]/PATH or wss://HOST[:PORT]/PATH',
   NET_DNS: 'check the host name for typos, and that this machine\'s DNS resolves it (getent hosts HOST)',
   NET_REFUSED: 'nothing listens there: check that the master runs and which port its c[\'protocols\'][\'pb\'][\'port\'] names',
   NET_TIMEOUT: 'nothing answered: a firewall is probably dropping the packets, or the host is down; check firewall rules for this port on both sides',
@@ -53,6 +55,13 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
   TLS_EXPIRED: 'the master\'s certificate has expired: renew it on the master (and check this machine\'s clock)',
   TLS_NOT_YET_VALID: 'the master\'s certificate is not valid yet: check the clocks on both machines',
   TLS_HOSTNAME: 'connect with a name the certificate lists, or reissue the certificate with this name',
+  RELAY_DENIED: 'a bbgate relay refused this worker name (or this source address): ask the relay\'s administrator to add it to the relay\'s --allow rules',
+  RELAY_LIMIT: 'the relay already carries as many connections for this worker as it allows: stop the other copy of this worker, or wait for the relay to notice its old connection is dead',
+  RELAY_UPSTREAM: 'the relay is up but cannot reach the master: the master may be down; the relay\'s log names the error',
+  WS_UPGRADE_REFUSED:
+    'the server is HTTP but has no WebSocket listener there: check the path (the relay\'s listener path, such as /pb), and that the port is the relay\'s WebSocket listener rather than a web server in front of it; a proxy or gateway that does not pass Upgrade requests answers like this too: use wss://, which it cannot look into',
+  WS_PROTOCOL:
+    'the port answers, but not as a WebSocket server: check that it is the relay\'s WebSocket listener (a master\'s PB port wants tcp:HOST:PORT); a proxy that does not allow Upgrade can also break the handshake: use wss://',
 };
 
 export function hintFor(code: ErrorCode): string | undefined {

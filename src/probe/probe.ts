@@ -10,6 +10,7 @@ import { withDeadline } from '../transport/deadline.js';
 import { dial, type DialStep, type StepOutcome } from '../transport/dial.js';
 import { formatEndpoint, parseEndpoint, type Endpoint } from '../transport/endpoint.js';
 import { readTac } from '../worker/tac/read.js';
+import { readRefusal } from '../relay/refusals.js';
 import { hintFor } from './diagnosis.js';
 import { ProbeMind } from './mind.js';
 
@@ -173,6 +174,8 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
 
 /** Login failures the master reports as plain exceptions get their own codes. */
 function asBbgateError(err: unknown): BbgateError {
+  const refused = readRefusal(err);
+  if (refused) return refused;
   if (err instanceof PbFailure && err.code === 'PB_REMOTE_ERROR' && /duplicate worker/.test(err.value)) {
     return new PbError('PB_DUPLICATE_WORKER', `the master refused the login: ${err.value} (a worker with this name is already connected)`);
   }

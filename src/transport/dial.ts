@@ -2,9 +2,10 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
 import { connectThroughProxy, proxyFromEnvironment, redactUrl, type ProxyConfig } from '../proxy/index.js';
-import { describeCertificate, startTls, type TlsLogger } from '../tls/index.js';
-import type { Endpoint } from './endpoint.js';
+import { describeCertificate, startTls, type TlsLogger, type TlsOptions } from '../tls/index.js';
+import type { Endpoint, TlsEndpoint, WsEndpoint } from './endpoint.js';
 import { connectTcp, resolveHost } from './tcp.js';
+import { upgradeToWebSocket, type WebSocketUpgrade } from './websocket.js';
 
 export interface TransportLogger extends TlsLogger {
   info(fields: object, message: string): void;
@@ -22,7 +23,7 @@ export interface RouteOptions {
   logger?: TransportLogger;
 }
 
-export type DialStep = 'proxy' | 'dns' | 'tcp' | 'connect' | 'tls';
+export type DialStep = 'proxy' | 'dns' | 'tcp' | 'connect' | 'tls' | 'websocket';
 
 /** What a finished step says: one line, and the particulars the probe shows with --verbose. */
 export type StepOutcome = string | { message: string; details: string[] };
@@ -47,12 +48,14 @@ export function chooseProxy(options: RouteOptions): ProxyChoice {
 /**
  * Turns an endpoint (and maybe a proxy) into a verified byte stream to the
  * master: TCP, or a CONNECT tunnel through the proxy, then TLS when the
- * endpoint asks for it. TLS inside a proxy tunnel is verified exactly like a
- * direct one, which buildbot-worker cannot do.
+ * endpoint asks for it, then the WebSocket upgrade for ws:// and wss://. TLS
+ * inside a proxy tunnel is verified exactly like a direct one, which
+ * buildbot-worker cannot do.
  */
 export async function dial(options: RouteOptions, step: StepRunner = untimed): Promise<Duplex> {
   const { endpoint, logger } = options;
-  if (endpoint.type === 'tls') for (const warning of endpoint.warnings) logger?.warn({ endpoint: endpoint.host }, warning);
+  const tls = tlsTarget(endpoint);
+  for (const warning of tls?.warnings ?? []) logger?.warn({ endpoint: endpoint.host }, warning);
   const { proxy } = await step('proxy', async () => chooseProxy(options), (choice) => choice.reason);
   let socket: Socket;
   if (proxy) {
@@ -71,21 +74,41 @@ export async function dial(options: RouteOptions, step: StepRunner = untimed): P
   }
   const keepalive = options.tcpKeepalive ?? 60;
   if (keepalive > 0) socket.setKeepAlive(true, keepalive * 1000);
-  if (endpoint.type !== 'tls') return socket;
   try {
-    return await step('tls', () => startTls(socket, {
-      serverName: endpoint.serverName ?? endpoint.host,
-      verify: endpoint.verify,
-      timeout: endpoint.timeout * 1000,
-      ...(endpoint.trustRoots ? { trustRoots: endpoint.trustRoots } : {}),
-      ...(endpoint.certificate ? { certificate: endpoint.certificate } : {}),
-      ...(endpoint.privateKey ? { privateKey: endpoint.privateKey } : {}),
-      ...(logger ? { logger } : {}),
-    }), describeTls);
+    const secured: Duplex = tls ? await step('tls', () => startTls(socket, tlsOptions(tls, logger)), describeTls) : socket;
+    if (endpoint.type !== 'ws') return secured;
+    const upgrade = await step('websocket', () => upgradeToWebSocket(secured, endpoint), (u) => describeUpgrade(endpoint, u));
+    return upgrade.stream;
   } catch (err) {
     socket.destroy();
     throw err;
   }
+}
+
+/** What the TLS step needs, the same for tls:, ssl: and wss://. */
+type TlsTarget = Pick<TlsEndpoint, 'host' | 'serverName' | 'verify' | 'timeout' | 'trustRoots' | 'certificate' | 'privateKey' | 'warnings'>;
+
+/** The endpoint's TLS settings, or undefined when it has no TLS (tcp:, ws://). */
+function tlsTarget(endpoint: Endpoint): TlsTarget | undefined {
+  if (endpoint.type === 'tls') return endpoint;
+  return endpoint.type === 'ws' && endpoint.secure ? endpoint : undefined;
+}
+
+function tlsOptions(tls: TlsTarget, logger: TransportLogger | undefined): TlsOptions {
+  return {
+    serverName: tls.serverName ?? tls.host,
+    verify: tls.verify,
+    timeout: tls.timeout * 1000,
+    ...(tls.trustRoots ? { trustRoots: tls.trustRoots } : {}),
+    ...(tls.certificate ? { certificate: tls.certificate } : {}),
+    ...(tls.privateKey ? { privateKey: tls.privateKey } : {}),
+    ...(logger ? { logger } : {}),
+  };
+}
+
+/** "GET /pb upgraded to WebSocket (HTTP 101)", with the server's answer headers as particulars. */
+function describeUpgrade(endpoint: WsEndpoint, upgrade: WebSocketUpgrade): StepOutcome {
+  return { message: `GET ${endpoint.path} upgraded to WebSocket (HTTP ${upgrade.statusCode})`, details: upgrade.headers };
 }
 
 async function connectFirst(endpoint: Endpoint, addresses: string[]): Promise<Socket> {

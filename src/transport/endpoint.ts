@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { BbgateError } from '../errors.js';
+import { redactUrl } from '../proxy/redact.js';
 
 /** A parsed `tcp:` client endpoint, Twisted's grammar. */
 export interface TcpEndpoint {
@@ -37,7 +38,31 @@ export interface TlsEndpoint {
   warnings: string[];
 }
 
-export type Endpoint = TcpEndpoint | TlsEndpoint;
+interface WsCommon {
+  type: 'ws';
+  host: string;
+  /** Default 80 for ws://, 443 for wss://. */
+  port: number;
+  /** What the upgrade request asks for: the URL's path (at least "/") and its query string. */
+  path: string;
+  /** Seconds for the connect, the TLS handshake and the upgrade, each (default 30). */
+  timeout: number;
+  bindAddress?: string;
+}
+
+/**
+ * A parsed `ws://` or `wss://` URL: TCP (or a CONNECT tunnel), TLS for wss://,
+ * then an HTTP upgrade to WebSocket, for relays reachable only over HTTP(S).
+ * wss:// always verifies chain and name, as tls: does.
+ */
+export type WsEndpoint =
+  | (WsCommon & { secure: false } & { [K in TlsField]?: never })
+  | (WsCommon & Pick<TlsEndpoint, TlsField> & { secure: true; serverName: string; verify: 'full'; warnings: string[] });
+
+/** What only wss:// has; typed `never` on ws:// so that code reading them off any endpoint but tcp: still compiles. */
+type TlsField = 'serverName' | 'trustRoots' | 'certificate' | 'privateKey';
+
+export type Endpoint = TcpEndpoint | TlsEndpoint | WsEndpoint;
 
 export class EndpointSyntaxError extends BbgateError {
   constructor(message: string) {
@@ -184,6 +209,7 @@ const MISPLACED_KEYS: Record<string, Partial<Record<TypeName, string>>> = {
 
 /** Parses a client connection string into an endpoint, or throws EndpointSyntaxError naming what is wrong. */
 export function parseEndpoint(description: string): Endpoint {
+  if (WS_URL.test(description)) return parseWebSocketUrl(description);
   const parts = splitEndpoint(description);
   const syntax = Object.hasOwn(SYNTAXES, parts.type) ? SYNTAXES[parts.type as TypeName] : undefined;
   if (!syntax) throw unsupportedType(description, parts);
@@ -203,7 +229,10 @@ function unsupportedType(description: string, parts: EndpointParts): EndpointSyn
       `"${description}" is a URL, not a connection string: give the master's PB port (often 9989, not the web port) as tcp:HOST:PORT, or tls:HOST:PORT:trustRoots=DIR for TLS`,
     );
   }
-  return new EndpointSyntaxError(`"${description}": connection type "${parts.type}" is not supported by this version of bbgate (supported: tcp, tls, ssl)`);
+  if (parts.type === 'ws' || parts.type === 'wss') {
+    return new EndpointSyntaxError(`"${description}": a WebSocket endpoint is a URL: write ${parts.type}://HOST[:PORT]/PATH`);
+  }
+  return new EndpointSyntaxError(`"${description}": connection type "${parts.type}" is not supported by this version of bbgate (supported: tcp, tls, ssl, ws://, wss://)`);
 }
 
 /** Every argument by its key name, positional ones included; rejects unknown keys, empty values and clashes. */
@@ -328,6 +357,133 @@ const SSL_WARNINGS: Record<TlsEndpoint['verify'], string[]> = {
   none: ['ssl: without caCertsDir= verifies nothing: anyone can impersonate the master; use tls:HOST:PORT:trustRoots=DIR'],
 };
 
+const WS_URL = /^wss?:\/\//i;
+const WS_USAGE = 'ws://HOST[:PORT]/PATH, or wss://HOST[:PORT]/PATH for TLS';
+const WS_KEYS = ['timeout', 'bindAddress'];
+const WSS_KEYS = [...WS_KEYS, 'trustRoots', 'certificate', 'privateKey'];
+/** Twisted's ssl: names, which people carry over. */
+const WSS_MISPLACED: Record<string, string> = {
+  caCertsDir: 'wss:// calls it trustRoots=',
+  certKey: 'wss:// calls it certificate=',
+  hostname: 'wss:// checks the certificate against HOST itself',
+};
+
+/**
+ * `ws://HOST[:PORT]/PATH[?QUERY][#OPTIONS]` and the same with wss://. The
+ * path and query go to the server in the upgrade request; bbgate's own
+ * options go in the fragment (`#trustRoots=DIR&timeout=30`), which by the
+ * rules of URLs is never sent anywhere. Parsed by hand rather than with
+ * WHATWG's URL, which quietly repairs what should be refused (`ws:///pb` is
+ * host "pb" there) and rewrites the host and path it is given.
+ */
+function parseWebSocketUrl(description: string): WsEndpoint {
+  const [, scheme, authority, pathPart, query = '', fragment] = /^(wss?):\/\/([^/?#]*)([^?#]*)(\?[^#]*)?(?:#(.*))?$/is.exec(description)!;
+  const secure = scheme!.toLowerCase() === 'wss';
+  // Any "@" before the options, not only one in the host part: a password holding a "/" would
+  // otherwise be read as host, port and path, and quoted back in the error about them.
+  if (/^[^#]*@/.test(description)) {
+    throw new EndpointSyntaxError(
+      `"${redactUrl(description)}": a user name or password does not belong in the URL (bbgate would not send it, and it would end up in logs): the worker logs in with its worker name and password, and a proxy's credentials go in the proxy setting (an "@" in the path is written %40)`,
+    );
+  }
+  const [host, portText] = splitAuthority(description, authority!);
+  const port = portText === undefined ? (secure ? 443 : 80) : integer(description, 'port', portText, 1, 65535)!;
+  const path = (pathPart || '/') + query;
+  if (!/^[\x21-\x7e]*$/.test(path)) {
+    throw new EndpointSyntaxError(`"${description}": the path holds a space or a character outside printable ASCII; percent-encode it (a space is %20)`);
+  }
+  const options = fragmentOptions(description, fragment ?? '', secure);
+  const timeout = integer(description, 'timeout', options.get('timeout'), 1, 86400) ?? 30;
+  const bindAddress = options.get('bindAddress');
+  if (bindAddress !== undefined && !isIP(bindAddress)) {
+    throw new EndpointSyntaxError(`"${description}": bindAddress "${bindAddress}" is not an IP address`);
+  }
+  const common = { type: 'ws' as const, host, port, path, timeout, ...present({ bindAddress }) };
+  if (!secure) return { ...common, secure: false };
+  const certificate = options.get('certificate');
+  const privateKey = options.get('privateKey');
+  requireCertificate(description, 'certificate', certificate, privateKey);
+  return {
+    ...common,
+    secure: true,
+    serverName: host,
+    ...present({ trustRoots: options.get('trustRoots'), certificate, privateKey }),
+    verify: 'full',
+    warnings: [],
+  };
+}
+
+/** HOST, [IPv6], HOST:PORT or [IPv6]:PORT; the port as written, if any. */
+function splitAuthority(description: string, authority: string): [string, string | undefined] {
+  if (authority === '') throw new EndpointSyntaxError(`"${description}": no host (write ${WS_USAGE})`);
+  if (authority.startsWith('[')) {
+    const match = /^\[([^\]]*)\](?::(.*))?$/.exec(authority);
+    if (!match) throw new EndpointSyntaxError(`"${description}": a bracketed host must be [IPv6] or [IPv6]:PORT, as in ws://[fd00::1]:8080/pb`);
+    if (isIP(match[1]!) !== 6) throw new EndpointSyntaxError(`"${description}": brackets hold an IPv6 address, and "${match[1]}" is not one`);
+    return [match[1]!, match[2]];
+  }
+  const [host, port, ...more] = authority.split(':');
+  if (more.length > 0) {
+    const example = isIP(authority) === 6 ? `[${authority}]` : '[fd00::1]:8080';
+    throw new EndpointSyntaxError(`"${description}": the host has more than one ":"; an IPv6 address must be in brackets, as in ws://${example}/pb`);
+  }
+  if (!/^[\p{L}\p{N}._-]+$/u.test(host!)) throw new EndpointSyntaxError(`"${description}": "${host}" is not a host name or IP address`);
+  return [host!, port];
+}
+
+/** The `#key=value&key=value` options, percent-decoded; unknown, repeated and empty ones are errors. */
+function fragmentOptions(description: string, fragment: string, secure: boolean): Map<string, string> {
+  const options = new Map<string, string>();
+  if (fragment === '') return options;
+  const allowed = secure ? WSS_KEYS : WS_KEYS;
+  for (const item of fragment.split('&')) {
+    const eq = item.indexOf('=');
+    if (item === '') throw new EndpointSyntaxError(`"${description}": an empty option after "#" (two "&" in a row, or one at the end)`);
+    if (eq < 0) throw new EndpointSyntaxError(`"${description}": "${item}" after "#" is not KEY=VALUE (bbgate's options go after "#" as key=value, joined by "&")`);
+    const key = item.slice(0, eq);
+    if (!allowed.includes(key)) throw unknownOption(description, key, secure);
+    if (options.has(key)) throw new EndpointSyntaxError(`"${description}": "${key}" is given twice`);
+    const raw = item.slice(eq + 1);
+    if (raw === '') throw new EndpointSyntaxError(`"${description}": ${key}= is empty (give a value or leave the key out)`);
+    try {
+      options.set(key, decodeURIComponent(raw));
+    } catch {
+      throw new EndpointSyntaxError(`"${description}": ${key}= has a "%" that is not followed by two hex digits (write a literal "%" as %25)`);
+    }
+  }
+  return options;
+}
+
+function unknownOption(description: string, key: string, secure: boolean): EndpointSyntaxError {
+  const allowed = secure ? WSS_KEYS : WS_KEYS;
+  const sameButCase = WSS_KEYS.find((k) => k.toLowerCase() === key.toLowerCase());
+  const hint =
+    sameButCase && sameButCase !== key
+      ? `keys are case-sensitive: did you mean "${sameButCase}"?`
+      : WSS_KEYS.includes(key)
+        ? `${key}= is for TLS: write wss://`
+        : WSS_MISPLACED[key];
+  const scheme = secure ? 'wss://' : 'ws://';
+  return new EndpointSyntaxError(`"${description}": unknown option "${key}" for ${scheme} (allowed after "#": ${allowed.join(', ')})${hint ? `; ${hint}` : ''}`);
+}
+
+/** The URL parseWebSocketUrl gives back this endpoint from: every option spelt out in the fragment. */
+function formatWebSocketUrl(e: WsEndpoint): string {
+  const options: [string, string | number | undefined][] = [['timeout', e.timeout], ['bindAddress', e.bindAddress]];
+  if (e.secure) options.push(['trustRoots', e.trustRoots], ['certificate', e.certificate], ['privateKey', e.privateKey]);
+  // Only what would end or split an option, or not survive in a URL, is encoded; paths stay readable.
+  const fragment = options
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${k}=${String(v).replace(/[%&#\s]/g, (c) => encodeURIComponent(c))}`)
+    .join('&');
+  return `${e.secure ? 'wss' : 'ws'}://${isIP(e.host) === 6 ? `[${e.host}]` : e.host}:${e.port}${e.path}#${fragment}`;
+}
+
+/** The URL the upgrade goes to: the endpoint without bbgate's options, which stay on this machine. */
+export function webSocketUrl(e: WsEndpoint): string {
+  return `${e.secure ? 'wss' : 'ws'}://${isIP(e.host) === 6 ? `[${e.host}]` : e.host}:${e.port}${e.path}`;
+}
+
 /** Makes a value literal inside a description (Twisted's quoteStringArgument, plus `=` for readability). */
 function escape(value: string): string {
   return value.replace(/[\\:=]/g, (c) => `\\${c}`);
@@ -335,6 +491,7 @@ function escape(value: string): string {
 
 /** The endpoint as a connection string, escaped so that parseEndpoint gives it back. */
 export function formatEndpoint(e: Endpoint): string {
+  if (e.type === 'ws') return formatWebSocketUrl(e);
   const common: [string, string | number | undefined][] = [['host', e.host], ['port', e.port], ['timeout', e.timeout], ['bindAddress', e.bindAddress]];
   const fields: [string, string | number | undefined][] =
     e.type === 'tcp'

@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """A real Twisted PB server with cred login, for testing a TS PB client.
 
-Usage: /usr/bin/python3 test/python/pb_server.py
+Usage: /usr/bin/python3 test/python/pb_server.py [haproxy]
+
+With "haproxy" it listens through Twisted's PROXY protocol endpoint
+(haproxy:tcp:...), so the peer it reports is the one a PROXY header names.
 
 Prints `PORT <n>` first, then one JSON event per line.  Exits when stdin
 closes so a crashed test runner never leaves it behind.  Set
@@ -17,7 +20,7 @@ import threading
 from zope.interface import implementer
 
 from twisted.cred import checkers, credentials, error, portal
-from twisted.internet import defer, reactor, task
+from twisted.internet import defer, endpoints, reactor, task
 from twisted.logger import globalLogBeginner, textFileLogObserver
 from twisted.spread import pb
 
@@ -147,7 +150,9 @@ class Realm:
                 emit({"event": "login-failed", "user": avatarId,
                       "reason": "mind print failed: %r" % (e,)})
                 raise
-        emit({"event": "login", "user": avatarId})
+        peer = mind.broker.transport.getPeer() if mind is not None else None
+        emit({"event": "login", "user": avatarId,
+              "peer": getattr(peer, "host", None)})
         avatar = User(avatarId, mind)
 
         def logout():
@@ -184,10 +189,16 @@ def _exit_when_stdin_closes():
 def main():
     setup_logging()
     p = portal.Portal(Realm(), [Checker()])
-    port = reactor.listenTCP(0, pb.PBServerFactory(p), interface="127.0.0.1")
-    # Plain text, not JSON: the one line a launcher must parse first.
-    emit_line("PORT %d" % port.getHost().port)
+    factory = pb.PBServerFactory(p)
     _exit_when_stdin_closes()
+    if sys.argv[1:] == ["haproxy"]:
+        listening = endpoints.serverFromString(
+            reactor, "haproxy:tcp:0:interface=127.0.0.1").listen(factory)
+    else:
+        listening = defer.succeed(
+            reactor.listenTCP(0, factory, interface="127.0.0.1"))
+    # Plain text, not JSON: the one line a launcher must parse first.
+    listening.addCallback(lambda port: emit_line("PORT %d" % port.getHost().port))
     reactor.run()
 
 

@@ -88,7 +88,7 @@ describe('Twisted documentation and test-suite examples', () => {
   }
 
   it('refuses unix:, which has no place in reaching a master', () => {
-    rejects('unix:path=/var/run/web.sock', '"unix:path=/var/run/web.sock": connection type "unix" is not supported by this version of bbgate (supported: tcp, tls, ssl)');
+    rejects('unix:path=/var/run/web.sock', '"unix:path=/var/run/web.sock": connection type "unix" is not supported by this version of bbgate (supported: tcp, tls, ssl, ws://, wss://)');
   });
 });
 
@@ -478,7 +478,7 @@ describe('against real Twisted', () => {
       const theirs = results[i]!.endpoint;
       assert.ok(theirs, `Twisted refused ${description}: ${results[i]!.error}`);
       const ours = parseEndpoint(description);
-      assert.equal(ours.type === 'tcp' ? 'tcp' : ours.syntax, theirs.kind, description);
+      assert.equal(ours.type === 'tls' ? ours.syntax : ours.type, theirs.kind, description);
       assert.deepEqual(
         { host: ours.host, port: ours.port, timeout: ours.timeout, bindAddress: ours.bindAddress ?? null },
         { host: theirs.host, port: theirs.port, timeout: theirs.timeout, bindAddress: theirs.bindAddress },

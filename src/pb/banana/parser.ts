@@ -42,6 +42,10 @@ export class BananaParser {
   /** Bytes consumed so far by the unfinished top-level expression. */
   private expressionBytes = 0;
   private failed: Error | undefined;
+  /** Stream bytes fed so far, and where the buffer being parsed starts in the stream. */
+  private fed = 0;
+  private bufferStart = 0;
+  private end = 0;
 
   constructor(private readonly onExpression: (expr: Sexp) => void, limits: ParserLimits = {}) {
     this.maxDepth = limits.maxDepth ?? DEFAULT_MAX_DEPTH;
@@ -53,10 +57,19 @@ export class BananaParser {
     return this.pendingLength;
   }
 
+  /**
+   * The stream offset just past the last complete top-level expression, read
+   * inside `onExpression`: a relay splits the raw stream there.
+   */
+  get position(): number {
+    return this.end;
+  }
+
   feed(chunk: Uint8Array): void {
     if (this.failed) throw this.failed;
     if (chunk.length === 0) return;
     const piece = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    this.fed += piece.length;
     if (this.pendingLength + piece.length < this.need) {
       this.pending.push(piece);
       this.pendingLength += piece.length;
@@ -71,6 +84,7 @@ export class BananaParser {
     this.pending = [];
     this.pendingLength = 0;
     this.need = 0;
+    this.bufferStart = this.fed - buf.length;
     try {
       this.parse(buf);
     } catch (err) {
@@ -169,17 +183,18 @@ export class BananaParser {
         default:
           throw new BananaError('BANANA_UNKNOWN_TYPE', `invalid type byte 0x${type.toString(16)}`);
       }
-      this.deliver(item);
+      this.deliver(item, pos);
     }
   }
 
   /** Hands a finished element to its list, closing every list it completes. */
-  private deliver(item: Sexp): void {
+  private deliver(item: Sexp, pos: number): void {
     const stack = this.stack;
     for (;;) {
       const depth = stack.length;
       if (depth === 0) {
         this.expressionBytes = 0;
+        this.end = this.bufferStart + pos;
         this.onExpression(item);
         return;
       }

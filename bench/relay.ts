@@ -1,0 +1,559 @@
+// `bbgate relay` against a plain TCP forwarder (socat) and no relay at all, in one run: the
+// throughput of one stream each way, the time to set a connection up, and the relay's memory per
+// idle relayed connection.
+//
+//   node dist/bench/relay.js [--mb N] [--runs R] [--connects C] [--idle N]
+//
+// A fake Buildbot master (this script with --fake-master, in a child process) speaks PB's
+// handshake as Twisted does: it offers the dialects, answers the worker's choice with
+// ["version", 6], reads the worker's version and login(name), sends one "ready" byte, and from
+// then on treats everything as payload. The login name tells it what to do: "up:N" (count N bytes
+// from the worker, then send one ack byte), "down:N" (send N bytes), anything else (stay idle).
+// The client, in this process, does the worker's part with the bytes bbgate's Broker would send.
+//
+// Three paths to that master, all on 127.0.0.1: direct; socat (TCP-LISTEN,fork, its defaults);
+// and the real CLI, `bbgate relay` (dist/src/cli/main.js, metrics endpoint off, as by default),
+// which reads the login, checks --allow, dials the master, replays the handshake, then pipes.
+//
+// The relay's memory is read from /proc/PID/status (VmRSS) of a freshly started relay, before
+// and after N connections have completed the handshake and sit idle. The relay holds two file
+// descriptors per connection and nothing raises `ulimit -n`, so N is capped below half of it.
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { delimiter, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { BananaParser } from '../src/pb/banana/parser.js';
+import { BananaWriter, encodeSexp, type Sexp } from '../src/pb/banana/writer.js';
+import { unjelly } from '../src/pb/jelly/decode.js';
+import { jelly } from '../src/pb/jelly/encode.js';
+import { toText, Tuple } from '../src/pb/values.js';
+
+const { values: options } = parseArgs({
+  options: {
+    mb: { type: 'string', default: '256' },
+    runs: { type: 'string', default: '3' },
+    connects: { type: 'string', default: '200' },
+    idle: { type: 'string', default: '10000' },
+    'socat-idle': { type: 'string', default: '200' },
+    // Internal: be the fake master (see fakeMaster).
+    'fake-master': { type: 'boolean', default: false },
+  },
+});
+
+const HOST = '127.0.0.1';
+const CHUNK = 256 * 1024;
+const BLOCK = Buffer.alloc(CHUNK, 0x5a);
+const OFFER = encodeSexp([Buffer.from('pb'), Buffer.from('none')]);
+const VERSION = encodeSexp([Buffer.from('version'), 6], true);
+const CHOICE = encodeSexp(Buffer.from('pb'));
+const READY = Buffer.from('R');
+const ACK = Buffer.from('A');
+/** What a worker reads before its data path is open, through any of the three paths. */
+const EXPECTED = Buffer.concat([OFFER, VERSION, READY]);
+const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+
+/** The worker's side of the handshake once it has the offer: its choice, its version, and login(name), as Broker.callRemote writes it. */
+function hello(name: string): Buffer {
+  const w = new BananaWriter(256);
+  w.vocab = true;
+  w.list(7);
+  w.word('message');
+  w.int(1);
+  w.bytes(Buffer.from('root'));
+  w.bytes(Buffer.from('login'));
+  w.int(1);
+  jelly(w, Tuple.from([Buffer.from(name)]));
+  jelly(w, {});
+  return Buffer.concat([CHOICE, VERSION, w.take()]);
+}
+
+/** Writes n bytes, waiting for 'drain' whenever the socket asks to. */
+async function send(socket: Socket, n: number): Promise<void> {
+  for (let left = n; left > 0 && !socket.destroyed;) {
+    const k = Math.min(CHUNK, left);
+    left -= k;
+    if (!socket.write(k === CHUNK ? BLOCK : BLOCK.subarray(0, k))) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          socket.off('drain', done);
+          socket.off('close', done);
+          resolve();
+        };
+        socket.on('drain', done);
+        socket.on('close', done);
+      });
+    }
+  }
+}
+
+// ---- The fake master (a child process) -----------------------------------------------------
+
+function fakeMaster(): void {
+  const server = createServer({ noDelay: true }, (socket) => {
+    socket.on('error', () => undefined);
+    socket.write(OFFER);
+    let stage = 0;
+    let fed = 0;
+    let loginEnd = 0;
+    let name = '';
+    const parser = new BananaParser((expr: Sexp) => {
+      if (stage === 0) {
+        parser.vocab = expr instanceof Uint8Array && Buffer.from(expr).toString('latin1') === 'pb';
+        socket.write(encodeSexp([Buffer.from('version'), 6], parser.vocab));
+      } else if (stage === 2) {
+        const args = unjelly((expr as Sexp[])[5]!);
+        name = (Array.isArray(args) ? toText(args[0]) : undefined) ?? '';
+        loginEnd = parser.position;
+      }
+      stage++;
+    });
+    let payload: ((n: number) => void) | undefined;
+    socket.on('data', (chunk: Buffer) => {
+      if (payload) return payload(chunk.length);
+      fed += chunk.length;
+      try {
+        parser.feed(chunk);
+      } catch (err) {
+        if (stage < 3) return void socket.destroy();
+      }
+      if (stage < 3) return;
+      socket.write(READY);
+      const [mode, count] = name.split(':');
+      const n = Number(count);
+      if (mode === 'up') {
+        let got = 0;
+        payload = (k) => {
+          got += k;
+          if (got >= n && got - k < n) socket.write(ACK);
+        };
+      } else {
+        payload = () => undefined;
+        if (mode === 'down') void send(socket, n);
+      }
+      if (fed > loginEnd) payload(fed - loginEnd);
+    });
+  });
+  server.listen({ host: HOST, port: 0, backlog: 4096 }, () => process.send!({ port: (server.address() as AddressInfo).port }));
+  process.on('disconnect', () => process.exit(0));
+}
+
+// ---- Children, and their cleanup -----------------------------------------------------------
+
+const children = new Set<ChildProcess>();
+
+function killAll(): void {
+  for (const child of children) {
+    if (child.exitCode !== null || child.signalCode !== null) continue;
+    try {
+      // socat runs in a group of its own, with one fork per connection: end them all.
+      if (child.spawnargs[0]?.endsWith('socat')) process.kill(-child.pid!, 'SIGKILL');
+      else child.kill('SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
+  children.clear();
+}
+
+function track(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+function startFakeMaster(): Promise<{ port: number; child: ChildProcess }> {
+  const child = track(fork(fileURLToPath(import.meta.url), ['--fake-master'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+  return new Promise((resolve, reject) => {
+    child.once('message', (m) => resolve({ port: (m as { port: number }).port, child }));
+    child.once('exit', (code) => reject(new Error(`the fake master exited (${code}) before listening`)));
+  });
+}
+
+interface RunningRelay {
+  port: number;
+  pid: number;
+  command: string;
+  /** Lines above level info, for a failure's message. */
+  warnings: string[];
+}
+
+function startRelay(masterPort: number): Promise<RunningRelay> {
+  const args = [CLI, 'relay', '--listen', `tcp:0:interface=${HOST}`, '--upstream', `tcp:${HOST}:${masterPort}`, '--allow', '*',
+    '--max-connections', '20000', '--max-per-worker', '20000', '--no-env-proxy'];
+  const child = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
+  const command = `node dist/src/cli/main.js ${args.slice(1).map((a) => (a === '*' ? `'*'` : a)).join(' ')}`;
+  const warnings: string[] = [];
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => void (stderr += c.toString()));
+  return new Promise((resolve, reject) => {
+    let buffered = '';
+    child.stdout!.on('data', (c: Buffer) => {
+      buffered += c.toString();
+      const lines = buffered.split('\n');
+      buffered = lines.pop()!;
+      for (const line of lines) {
+        let entry: { level?: string; msg?: string; listeners?: string[] };
+        try {
+          entry = JSON.parse(line) as typeof entry;
+        } catch {
+          continue;
+        }
+        if (entry.level !== 'info' && warnings.length < 20) warnings.push(line);
+        if (entry.msg === 'relay listening') {
+          const port = /:(\d+)$/.exec(entry.listeners?.[0] ?? '')?.[1];
+          if (port) resolve({ port: Number(port), pid: child.pid!, command, warnings });
+          else reject(new Error(`cannot tell the relay's port from ${line}`));
+        }
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`the relay exited (${code}) before listening: ${stderr.trim()}`)));
+    setTimeout(() => reject(new Error('the relay did not say "relay listening" within 20 s')), 20_000).unref();
+  });
+}
+
+function findSocat(): string | undefined {
+  if (existsSync('/usr/bin/socat')) return '/usr/bin/socat';
+  return (process.env.PATH ?? '').split(delimiter).map((d) => join(d, 'socat')).find((p) => existsSync(p));
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen({ host: HOST, port: 0 }, resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+async function startSocat(socat: string, masterPort: number): Promise<{ port: number; child: ChildProcess }> {
+  const port = await freePort();
+  const child = track(spawn(socat, [`TCP-LISTEN:${port},fork,reuseaddr,bind=${HOST}`, `TCP:${HOST}:${masterPort}`], { stdio: ['ignore', 'ignore', 'inherit'], detached: true }));
+  // Listening once a connection is accepted (and the master's offer comes through).
+  for (let tries = 0; ; tries++) {
+    if (child.exitCode !== null) throw new Error(`socat exited (${child.exitCode})`);
+    try {
+      const s = await openSession(port, 'probe', 2000);
+      s.socket.destroy();
+      return { port, child };
+    } catch (err) {
+      if (tries > 100) throw err;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+// ---- The worker's side ---------------------------------------------------------------------
+
+interface Session {
+  socket: Socket;
+  /** connect() to the ready byte. */
+  ms: number;
+  /** performance.now() at the ready byte. */
+  readyAt: number;
+  /** Bytes that came with the ready byte. */
+  extra: number;
+}
+
+/** Connects, does the PB handshake and resolves at the master's ready byte, the socket paused. */
+function openSession(port: number, name: string, timeoutMs = 30_000): Promise<Session> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const socket = connect({ host: HOST, port, noDelay: true });
+    let got: Buffer = Buffer.alloc(0);
+    let sent = false;
+    const fail = (why: string) => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(new Error(`${name} via port ${port}: ${why}`));
+    };
+    const timer = setTimeout(() => fail(`no ready byte within ${timeoutMs} ms (got ${got.toString("hex").slice(0, 200)}, sent: ${sent})`), timeoutMs);
+    const onData = (chunk: Buffer) => {
+      got = got.length ? Buffer.concat([got, chunk]) : chunk;
+      if (!sent && got.length >= OFFER.length) {
+        if (!got.subarray(0, OFFER.length).equals(OFFER)) return fail(`unexpected offer ${got.toString('hex')}`);
+        sent = true;
+        socket.write(hello(name));
+      }
+      if (got.length >= EXPECTED.length) {
+        const readyAt = performance.now();
+        if (!got.subarray(0, EXPECTED.length).equals(EXPECTED)) return fail(`unexpected handshake ${got.toString('hex')}`);
+        clearTimeout(timer);
+        socket.off('data', onData);
+        socket.off('close', onClose);
+        socket.pause();
+        resolve({ socket, ms: readyAt - started, readyAt, extra: got.length - EXPECTED.length });
+      }
+    };
+    const onClose = () => fail(`closed during the handshake after ${got.length} bytes (${got.toString('hex').slice(0, 200)})`);
+    socket.on('error', () => undefined);
+    socket.on('data', onData);
+    socket.on('close', onClose);
+  });
+}
+
+/** Client → master: MB/s from the first byte written to the master's ack of the last. */
+async function upload(port: number, bytes: number): Promise<number> {
+  const { socket } = await openSession(port, `up:${bytes}`);
+  try {
+    const started = performance.now();
+    const acked = new Promise<number>((resolve, reject) => {
+      socket.on('data', () => resolve(performance.now()));
+      socket.on('close', () => reject(new Error('closed before the ack')));
+    });
+    socket.resume();
+    await send(socket, bytes);
+    return bytes / ((await acked) - started) / 1000;
+  } finally {
+    socket.destroy();
+  }
+}
+
+/** Master → client: MB/s from the ready byte to the last byte. */
+async function download(port: number, bytes: number): Promise<number> {
+  const { socket, readyAt, extra } = await openSession(port, `down:${bytes}`);
+  try {
+    let got = extra;
+    const done = new Promise<number>((resolve, reject) => {
+      socket.on('data', (c: Buffer) => {
+        got += c.length;
+        if (got >= bytes) resolve(performance.now());
+      });
+      socket.on('close', () => reject(new Error(`closed after ${got} of ${bytes} bytes`)));
+    });
+    socket.resume();
+    return bytes / ((await done) - readyAt) / 1000;
+  } finally {
+    socket.destroy();
+  }
+}
+
+/** Opens `count` sessions, `parallel` handshakes at a time; all of them stay open. */
+async function openMany(port: number, count: number, parallel: number, into: Socket[]): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      const i = next++;
+      into.push((await openSession(port, `idle-${i}`)).socket);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(parallel, count) }, worker));
+}
+
+// ---- /proc ------------------------------------------------------------------------------------
+
+function statusKiB(pid: number, field: string): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : NaN;
+}
+
+function pssKiB(pid: number): number {
+  try {
+    const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    return m ? Number(m[1]) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** The processes whose parent is `pid`. */
+function childPids(pid: number): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) pids.push(Number(entry));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return pids;
+}
+
+function openFilesLimit(): number {
+  const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+  return m ? Number(m[1]) : Infinity;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+/** Nearest rank. */
+const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.max(0, Math.ceil((p / 100) * xs.length) - 1)]!;
+
+// ---- The run ---------------------------------------------------------------------------------
+
+interface Path {
+  label: string;
+  port?: number;
+  /** Why there is no figure. */
+  missing?: string;
+  up: number[];
+  down: number[];
+  setup: number[];
+}
+
+async function main(): Promise<void> {
+  const mb = Number(options.mb);
+  const runs = Number(options.runs);
+  const connects = Number(options.connects);
+  const asked = Number(options.idle);
+  const socatIdle = Number(options['socat-idle']);
+  if (!(mb > 0) || !(runs >= 1) || !(connects >= 1) || !(asked >= 1) || !(socatIdle >= 0)) {
+    throw new Error('usage: relay.js [--mb N>0] [--runs R>=1] [--connects C>=1] [--idle N>=1] [--socat-idle N>=0]');
+  }
+  const bytes = Math.round(mb * 1e6);
+  // The relay needs two descriptors per connection, plus a few dozen of its own.
+  const limit = openFilesLimit();
+  const idle = Math.min(asked, Math.floor((limit - 100) / 2));
+  const started = performance.now();
+
+  const master = await startFakeMaster();
+  const socatPath = findSocat();
+  const relay = await startRelay(master.port);
+  const paths: Path[] = [
+    { label: 'direct', port: master.port, up: [], down: [], setup: [] },
+    { label: 'socat', up: [], down: [], setup: [] },
+    { label: 'bbgate relay', port: relay.port, up: [], down: [], setup: [] },
+  ];
+  const [, socatRow, relayRow] = paths as [Path, Path, Path];
+  let socat: { port: number; child: ChildProcess } | undefined;
+  if (socatPath) {
+    socat = await startSocat(socatPath, master.port);
+    socatRow.port = socat.port;
+  } else {
+    socatRow.missing = 'socat: not installed (apt-get install socat)';
+  }
+  const live = paths.filter((p) => p.port !== undefined);
+  const failWith = async <T>(what: string, run: () => Promise<T>): Promise<T> => {
+    try {
+      return await run();
+    } catch (err) {
+      const extra = relay.warnings.length ? `\nrelay log:\n${relay.warnings.join('\n')}` : '';
+      throw new Error(`${what}: ${(err as Error).message}${extra}`);
+    }
+  };
+
+  // 1. Throughput, after one untimed smaller run each (JIT, buffers); runs taken in turns.
+  const warm = Math.min(bytes, 32e6);
+  for (const p of live) {
+    await failWith(`${p.label} warm-up`, async () => {
+      await upload(p.port!, warm);
+      await download(p.port!, warm);
+    });
+  }
+  for (let run = 0; run < runs; run++) {
+    for (const p of live) {
+      await failWith(`${p.label} throughput`, async () => {
+        p.up.push(await upload(p.port!, bytes));
+        p.down.push(await download(p.port!, bytes));
+      });
+    }
+  }
+
+  // 2. Set-up latency: sequential connections, the paths in turns, after 20 untimed each.
+  for (let i = -20; i < connects; i++) {
+    for (const p of live) {
+      const s = await failWith(`${p.label} set-up`, () => openSession(p.port!, 'setup'));
+      s.socket.destroy();
+      if (i >= 0) p.setup.push(s.ms);
+    }
+  }
+
+  // 3. Idle memory. socat first (a handful of forks is enough to see one's cost), then a fresh relay.
+  let socatMemory: { count: number; rss: number; pss: number } | undefined;
+  if (socat && socatIdle > 0) {
+    const sockets: Socket[] = [];
+    await failWith('socat idle connections', () => openMany(socat!.port, socatIdle, 1, sockets));
+    await sleep(500);
+    const forks = childPids(socat.child.pid!);
+    socatMemory = {
+      count: forks.length,
+      rss: forks.reduce((sum, pid) => sum + statusKiB(pid, 'VmRSS'), 0),
+      pss: forks.reduce((sum, pid) => sum + pssKiB(pid), 0),
+    };
+    for (const s of sockets) s.destroy();
+  }
+  const fresh = await startRelay(master.port);
+  const sockets: Socket[] = [];
+  // Warm the fresh relay (JIT, pools) with connections that come and go.
+  for (let i = 0; i < 100; i++) (await openSession(fresh.port, 'warm')).socket.destroy();
+  await sleep(1000);
+  const before = statusKiB(fresh.pid, 'VmRSS');
+  const openStarted = performance.now();
+  await failWith(`opening ${idle} idle connections through the relay`, () => openMany(fresh.port, idle, 100, sockets));
+  const openSeconds = (performance.now() - openStarted) / 1000;
+  await sleep(2000);
+  const after = statusKiB(fresh.pid, 'VmRSS');
+  const relayPerConnection = (after - before) / idle;
+  for (const s of sockets) s.destroy();
+
+  // ---- The table ----
+  const command = `node dist/bench/relay.js --mb ${mb} --runs ${runs} --connects ${connects} --idle ${asked} --socat-idle ${socatIdle}`;
+  console.log(`bbgate relay vs socat vs direct, all on ${HOST}: ${command}`);
+  console.log(`  relay: ${relay.command}  (metrics endpoint off)`);
+  console.log(`  socat: ${socatPath ? `${socatPath} TCP-LISTEN:PORT,fork,reuseaddr,bind=${HOST} TCP:${HOST}:MASTER` : 'not installed'}`);
+  console.log('  Throughput: one TCP stream through the path to a fake PB master, after the handshake; up = worker → master');
+  console.log(`    (until the master acks the last byte), down = master → worker; MB/s = 10^6 bytes/s, median of ${runs} runs of ${mb} MB.`);
+  console.log(`  Set-up: connect() until the master's first byte after the PB handshake (offer, choice, version, login) reaches`);
+  console.log(`    the worker, ${connects} sequential connections per path (paths in turns).`);
+  console.log('    socat as above sets no TCP_NODELAY: the master\'s two small writes (version, then ready) meet Nagle and the');
+  console.log('    worker\'s delayed ACK, ~40 ms; with ",nodelay" on both addresses socat sets up in about what direct does + 0.5 ms.');
+  console.log(`  Idle memory: VmRSS of a fresh relay before and after N connections have completed the handshake and sit idle.`);
+  const col = (s: string, w = 12) => s.padStart(w);
+  const label = 34;
+  const row = (p: Path, cells: (p: Path) => string[]) => console.log(`${p.label.padEnd(label)}${p.missing ? `  ${p.missing}` : cells(p).map((c) => col(c)).join('')}`);
+  const mbs = (xs: number[]) => median(xs).toFixed(0);
+
+  console.log();
+  console.log(`${'Throughput'.padEnd(label)}${col('up MB/s')}${col('down MB/s')}`);
+  for (const p of paths) row(p, (q) => [mbs(q.up), mbs(q.down)]);
+  if (!socatRow.missing) {
+    const ratio = (a: number[], b: number[]) => `${(median(a) / median(b)).toFixed(2)}×`;
+    console.log(`${'relay ÷ socat (target ≥ 0.8×)'.padEnd(label)}${col(ratio(relayRow.up, socatRow.up))}${col(ratio(relayRow.down, socatRow.down))}`);
+  }
+  console.log(`${'relay ÷ direct'.padEnd(label)}${col(`${(median(relayRow.up) / median(paths[0]!.up)).toFixed(2)}×`)}${col(`${(median(relayRow.down) / median(paths[0]!.down)).toFixed(2)}×`)}`);
+
+  console.log();
+  console.log(`${'Set-up, ms'.padEnd(label)}${col('median')}${col('p99')}`);
+  for (const p of paths) row(p, (q) => [median(q.setup).toFixed(2), percentile(q.setup, 99).toFixed(2)]);
+  const added = (q: Path) => [(median(relayRow.setup) - median(q.setup)).toFixed(2), (percentile(relayRow.setup, 99) - percentile(q.setup, 99)).toFixed(2)];
+  row({ ...paths[0]!, label: 'relay added, vs direct' }, added);
+  if (!socatRow.missing) row({ ...socatRow, label: 'relay added, vs socat' }, added);
+
+  console.log();
+  const capped = idle < asked ? ` (${asked} asked; capped: the relay needs 2 fds each and ulimit -n is ${limit})` : '';
+  console.log(`Idle memory, ${idle} connections through a fresh relay${capped}, opened in ${openSeconds.toFixed(1)} s`);
+  console.log(`${''.padEnd(label)}${col('before MiB')}${col('after MiB')}${col('KiB/conn')}`);
+  console.log(`${'bbgate relay, VmRSS (target ≤ 20)'.padEnd(label)}${col((before / 1024).toFixed(1))}${col((after / 1024).toFixed(1))}${col(relayPerConnection.toFixed(1))}`);
+  if (socatMemory) {
+    const n = socatMemory.count;
+    console.log(`${`socat, its ${n} forks: PSS`.padEnd(label)}${col('')}${col((socatMemory.pss / 1024).toFixed(1))}${col((socatMemory.pss / n).toFixed(1))}`);
+    console.log(`${`socat, its ${n} forks: VmRSS`.padEnd(label)}${col('')}${col((socatMemory.rss / 1024).toFixed(1))}${col((socatMemory.rss / n).toFixed(1))}`);
+  } else {
+    console.log(`${'socat'.padEnd(label)}  ${socatRow.missing ?? 'skipped (--socat-idle 0)'}`);
+  }
+  console.log(`(${((performance.now() - started) / 1000).toFixed(0)} s in all)`);
+}
+
+if (options['fake-master']) {
+  fakeMaster();
+} else {
+  process.on('exit', killAll);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      killAll();
+      process.exit(130);
+    });
+  }
+  try {
+    await main();
+  } finally {
+    killAll();
+  }
+}

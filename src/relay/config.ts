@@ -1,0 +1,257 @@
+import { isIP } from 'node:net';
+import { BbgateError } from '../errors.js';
+import { parseProxyString, type ProxyConfig } from '../proxy/index.js';
+import { parseEndpoint, splitEndpoint, type Endpoint } from '../transport/endpoint.js';
+import { parseAllowRule, type AllowRule } from './policy.js';
+
+/** Where the relay accepts workers. `name` is the listener as the user wrote it (a metrics label and log field). */
+export type ListenerSpec =
+  | { kind: 'tcp'; name: string; port: number; host?: string }
+  | { kind: 'tls'; name: string; port: number; host?: string; certKey: string; privateKey: string; extraCertChain?: string; caCertsDir?: string }
+  | { kind: 'ws'; name: string; port: number; host: string; path: string; tls?: { certKey: string; privateKey: string; extraCertChain?: string } };
+
+export interface RelayConfig {
+  listen: ListenerSpec[];
+  /** The master, as a connection string (what the worker would have used). */
+  upstream: Endpoint;
+  upstreamText: string;
+  upstreamProxy?: ProxyConfig;
+  /** Let HTTPS_PROXY/ALL_PROXY/NO_PROXY choose a proxy toward the master when none is given. */
+  environmentProxy: boolean;
+  allow: AllowRule[];
+  metrics?: { host: string; port: number };
+  maxConnections: number;
+  maxPerWorker: number;
+  /** Seconds; see DEFAULTS for why each is what it is. */
+  handshakeTimeout: number;
+  idleTimeout: number;
+  keepalive: number;
+  drainTimeout: number;
+  proxyProtocol: boolean;
+}
+
+/** The settings as a relay.json holds them; flags of the same meaning override them one by one. */
+export interface RelaySettings {
+  listen?: string[];
+  upstream?: string;
+  upstreamProxy?: string;
+  environmentProxy?: boolean;
+  allow?: (string | { name: string; from?: string[] })[];
+  metrics?: string;
+  maxConnections?: number;
+  maxPerWorker?: number;
+  handshakeTimeout?: number;
+  idleTimeout?: number;
+  keepalive?: number;
+  drainTimeout?: number;
+  proxyProtocol?: boolean;
+}
+
+export const SETTING_FLAGS: Record<keyof RelaySettings, string> = {
+  listen: '--listen',
+  upstream: '--upstream',
+  upstreamProxy: '--upstream-proxy',
+  environmentProxy: '--no-env-proxy',
+  allow: '--allow',
+  metrics: '--metrics',
+  maxConnections: '--max-connections',
+  maxPerWorker: '--max-per-worker',
+  handshakeTimeout: '--handshake-timeout',
+  idleTimeout: '--idle-timeout',
+  keepalive: '--keepalive',
+  drainTimeout: '--drain-timeout',
+  proxyProtocol: '--proxy-protocol',
+};
+
+const DEFAULTS = {
+  maxConnections: 1000,
+  // Two, not one: a worker whose old connection a NAT dropped silently reconnects
+  // before the relay notices the old one is dead, and must not be refused for it.
+  maxPerWorker: 2,
+  handshakeTimeout: 10,
+  // Three of buildbot-worker's default 600 s keepalives: only a dead connection is this quiet.
+  idleTimeout: 1800,
+  keepalive: 60,
+  drainTimeout: 30,
+};
+
+export function configError(message: string): BbgateError {
+  return new BbgateError('RELAY_CONFIG', message);
+}
+
+/** Checks every setting and resolves defaults; throws RELAY_CONFIG naming the setting, before anything listens. */
+export function resolveRelayConfig(settings: RelaySettings): RelayConfig {
+  for (const key of Object.keys(settings)) {
+    if (!Object.hasOwn(SETTING_FLAGS, key)) {
+      throw configError(`unknown setting "${key}" (known: ${Object.keys(SETTING_FLAGS).join(', ')})`);
+    }
+  }
+  for (const key of ['upstream', 'upstreamProxy', 'metrics'] as const) {
+    if (settings[key] !== undefined && typeof settings[key] !== 'string') throw configError(`${label(key)} must be a string, not ${JSON.stringify(settings[key])}`);
+  }
+  for (const key of ['listen', 'allow'] as const) {
+    if (settings[key] !== undefined && !Array.isArray(settings[key])) throw configError(`${label(key)} must be a list, not ${JSON.stringify(settings[key])}`);
+  }
+  const listen = settings.listen ?? [];
+  if (!listen.every((l) => typeof l === 'string')) throw configError(`${label('listen')}: each listener is a string such as "tcp:9989"`);
+  if (listen.length === 0) throw configError('no listener: give at least one --listen (such as tcp:9989)');
+  if (settings.upstream === undefined) throw configError('no upstream: give --upstream with the master\'s connection string (such as tcp:master.internal:9989)');
+  const allow = (settings.allow ?? []).map(allowRule);
+  if (allow.length === 0) {
+    throw configError('no --allow rule: the relay admits only the workers it is told to (--allow NAME, --allow \'linux-*\', or --allow \'*\' for every worker)');
+  }
+  const listeners = listen.map(parseListener);
+  const names = new Set<string>();
+  for (const l of listeners.filter((l) => l.port !== 0)) {
+    const where = `${l.host ?? '*'}:${l.port}`;
+    if (names.has(where)) throw configError(`two listeners on ${where}`);
+    names.add(where);
+  }
+  return {
+    listen: listeners,
+    upstream: wrap('upstream', () => parseEndpoint(settings.upstream!)),
+    upstreamText: settings.upstream,
+    ...(settings.upstreamProxy !== undefined ? { upstreamProxy: wrap('upstreamProxy', () => parseProxyString(settings.upstreamProxy!)) } : {}),
+    environmentProxy: flag('environmentProxy', settings.environmentProxy, true),
+    allow,
+    ...(settings.metrics !== undefined ? { metrics: hostPort('metrics', settings.metrics) } : {}),
+    maxConnections: count('maxConnections', settings.maxConnections, DEFAULTS.maxConnections, 1),
+    maxPerWorker: count('maxPerWorker', settings.maxPerWorker, DEFAULTS.maxPerWorker, 1),
+    handshakeTimeout: seconds('handshakeTimeout', settings.handshakeTimeout, DEFAULTS.handshakeTimeout, false),
+    idleTimeout: seconds('idleTimeout', settings.idleTimeout, DEFAULTS.idleTimeout, true),
+    keepalive: seconds('keepalive', settings.keepalive, DEFAULTS.keepalive, true),
+    drainTimeout: seconds('drainTimeout', settings.drainTimeout, DEFAULTS.drainTimeout, true),
+    proxyProtocol: flag('proxyProtocol', settings.proxyProtocol, false),
+  };
+}
+
+function label(key: keyof RelaySettings): string {
+  return `${key} (${SETTING_FLAGS[key]})`;
+}
+
+/** Another module's syntax error, prefixed with the setting it came from. */
+function wrap<T>(key: keyof RelaySettings, parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    throw configError(`${label(key)}: ${(err as Error).message}`);
+  }
+}
+
+function allowRule(rule: unknown): AllowRule {
+  if (typeof rule === 'string') return wrap('allow', () => parseAllowRule(rule));
+  if (typeof rule === 'object' && rule !== null && typeof (rule as { name?: unknown }).name === 'string') {
+    const { name, from, ...rest } = rule as { name: string; from?: unknown };
+    if (Object.keys(rest).length) throw configError(`${label('allow')}: a rule has name and from, not ${Object.keys(rest).join(', ')}`);
+    if (from !== undefined && !(Array.isArray(from) && from.every((f) => typeof f === 'string'))) {
+      throw configError(`${label('allow')}: "from" of the rule for "${name}" must be a list of addresses or CIDRs`);
+    }
+    return { pattern: name, ...(from !== undefined ? { from: from as string[] } : {}) };
+  }
+  throw configError(`${label('allow')}: each rule is "NAME_OR_GLOB[@CIDR,...]" or {"name": ..., "from": [...]}, not ${JSON.stringify(rule)}`);
+}
+
+function count(key: keyof RelaySettings, value: unknown, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+    throw configError(`${label(key)} must be a whole number of at least ${min}, not ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function seconds(key: keyof RelaySettings, value: unknown, fallback: number, zeroTurnsOff: boolean): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!zeroTurnsOff && value === 0) || value > 86400 * 7) {
+    throw configError(`${label(key)} must be a number of seconds${zeroTurnsOff ? ' (0 turns it off)' : ' above 0'}, not ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function flag(key: keyof RelaySettings, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw configError(`${label(key)} must be true or false, not ${JSON.stringify(value)}`);
+  return value;
+}
+
+function hostPort(key: keyof RelaySettings, text: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d+)$/.exec(text);
+  const host = match?.[1] ?? match?.[2];
+  const port = Number(match?.[3]);
+  if (!match || !host || !(port >= 0 && port <= 65535) || (match[1] !== undefined && isIP(host) !== 6)) {
+    throw configError(`${label(key)} must be HOST:PORT (such as 127.0.0.1:9100 or [::1]:9100), not "${text}"`);
+  }
+  return { host, port };
+}
+
+/**
+ * A listener: Twisted's server endpoint syntax for `tcp:PORT[:interface=IP]`
+ * and `ssl:`/`tls:PORT:certKey=PEM:privateKey=PEM` (with caCertsDir= to
+ * require client certificates), or a `ws://`/`wss://` URL whose fragment
+ * holds the certificate options (a fragment is never sent anywhere).
+ */
+export function parseListener(text: string): ListenerSpec {
+  if (/^wss?:\/\//i.test(text)) return webSocketListener(text);
+  const parts = wrap('listen', () => splitEndpoint(text));
+  const fail = (problem: string) => configError(`${label('listen')} "${text}": ${problem}`);
+  const kind = parts.type === 'ssl' ? 'tls' : parts.type;
+  if (kind !== 'tcp' && kind !== 'tls') {
+    throw fail(`listener type "${parts.type}" is not supported (write tcp:PORT, tls:PORT:certKey=PEM:privateKey=PEM, ws://HOST:PORT/PATH or wss://HOST:PORT/PATH#certKey=PEM&privateKey=PEM)`);
+  }
+  const allowed = kind === 'tcp' ? ['port', 'interface'] : ['port', 'interface', 'certKey', 'privateKey', 'extraCertChain', 'caCertsDir'];
+  for (const key of parts.keywords.keys()) {
+    if (!allowed.includes(key)) throw fail(`unknown key "${key}" (allowed: ${allowed.join(', ')})`);
+  }
+  if (parts.positional.length > 1 || (parts.positional.length === 1 && parts.keywords.has('port'))) {
+    throw fail('a listener takes one positional argument, the port (the address to listen on is interface=IP)');
+  }
+  const port = listenPort(parts.positional[0] ?? parts.keywords.get('port'), fail);
+  const host = parts.keywords.get('interface');
+  if (host !== undefined && !isIP(host)) throw fail(`interface must be an IP address, not "${host}"`);
+  const base = { name: text, port, ...(host !== undefined ? { host } : {}) };
+  if (kind === 'tcp') return { kind: 'tcp', ...base };
+  const certKey = parts.keywords.get('certKey');
+  if (certKey === undefined) throw fail('a TLS listener needs certKey=PEM (its certificate, and the key unless privateKey= is given)');
+  return {
+    kind: 'tls',
+    ...base,
+    certKey,
+    privateKey: parts.keywords.get('privateKey') ?? certKey,
+    ...optional({ extraCertChain: parts.keywords.get('extraCertChain'), caCertsDir: parts.keywords.get('caCertsDir') }),
+  };
+}
+
+function listenPort(value: string | undefined, fail: (problem: string) => Error): number {
+  if (value === undefined) throw fail('no port');
+  if (!/^\d+$/.test(value) || Number(value) > 65535) throw fail(`port must be a number from 0 to 65535, not "${value}"`);
+  return Number(value);
+}
+
+function webSocketListener(text: string): ListenerSpec {
+  const fail = (problem: string) => configError(`${label('listen')} "${text}": ${problem}`);
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw fail('not a valid URL (write ws://HOST:PORT/PATH or wss://HOST:PORT/PATH#certKey=PEM&privateKey=PEM)');
+  }
+  if (url.username || url.password) throw fail('a listener URL takes no user name or password');
+  if (url.search) throw fail('a listener URL takes no query string');
+  const secure = url.protocol === 'wss:';
+  const options = new URLSearchParams(url.hash.slice(1));
+  const allowed = secure ? ['certKey', 'privateKey', 'extraCertChain'] : [];
+  for (const key of options.keys()) {
+    if (!allowed.includes(key)) throw fail(allowed.length ? `unknown option "${key}" after # (allowed: ${allowed.join(', ')})` : 'a ws:// listener takes no options after #');
+  }
+  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  const port = url.port === '' ? (secure ? 443 : 80) : Number(url.port);
+  const path = decodeURIComponent(url.pathname);
+  const base = { kind: 'ws' as const, name: text.replace(/#.*/, ''), port, host, path };
+  if (!secure) return base;
+  const certKey = options.get('certKey');
+  if (!certKey) throw fail('a wss:// listener needs #certKey=PEM (and &privateKey=PEM unless the file holds the key)');
+  return { ...base, tls: { certKey, privateKey: options.get('privateKey') || certKey, ...optional({ extraCertChain: options.get('extraCertChain') ?? undefined }) } };
+}
+
+function optional<T extends Record<string, string | undefined>>(fields: T): Partial<Record<keyof T, string>> {
+  return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)) as Partial<Record<keyof T, string>>;
+}

@@ -1,0 +1,180 @@
+import type { AddressInfo } from 'node:net';
+import { loadTrustRoots } from '../tls/index.js';
+import type { RouteOptions } from '../transport/dial.js';
+import { configError, type ListenerSpec, type RelayConfig } from './config.js';
+import { openListener, type AcceptedStream, type Listener } from './listeners.js';
+import { RelayMetrics, startMetricsServer } from './metrics.js';
+import { AllowList } from './policy.js';
+import { RelayedConnection, type RelayContext, type RelayLogger } from './relayed-connection.js';
+
+/** At most one "refused: too many connections" line per this many ms: a flood must not flood the log too. */
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
+
+/**
+ * The relay: listeners in front, one RelayedConnection per worker, the
+ * master behind. It keeps no state worth sharing between relays (the
+ * per-worker count is per relay), so several can run side by side.
+ */
+export class Relay {
+  readonly metrics: RelayMetrics;
+  private readonly listeners: Listener[] = [];
+  private readonly connections = new Set<RelayedConnection>();
+  private readonly context: RelayContext;
+  private metricsServer: { address: AddressInfo; close(): Promise<void> } | undefined;
+  private draining = false;
+  private finishedBytes = { toMaster: 0, toWorker: 0 };
+  private refusedSinceLog = 0;
+  private lastRefusalLog = 0;
+  private drained: (() => void) | undefined;
+
+  constructor(
+    readonly config: RelayConfig,
+    private readonly logger: RelayLogger,
+  ) {
+    this.metrics = new RelayMetrics(() => this.bytes());
+    const route: RouteOptions = {
+      endpoint: config.upstream,
+      ...(config.upstreamProxy ? { proxy: config.upstreamProxy } : {}),
+      environmentProxy: config.environmentProxy,
+      tcpKeepalive: config.keepalive,
+      logger,
+    };
+    this.context = {
+      config,
+      policy: new AllowList(config.allow),
+      metrics: this.metrics,
+      logger,
+      route,
+      perWorker: new Map(),
+      closed: (c) => this.connectionClosed(c),
+    };
+  }
+
+  /** Listens everywhere it was told to, or nowhere: a listener that fails closes those already open. */
+  async start(): Promise<void> {
+    const { upstream } = this.config;
+    if (upstream.type !== 'tcp' && upstream.trustRoots !== undefined) {
+      try {
+        await loadTrustRoots(upstream.trustRoots, this.logger);
+      } catch (err) {
+        throw configError(`upstream ${this.config.upstreamText}: ${(err as Error).message}`);
+      }
+    }
+    try {
+      for (const spec of this.config.listen) {
+        // Listed at 0 from the start, so a dashboard sees every listener before its first worker.
+        this.metrics.accepted.inc({ listener: spec.name }, 0);
+        this.listeners.push(await openListener(spec, {
+          onStream: (accepted, s) => this.accept(accepted, s),
+          onClientError: (s, peer, err) => {
+            this.metrics.handshakeFailures.inc({ reason: 'tls' });
+            this.logger.info({ listener: s.name, peer, err: err.message }, 'TLS handshake with a client failed');
+          },
+        }));
+      }
+      if (this.config.metrics) {
+        const { host, port } = this.config.metrics;
+        this.metricsServer = await startMetricsServer(host, port, this.metrics, () => ({
+          ok: !this.draining && this.listeners.length > 0,
+          draining: this.draining,
+          listeners: this.listeners.map((l) => l.spec.name),
+          connections: this.connections.size,
+        }));
+      }
+    } catch (err) {
+      await this.closeListeners();
+      throw err;
+    }
+    this.logger.info({
+      listeners: this.listeners.map((l) => `${l.spec.name} on ${format(l.address)}`),
+      upstream: this.config.upstreamText,
+      metrics: this.metricsServer ? format(this.metricsServer.address) : undefined,
+    }, 'relay listening');
+  }
+
+  /** Where each listener ended up (port 0 picks one). */
+  addresses(): { spec: ListenerSpec; address: AddressInfo }[] {
+    return this.listeners.map((l) => ({ spec: l.spec, address: l.address }));
+  }
+
+  get metricsAddress(): AddressInfo | undefined {
+    return this.metricsServer?.address;
+  }
+
+  /**
+   * Stops accepting, lets live connections run for up to `drainTimeout`
+   * seconds, then cuts the rest. /healthz says 503 meanwhile, so a load
+   * balancer stops sending workers here.
+   */
+  async drain(timeoutS = this.config.drainTimeout): Promise<void> {
+    if (!this.draining) {
+      this.draining = true;
+      await this.closeListeners();
+      this.logger.info({ connections: this.connections.size, drainTimeout: timeoutS }, 'draining: no new connections');
+    }
+    if (this.connections.size > 0) {
+      const empty = new Promise<void>((resolve) => (this.drained = resolve));
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutS * 1000)));
+      await Promise.race([empty, deadline]);
+      clearTimeout(timer);
+      for (const c of [...this.connections]) c.close(`the relay is stopping (drain timeout of ${timeoutS} s)`);
+    }
+    await this.metricsServer?.close();
+    this.metricsServer = undefined;
+  }
+
+  private accept(accepted: AcceptedStream, spec: ListenerSpec): void {
+    if (this.draining || this.connections.size >= this.config.maxConnections) {
+      const reason = this.draining ? 'draining' : 'max_connections';
+      accepted.stream.destroy();
+      this.metrics.refused.inc({ reason });
+      this.noteRefusal(reason, accepted);
+      return;
+    }
+    this.metrics.accepted.inc({ listener: spec.name });
+    const connection = new RelayedConnection(accepted, spec.name, this.context);
+    this.connections.add(connection);
+    connection.run().catch((err: unknown) => connection.close(`internal error: ${(err as Error).message}`));
+  }
+
+  private noteRefusal(reason: string, accepted: AcceptedStream): void {
+    this.refusedSinceLog++;
+    const now = Date.now();
+    if (now - this.lastRefusalLog < REFUSAL_LOG_INTERVAL_MS) return;
+    this.logger.warn({
+      reason,
+      peer: accepted.remoteAddress,
+      refused: this.refusedSinceLog,
+      connections: this.connections.size,
+      maxConnections: this.config.maxConnections,
+    }, reason === 'draining' ? 'connection refused: the relay is draining' : 'connection refused: too many connections (--max-connections)');
+    this.refusedSinceLog = 0;
+    this.lastRefusalLog = now;
+  }
+
+  private connectionClosed(connection: RelayedConnection): void {
+    if (!this.connections.delete(connection)) return;
+    this.finishedBytes.toMaster += connection.bytesToMaster;
+    this.finishedBytes.toWorker += connection.bytesToWorker;
+    if (this.connections.size === 0) this.drained?.();
+  }
+
+  private bytes(): { toMaster: number; toWorker: number } {
+    let { toMaster, toWorker } = this.finishedBytes;
+    for (const c of this.connections) {
+      toMaster += c.bytesToMaster;
+      toWorker += c.bytesToWorker;
+    }
+    return { toMaster, toWorker };
+  }
+
+  private async closeListeners(): Promise<void> {
+    const open = this.listeners.splice(0);
+    await Promise.all(open.map((l) => l.close()));
+  }
+}
+
+function format(a: AddressInfo): string {
+  return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+}

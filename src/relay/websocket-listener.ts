@@ -1,0 +1,157 @@
+import { readFile } from 'node:fs/promises';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { createWebSocketStream, WebSocketServer } from 'ws';
+import { BbgateError } from '../errors.js';
+import { DEFAULT_MAX_EXPRESSION_BYTES } from '../pb/banana/parser.js';
+
+export interface WebSocketListenerOptions {
+  host: string;
+  port: number;
+  /** The one path upgrades are accepted on, compared with the request's path (percent-decoded, query ignored). */
+  path: string;
+  /** PEM file paths, with Twisted's names: certKey holds the certificate (and may hold its chain), extraCertChain more of it. */
+  tls?: { certKey: string; privateKey: string; extraCertChain?: string };
+  /** The largest message a client may send; default 16 MiB (see below). */
+  maxPayload?: number;
+}
+
+export interface AcceptedStream {
+  /** The WebSocket as a byte stream: each message's payload in order; each write is one binary message. */
+  stream: Duplex;
+  remoteAddress: string;
+  remotePort: number;
+  localAddress: string;
+  localPort: number;
+  /** The underlying connection (a TLSSocket for wss://), for keepalive and idle timers. */
+  socket: Socket;
+}
+
+export interface WebSocketListener {
+  server: HttpServer | HttpsServer;
+  /** Stops accepting; upgraded connections are not touched. */
+  close(): Promise<void>;
+  address: AddressInfo;
+}
+
+/**
+ * A bbgate worker writes one Banana expression per message, and no PB peer
+ * of bbgate takes an expression larger than this, so a bigger message is an
+ * attack or a bug; ws's own default (100 MiB, buffered per connection) is
+ * too generous for a relay.
+ */
+const DEFAULT_MAX_PAYLOAD = DEFAULT_MAX_EXPRESSION_BYTES;
+
+/**
+ * Listens for WebSocket connections (ws://, or wss:// with `tls`) on one
+ * path and hands each upgraded connection over as a byte stream. Anything
+ * else gets a short text answer naming the path and nothing more: a 404 for
+ * another path, a 426 for a plain request on the right one. Errors on a
+ * connection stay on that connection. Rejects, before listening, when a
+ * certificate or key cannot be read, and when the address cannot be bound.
+ */
+export async function listenWebSocket(options: WebSocketListenerOptions, onStream: (accepted: AcceptedStream) => void): Promise<WebSocketListener> {
+  const where = `${options.host.includes(':') ? `[${options.host}]` : options.host}:${options.port}`;
+  const server = options.tls ? httpsServer(await tlsFiles(options.tls, where), where) : createHttpServer();
+  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: options.maxPayload ?? DEFAULT_MAX_PAYLOAD });
+  const notHere = `no WebSocket listener at this path; this listener's path is ${options.path}\n`;
+
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (!isOurPath(req, options.path)) return answer(res, 404, notHere);
+    answer(res, 426, `this is a WebSocket listener: connect with a WebSocket client (Upgrade: websocket) to ${options.path}\n`, { Upgrade: 'websocket' });
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // Until ws takes the socket over, nobody else listens for its errors.
+    socket.on('error', () => socket.destroy());
+    if (!isOurPath(req, options.path)) return refuseUpgrade(socket, notHere);
+    // ws answers a malformed upgrade (no key, wrong version) with 400 itself.
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const tcp = socket as Socket;
+      const stream = createWebSocketStream(ws);
+      // The consumer adds its own listener; this one keeps an unheard error from ending the process.
+      stream.on('error', () => undefined);
+      onStream({
+        stream,
+        socket: tcp,
+        remoteAddress: tcp.remoteAddress ?? '',
+        remotePort: tcp.remotePort ?? 0,
+        localAddress: tcp.localAddress ?? '',
+        localPort: tcp.localPort ?? 0,
+      });
+    });
+  });
+  // Malformed HTTP: Node's default answer, but never an unheard socket error.
+  server.on('clientError', (_err: Error, socket: Duplex) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    socket.destroy();
+  });
+
+  await listen(server, options, where);
+  return {
+    server,
+    address: server.address() as AddressInfo,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** The request's path, percent-decoded and without its query, is the listener's. */
+function isOurPath(req: IncomingMessage, path: string): boolean {
+  const pathname = (req.url ?? '').split('?')[0]!;
+  try {
+    return decodeURIComponent(pathname) === path;
+  } catch {
+    return false;
+  }
+}
+
+function answer(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), ...headers });
+  res.end(body);
+}
+
+/** An upgrade request is answered on the raw socket: no HTTP response object exists for it. */
+function refuseUpgrade(socket: Duplex, body: string): void {
+  socket.end(
+    `HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+async function tlsFiles(tls: NonNullable<WebSocketListenerOptions['tls']>, where: string): Promise<{ cert: Buffer; key: Buffer }> {
+  const read = async (what: string, path: string) => {
+    try {
+      return await readFile(path);
+    } catch (err) {
+      throw new BbgateError('RELAY_CONFIG', `WebSocket listener ${where}: cannot read ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  };
+  const cert = await read('certKey', tls.certKey);
+  const chain = tls.extraCertChain === undefined ? [] : [Buffer.from('\n'), await read('extraCertChain', tls.extraCertChain)];
+  return { cert: Buffer.concat([cert, ...chain]), key: await read('privateKey', tls.privateKey) };
+}
+
+/** Node checks the certificate and key here (PEM that parses, a key that matches): a configuration error, not a crash. */
+function httpsServer(files: { cert: Buffer; key: Buffer }, where: string): HttpsServer {
+  try {
+    return createHttpsServer(files);
+  } catch (err) {
+    throw new BbgateError('RELAY_CONFIG', `WebSocket listener ${where}: the certificate or key is not usable: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function listen(server: HttpServer | HttpsServer, options: WebSocketListenerOptions, where: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const failed = (err: NodeJS.ErrnoException) => {
+      const why = err.code === 'EADDRINUSE' ? 'the address is in use' : err.code === 'EACCES' ? 'permission denied (ports below 1024 need privileges)' : (err.code ?? err.message);
+      reject(new BbgateError('RELAY_CONFIG', `cannot listen for WebSocket connections on ${where}: ${why}`, { cause: err }));
+    };
+    server.once('error', failed);
+    server.listen({ port: options.port, host: options.host }, () => {
+      server.off('error', failed);
+      // Errors after listening belong to single connections, never to the process.
+      server.on('error', () => undefined);
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,122 @@
+import type { Duplex } from 'node:stream';
+import { BbgateError } from '../errors.js';
+import { DIALECTS } from '../pb/banana/constants.js';
+import { BananaWriter, encodeSexp, type Sexp } from '../pb/banana/writer.js';
+import { PB_VERSION } from '../pb/broker.js';
+import type { PbFailure } from '../pb/failure.js';
+import { unjelly } from '../pb/jelly/decode.js';
+import { jelly } from '../pb/jelly/encode.js';
+import { toText } from '../pb/values.js';
+import { sniff } from './sniffer.js';
+
+/** Why a worker's handshake failed, as metrics label it. */
+export type HandshakeFailure = 'timeout' | 'protocol' | 'closed';
+
+export class HandshakeError extends BbgateError {
+  constructor(readonly reason: HandshakeFailure, message: string, options?: { cause?: unknown }) {
+    super('RELAY_HANDSHAKE', message, options);
+  }
+}
+
+/** What the relay learnt from a worker before dialing the master: who it is, and the bytes to replay. */
+export interface WorkerHello {
+  dialect: string;
+  /** The worker's dialect choice, as it sent it. */
+  choice: Buffer;
+  /** Everything the worker sent after its choice: its version, its login call, and whatever followed. */
+  replay: Buffer;
+  username: string;
+  /** The login call's request id: a refusal answers it. */
+  requestId: number;
+}
+
+/** A login call carries one user name; anything near this size is not a handshake. */
+const MAX_HELLO_BYTES = 16 * 1024;
+const OFFER = encodeSexp(DIALECTS.map((d) => Buffer.from(d)));
+
+/**
+ * Plays the master's part up to the worker's login call: offers the dialects,
+ * announces PB's version as Twisted's broker does once a dialect is chosen,
+ * and reads the worker's choice, version and `login(username)`. The relay
+ * then knows the worker's name, and the master has not been contacted yet.
+ */
+export async function readWorkerHello(stream: Duplex, timeoutMs: number): Promise<WorkerHello> {
+  let dialect: string | undefined;
+  let choiceEnd = 0;
+  let versionSeen = false;
+  let login: { username: string; requestId: number } | undefined;
+  stream.write(OFFER);
+  const { raw } = await sniff(stream, {
+    maxBytes: MAX_HELLO_BYTES,
+    timeoutMs,
+    step: (expr, parser) => {
+      if (dialect === undefined) {
+        dialect = dialectChoice(expr);
+        choiceEnd = parser.position;
+        parser.vocab = dialect === 'pb';
+        stream.write(encodeSexp([Buffer.from('version'), PB_VERSION], parser.vocab));
+        return false;
+      }
+      if (!versionSeen) {
+        expectVersion(expr, 'the worker');
+        versionSeen = true;
+        return false;
+      }
+      login = loginCall(expr);
+      return true;
+    },
+    closed: () => new HandshakeError('closed', dialect === undefined
+      ? 'the client closed the connection before choosing a PB dialect'
+      : 'the client closed the connection before logging in'),
+    timedOut: () => new HandshakeError('timeout', `the client sent no PB login within ${timeoutMs / 1000} s`),
+    invalid: (err) => err instanceof HandshakeError ? err : new HandshakeError('protocol', `the client does not speak PB: ${(err as Error).message}`, { cause: err }),
+    tooLarge: () => new HandshakeError('protocol', `the client sent more than ${MAX_HELLO_BYTES} bytes without a PB login`),
+  });
+  return { dialect: dialect!, choice: raw.subarray(0, choiceEnd), replay: raw.subarray(choiceEnd), ...login! };
+}
+
+function dialectChoice(expr: Sexp): string {
+  const choice = expr instanceof Uint8Array ? Buffer.from(expr).toString('latin1') : undefined;
+  if (choice === undefined || !DIALECTS.includes(choice)) {
+    throw new HandshakeError('protocol', 'the client did not answer the PB dialect offer with one of the dialects offered');
+  }
+  return choice;
+}
+
+/** `["version", 6]`, as both sides of PB send it once the dialect is chosen. */
+export function expectVersion(expr: Sexp, who: string): void {
+  const [command, version] = Array.isArray(expr) ? expr : [];
+  if (!(command instanceof Uint8Array) || Buffer.from(command).toString('latin1') !== 'version') {
+    throw new HandshakeError('protocol', `${who} did not announce its PB version`);
+  }
+  if (version !== PB_VERSION) throw new HandshakeError('protocol', `${who} speaks PB version ${String(version)}; the relay speaks ${PB_VERSION}`);
+}
+
+/** `["message", id, "root", "login", answer, ["tuple", name], kwargs]`: a Twisted cred login. */
+function loginCall(expr: Sexp): { username: string; requestId: number } {
+  const [command, requestId, target, method, , args] = Array.isArray(expr) ? expr : [];
+  const text = (v: Sexp | undefined) => (v instanceof Uint8Array ? Buffer.from(v).toString('latin1') : undefined);
+  if (text(command) !== 'message' || text(target) !== 'root' || text(method) !== 'login' || typeof requestId !== 'number' || !Number.isInteger(requestId) || args === undefined) {
+    throw new HandshakeError('protocol', 'the client\'s first PB call is not a login: the relay admits logins only');
+  }
+  let username: string | undefined;
+  try {
+    const values = unjelly(args);
+    username = Array.isArray(values) && values.length === 1 ? toText(values[0]) : undefined;
+  } catch (err) {
+    throw new HandshakeError('protocol', `the client's login call cannot be read: ${(err as Error).message}`, { cause: err });
+  }
+  if (!username) throw new HandshakeError('protocol', 'the client\'s login call carries no worker name');
+  return { username, requestId };
+}
+
+/** Answers the worker's login with `failure` and hangs up: the master never hears of it. */
+export function refuseLogin(stream: Duplex, hello: WorkerHello, failure: PbFailure): void {
+  const w = new BananaWriter(512);
+  w.vocab = hello.dialect === 'pb';
+  w.list(3);
+  w.word('error');
+  w.int(hello.requestId);
+  jelly(w, failure);
+  stream.end(w.take());
+}

@@ -1,0 +1,144 @@
+import type { ClientRequest, IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import WebSocket, { createWebSocketStream } from 'ws';
+import { BbgateError } from '../errors.js';
+import { describePlainBytes } from '../tls/plain-bytes.js';
+import { webSocketUrl, type WsEndpoint } from './endpoint.js';
+import { networkError } from './tcp.js';
+
+/** A finished upgrade: the byte stream PB runs over, and the server's 101 answer. */
+export interface WebSocketUpgrade {
+  stream: Duplex;
+  statusCode: number;
+  headers: string[];
+}
+
+/** How much of a refusal's body the error quotes: enough for a line such as "no WebSocket listener at /x; try /pb". */
+const BODY_QUOTE_BYTES = 300;
+/** How long a refusal's body may take to arrive; the status line already says what matters. */
+const BODY_WAIT_MS = 1000;
+
+/**
+ * Upgrades an established connection (TCP, a proxy tunnel, or TLS over
+ * either) to WebSocket. `ws` does the HTTP upgrade and the framing, but never
+ * connects by itself: `createConnection` hands it our socket, so proxy choice,
+ * CONNECT and TLS verification stay those of every other transport. Each
+ * write becomes one binary message; what arrives, text or binary, is bytes.
+ */
+export function upgradeToWebSocket(socket: Duplex, endpoint: WsEndpoint): Promise<WebSocketUpgrade> {
+  const url = webSocketUrl(endpoint);
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    let response: IncomingMessage | undefined;
+    const settle = (err: BbgateError) => {
+      if (settled) return;
+      settled = true;
+      socket.destroy();
+      reject(err);
+    };
+    const ws = new WebSocket(url, {
+      // ws's handshakeTimeout is an idle timeout on the socket, which its own connect would set from `timeout`.
+      createConnection: (options: { timeout?: number }) => (socket as Socket).setTimeout(options.timeout ?? 0),
+      perMessageDeflate: false,
+      followRedirects: false,
+      handshakeTimeout: endpoint.timeout * 1000,
+    });
+    ws.on('upgrade', (res: IncomingMessage) => {
+      response = res;
+    });
+    // Registering this listener stops ws from failing with a bare "Unexpected server response: 404".
+    ws.on('unexpected-response', (_req: ClientRequest, res: IncomingMessage) => {
+      void quoteBody(res).then((said) => {
+        settle(refused(url, res, said));
+        // Still CONNECTING, so this aborts the request; the error it emits lands in the listener below, after settling.
+        ws.terminate();
+      });
+    });
+    // Stays for the socket's life: once the stream has taken over, errors are its to report, and this one is a no-op.
+    ws.on('error', (err: Error) => settle(handshakeError(err, url, endpoint, response)));
+    ws.once('open', () => {
+      settled = true;
+      resolve({
+        stream: typedStream(ws),
+        statusCode: response?.statusCode ?? 101,
+        headers: Object.entries(response?.headers ?? {}).map(([name, value]) => `${name}: ${String(value)}`),
+      });
+    });
+  });
+}
+
+function refused(url: string, res: IncomingMessage, said: string | undefined): BbgateError {
+  const status = `HTTP ${res.statusCode} ${res.statusMessage ?? ''}`.trim();
+  const redirect = res.headers.location ? `; it redirects to ${res.headers.location}` : '';
+  const body = said ? ` (it said: ${JSON.stringify(said)})` : '';
+  return new BbgateError('WS_UPGRADE_REFUSED', `${url} answered "${status}" instead of upgrading to WebSocket${redirect}${body}`);
+}
+
+/** The first line of a short text body, if the server sent one in time. */
+async function quoteBody(res: IncomingMessage): Promise<string | undefined> {
+  const type = res.headers['content-type'];
+  if (type !== undefined && !/^text\//i.test(type)) return undefined;
+  const body = await new Promise<Buffer>((resolve) => {
+    const chunks: Buffer[] = [];
+    let length = 0;
+    const done = () => {
+      clearTimeout(timer);
+      res.off('data', onData);
+      resolve(Buffer.concat(chunks).subarray(0, BODY_QUOTE_BYTES));
+    };
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      length += chunk.length;
+      if (length >= BODY_QUOTE_BYTES) done();
+    };
+    const timer = setTimeout(done, BODY_WAIT_MS);
+    res.on('data', onData);
+    res.once('end', done);
+    res.once('close', done);
+    res.once('error', done);
+  });
+  const line = body.toString('utf8').split(/\r?\n/).find((l) => l.trim() !== '')?.trim();
+  // Control characters could rewrite the terminal the probe prints to.
+  return line === undefined || /[\x00-\x08\x0b-\x1f\x7f]/.test(line) ? undefined : line;
+}
+
+/** What went wrong before the upgrade finished, by what ws and Node's HTTP parser report. */
+function handshakeError(err: Error, url: string, endpoint: WsEndpoint, response: IncomingMessage | undefined): BbgateError {
+  const errno = (err as NodeJS.ErrnoException).code ?? '';
+  const request = `GET ${endpoint.path}`;
+  if (err.message === 'Opening handshake has timed out') {
+    return new BbgateError('NET_TIMEOUT', `${url}: no answer to the WebSocket upgrade (${request}) within ${endpoint.timeout} s`, { cause: err });
+  }
+  if (errno.startsWith('HPE_')) {
+    const raw = (err as { rawPacket?: Buffer }).rawPacket;
+    const bytes = raw && raw.length ? ` (${describePlainBytes(raw.subarray(0, 64))})` : '';
+    return new BbgateError('WS_PROTOCOL', `${url}: the answer to the WebSocket upgrade (${request}) is not HTTP${bytes}: is this port a WebSocket listener?`, { cause: err });
+  }
+  if (response) {
+    return new BbgateError('WS_PROTOCOL', `${url} answered "HTTP 101" but the WebSocket handshake is invalid: ${err.message}`, { cause: err });
+  }
+  if (err.message === 'socket hang up') {
+    return new BbgateError('WS_PROTOCOL', `${url}: the server closed the connection without answering the WebSocket upgrade (${request}): is this port a WebSocket listener?`, { cause: err });
+  }
+  return networkError(err, url);
+}
+
+/**
+ * createWebSocketStream's Duplex, with ws's framing errors (WS_ERR_*) turned
+ * into WS_PROTOCOL, so the PB session and the worker's log report a typed
+ * code like every other transport failure.
+ */
+function typedStream(ws: WebSocket): Duplex {
+  const stream = createWebSocketStream(ws);
+  const destroy = stream._destroy.bind(stream);
+  stream._destroy = (err, callback) =>
+    destroy(err, (failure) => {
+      const code = (failure as NodeJS.ErrnoException | null)?.code ?? '';
+      callback(failure && code.startsWith('WS_ERR_') ? new BbgateError('WS_PROTOCOL', `the WebSocket peer broke the protocol: ${failure.message}`, { cause: failure }) : failure);
+    });
+  // Frames that came with the 101 are parsed before the caller can listen; a bad one must not
+  // become an unheard error that ends the process (the caller still sees the stream close).
+  stream.on('error', () => undefined);
+  return stream;
+}

@@ -1,0 +1,214 @@
+// `bbgate relay` in front of a real Buildbot 3.7 master: the Python buildbot-worker and a bbgate
+// worker (through squid and the wss:// listener) run builds; strangers are refused before the
+// master hears of them; a silent client, a flood, a per-worker limit and a master restart.
+import assert from 'node:assert/strict';
+import { connect, type Socket } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { encodeSexp } from '../../src/pb/banana/writer.js';
+import { startMaster, startPythonWorker, type RunningMaster, type RunningPythonWorker } from '../helpers/buildbot-master.js';
+import { startTestWorker, type TestWorker } from '../helpers/bbgate-worker.js';
+import { bbgate, type ProbeJson } from '../helpers/cli.js';
+import { testPki } from '../helpers/pki.js';
+import { sleep, startProcess, type LineProcess } from '../helpers/processes.js';
+import { PY_DIR, PYTHON } from '../helpers/python.js';
+import { startRelay, type TestRelay } from '../helpers/relay.js';
+import { startSquid, type RunningSquid } from '../helpers/squid.js';
+
+const OFFER = encodeSexp([Buffer.from('pb'), Buffer.from('none')]);
+const echo = (text: string) => `steps.ShellCommand(command=['echo', '${text}'], name='say')`;
+
+async function probe(args: string[]): Promise<{ status: number; report: ProbeJson; text: string }> {
+  const run = await bbgate(['probe', ...args, '--json']);
+  return { status: run.status, report: JSON.parse(run.stdout) as ProbeJson, text: run.stdout + run.stderr };
+}
+
+/** Opens a raw TCP connection that says nothing; resolves when the relay closes it, with what it received. */
+function silentClient(port: number): { socket: Socket; closed: Promise<Buffer> } {
+  const socket = connect({ host: '127.0.0.1', port });
+  const chunks: Buffer[] = [];
+  socket.on('data', (c: Buffer) => chunks.push(c));
+  socket.on('error', () => undefined);
+  return { socket, closed: new Promise((resolve) => socket.on('close', () => resolve(Buffer.concat(chunks)))) };
+}
+
+describe('bbgate relay in front of a real Buildbot 3.7 master', () => {
+  let master: RunningMaster;
+  let relay: TestRelay;
+  let squid: RunningSquid;
+  let pyWorker: RunningPythonWorker | undefined;
+  let bbWorker: TestWorker | undefined;
+  let trust: string;
+  const workers = [
+    { name: 'py-w', password: 'py-pass' },
+    { name: 'bb-linux', password: 'bb-pass' },
+    { name: 'stranger', password: 'stranger-pass' },
+  ];
+  const builders = [
+    { name: 'py-b', workernames: ['py-w'], steps: [echo('built-by-python')] },
+    { name: 'bb-b', workernames: ['bb-linux'], steps: [echo('built-by-bbgate')] },
+  ];
+
+  before(async () => {
+    const pki = await testPki();
+    trust = await pki.trustDir(pki.root);
+    master = await startMaster({ workers, builders });
+    relay = await startRelay({
+      listen: ['tcp:0:interface=127.0.0.1', `wss://127.0.0.1:0/pb#certKey=${pki.server.certFile}&privateKey=${pki.server.keyFile}&extraCertChain=${pki.intermediate.certFile}`],
+      upstream: `tcp:127.0.0.1:${master.pbPort}`,
+      allow: ['py-w', 'bb-*'],
+      handshakeTimeout: 2,
+    });
+    squid = await startSquid({ auth: { users: { alice: 'squid-pass' } }, allowPorts: [relay.port(1)] });
+  });
+  after(async () => {
+    await bbWorker?.stop();
+    await pyWorker?.stop();
+    await relay?.stop();
+    await squid?.stop();
+    await master?.stop();
+  });
+
+  it('runs a build on the Python buildbot-worker connected through the TCP listener', async () => {
+    pyWorker = await startPythonWorker({ masterPort: relay.port(0), name: 'py-w', password: 'py-pass' });
+    const build = await master.runBuild('py-b');
+    assert.equal(build.resultName, 'SUCCESS');
+    assert.match(build.steps.find((s) => s.name === 'say')!.logs[0]!.stdout, /built-by-python/);
+    await relay.waitForLog((l) => l.msg === 'worker admitted' && l.fields.worker === 'py-w');
+    assert.equal(await relay.metric('bbgate_relay_connections', { state: 'relaying' }), 1);
+  });
+
+  it('runs a build on a bbgate worker that reaches the wss:// listener through squid', async () => {
+    bbWorker = await startTestWorker({
+      connection: `wss://localhost:${relay.port(1)}/pb#trustRoots=${trust}`,
+      proxyConnectionString: `http://alice:squid-pass@127.0.0.1:${squid.port}`,
+      workername: 'bb-linux',
+      password: 'bb-pass',
+    });
+    await master.waitForWorker('bb-linux', { timeoutMs: 20000 });
+    const build = await master.runBuild('bb-b');
+    assert.equal(build.resultName, 'SUCCESS');
+    assert.match(build.steps.find((s) => s.name === 'say')!.logs[0]!.stdout, /built-by-bbgate/);
+    assert.ok(relay.lines.some((l) => l.msg === 'worker admitted' && l.fields.worker === 'bb-linux' && String(l.fields.listener).startsWith('wss://')));
+  });
+
+  it('refuses a worker that is not on the allow-list with a clear message, and the master never hears of it', async () => {
+    const since = await master.logSize();
+    const { status, report, text } = await probe([`tcp:127.0.0.1:${relay.port(0)}`, '--name', 'stranger', '--password', 'stranger-pass']);
+    assert.equal(status, 5, text);
+    const login = report.steps.at(-1)!;
+    assert.equal(login.step, 'login');
+    assert.equal(login.code, 'RELAY_DENIED');
+    assert.match(login.message, /worker "stranger" is not on this relay's allow-list/);
+    // The unmodified Python worker takes the refusal as a failed login and retries later.
+    const stranger = await startPythonWorker({ masterPort: relay.port(0), name: 'stranger', password: 'stranger-pass', waitAttached: false });
+    try {
+      await stranger.waitForLog(/unauthorized login; check worker name and password/, 20000);
+    } finally {
+      await stranger.stop();
+    }
+    await sleep(500);
+    const masterLog = (await master.log()).slice(since);
+    assert.doesNotMatch(masterLog, /stranger/);
+    assert.ok(await relay.metric('bbgate_relay_logins_total', { result: 'denied', reason: 'not_listed' }) >= 2);
+  });
+
+  it('drops a client that connects and sends nothing after the handshake timeout', async () => {
+    const before = await relay.metric('bbgate_relay_handshake_failures_total', { reason: 'timeout' });
+    const received = await silentClient(relay.port(0)).closed;
+    assert.deepEqual(received, OFFER, 'the client gets the dialect offer and nothing else');
+    assert.equal(await relay.metric('bbgate_relay_handshake_failures_total', { reason: 'timeout' }), before + 1);
+    await relay.waitForLog((l) => l.msg === 'connection closed' && /sent no PB login within 2 s/.test(String(l.fields.reason)));
+  });
+
+  it('tells workers the master is unreachable while it is down, keeps serving, and the workers reconnect after a restart', async () => {
+    const port = master.pbPort;
+    await master.stop();
+    const down = await probe([`tcp:127.0.0.1:${relay.port(0)}`, '--name', 'bb-linux', '--password', 'bb-pass']);
+    assert.equal(down.status, 2, down.text);
+    assert.equal(down.report.steps.at(-1)!.code, 'RELAY_UPSTREAM');
+    assert.match(down.report.steps.at(-1)!.message, /could not reach the Buildbot master \(NET_REFUSED\)/);
+    assert.doesNotMatch(down.text, new RegExp(`127\\.0\\.0\\.1:${port}`), 'the worker is not told where the master is');
+    assert.ok(await relay.metric('bbgate_relay_upstream_failures_total', { code: 'NET_REFUSED' }) >= 1);
+    assert.equal((await relay.healthz()).status, 200);
+    master = await startMaster({ workers, builders, pbPort: port });
+    await master.waitForWorker('bb-linux', { timeoutMs: 60000 });
+    await master.waitForWorker('py-w', { timeoutMs: 90000 });
+    const build = await master.runBuild('bb-b');
+    assert.equal(build.resultName, 'SUCCESS');
+    // squid logs a tunnel when it closes: the bbgate worker's first one ended with the master.
+    assert.match(squid.accessLog(), new RegExp(`CONNECT localhost:${relay.port(1)} .*alice`));
+  });
+});
+
+describe('bbgate relay limits', () => {
+  let master: RunningMaster;
+  let relay: TestRelay;
+  let held: TestWorker | undefined;
+
+  before(async () => {
+    master = await startMaster({ workers: [{ name: 'lim-w', password: 'lim-pass' }, { name: 'other-w', password: 'other-pass' }] });
+    relay = await startRelay({ listen: ['tcp:0:interface=127.0.0.1'], upstream: `tcp:127.0.0.1:${master.pbPort}`, allow: ['*'], maxConnections: 20, maxPerWorker: 1 });
+  });
+  after(async () => {
+    await held?.stop();
+    await relay?.stop();
+    await master?.stop();
+  });
+
+  it('refuses a second connection for a worker name at its limit, without disturbing the first', async () => {
+    held = await startTestWorker({ connection: `tcp:127.0.0.1:${relay.port()}`, workername: 'lim-w', password: 'lim-pass' });
+    await master.waitForWorker('lim-w');
+    const { status, report, text } = await probe([`tcp:127.0.0.1:${relay.port()}`, '--name', 'lim-w', '--password', 'lim-pass']);
+    assert.equal(status, 5, text);
+    assert.equal(report.steps.at(-1)!.code, 'RELAY_LIMIT');
+    assert.match(report.steps.at(-1)!.message, /worker "lim-w" already has 1 connection through this relay \(the limit is 1\)/);
+    await master.waitForWorker('lim-w');
+    assert.equal(await relay.metric('bbgate_relay_logins_total', { result: 'denied', reason: 'worker_limit' }), 1);
+  });
+
+  it('refuses a flood past --max-connections at once, stays responsive, and serves a worker afterwards', async () => {
+    const relaying = await relay.metric('bbgate_relay_connections', { state: 'relaying' });
+    const flood = Array.from({ length: 300 }, () => silentClient(relay.port()));
+    const refusedFirst = await Promise.race([
+      Promise.all(flood.map((c) => c.closed)).then(() => 'all closed'),
+      sleep(1500).then(() => 'some still open'),
+    ]);
+    assert.equal(refusedFirst, 'some still open', 'the connections within the limit stay open until their handshake timeout');
+    const health = await relay.healthz();
+    assert.equal(health.status, 200);
+    const capacity = 20 - relaying;
+    assert.equal(await relay.metric('bbgate_relay_connections', { state: 'handshake' }), capacity);
+    assert.equal(await relay.metric('bbgate_relay_connections_refused_total', { reason: 'max_connections' }), 300 - capacity);
+    for (const c of flood) c.socket.destroy();
+    await Promise.all(flood.map((c) => c.closed));
+    for (let i = 0; i < 100 && (await relay.metric('bbgate_relay_connections', { state: 'handshake' })) > 0; i++) await sleep(50);
+    const { status, text } = await probe([`tcp:127.0.0.1:${relay.port()}`, '--name', 'other-w', '--password', 'other-pass']);
+    assert.equal(status, 0, text);
+    assert.ok(relay.lines.some((l) => l.msg.startsWith('connection refused: too many connections')));
+  });
+});
+
+// Buildbot 3.7 opens its PB port with twisted.application.strports.listen, which knows only the
+// reactor's own listeners: a haproxy: port string fails there ("can only concatenate str (not
+// HAProxyServerParser) to str"). Twisted's PROXY endpoint itself is the peer here, in front of a
+// real Twisted PB server that reports the address its broker sees.
+describe('bbgate relay with PROXY protocol v2 toward a Twisted haproxy: endpoint', () => {
+  let server: LineProcess;
+  let relay: TestRelay;
+
+  before(async () => {
+    server = startProcess(PYTHON, [PY_DIR + 'pb_server.py', 'haproxy']);
+    const port = Number((await server.waitForLine(/^PORT \d+$/)).split(' ')[1]);
+    relay = await startRelay({ listen: ['tcp:0:interface=127.0.0.1'], upstream: `tcp:127.0.0.1:${port}`, allow: ['alice'], proxyProtocol: true });
+  });
+  after(async () => {
+    await relay?.stop();
+    server?.kill();
+  });
+
+  it('the server sees the worker\'s own address, not the relay\'s', async () => {
+    await probe([`tcp:127.0.0.1:${relay.port()}:bindAddress=127.0.0.7`, '--name', 'alice', '--password', 'secret']);
+    const login = JSON.parse(await server.waitForLine(/"event": ?"login"/)) as { user: string; peer: string };
+    assert.deepEqual(login, { event: 'login', user: 'alice', peer: '127.0.0.7' });
+  });
+});
