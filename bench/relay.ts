@@ -11,7 +11,7 @@
 // from the worker, then send one ack byte), "down:N" (send N bytes), anything else (stay idle).
 // The client, in this process, does the worker's part with the bytes bbgate's Broker would send.
 //
-// Three paths to that master, all on 127.0.0.1: direct; socat (TCP-LISTEN,fork, its defaults);
+// Three paths to that master, all on 127.0.0.1: direct; socat (TCP-LISTEN,fork, with nodelay);
 // and the real CLI, `bbgate relay` (dist/src/cli/main.js, metrics endpoint off, as by default),
 // which reads the login, checks --allow, dials the master, replays the handshake, then pipes.
 //
@@ -228,7 +228,7 @@ async function freePort(): Promise<number> {
 
 async function startSocat(socat: string, masterPort: number): Promise<{ port: number; child: ChildProcess }> {
   const port = await freePort();
-  const child = track(spawn(socat, [`TCP-LISTEN:${port},fork,reuseaddr,bind=${HOST}`, `TCP:${HOST}:${masterPort}`], { stdio: ['ignore', 'ignore', 'inherit'], detached: true }));
+  const child = track(spawn(socat, [`TCP-LISTEN:${port},fork,reuseaddr,bind=${HOST},nodelay`, `TCP:${HOST}:${masterPort},nodelay`], { stdio: ['ignore', 'ignore', 'inherit'], detached: true }));
   // Listening once a connection is accepted (and the master's offer comes through).
   for (let tries = 0; ; tries++) {
     if (child.exitCode !== null) throw new Error(`socat exited (${child.exitCode})`);
@@ -497,13 +497,13 @@ async function main(): Promise<void> {
   const command = `node dist/bench/relay.js --mb ${mb} --runs ${runs} --connects ${connects} --idle ${asked} --socat-idle ${socatIdle}`;
   console.log(`bbgate relay vs socat vs direct, all on ${HOST}: ${command}`);
   console.log(`  relay: ${relay.command}  (metrics endpoint off)`);
-  console.log(`  socat: ${socatPath ? `${socatPath} TCP-LISTEN:PORT,fork,reuseaddr,bind=${HOST} TCP:${HOST}:MASTER` : 'not installed'}`);
+  console.log(`  socat: ${socatPath ? `${socatPath} TCP-LISTEN:PORT,fork,reuseaddr,bind=${HOST},nodelay TCP:${HOST}:MASTER,nodelay` : 'not installed'}`);
   console.log('  Throughput: one TCP stream through the path to a fake PB master, after the handshake; up = worker → master');
   console.log(`    (until the master acks the last byte), down = master → worker; MB/s = 10^6 bytes/s, median of ${runs} runs of ${mb} MB.`);
   console.log(`  Set-up: connect() until the master's first byte after the PB handshake (offer, choice, version, login) reaches`);
   console.log(`    the worker, ${connects} sequential connections per path (paths in turns).`);
-  console.log('    socat as above sets no TCP_NODELAY: the master\'s two small writes (version, then ready) meet Nagle and the');
-  console.log('    worker\'s delayed ACK, ~40 ms; with ",nodelay" on both addresses socat sets up in about what direct does + 0.5 ms.');
+  console.log('    socat gets ",nodelay" on both addresses, as the relay sets TCP_NODELAY: without it the master\'s two small writes');
+  console.log('    (version, then ready) meet Nagle and the worker\'s delayed ACK, and socat sets up in ~40 ms.');
   console.log(`  Idle memory: VmRSS of a fresh relay before and after N connections have completed the handshake and sit idle.`);
   const col = (s: string, w = 12) => s.padStart(w);
   const label = 34;

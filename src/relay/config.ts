@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { BbgateError } from '../errors.js';
 import { parseProxyString, type ProxyConfig } from '../proxy/index.js';
-import { parseEndpoint, splitEndpoint, type Endpoint } from '../transport/endpoint.js';
+import { parseEndpoint, present, splitEndpoint, type Endpoint } from '../transport/endpoint.js';
 import { parseAllowRule, type AllowRule } from './policy.js';
 
 /** Where the relay accepts workers. `name` is the listener as the user wrote it (a metrics label and log field). */
@@ -216,7 +216,7 @@ export function parseListener(text: string): ListenerSpec {
     ...base,
     certKey,
     privateKey: parts.keywords.get('privateKey') ?? certKey,
-    ...optional({ extraCertChain: parts.keywords.get('extraCertChain'), caCertsDir: parts.keywords.get('caCertsDir') }),
+    ...present({ extraCertChain: parts.keywords.get('extraCertChain'), caCertsDir: parts.keywords.get('caCertsDir') }),
   };
 }
 
@@ -249,9 +249,5 @@ function webSocketListener(text: string): ListenerSpec {
   if (!secure) return base;
   const certKey = options.get('certKey');
   if (!certKey) throw fail('a wss:// listener needs #certKey=PEM (and &privateKey=PEM unless the file holds the key)');
-  return { ...base, tls: { certKey, privateKey: options.get('privateKey') || certKey, ...optional({ extraCertChain: options.get('extraCertChain') ?? undefined }) } };
-}
-
-function optional<T extends Record<string, string | undefined>>(fields: T): Partial<Record<keyof T, string>> {
-  return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)) as Partial<Record<keyof T, string>>;
+  return { ...base, tls: { certKey, privateKey: options.get('privateKey') || certKey, ...present({ extraCertChain: options.get('extraCertChain') ?? undefined }) } };
 }

@@ -1,6 +1,7 @@
 /**
- * The PROXY protocol v2 header the relay writes first on the master leg, so a master listening
- * on `haproxy:tcp:PORT` sees the worker's address instead of the relay's.
+ * The PROXY protocol v2 header the relay writes first on the master leg, so that what listens
+ * there (haproxy, or a Twisted service on a `haproxy:tcp:PORT` endpoint) sees the worker's
+ * address instead of the relay's.
  * Spec: https://www.haproxy.org/download/2.9/doc/proxy-protocol.txt
  */
 import { isIP } from 'node:net';

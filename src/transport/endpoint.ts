@@ -309,7 +309,7 @@ function requireCertificate(description: string, certificateKey: string, certifi
 }
 
 /** The optional fields that are set, so that a parsed endpoint has no keys holding undefined. */
-function present<T extends Record<string, string | undefined>>(fields: T): Partial<Record<keyof T, string>> {
+export function present<T extends Record<string, string | undefined>>(fields: T): Partial<Record<keyof T, string>> {
   return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)) as Partial<Record<keyof T, string>>;
 }
 
