@@ -17,7 +17,7 @@ the master never hears of it. Runs in the foreground; SIGTERM drains.
 Options (each overrides the same setting in --config):
   --config FILE            JSON settings: listen, upstream, upstreamProxy, allow,
                            metrics, maxConnections, maxPerWorker, handshakeTimeout,
-                           idleTimeout, keepalive, drainTimeout, proxyProtocol,
+                           loginTimeout, idleTimeout, keepalive, drainTimeout, proxyProtocol,
                            environmentProxy
   --listen ADDR            where workers connect (repeatable):
                              tcp:PORT[:interface=IP]
@@ -35,7 +35,8 @@ Options (each overrides the same setting in --config):
   --metrics HOST:PORT      serve /metrics (Prometheus) and /healthz there
   --max-connections N      connections in total, handshakes included (default 1000)
   --max-per-worker N       connections per worker name (default 2)
-  --handshake-timeout S    for a client to log in, and for the master to greet (default 10)
+  --handshake-timeout S    for a client to send its login, and for the master to greet (default 10)
+  --login-timeout S        for the master to accept or refuse the password after that (default 60)
   --idle-timeout S         cut a connection silent both ways this long (default 1800; 0: never)
   --keepalive S            TCP keepalive on both legs (default 60; 0: off)
   --drain-timeout S        on SIGTERM, how long live connections may go on (default 30)
@@ -55,6 +56,7 @@ const OPTIONS = {
   'max-connections': { type: 'string' },
   'max-per-worker': { type: 'string' },
   'handshake-timeout': { type: 'string' },
+  'login-timeout': { type: 'string' },
   'idle-timeout': { type: 'string' },
   keepalive: { type: 'string' },
   'drain-timeout': { type: 'string' },
@@ -72,7 +74,7 @@ export async function runRelay(argv: string[]): Promise<number> {
     }
     if (positionals.length) throw new BbgateError('USAGE', `relay takes no arguments, only options (got "${positionals[0]}")`);
     const settings: RelaySettings = { ...(values.config !== undefined ? readSettings(values.config) : {}) };
-    const numbers = { maxConnections: 'max-connections', maxPerWorker: 'max-per-worker', handshakeTimeout: 'handshake-timeout', idleTimeout: 'idle-timeout', keepalive: 'keepalive', drainTimeout: 'drain-timeout' } as const;
+    const numbers = { maxConnections: 'max-connections', maxPerWorker: 'max-per-worker', handshakeTimeout: 'handshake-timeout', loginTimeout: 'login-timeout', idleTimeout: 'idle-timeout', keepalive: 'keepalive', drainTimeout: 'drain-timeout' } as const;
     for (const [key, option] of Object.entries(numbers) as [keyof typeof numbers, (typeof numbers)[keyof typeof numbers]][]) {
       const text = values[option];
       if (text !== undefined) settings[key] = /^\s*$/.test(text) ? NaN : Number(text);

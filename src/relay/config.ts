@@ -24,6 +24,7 @@ export interface RelayConfig {
   maxPerWorker: number;
   /** Seconds; see DEFAULTS for why each is what it is. */
   handshakeTimeout: number;
+  loginTimeout: number;
   idleTimeout: number;
   keepalive: number;
   drainTimeout: number;
@@ -41,6 +42,7 @@ export interface RelaySettings {
   maxConnections?: number;
   maxPerWorker?: number;
   handshakeTimeout?: number;
+  loginTimeout?: number;
   idleTimeout?: number;
   keepalive?: number;
   drainTimeout?: number;
@@ -57,6 +59,7 @@ export const SETTING_FLAGS: Record<keyof RelaySettings, string> = {
   maxConnections: '--max-connections',
   maxPerWorker: '--max-per-worker',
   handshakeTimeout: '--handshake-timeout',
+  loginTimeout: '--login-timeout',
   idleTimeout: '--idle-timeout',
   keepalive: '--keepalive',
   drainTimeout: '--drain-timeout',
@@ -69,6 +72,8 @@ const DEFAULTS = {
   // before the relay notices the old one is dead, and must not be refused for it.
   maxPerWorker: 2,
   handshakeTimeout: 10,
+  // A busy master attaches a worker (its info, its builders) before it answers the password.
+  loginTimeout: 60,
   // Three of buildbot-worker's default 600 s keepalives: only a dead connection is this quiet.
   idleTimeout: 1800,
   keepalive: 60,
@@ -118,6 +123,7 @@ export function resolveRelayConfig(settings: RelaySettings): RelayConfig {
     maxConnections: count('maxConnections', settings.maxConnections, DEFAULTS.maxConnections, 1),
     maxPerWorker: count('maxPerWorker', settings.maxPerWorker, DEFAULTS.maxPerWorker, 1),
     handshakeTimeout: seconds('handshakeTimeout', settings.handshakeTimeout, DEFAULTS.handshakeTimeout, false),
+    loginTimeout: seconds('loginTimeout', settings.loginTimeout, DEFAULTS.loginTimeout, false),
     idleTimeout: seconds('idleTimeout', settings.idleTimeout, DEFAULTS.idleTimeout, true),
     keepalive: seconds('keepalive', settings.keepalive, DEFAULTS.keepalive, true),
     drainTimeout: seconds('drainTimeout', settings.drainTimeout, DEFAULTS.drainTimeout, true),
@@ -207,7 +213,8 @@ export function parseListener(text: string): ListenerSpec {
   const port = listenPort(parts.positional[0] ?? parts.keywords.get('port'), fail);
   const host = parts.keywords.get('interface');
   if (host !== undefined && !isIP(host)) throw fail(`interface must be an IP address, not "${host}"`);
-  const base = { name: text, port, ...(host !== undefined ? { host } : {}) };
+  // The name labels metrics and logs: the port and address, not the key file's path.
+  const base = { name: `${kind}:${port}${host !== undefined ? `:interface=${host}` : ''}`, port, ...(host !== undefined ? { host } : {}) };
   if (kind === 'tcp') return { kind: 'tcp', ...base };
   const certKey = parts.keywords.get('certKey');
   if (certKey === undefined) throw fail('a TLS listener needs certKey=PEM (its certificate, and the key unless privateKey= is given)');

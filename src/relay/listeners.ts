@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import { createServer as createTlsServer, type TlsOptions, type TLSSocket } from 'node:tls';
 import { BbgateError } from '../errors.js';
 import { loadTrustRoots } from '../tls/index.js';
 import type { ListenerSpec } from './config.js';
@@ -17,6 +17,12 @@ export interface Listener {
 }
 
 export interface ListenerEvents {
+  /**
+   * Every raw TCP connection, before TLS or HTTP: false closes it at once. The
+   * relay counts connections here, so that clients stuck in a TLS or HTTP
+   * handshake count toward --max-connections too.
+   */
+  onSocket(socket: Socket, spec: ListenerSpec): boolean;
   onStream(accepted: AcceptedStream, spec: ListenerSpec): void;
   /** A client that failed before it was a stream (a TLS handshake), for the log and metrics. */
   onClientError(spec: ListenerSpec, peer: string, err: Error): void;
@@ -27,20 +33,31 @@ export interface ListenerEvents {
  * listens, so that a bad file is a configuration error rather than a failed
  * connection later.
  */
-export async function openListener(spec: ListenerSpec, events: ListenerEvents): Promise<Listener> {
+export async function openListener(spec: ListenerSpec, events: ListenerEvents, handshakeTimeoutMs: number): Promise<Listener> {
   if (spec.kind === 'ws') {
-    const ws = await listenWebSocket({ host: spec.host, port: spec.port, path: spec.path, ...(spec.tls ? { tls: spec.tls } : {}) }, (accepted) => events.onStream(accepted, spec));
+    const ws = await listenWebSocket({
+      host: spec.host,
+      port: spec.port,
+      path: spec.path,
+      ...(spec.tls ? { tls: spec.tls } : {}),
+      handshakeTimeoutMs,
+      onSocket: (socket) => events.onSocket(socket, spec),
+    }, (accepted) => events.onStream(accepted, spec));
     return { spec, address: ws.address, close: () => ws.close() };
   }
-  const server = spec.kind === 'tcp'
-    ? createTcpServer({ noDelay: true })
-    : createTlsServer(await tlsServerOptions(spec));
-  const connectionEvent = spec.kind === 'tcp' ? 'connection' : 'secureConnection';
-  server.on(connectionEvent, (socket: Socket | TLSSocket) => {
+  const server = spec.kind === 'tcp' ? createTcpServer({ noDelay: true }) : tlsServer(spec, await tlsServerOptions(spec, handshakeTimeoutMs));
+  server.on('connection', (socket: Socket) => {
+    if (!events.onSocket(socket, spec)) {
+      socket.destroy();
+      return;
+    }
     socket.setNoDelay(true);
-    events.onStream(accepted(socket), spec);
+    if (spec.kind === 'tcp') events.onStream(accepted(socket), spec);
   });
+  server.on('secureConnection', (socket: TLSSocket) => events.onStream(accepted(socket), spec));
   server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
+    // Node 20 leaves a socket whose handshake timed out open.
+    socket.destroy();
     events.onClientError(spec, `${socket.remoteAddress}:${socket.remotePort}`, err);
   });
   await listen(server, spec);
@@ -63,7 +80,16 @@ function accepted(socket: Socket): AcceptedStream {
   };
 }
 
-async function tlsServerOptions(spec: Extract<ListenerSpec, { kind: 'tls' }>) {
+/** A key that does not match its certificate is found here, by OpenSSL: a configuration error like any other. */
+function tlsServer(spec: ListenerSpec, options: TlsOptions) {
+  try {
+    return createTlsServer(options);
+  } catch (err) {
+    throw configError(`listener ${spec.name}: the certificate and key cannot be used: ${(err as Error).message}`);
+  }
+}
+
+async function tlsServerOptions(spec: Extract<ListenerSpec, { kind: 'tls' }>, handshakeTimeoutMs: number): Promise<TlsOptions> {
   const read = (what: string, path: string) => {
     try {
       return readFileSync(path);
@@ -86,7 +112,7 @@ async function tlsServerOptions(spec: Extract<ListenerSpec, { kind: 'tls' }>) {
     key,
     ...(ca ? { ca, requestCert: true, rejectUnauthorized: true } : {}),
     // A client that connects and never completes TLS is dropped like one that never logs in.
-    handshakeTimeout: 10_000,
+    handshakeTimeout: handshakeTimeoutMs,
   };
 }
 

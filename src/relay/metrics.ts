@@ -73,9 +73,11 @@ export class RelayMetrics {
     // Series a dashboard or alert expects from the start, at 0. Listener names and error codes
     // are open-ended, so those appear with their first event.
     for (const reason of ['max_connections', 'draining']) this.refused.inc({ reason }, 0);
-    for (const state of ['handshake', 'dialing', 'relaying']) this.connections.set({ state }, 0);
+    for (const state of ['handshake', 'dialing', 'login', 'relaying']) this.connections.set({ state }, 0);
     this.logins.inc({ result: 'admitted', reason: 'allowed' }, 0);
-    for (const reason of ['not_listed', 'source_address', 'worker_limit']) this.logins.inc({ result: 'denied', reason }, 0);
+    this.logins.inc({ result: 'authenticated', reason: 'master_accepted' }, 0);
+    this.logins.inc({ result: 'failed', reason: 'master_refused' }, 0);
+    for (const reason of ['not_listed', 'source_address', 'worker_limit', 'policy_violation', 'protocol']) this.logins.inc({ result: 'denied', reason }, 0);
     for (const reason of ['timeout', 'protocol', 'closed']) this.handshakeFailures.inc({ reason }, 0);
   }
 }

@@ -1,4 +1,5 @@
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import { loadClientCertificate } from '../tls/client-certificate.js';
 import { loadTrustRoots } from '../tls/index.js';
 import type { RouteOptions } from '../transport/dial.js';
 import { configError, type ListenerSpec, type RelayConfig } from './config.js';
@@ -7,8 +8,23 @@ import { RelayMetrics, startMetricsServer } from './metrics.js';
 import { AllowList } from './policy.js';
 import { RelayedConnection, type RelayContext, type RelayLogger } from './relayed-connection.js';
 
-/** At most one "refused: too many connections" line per this many ms: a flood must not flood the log too. */
-const REFUSAL_LOG_INTERVAL_MS = 10_000;
+/** At most one line per this many ms for events a flood repeats: a flood must not flood the log too. */
+const LOG_INTERVAL_MS = 10_000;
+
+/** Lets one log line through per interval, telling it how many occurrences it stands for. */
+class LogThrottle {
+  private last = -Infinity;
+  private count = 0;
+  constructor(private readonly intervalMs: number) {}
+  note(log: (occurrences: number) => void): void {
+    this.count++;
+    const now = Date.now();
+    if (now - this.last < this.intervalMs) return;
+    this.last = now;
+    log(this.count);
+    this.count = 0;
+  }
+}
 
 /**
  * The relay: listeners in front, one RelayedConnection per worker, the
@@ -23,8 +39,10 @@ export class Relay {
   private metricsServer: { address: AddressInfo; close(): Promise<void> } | undefined;
   private draining = false;
   private finishedBytes = { toMaster: 0, toWorker: 0 };
-  private refusedSinceLog = 0;
-  private lastRefusalLog = 0;
+  /** Raw connections open, in any stage (TLS, HTTP upgrade, PB): what --max-connections bounds. */
+  private sockets = 0;
+  private readonly refusals = new LogThrottle(LOG_INTERVAL_MS);
+  private readonly clientErrors = new LogThrottle(LOG_INTERVAL_MS);
   private drained: (() => void) | undefined;
 
   constructor(
@@ -53,24 +71,25 @@ export class Relay {
   /** Listens everywhere it was told to, or nowhere: a listener that fails closes those already open. */
   async start(): Promise<void> {
     const { upstream } = this.config;
-    if (upstream.type !== 'tcp' && upstream.trustRoots !== undefined) {
-      try {
-        await loadTrustRoots(upstream.trustRoots, this.logger);
-      } catch (err) {
-        throw configError(`upstream ${this.config.upstreamText}: ${(err as Error).message}`);
-      }
+    // What the dial to the master would trip on every time is a configuration error now.
+    try {
+      if (upstream.type !== 'tcp' && upstream.trustRoots !== undefined) await loadTrustRoots(upstream.trustRoots, this.logger);
+      if (upstream.type !== 'tcp' && upstream.certificate !== undefined) await loadClientCertificate(upstream.certificate, upstream.privateKey, this.logger);
+    } catch (err) {
+      throw configError(`upstream ${this.config.upstreamText}: ${(err as Error).message}`);
     }
     try {
       for (const spec of this.config.listen) {
         // Listed at 0 from the start, so a dashboard sees every listener before its first worker.
         this.metrics.accepted.inc({ listener: spec.name }, 0);
         this.listeners.push(await openListener(spec, {
+          onSocket: (socket) => this.admitSocket(socket),
           onStream: (accepted, s) => this.accept(accepted, s),
           onClientError: (s, peer, err) => {
             this.metrics.handshakeFailures.inc({ reason: 'tls' });
-            this.logger.info({ listener: s.name, peer, err: err.message }, 'TLS handshake with a client failed');
+            this.clientErrors.note((failures) => this.logger.info({ listener: s.name, peer, failures, err: err.message }, 'TLS handshake with a client failed'));
           },
-        }));
+        }, this.config.handshakeTimeout * 1000));
       }
       if (this.config.metrics) {
         const { host, port } = this.config.metrics;
@@ -124,33 +143,30 @@ export class Relay {
     this.metricsServer = undefined;
   }
 
-  private accept(accepted: AcceptedStream, spec: ListenerSpec): void {
-    if (this.draining || this.connections.size >= this.config.maxConnections) {
+  /** Every raw connection counts until it closes, whatever stage it reached. */
+  private admitSocket(socket: Socket): boolean {
+    if (this.draining || this.sockets >= this.config.maxConnections) {
       const reason = this.draining ? 'draining' : 'max_connections';
-      accepted.stream.destroy();
       this.metrics.refused.inc({ reason });
-      this.noteRefusal(reason, accepted);
-      return;
+      this.refusals.note((refused) => this.logger.warn({
+        reason,
+        refused,
+        peer: socket.remoteAddress,
+        connections: this.sockets,
+        maxConnections: this.config.maxConnections,
+      }, reason === 'draining' ? 'connection refused: the relay is draining' : 'connection refused: too many connections (--max-connections)'));
+      return false;
     }
+    this.sockets++;
+    socket.once('close', () => this.sockets--);
+    return true;
+  }
+
+  private accept(accepted: AcceptedStream, spec: ListenerSpec): void {
     this.metrics.accepted.inc({ listener: spec.name });
     const connection = new RelayedConnection(accepted, spec.name, this.context);
     this.connections.add(connection);
     connection.run().catch((err: unknown) => connection.close(`internal error: ${(err as Error).message}`));
-  }
-
-  private noteRefusal(reason: string, accepted: AcceptedStream): void {
-    this.refusedSinceLog++;
-    const now = Date.now();
-    if (now - this.lastRefusalLog < REFUSAL_LOG_INTERVAL_MS) return;
-    this.logger.warn({
-      reason,
-      peer: accepted.remoteAddress,
-      refused: this.refusedSinceLog,
-      connections: this.connections.size,
-      maxConnections: this.config.maxConnections,
-    }, reason === 'draining' ? 'connection refused: the relay is draining' : 'connection refused: too many connections (--max-connections)');
-    this.refusedSinceLog = 0;
-    this.lastRefusalLog = now;
   }
 
   private connectionClosed(connection: RelayedConnection): void {

@@ -3,6 +3,7 @@ import { BbgateError } from '../errors.js';
 import { dial, type RouteOptions } from '../transport/dial.js';
 import type { RelayConfig } from './config.js';
 import type { AcceptedStream } from './listeners.js';
+import { LoginGuard, type LoginOutcome } from './login-guard.js';
 import { greetMaster } from './master-greeting.js';
 import type { RelayMetrics } from './metrics.js';
 import type { AllowList } from './policy.js';
@@ -16,7 +17,7 @@ export interface RelayLogger {
   error(fields: object, message: string): void;
 }
 
-export type ConnectionState = 'handshake' | 'dialing' | 'relaying';
+export type ConnectionState = 'handshake' | 'dialing' | 'login' | 'relaying';
 
 /** What every connection of one relay shares. */
 export interface RelayContext {
@@ -25,27 +26,31 @@ export interface RelayContext {
   metrics: RelayMetrics;
   logger: RelayLogger;
   route: RouteOptions;
-  /** Live admitted connections per worker name, for maxPerWorker. */
+  /** Connections per worker name whose password the master accepted, for maxPerWorker. */
   perWorker: Map<string, number>;
   closed(connection: RelayedConnection): void;
 }
 
 /** How long a refused worker has to read its refusal before the relay hangs up anyway. */
-const REFUSAL_LINGER_MS = 2000;
+const LINGER_MS = 2000;
+/** How long a leg whose peer has gone may take to deliver what is still buffered for it. */
+const FLUSH_MS = 30_000;
 
 /**
  * One worker's connection through the relay: the PB handshake up to the
  * login, the admission decision, the dial to the master and its greeting,
- * then two pipes and nothing else on the hot path.
+ * then two pipes, with the worker's calls watched by a LoginGuard.
  */
 export class RelayedConnection {
   state: ConnectionState = 'handshake';
   worker: string | undefined;
   private readonly started = Date.now();
   private master: Duplex | undefined;
-  private admitted = false;
+  /** Counted in perWorker: the master accepted the password. */
+  private counted = false;
   private ended = false;
   private reason: string | undefined;
+  private onClose: (() => void) | undefined;
 
   constructor(
     private readonly accepted: AcceptedStream,
@@ -74,7 +79,7 @@ export class RelayedConnection {
     const { config } = this.ctx;
     if (config.keepalive > 0) socket.setKeepAlive(true, config.keepalive * 1000);
     stream.on('error', (err) => this.close(`worker connection error: ${err.message}`));
-    stream.on('close', () => this.close('the worker closed the connection'));
+    stream.on('close', () => this.legClosed(this.master, 'the worker closed the connection'));
     let hello: WorkerHello;
     try {
       hello = await readWorkerHello(stream, config.handshakeTimeout * 1000);
@@ -87,12 +92,104 @@ export class RelayedConnection {
     if (this.ended) return;
     this.worker = hello.username;
     if (!this.admit(hello)) return;
-    const master = await this.openMaster(hello);
-    if (!master || this.ended) return;
-    this.setState('relaying');
+    const greeted = await this.openMaster(hello);
+    if (!greeted || this.ended) return;
+    this.relay(hello, greeted.master, greeted.early);
+  }
+
+  /**
+   * Pipes both ways. The guard sees each chunk before the pipe forwards it
+   * (its listeners come first), so a call it refuses never reaches the master.
+   */
+  private relay(hello: WorkerHello, master: Duplex, early: Buffer): void {
+    const { stream, socket } = this.accepted;
+    const { config } = this.ctx;
+    this.setState('login');
+    const guard = new LoginGuard(hello.dialect === 'pb', (outcome) => this.loginDecided(outcome));
+    const loginTimer = setTimeout(() => this.close(`the master gave no verdict on the password within ${config.loginTimeout} s`), config.loginTimeout * 1000);
+    loginTimer.unref();
+    this.onClose = () => clearTimeout(loginTimer);
+    const fromWorker = (chunk: Buffer) => {
+      try {
+        guard.workerBytes(chunk);
+      } catch (err) {
+        this.violation(err);
+      }
+    };
+    const fromMaster = (chunk: Buffer) => {
+      try {
+        guard.masterBytes(chunk);
+      } catch (err) {
+        this.close(`the master's answer to the login cannot be read: ${(err as Error).message}`);
+      }
+      if (!guard.watchingMaster) {
+        clearTimeout(loginTimer);
+        master.off('data', fromMaster);
+      }
+    };
+    if (hello.rest.length) {
+      fromWorker(hello.rest);
+      if (this.ended) return;
+      master.write(hello.rest);
+    }
+    if (early.length) {
+      fromMaster(early);
+      if (this.ended) return;
+      stream.write(early);
+    }
     if (config.idleTimeout > 0) socket.setTimeout(config.idleTimeout * 1000, () => this.close(`no traffic either way for ${config.idleTimeout} s (idle timeout)`));
+    stream.on('data', fromWorker);
+    if (guard.watchingMaster) master.on('data', fromMaster);
     stream.pipe(master);
     master.pipe(stream);
+  }
+
+  /** The master accepted or refused the password: only now does the worker count toward its limit. */
+  private loginDecided(outcome: LoginOutcome): void {
+    const { metrics, perWorker, config, logger } = this.ctx;
+    const name = this.worker!;
+    if (outcome === 'refused') {
+      metrics.logins.inc({ result: 'failed', reason: 'master_refused' });
+      logger.warn({ worker: name, peer: this.peer, listener: this.listener }, 'the master refused the worker\'s password');
+      this.reason = 'the master refused the worker\'s password';
+      setTimeout(() => this.close(this.reason!), LINGER_MS).unref();
+      return;
+    }
+    const live = perWorker.get(name) ?? 0;
+    if (live >= config.maxPerWorker) {
+      // Two logins for one name raced past admission: the later one gives way.
+      metrics.logins.inc({ result: 'denied', reason: 'worker_limit' });
+      this.close(`worker "${name}" logged in while it already had ${live} connection${live === 1 ? '' : 's'} through this relay (the limit is ${config.maxPerWorker})`);
+      return;
+    }
+    perWorker.set(name, live + 1);
+    this.counted = true;
+    metrics.logins.inc({ result: 'authenticated', reason: 'master_accepted' });
+    this.setState('relaying');
+    logger.info({ worker: name, peer: this.peer, listener: this.listener }, 'worker logged in');
+  }
+
+  /** The guard stopped a call: it never reaches the master, and neither does anything after it. */
+  private violation(err: unknown): void {
+    const message = (err as Error).message;
+    const denied = err instanceof BbgateError && err.code === 'RELAY_DENIED';
+    this.ctx.metrics.logins.inc({ result: 'denied', reason: denied ? 'policy_violation' : 'protocol' });
+    this.ctx.logger.warn({ worker: this.worker, peer: this.peer, listener: this.listener, err: message }, 'worker cut off');
+    this.close(denied ? message : `the worker broke PB framing: ${message}`);
+  }
+
+  /**
+   * One leg ended cleanly: the pipe ends the other one, which gets a moment
+   * to deliver what is buffered for it (a half-close must not lose the tail).
+   */
+  private legClosed(other: Duplex | undefined, reason: string): void {
+    if (!other || other.destroyed || this.state !== 'relaying' && this.state !== 'login') {
+      this.close(reason);
+      return;
+    }
+    this.reason ??= reason;
+    other.end();
+    setTimeout(() => this.close(reason), FLUSH_MS).unref();
   }
 
   /** The allow-list, then the per-worker limit; a refusal answers the login and the master never hears of it. */
@@ -111,15 +208,13 @@ export class RelayedConnection {
       this.refuse(hello, 'RELAY_LIMIT', `worker "${name}" already has ${live} connection${live === 1 ? '' : 's'} through this relay (the limit is ${config.maxPerWorker})`);
       return false;
     }
-    perWorker.set(name, live + 1);
-    this.admitted = true;
     metrics.logins.inc({ result: 'admitted', reason: 'allowed' });
     logger.info({ worker: name, peer: this.peer, listener: this.listener, rule: verdict.rule }, 'worker admitted');
     return true;
   }
 
   /** Dials the master through the transport stack and replays the worker's greeting; undefined if that failed. */
-  private async openMaster(hello: WorkerHello): Promise<Duplex | undefined> {
+  private async openMaster(hello: WorkerHello): Promise<{ master: Duplex; early: Buffer } | undefined> {
     const { config, metrics, logger, route } = this.ctx;
     this.setState('dialing');
     try {
@@ -130,14 +225,13 @@ export class RelayedConnection {
       }
       this.master = master;
       master.on('error', (err) => this.close(`master connection error: ${err.message}`));
-      master.on('close', () => this.close('the master closed the connection'));
+      master.on('close', () => this.legClosed(this.accepted.stream, 'the master closed the connection'));
       if (config.proxyProtocol) {
         const { remoteAddress, remotePort, localAddress, localPort } = this.accepted;
         master.write(proxyV2Header({ address: remoteAddress, port: remotePort }, { address: localAddress, port: localPort }));
       }
       const early = await greetMaster(master, hello, config.handshakeTimeout * 1000);
-      if (early.length) this.accepted.stream.write(early);
-      return master;
+      return { master, early };
     } catch (err) {
       if (this.ended) return undefined;
       const code = err instanceof BbgateError ? err.code : 'NET_UNREACHABLE';
@@ -154,7 +248,7 @@ export class RelayedConnection {
     this.ctx.logger.warn({ worker: hello.username, peer: this.peer, listener: this.listener, code, reason: message }, 'worker refused');
     this.reason = `refused (${code}): ${message}`;
     refuseLogin(this.accepted.stream, hello, refusal(code, message));
-    setTimeout(() => this.close(this.reason!), REFUSAL_LINGER_MS).unref();
+    setTimeout(() => this.close(this.reason!), LINGER_MS).unref();
   }
 
   private setState(state: ConnectionState): void {
@@ -170,7 +264,8 @@ export class RelayedConnection {
     this.ended = true;
     const { metrics, perWorker, logger, config } = this.ctx;
     metrics.connections.dec({ state: this.state });
-    if (this.admitted && this.worker !== undefined) {
+    this.onClose?.();
+    if (this.counted && this.worker !== undefined) {
       const left = (perWorker.get(this.worker) ?? 1) - 1;
       if (left > 0) perWorker.set(this.worker, left);
       else perWorker.delete(this.worker);

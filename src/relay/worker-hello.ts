@@ -23,8 +23,10 @@ export interface WorkerHello {
   dialect: string;
   /** The worker's dialect choice, as it sent it. */
   choice: Buffer;
-  /** Everything the worker sent after its choice: its version, its login call, and whatever followed. */
+  /** What the worker sent after its choice up to the end of its login call: replayed to the master as it is. */
   replay: Buffer;
+  /** Whatever the worker sent after its login call, unread: the relay's guard must see it before the master does. */
+  rest: Buffer;
   username: string;
   /** The login call's request id: a refusal answers it. */
   requestId: number;
@@ -46,7 +48,7 @@ export async function readWorkerHello(stream: Duplex, timeoutMs: number): Promis
   let versionSeen = false;
   let login: { username: string; requestId: number } | undefined;
   stream.write(OFFER);
-  const { raw } = await sniff(stream, {
+  const { raw, end } = await sniff(stream, {
     maxBytes: MAX_HELLO_BYTES,
     timeoutMs,
     step: (expr, parser) => {
@@ -72,7 +74,7 @@ export async function readWorkerHello(stream: Duplex, timeoutMs: number): Promis
     invalid: (err) => err instanceof HandshakeError ? err : new HandshakeError('protocol', `the client does not speak PB: ${(err as Error).message}`, { cause: err }),
     tooLarge: () => new HandshakeError('protocol', `the client sent more than ${MAX_HELLO_BYTES} bytes without a PB login`),
   });
-  return { dialect: dialect!, choice: raw.subarray(0, choiceEnd), replay: raw.subarray(choiceEnd), ...login! };
+  return { dialect: dialect!, choice: raw.subarray(0, choiceEnd), replay: raw.subarray(choiceEnd, end), rest: raw.subarray(end), ...login! };
 }
 
 function dialectChoice(expr: Sexp): string {

@@ -71,14 +71,15 @@ describe('reading a worker\'s login', () => {
     assert.equal(readRefusal(new PbFailure(PY.RuntimeError, 'x')), undefined);
   });
 
-  it('keeps bytes that arrive after the login for the master, unchanged', async () => {
+  it('keeps bytes that arrive after the login apart, for the relay\'s guard to see first', async () => {
     const [worker, relay] = memoryPair();
     const received = collect(worker);
     const loginCall = encodeSexp([text('message'), 1, text('root'), text('login'), 1, [text('tuple'), text('w')], [text('dictionary')]], true);
     const extra = Buffer.from([0x01, 0x87, 0xff, 0xfe]);
     worker.write(Buffer.concat([encodeSexp(text('pb')), VERSION, loginCall, extra]));
     const hello = await readWorkerHello(relay, 1000);
-    assert.deepEqual(hello.replay, Buffer.concat([VERSION, loginCall, extra]));
+    assert.deepEqual(hello.replay, Buffer.concat([VERSION, loginCall]));
+    assert.deepEqual(hello.rest, extra);
     await new Promise((r) => setTimeout(r, 20));
     assert.deepEqual(Buffer.concat(received), Buffer.concat([OFFER, VERSION]));
   });
@@ -140,6 +141,7 @@ describe('greeting the master', () => {
     dialect: 'pb',
     choice: encodeSexp(text('pb')),
     replay: Buffer.concat([VERSION, Buffer.from('LOGIN')]),
+    rest: Buffer.alloc(0),
     username: 'w',
     requestId: 1,
   };

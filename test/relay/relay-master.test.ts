@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { encodeSexp } from '../../src/pb/banana/writer.js';
+import { Broker } from '../../src/pb/broker.js';
 import { startMaster, startPythonWorker, type RunningMaster, type RunningPythonWorker } from '../helpers/buildbot-master.js';
 import { startTestWorker, type TestWorker } from '../helpers/bbgate-worker.js';
 import { bbgate, type ProbeJson } from '../helpers/cli.js';
@@ -20,6 +21,14 @@ const echo = (text: string) => `steps.ShellCommand(command=['echo', '${text}'], 
 async function probe(args: string[]): Promise<{ status: number; report: ProbeJson; text: string }> {
   const run = await bbgate(['probe', ...args, '--json']);
   return { status: run.status, report: JSON.parse(run.stdout) as ProbeJson, text: run.stdout + run.stderr };
+}
+
+/** A PB client of bbgate's own on a raw socket to the relay, for calls no real worker makes. */
+async function brokerTo(port: number): Promise<{ broker: Broker; closed: Promise<void> }> {
+  const socket = connect({ host: '127.0.0.1', port });
+  await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+  const broker = new Broker(socket, { role: 'client' });
+  return { broker, closed: new Promise((resolve) => socket.on('close', () => resolve())) };
 }
 
 /** Opens a raw TCP connection that says nothing; resolves when the relay closes it, with what it received. */
@@ -112,6 +121,28 @@ describe('bbgate relay in front of a real Buildbot 3.7 master', () => {
     assert.ok(await relay.metric('bbgate_relay_logins_total', { result: 'denied', reason: 'not_listed' }) >= 2);
   });
 
+  it('cuts a worker that calls the root again after its login, before the call reaches the master', async () => {
+    const since = await master.logSize();
+    const { broker, closed } = await brokerTo(relay.port(0));
+    // Admitted as py-w without ever answering the challenge, then a login as a worker the
+    // allow-list refuses, with its right password: PB would allow it; the relay must not.
+    await broker.rootObject().callRemote('login', [Buffer.from('py-w')]);
+    const second = broker.rootObject().callRemote('login', [Buffer.from('stranger')]);
+    await assert.rejects(second, /connection/i);
+    await closed;
+    await relay.waitForLog((l) => l.msg === 'worker cut off' && /called the root object's login\(\) after its login/.test(String(l.fields.err)));
+    assert.doesNotMatch((await master.log()).slice(since), /stranger/);
+    assert.ok(await relay.metric('bbgate_relay_logins_total', { result: 'denied', reason: 'policy_violation' }) >= 1);
+  });
+
+  it('closes a connection whose password the master refused, and counts it', async () => {
+    const before = await relay.metric('bbgate_relay_logins_total', { result: 'failed', reason: 'master_refused' });
+    const { status, report, text } = await probe([`tcp:127.0.0.1:${relay.port(0)}`, '--name', 'py-w', '--password', 'wrong']);
+    assert.equal(status, 5, text);
+    assert.equal(report.steps.at(-1)!.code, 'PB_UNAUTHORIZED');
+    assert.equal(await relay.metric('bbgate_relay_logins_total', { result: 'failed', reason: 'master_refused' }), before + 1);
+  });
+
   it('drops a client that connects and sends nothing after the handshake timeout', async () => {
     const before = await relay.metric('bbgate_relay_handshake_failures_total', { reason: 'timeout' });
     const received = await silentClient(relay.port(0)).closed;
@@ -164,6 +195,14 @@ describe('bbgate relay limits', () => {
     assert.match(report.steps.at(-1)!.message, /worker "lim-w" already has 1 connection through this relay \(the limit is 1\)/);
     await master.waitForWorker('lim-w');
     assert.equal(await relay.metric('bbgate_relay_logins_total', { result: 'denied', reason: 'worker_limit' }), 1);
+  });
+
+  it('does not let connections that only name a worker lock the real one out', async () => {
+    const squatters = await Promise.all([brokerTo(relay.port()), brokerTo(relay.port())]);
+    for (const { broker } of squatters) await broker.rootObject().callRemote('login', [Buffer.from('other-w')]);
+    const { status, text } = await probe([`tcp:127.0.0.1:${relay.port()}`, '--name', 'other-w', '--password', 'other-pass']);
+    assert.equal(status, 0, text);
+    for (const { broker } of squatters) await broker.close();
   });
 
   it('refuses a flood past --max-connections at once, stays responsive, and serves a worker afterwards', async () => {

@@ -1,0 +1,71 @@
+import { BbgateError } from '../errors.js';
+import { BananaParser } from '../pb/banana/parser.js';
+import { CallSkimmer, type CallHead } from './call-skimmer.js';
+
+/** The login's outcome as the master gave it: it accepted or refused the worker's password. */
+export type LoginOutcome = 'accepted' | 'refused';
+
+/** The most the relay reads of the master's stream while waiting for its verdict on the password. */
+const MAX_VERDICT_EXPRESSION = 1024 * 1024;
+
+/**
+ * Holds a relayed worker to the one login the relay admitted. The admission
+ * judged the name in the first `root.login()`; PB lets a client call the
+ * root again on the same connection, which would log in as any other worker
+ * past the allow-list, so every call the worker makes is watched for the
+ * connection's whole life (headers only: see CallSkimmer), and a second call
+ * to the root ends the connection before it reaches the master. Until the
+ * master has accepted the password the worker may make one call, `respond`;
+ * the master's answer to it says whether the login counts.
+ */
+export class LoginGuard {
+  outcome: LoginOutcome | undefined;
+  private readonly skimmer: CallSkimmer;
+  private respondId: number | undefined;
+  private verdict: BananaParser | undefined;
+
+  constructor(
+    vocab: boolean,
+    private readonly decided: (outcome: LoginOutcome) => void,
+  ) {
+    this.skimmer = new CallSkimmer(vocab, (head) => this.workerCall(head));
+    this.verdict = new BananaParser((expr) => this.masterReply(expr), { maxExpressionBytes: MAX_VERDICT_EXPRESSION });
+    this.verdict.vocab = vocab;
+  }
+
+  /** Bytes from the worker, before they go on to the master; throws (RELAY_DENIED or a BananaError) to stop them. */
+  workerBytes(chunk: Buffer): void {
+    this.skimmer.feed(chunk);
+  }
+
+  /** Bytes from the master, until its verdict on the password; they go on to the worker either way. */
+  masterBytes(chunk: Buffer): void {
+    this.verdict?.feed(chunk);
+  }
+
+  get watchingMaster(): boolean {
+    return this.verdict !== undefined;
+  }
+
+  private workerCall(head: CallHead): void {
+    if (head.command !== 'message') return;
+    if (head.target === 'root') {
+      throw new BbgateError('RELAY_DENIED', `the worker called the root object's ${head.method ?? 'unknown'}() after its login: the relay admits one login per connection`);
+    }
+    if (this.outcome === 'accepted') return;
+    if (this.outcome === 'refused') throw new BbgateError('RELAY_DENIED', 'the worker made a call after the master refused its password');
+    if (head.method !== 'respond' || this.respondId !== undefined || head.requestId === undefined) {
+      throw new BbgateError('RELAY_DENIED', `the worker called ${head.method ?? 'an unknown method'}() before the master accepted its password`);
+    }
+    this.respondId = head.requestId;
+  }
+
+  private masterReply(expr: unknown): void {
+    if (this.outcome !== undefined || !Array.isArray(expr) || this.respondId === undefined || expr[1] !== this.respondId) return;
+    const command = expr[0] instanceof Uint8Array ? Buffer.from(expr[0]).toString('latin1') : '';
+    if (command !== 'answer' && command !== 'error') return;
+    this.outcome = command === 'answer' ? 'accepted' : 'refused';
+    this.verdict = undefined;
+    this.decided(this.outcome);
+  }
+}

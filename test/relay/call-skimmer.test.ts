@@ -1,0 +1,113 @@
+// The relay's call skimmer at the byte level: the heads it reports match what the full Banana
+// parser decodes, whatever the chunking, and it refuses exactly the framing the parser refuses.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { PB_VOCABULARY } from '../../src/pb/banana/constants.js';
+import { BananaParser, decodeSexps } from '../../src/pb/banana/parser.js';
+import { encodeSexp, type Sexp } from '../../src/pb/banana/writer.js';
+import { PyFloat } from '../../src/pb/values.js';
+import { CallSkimmer, type CallHead } from '../../src/relay/call-skimmer.js';
+
+function seeded(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => ((state = (Math.imul(state ^ (state >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0) / 2 ** 32);
+}
+
+/** What the skimmer should report for one decoded expression: the first four elements when they are small scalars. */
+function expectedHead(expr: Sexp): CallHead | undefined {
+  if (!Array.isArray(expr) || expr.length === 0) return undefined;
+  const word = (v: Sexp | undefined) => (v instanceof Uint8Array && v.length <= 64 ? Buffer.from(v).toString('latin1') : undefined);
+  const int = (v: Sexp | undefined) => (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 2 ** 31 - 1 ? v : undefined);
+  const head: CallHead = {};
+  const [command, requestId, target, method] = expr;
+  if (word(command) !== undefined) head.command = word(command)!;
+  if (int(requestId) !== undefined) head.requestId = int(requestId)!;
+  const t = word(target) ?? int(target);
+  if (t !== undefined) head.target = t;
+  if (word(method) !== undefined) head.method = word(method)!;
+  return head;
+}
+
+function skim(bytes: Buffer, vocab: boolean, chunking: () => number): CallHead[] {
+  const heads: CallHead[] = [];
+  const skimmer = new CallSkimmer(vocab, (h) => heads.push({ ...h }));
+  for (let pos = 0; pos < bytes.length;) {
+    const n = Math.max(1, Math.floor(chunking() * 40));
+    skimmer.feed(bytes.subarray(pos, pos + n));
+    pos += n;
+  }
+  return heads;
+}
+
+function randomSexp(random: () => number, depth = 0): Sexp {
+  const pick = random();
+  if (depth < 4 && pick < 0.3) return Array.from({ length: Math.floor(random() * 6) }, () => randomSexp(random, depth + 1));
+  if (pick < 0.45) return Buffer.from(PB_VOCABULARY[Math.floor(random() * PB_VOCABULARY.length)]!, 'latin1');
+  if (pick < 0.5) return Buffer.from('root');
+  if (pick < 0.65) return Buffer.alloc(Math.floor(random() * (random() < 0.1 ? 5000 : 80)), 0x61 + Math.floor(random() * 26));
+  if (pick < 0.8) return Math.floor(random() * 2 ** 20);
+  if (pick < 0.85) return -Math.floor(random() * 1000);
+  if (pick < 0.9) return BigInt(2 ** 31) * BigInt(Math.floor(random() * 1000) + 1);
+  return random() < 0.5 ? new PyFloat(3) : random();
+}
+
+describe('the relay\'s call skimmer', () => {
+  it('reports the head of each call a worker sends, as the parser decodes it, in any chunking', () => {
+    const call = (id: number, target: Sexp, method: string, args: Sexp = [Buffer.from('tuple')]) =>
+      [Buffer.from('message'), id, target, Buffer.from(method), 1, args, [Buffer.from('dictionary')]];
+    const stream = Buffer.concat([
+      encodeSexp(call(2, 7, 'respond', [Buffer.from('tuple'), Buffer.alloc(16, 1), [Buffer.from('remote'), 1]]), true),
+      encodeSexp([Buffer.from('answer'), 3, [Buffer.from('list'), Buffer.alloc(100_000, 0x78)]], true),
+      encodeSexp(call(3, Buffer.from('root'), 'login'), true),
+      encodeSexp([Buffer.from('decref'), 4], true),
+    ]);
+    const expected: CallHead[] = [
+      { command: 'message', requestId: 2, target: 7, method: 'respond' },
+      { command: 'answer', requestId: 3 },
+      { command: 'message', requestId: 3, target: 'root', method: 'login' },
+      { command: 'decref', requestId: 4 },
+    ];
+    assert.deepEqual(skim(stream, true, () => 1), expected);
+    assert.deepEqual(skim(stream, true, () => 0), expected, 'one byte at a time');
+    assert.deepEqual(skim(stream, true, seeded(1)), expected);
+  });
+
+  it('agrees with the full parser on 2,000 random expression streams, in both dialects', () => {
+    const random = seeded(7);
+    for (let i = 0; i < 2000; i++) {
+      const vocab = random() < 0.7;
+      const exprs = Array.from({ length: 1 + Math.floor(random() * 4) }, () => randomSexp(random));
+      const bytes = Buffer.concat(exprs.map((e) => encodeSexp(e, vocab)));
+      const decoded = decodeSexps(bytes, vocab);
+      const expected = decoded.map(expectedHead).filter((h): h is CallHead => h !== undefined);
+      assert.deepEqual(skim(bytes, vocab, random), expected, `stream ${i}`);
+    }
+  });
+
+  it('refuses exactly the framing the parser refuses, on 3,000 random byte strings', () => {
+    const random = seeded(11);
+    for (let i = 0; i < 3000; i++) {
+      const bytes = Buffer.from(Array.from({ length: Math.floor(random() * 40) }, () => (random() < 0.5 ? Math.floor(random() * 8) + 0x80 : Math.floor(random() * 256))));
+      const vocab = random() < 0.5;
+      const parser = new BananaParser(() => undefined);
+      parser.vocab = vocab;
+      const parserThrew = (() => {
+        try {
+          parser.feed(bytes);
+          return false;
+        } catch {
+          return true;
+        }
+      })();
+      const skimmerThrew = (() => {
+        try {
+          skim(bytes, vocab, random);
+          return false;
+        } catch {
+          return true;
+        }
+      })();
+      assert.equal(skimmerThrew, parserThrew, `input ${i}: ${bytes.toString('hex')}`);
+    }
+  });
+});
