@@ -1,11 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { createServer as createHttpsServer, type Server as HttpsServer, type ServerOptions } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { createWebSocketStream, WebSocketServer } from 'ws';
+import { WebSocketServer } from 'ws';
 import { BbgateError } from '../errors.js';
-import { DEFAULT_MAX_EXPRESSION_BYTES } from '../pb/banana/parser.js';
+import { WEBSOCKET_MAX_PAYLOAD, webSocketByteStream } from '../transport/websocket.js';
 
 export interface WebSocketListenerOptions {
   host: string;
@@ -14,12 +14,19 @@ export interface WebSocketListenerOptions {
   path: string;
   /** PEM file paths, with Twisted's names: certKey holds the certificate (and may hold its chain), extraCertChain more of it. */
   tls?: { certKey: string; privateKey: string; extraCertChain?: string };
-  /** The largest message a client may send; default 16 MiB (see below). */
+  /**
+   * The largest message a client may send; default WEBSOCKET_MAX_PAYLOAD (1 MiB). ws
+   * buffers a message whole, per connection, before the stream sees a byte of it.
+   */
   maxPayload?: number;
+  /** How long a client may take over the TLS handshake, and over its HTTP request; default 10 000 ms. */
+  handshakeTimeoutMs?: number;
+  /** Sees each raw connection before any TLS or HTTP; when it returns false, the connection is destroyed at once. */
+  onSocket?: (socket: Socket) => boolean;
 }
 
 export interface AcceptedStream {
-  /** The WebSocket as a byte stream: each message's payload in order; each write is one binary message. */
+  /** The WebSocket as a byte stream: each message's payload in order; writes go out as binary messages of at most 256 KiB. */
   stream: Duplex;
   remoteAddress: string;
   remotePort: number;
@@ -31,31 +38,40 @@ export interface AcceptedStream {
 
 export interface WebSocketListener {
   server: HttpServer | HttpsServer;
-  /** Stops accepting; upgraded connections are not touched. */
+  /** Stops accepting, and resolves without waiting for upgraded connections, which are not touched. */
   close(): Promise<void>;
   address: AddressInfo;
 }
 
-/**
- * A bbgate worker writes one Banana expression per message, and no PB peer
- * of bbgate takes an expression larger than this, so a bigger message is an
- * attack or a bug; ws's own default (100 MiB, buffered per connection) is
- * too generous for a relay.
- */
-const DEFAULT_MAX_PAYLOAD = DEFAULT_MAX_EXPRESSION_BYTES;
+/** As long as the relay gives a worker to log in (its --handshake-timeout default). */
+const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Node looks for expired HTTP requests only this often (every 30 s by default), which would stretch a short timeout. */
+const MAX_TIMEOUT_CHECK_INTERVAL_MS = 1000;
 
 /**
  * Listens for WebSocket connections (ws://, or wss:// with `tls`) on one
  * path and hands each upgraded connection over as a byte stream. Anything
  * else gets a short text answer naming the path and nothing more: a 404 for
  * another path, a 426 for a plain request on the right one. Errors on a
- * connection stay on that connection. Rejects, before listening, when a
- * certificate or key cannot be read, and when the address cannot be bound.
+ * connection stay on that connection, and a client that does not finish its
+ * TLS handshake or its HTTP request within handshakeTimeoutMs is dropped.
+ * Rejects, before listening, when a certificate or key cannot be read, and
+ * when the address cannot be bound.
  */
 export async function listenWebSocket(options: WebSocketListenerOptions, onStream: (accepted: AcceptedStream) => void): Promise<WebSocketListener> {
   const where = `${options.host.includes(':') ? `[${options.host}]` : options.host}:${options.port}`;
-  const server = options.tls ? httpsServer(await tlsFiles(options.tls, where), where) : createHttpServer();
-  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: options.maxPayload ?? DEFAULT_MAX_PAYLOAD });
+  const timeout = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+  // Once upgraded, a connection is no longer an HTTP request, and these no longer apply to it.
+  const bounds = { headersTimeout: timeout, requestTimeout: timeout, connectionsCheckingInterval: Math.min(timeout, MAX_TIMEOUT_CHECK_INTERVAL_MS) };
+  const server = options.tls ? httpsServer({ ...(await tlsFiles(options.tls, where)), ...bounds, handshakeTimeout: timeout }, where) : createHttpServer(bounds);
+  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: options.maxPayload ?? WEBSOCKET_MAX_PAYLOAD });
+  const { onSocket } = options;
+  if (onSocket) {
+    // Node's own listeners have only set the socket up by now: no byte of TLS or HTTP is read before this returns.
+    server.on('connection', (socket: Socket) => {
+      if (!onSocket(socket)) socket.destroy();
+    });
+  }
   const notHere = `no WebSocket listener at this path; this listener's path is ${options.path}\n`;
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
@@ -69,7 +85,7 @@ export async function listenWebSocket(options: WebSocketListenerOptions, onStrea
     // ws answers a malformed upgrade (no key, wrong version) with 400 itself.
     wss.handleUpgrade(req, socket, head, (ws) => {
       const tcp = socket as Socket;
-      const stream = createWebSocketStream(ws);
+      const stream = webSocketByteStream(ws);
       // The consumer adds its own listener; this one keeps an unheard error from ending the process.
       stream.on('error', () => undefined);
       onStream({
@@ -82,18 +98,30 @@ export async function listenWebSocket(options: WebSocketListenerOptions, onStrea
       });
     });
   });
-  // Malformed HTTP: Node's default answer, but never an unheard socket error.
-  server.on('clientError', (_err: Error, socket: Duplex) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+  // Malformed or late HTTP gets a short answer; every failed client, TLS ones included, is destroyed,
+  // which Node 20 does not always do by itself.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    const status = httpStatus(err);
+    if (status !== undefined && socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     socket.destroy();
   });
+  // https passes TLS failures on as clientError as well; a socket is destroyed here without relying on that.
+  server.on('tlsClientError', (_err: Error, socket: Duplex) => socket.destroy());
 
   await listen(server, options, where);
   return {
     server,
     address: server.address() as AddressInfo,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    // server.close()'s callback would wait for every upgraded connection to end, and those are the caller's to
+    // end; closing also ends idle keep-alive connections (Node >= 19), and the handshake timeout bounds the rest.
+    close: async () => void server.close(),
   };
+}
+
+/** The answer to a client error the HTTP layer saw; none for a TLS failure or a reset, where HTTP was never spoken. */
+function httpStatus(err: NodeJS.ErrnoException): string | undefined {
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return '408 Request Timeout';
+  return err.code?.startsWith('HPE_') ? '400 Bad Request' : undefined;
 }
 
 /** The request's path, percent-decoded and without its query, is the listener's. */
@@ -132,9 +160,9 @@ async function tlsFiles(tls: NonNullable<WebSocketListenerOptions['tls']>, where
 }
 
 /** Node checks the certificate and key here (PEM that parses, a key that matches): a configuration error, not a crash. */
-function httpsServer(files: { cert: Buffer; key: Buffer }, where: string): HttpsServer {
+function httpsServer(options: ServerOptions, where: string): HttpsServer {
   try {
-    return createHttpsServer(files);
+    return createHttpsServer(options);
   } catch (err) {
     throw new BbgateError('RELAY_CONFIG', `WebSocket listener ${where}: the certificate or key is not usable: ${(err as Error).message}`, { cause: err });
   }

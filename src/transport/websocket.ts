@@ -14,6 +14,16 @@ export interface WebSocketUpgrade {
   headers: string[];
 }
 
+/**
+ * The largest WebSocket message bbgate accepts, as a client and in the
+ * relay's listener. ws buffers a whole message before handing it on, per
+ * connection, so this bounds what a peer can make the relay hold; Banana is a
+ * byte stream, so nothing needs a message larger than this.
+ */
+export const WEBSOCKET_MAX_PAYLOAD = 1024 * 1024;
+/** bbgate cuts what it writes into messages this large: a quarter of WEBSOCKET_MAX_PAYLOAD, so a listener set lower still takes them. */
+const MAX_MESSAGE_BYTES = 256 * 1024;
+
 /** How much of a refusal's body the error quotes: enough for a line such as "no WebSocket listener at /x; try /pb". */
 const BODY_QUOTE_BYTES = 300;
 /** How long a refusal's body may take to arrive; the status line already says what matters. */
@@ -23,8 +33,9 @@ const BODY_WAIT_MS = 1000;
  * Upgrades an established connection (TCP, a proxy tunnel, or TLS over
  * either) to WebSocket. `ws` does the HTTP upgrade and the framing, but never
  * connects by itself: `createConnection` hands it our socket, so proxy choice,
- * CONNECT and TLS verification stay those of every other transport. Each
- * write becomes one binary message; what arrives, text or binary, is bytes.
+ * CONNECT and TLS verification stay those of every other transport. Writes
+ * become binary messages of at most 256 KiB; what arrives, text or binary,
+ * is bytes.
  */
 export function upgradeToWebSocket(socket: Duplex, endpoint: WsEndpoint): Promise<WebSocketUpgrade> {
   const url = webSocketUrl(endpoint);
@@ -42,6 +53,7 @@ export function upgradeToWebSocket(socket: Duplex, endpoint: WsEndpoint): Promis
       createConnection: (options: { timeout?: number }) => (socket as Socket).setTimeout(options.timeout ?? 0),
       perMessageDeflate: false,
       followRedirects: false,
+      maxPayload: WEBSOCKET_MAX_PAYLOAD,
       handshakeTimeout: endpoint.timeout * 1000,
     });
     ws.on('upgrade', (res: IncomingMessage) => {
@@ -125,12 +137,30 @@ function handshakeError(err: Error, url: string, endpoint: WsEndpoint, response:
 }
 
 /**
- * createWebSocketStream's Duplex, with ws's framing errors (WS_ERR_*) turned
- * into WS_PROTOCOL, so the PB session and the worker's log report a typed
- * code like every other transport failure.
+ * ws's byte stream over a WebSocket, which sends each write as one message,
+ * made to cut a write into messages of at most 256 KiB: a Broker writes an
+ * expression at a time, and a batch of log updates or an upload chunk can
+ * exceed what the peer accepts in one message (WEBSOCKET_MAX_PAYLOAD).
+ */
+export function webSocketByteStream(ws: WebSocket): Duplex {
+  const stream = createWebSocketStream(ws);
+  const write = stream._write.bind(stream);
+  stream._write = (chunk: Buffer, encoding, callback) => {
+    // All pieces are queued at once, in order; the write is done when its last piece is.
+    let at = 0;
+    for (; chunk.length - at > MAX_MESSAGE_BYTES; at += MAX_MESSAGE_BYTES) write(chunk.subarray(at, at + MAX_MESSAGE_BYTES), encoding, () => undefined);
+    write(chunk.subarray(at), encoding, callback);
+  };
+  return stream;
+}
+
+/**
+ * The byte stream, with ws's framing errors (WS_ERR_*) turned into
+ * WS_PROTOCOL, so the PB session and the worker's log report a typed code
+ * like every other transport failure.
  */
 function typedStream(ws: WebSocket): Duplex {
-  const stream = createWebSocketStream(ws);
+  const stream = webSocketByteStream(ws);
   const destroy = stream._destroy.bind(stream);
   stream._destroy = (err, callback) =>
     destroy(err, (failure) => {

@@ -139,4 +139,23 @@ describe('the worker logger', () => {
     );
     assert.equal(formatLogLine('Traceback (most recent call last):\n'), 'Traceback (most recent call last):\n');
   });
+
+  it('shows control characters as \\xNN on a terminal, so a name from the network cannot rewrite it, and a line stays one line', () => {
+    // A worker name that would retitle the terminal, clear it, back over text, and break the line.
+    const name = 'w\x1b]0;owned\x07\x1b[2J\b\x7f\x9b1m\ttab\nnext';
+    const line = JSON.stringify({ level: 'info', time: '2026-01-31T12:00:00.123Z', msg: `refused ${name}`, worker: name, bare: 'red\x1b[31m', peer: { name: 'c1\x85' } });
+    const shown = 'w\\x1b]0;owned\\x07\\x1b[2J\\x08\\x7f\\x9b1m\\x09tab\\x0anext';
+    assert.equal(
+      formatLogLine(`${line}\n`),
+      `2026-01-31 12:00:00.123 INFO  refused ${shown} worker="${shown}" bare="red\\x1b[31m" peer={"name":"c1\\x85"}\n`,
+    );
+    // A quote or backslash in a quoted value cannot end the quote early.
+    assert.equal(formatLogLine('{"level":"info","time":"t","msg":"m","v":"a \\"b\\\\"}'), 't INFO  m v="a \\"b\\\\"\n');
+    // A stack keeps its lines, each of them escaped; a line that is not JSON is escaped too.
+    assert.equal(
+      formatLogLine(JSON.stringify({ level: 'error', time: 't', msg: 'failed', err: { stack: 'Error: \x1b[2Jbad\n    at f (x.js:1:1)' } })),
+      't ERROR failed err=\nError: \\x1b[2Jbad\n    at f (x.js:1:1)\n\n',
+    );
+    assert.equal(formatLogLine('crash \x1b[2J\x07\n'), 'crash \\x1b[2J\\x07\n');
+  });
 });

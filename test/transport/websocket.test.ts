@@ -3,7 +3,7 @@
 // relay), real squid with Basic auth, wss:// with the test PKI; `bbgate probe` as a user runs it,
 // and a bbgate worker that runs a real build over ws://. Every failure must name its layer.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { request } from 'node:http';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
@@ -317,5 +317,62 @@ describe('listenWebSocket on its own', () => {
         return true;
       },
     );
+  });
+});
+
+describe('message sizes between bbgate\'s WebSocket client and the listener', () => {
+  it('a 3 MiB write arrives intact, in messages the default listener and one that takes only 256 KiB both accept', async () => {
+    const data = randomBytes(3 * 1024 * 1024);
+    for (const maxPayload of [undefined, 256 * 1024]) {
+      let arrived!: Promise<Buffer>;
+      const listener = await listenWebSocket({ host: '127.0.0.1', port: 0, path: '/pb', ...(maxPayload ? { maxPayload } : {}) }, ({ stream }) => {
+        arrived = new Promise((resolve, reject) => {
+          const chunks: Buffer[] = [];
+          let length = 0;
+          stream.on('data', (c: Buffer) => {
+            chunks.push(c);
+            length += c.length;
+            if (length >= data.length) resolve(Buffer.concat(chunks));
+          });
+          stream.once('error', reject);
+          stream.once('end', () => reject(new Error(`the stream ended after ${length} bytes`)));
+        });
+      });
+      const client: Duplex = await dial({ endpoint: parseEndpoint(`ws://127.0.0.1:${listener.address.port}/pb`), environmentProxy: false });
+      client.on('error', () => undefined);
+      try {
+        client.write(data);
+        const received = await arrived;
+        assert.equal(received.length, data.length);
+        assert.ok(received.equals(data), `maxPayload ${maxPayload ?? 'default'}: the bytes differ`);
+      } finally {
+        client.destroy();
+        await listener.close();
+      }
+    }
+  });
+
+  it('the client fails the stream with WS_PROTOCOL at the header of a message larger than 1 MiB', async () => {
+    const { server, port } = await rawServer(async (socket) => {
+      const key = /sec-websocket-key: *(\S+)/i.exec(await requestHead(socket))![1]!;
+      const accept = createHash('sha1').update(key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64');
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+      await once(socket, 'data');
+      // FIN + binary, unmasked, a 64-bit length of 2 MiB, and none of the payload.
+      const length = Buffer.alloc(8);
+      length.writeBigUInt64BE(2n * 1024n * 1024n);
+      socket.write(Buffer.concat([Buffer.from([0x82, 0x7f]), length]));
+    });
+    try {
+      const stream: Duplex = await dial({ endpoint: parseEndpoint(`ws://127.0.0.1:${port}/pb`), environmentProxy: false });
+      const failed = once(stream, 'error').catch((e: unknown) => [e]);
+      stream.write(Buffer.from('hello'));
+      const [err] = (await failed) as [BbgateError];
+      assert.ok(err instanceof BbgateError, String(err));
+      assert.equal(err.code, 'WS_PROTOCOL');
+      assert.equal(err.message, 'the WebSocket peer broke the protocol: Max payload size exceeded');
+    } finally {
+      server.close();
+    }
   });
 });

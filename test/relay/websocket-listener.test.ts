@@ -1,0 +1,181 @@
+// The relay's WebSocket listener against hostile and slow clients on loopback: what it buffers
+// (maxPayload), how long it keeps a client that never finishes its TLS handshake or HTTP request,
+// the raw-socket hook the relay counts connections with, and a close() that does not wait for
+// upgraded connections (the relay's drain ends those itself).
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { TLSSocket } from 'node:tls';
+import { listenWebSocket, type AcceptedStream, type WebSocketListener } from '../../src/relay/websocket-listener.js';
+import { dial } from '../../src/transport/dial.js';
+import { parseEndpoint } from '../../src/transport/endpoint.js';
+import { testPki, type TestPki } from '../helpers/pki.js';
+
+const TIMEOUT_MS = 500;
+
+/** Rejects, naming `what`, when `promise` takes longer than `ms`. */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)));
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A raw TCP client, with everything it receives. */
+async function rawClient(port: number): Promise<{ socket: Socket; received: () => Buffer; closed: Promise<unknown> }> {
+  const socket = connect(port, '127.0.0.1');
+  socket.on('error', () => undefined);
+  const chunks: Buffer[] = [];
+  socket.on('data', (c: Buffer) => chunks.push(c));
+  const closed = once(socket, 'close');
+  await once(socket, 'connect');
+  return { socket, received: () => Buffer.concat(chunks), closed };
+}
+
+/** Upgrades a raw client by hand, and waits for the 101. */
+async function upgradeRaw(port: number): Promise<{ socket: Socket; received: () => Buffer; closed: Promise<unknown> }> {
+  const client = await rawClient(port);
+  client.socket.write(`GET /pb HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${Buffer.alloc(16, 1).toString('base64')}\r\n\r\n`);
+  while (!client.received().includes('\r\n\r\n')) await once(client.socket, 'data');
+  assert.match(client.received().toString('latin1'), /^HTTP\/1\.1 101 /);
+  return client;
+}
+
+/** The stream's next chunk. */
+async function nextChunk(stream: Duplex): Promise<Buffer> {
+  return ((await once(stream, 'data')) as [Buffer])[0];
+}
+
+/** Each accepted stream echoes what it gets. */
+function echo(accepted: AcceptedStream[]): (a: AcceptedStream) => void {
+  return (a) => {
+    accepted.push(a);
+    a.stream.pipe(a.stream);
+  };
+}
+
+describe('the WebSocket listener', () => {
+  let pki: TestPki;
+  let trust: string;
+  const tls = () => ({ certKey: pki.server.certFile, privateKey: pki.server.keyFile, extraCertChain: pki.intermediate.certFile });
+  const open: Duplex[] = [];
+  const listeners: WebSocketListener[] = [];
+  async function listen(options: Partial<Parameters<typeof listenWebSocket>[0]>, onStream: (a: AcceptedStream) => void = () => undefined): Promise<WebSocketListener> {
+    const listener = await listenWebSocket({ host: '127.0.0.1', port: 0, path: '/pb', ...options }, onStream);
+    listeners.push(listener);
+    return listener;
+  }
+  async function dialListener(listener: WebSocketListener, secure = false): Promise<Duplex> {
+    const url = secure ? `wss://127.0.0.1:${listener.address.port}/pb#trustRoots=${trust}` : `ws://127.0.0.1:${listener.address.port}/pb`;
+    const stream = await dial({ endpoint: parseEndpoint(url), environmentProxy: false });
+    stream.on('error', () => undefined);
+    open.push(stream);
+    return stream;
+  }
+
+  before(async () => {
+    pki = await testPki();
+    trust = await pki.trustDir(pki.root);
+  });
+  after(async () => {
+    for (const stream of open) stream.destroy();
+    for (const listener of listeners) await listener.close();
+  });
+
+  it('closes (1009) a client at the header of a message larger than 1 MiB, before buffering any of it', async () => {
+    const accepted: AcceptedStream[] = [];
+    const listener = await listen({}, (a) => accepted.push(a));
+    const client = await upgradeRaw(listener.address.port);
+    const head = client.received().length;
+    const errored = once(accepted[0]!.stream, 'error');
+    // FIN + binary, masked, 64-bit length of 2 MiB, a zero mask, and no payload at all.
+    const length = Buffer.alloc(8);
+    length.writeBigUInt64BE(2n * 1024n * 1024n);
+    client.socket.write(Buffer.concat([Buffer.from([0x82, 0xff]), length, Buffer.alloc(4)]));
+    await within(client.closed, 2000, 'the connection closed');
+    // A close frame with status 1009 (message too big).
+    assert.deepEqual([...client.received().subarray(head)], [0x88, 0x02, 0x03, 0xf1]);
+    const [err] = (await errored) as [NodeJS.ErrnoException];
+    assert.equal(err.code, 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH');
+  });
+
+  it('drops a ws:// client that sends nothing, or half a request, and a wss:// one that never starts TLS; upgraded ones stay', async () => {
+    const accepted: AcceptedStream[] = [];
+    const plain = await listen({ handshakeTimeoutMs: TIMEOUT_MS }, echo(accepted));
+    const secure = await listen({ handshakeTimeoutMs: TIMEOUT_MS, tls: tls() }, echo(accepted));
+    const upgraded = [await dialListener(plain), await dialListener(secure, true)];
+    const silent = await rawClient(plain.address.port);
+    const halfway = await rawClient(plain.address.port);
+    halfway.socket.write('GET /pb HTTP/1.1\r\nHost: x\r\n');
+    const silentTls = await rawClient(secure.address.port);
+    await within(Promise.all([silent.closed, halfway.closed, silentTls.closed]), 6 * TIMEOUT_MS, 'the silent clients closed');
+    assert.match(silent.received().toString('latin1'), /^HTTP\/1\.1 408 /);
+    assert.equal(silentTls.received().length, 0);
+    // Well past the timeout, the upgraded connections still carry bytes both ways.
+    for (const stream of upgraded) {
+      const back = nextChunk(stream);
+      stream.write('still here');
+      assert.equal((await within(back, 2000, 'the echo')).toString(), 'still here');
+    }
+  });
+
+  it('shows onSocket each raw connection before TLS or HTTP, and destroys those it refuses at once', async () => {
+    for (const secure of [false, true]) {
+      const seen: Socket[] = [];
+      let admit = true;
+      const accepted: AcceptedStream[] = [];
+      const listener = await listen(
+        {
+          ...(secure ? { tls: tls() } : {}),
+          onSocket: (socket) => {
+            seen.push(socket);
+            return admit;
+          },
+        },
+        echo(accepted),
+      );
+      const first = await dialListener(listener, secure);
+      assert.equal(seen.length, 1);
+      assert.ok(!(seen[0] instanceof TLSSocket), 'the raw socket, not its TLS layer');
+      assert.equal(seen[0]!.remoteAddress, '127.0.0.1');
+      admit = false;
+      // Without onSocket, neither would be closed before the 10 s handshake timeout.
+      const refused = await rawClient(listener.address.port);
+      if (!secure) refused.socket.write('GET /pb HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+      await within(refused.closed, 1000, 'the refused connection closed');
+      assert.equal(refused.received().length, 0, 'not a byte of TLS or HTTP');
+      assert.equal(seen.length, 2);
+      assert.equal(seen[1]!.remotePort, refused.socket.localPort);
+      assert.equal(accepted.length, 1);
+      // The admitted connection is unaffected, and the listener admits again when told to.
+      const back = nextChunk(first);
+      first.write('ok');
+      assert.equal((await back).toString(), 'ok');
+      admit = true;
+      await dialListener(listener, secure);
+      assert.equal(accepted.length, 2);
+    }
+  });
+
+  it('close() stops listening and resolves with a WebSocket open, which keeps working; idle HTTP connections are closed', async () => {
+    const accepted: AcceptedStream[] = [];
+    const listener = await listen({}, echo(accepted));
+    const stream = await dialListener(listener);
+    const idle = await rawClient(listener.address.port);
+    idle.socket.write('GET /elsewhere HTTP/1.1\r\nHost: x\r\n\r\n');
+    while (!idle.received().includes('\r\n\r\n')) await once(idle.socket, 'data');
+    await within(listener.close(), 1000, 'close()');
+    await within(idle.closed, 1000, 'the idle keep-alive connection closed');
+    const refused = connect(listener.address.port, '127.0.0.1');
+    const [err] = (await once(refused, 'error')) as [NodeJS.ErrnoException];
+    assert.equal(err.code, 'ECONNREFUSED');
+    const back = nextChunk(stream);
+    stream.write('after close');
+    assert.equal((await within(back, 1000, 'the echo')).toString(), 'after close');
+  });
+});
