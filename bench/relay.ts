@@ -2,22 +2,38 @@
 // throughput of one stream each way, the time to set a connection up, and the relay's memory per
 // idle relayed connection.
 //
-//   node dist/bench/relay.js [--mb N] [--runs R] [--connects C] [--idle N]
+//   node dist/bench/relay.js [--mb N] [--runs R] [--connects C] [--idle N] [--socat-idle N]
 //
-// A fake Buildbot master (this script with --fake-master, in a child process) speaks PB's
-// handshake as Twisted does: it offers the dialects, answers the worker's choice with
-// ["version", 6], reads the worker's version and login(name), sends one "ready" byte, and from
-// then on treats everything as payload. The login name tells it what to do: "up:N" (count N bytes
-// from the worker, then send one ack byte), "down:N" (send N bytes), anything else (stay idle).
-// The client, in this process, does the worker's part with the bytes bbgate's Broker would send.
+// The relay holds each connection to the login it admitted: it follows the Banana framing of
+// everything the worker sends for the whole connection (raw bytes there would break the framing
+// and get the connection cut), forbids calls to the root after the login, lets one call through
+// before the master accepts the password (`respond`), and reads the master's answer to it. So both
+// ends here do PB's real login round trip, and the worker's payload is the Banana a worker sends.
 //
-// Three paths to that master, all on 127.0.0.1: direct; socat (TCP-LISTEN,fork, with nodelay);
-// and the real CLI, `bbgate relay` (dist/src/cli/main.js, metrics endpoint off, as by default),
-// which reads the login, checks --allow, dials the master, replays the handshake, then pipes.
+// A fake Buildbot master (this script with --fake-master, in a child process) offers the dialects,
+// answers the worker's choice with ["version", 6], reads the worker's version and login(name)
+// (request 1) and answers it with a challenge and a remote reference, reads the worker's
+// `respond` call (request 2: a 16-byte response and the worker's mind) and answers
+// ["answer", 2, ["remote", 2]], the password accepted: the data path is open from there. The login
+// name tells it what to do: "up:N" (count N payload bytes from the worker, then send one ack
+// byte), "down:N" (at the worker's first payload byte, send N raw bytes: the relay stops reading
+// master → worker once the password is accepted), anything else (stay idle).
+//
+// The client, in this process, does the worker's part with the bytes bbgate's Broker would send
+// (dialect "pb"). Its up payload is a stream of one-way calls ["message", n, 2, "write", 0,
+// ["tuple", <64 KiB string>], ["dictionary"]], as a FileUpload's remote_write calls: a few are
+// encoded once and repeated, so the client's CPU is not what is measured. Before a download it
+// sends one call, ["message", 3, 2, "read", 1, ["tuple", N], ["dictionary"]], to start the master.
+//
+// Three paths to that master, all on 127.0.0.1, each carrying the same bytes both ways: direct;
+// socat (TCP-LISTEN,fork, with nodelay); and the real CLI, `bbgate relay` (dist/src/cli/main.js,
+// metrics endpoint off, as by default), which reads the login, checks --allow, dials the master,
+// replays the handshake, then pipes, skimming every call of the worker's on the way.
 //
 // The relay's memory is read from /proc/PID/status (VmRSS) of a freshly started relay, before
-// and after N connections have completed the handshake and sit idle. The relay holds two file
-// descriptors per connection and nothing raises `ulimit -n`, so N is capped below half of it.
+// and after N connections have completed the login (password accepted: the relay's "relaying"
+// state, as a real idle worker's) and sit idle. The relay holds two file descriptors per
+// connection and nothing raises `ulimit -n`, so N is capped below half of it.
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
@@ -27,7 +43,8 @@ import { parseArgs } from 'node:util';
 import { BananaParser } from '../src/pb/banana/parser.js';
 import { BananaWriter, encodeSexp, type Sexp } from '../src/pb/banana/writer.js';
 import { unjelly } from '../src/pb/jelly/decode.js';
-import { jelly } from '../src/pb/jelly/encode.js';
+import { jelly, type JellyContext } from '../src/pb/jelly/encode.js';
+import { Referenceable } from '../src/pb/references.js';
 import { toText, Tuple } from '../src/pb/values.js';
 
 const { values: options } = parseArgs({
@@ -43,38 +60,77 @@ const { values: options } = parseArgs({
 });
 
 const HOST = '127.0.0.1';
+/** The master's raw down payload comes in blocks of this size. */
 const CHUNK = 256 * 1024;
 const BLOCK = Buffer.alloc(CHUNK, 0x5a);
+/** The body of each of the worker's write calls. */
+const WRITE_SIZE = 64 * 1024;
+/** Write calls per pre-encoded up block. */
+const WRITES_PER_BLOCK = 4;
 const OFFER = encodeSexp([Buffer.from('pb'), Buffer.from('none')]);
-const VERSION = encodeSexp([Buffer.from('version'), 6], true);
 const CHOICE = encodeSexp(Buffer.from('pb'));
-const READY = Buffer.from('R');
+/** The worker always chooses dialect "pb": everything after its choice uses the PB vocabulary. */
+const WORKER_VOCAB = true;
+const VERSION = encodeSexp([Buffer.from('version'), 6], WORKER_VOCAB);
 const ACK = Buffer.from('A');
-/** What a worker reads before its data path is open, through any of the three paths. */
-const EXPECTED = Buffer.concat([OFFER, VERSION, READY]);
+const CHALLENGE = Buffer.alloc(16, 0x63);
+const RESPONSE = Buffer.alloc(16, 0x72);
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
-/** The worker's side of the handshake once it has the offer: its choice, its version, and login(name), as Broker.callRemote writes it. */
-function hello(name: string): Buffer {
+/** Jelly context that sends any Referenceable as ["remote", luid]. */
+const refs = (luid: number): JellyContext => ({ referenceFor: () => luid, localIdFor: () => undefined });
+
+/** One PB call as Broker.callRemote writes it: ["message", id, target, method, answerRequired, args, kw]. */
+function call(id: number, target: 'root' | number, method: string, answer: boolean, args: unknown[], ctx?: JellyContext): Buffer {
   const w = new BananaWriter(256);
-  w.vocab = true;
+  w.vocab = WORKER_VOCAB;
   w.list(7);
   w.word('message');
-  w.int(1);
-  w.bytes(Buffer.from('root'));
-  w.bytes(Buffer.from('login'));
-  w.int(1);
-  jelly(w, Tuple.from([Buffer.from(name)]));
+  w.int(id);
+  if (target === 'root') w.bytes(Buffer.from('root'));
+  else w.int(target);
+  w.bytes(Buffer.from(method));
+  w.int(answer ? 1 : 0);
+  jelly(w, Tuple.from(args), ctx);
   jelly(w, {});
-  return Buffer.concat([CHOICE, VERSION, w.take()]);
+  return w.take();
 }
 
-/** Writes n bytes, waiting for 'drain' whenever the socket asks to. */
-async function send(socket: Socket, n: number): Promise<void> {
-  for (let left = n; left > 0 && !socket.destroyed;) {
-    const k = Math.min(CHUNK, left);
-    left -= k;
-    if (!socket.write(k === CHUNK ? BLOCK : BLOCK.subarray(0, k))) {
+/** The master's ["answer", id, <jellied value>]. */
+function answer(vocab: boolean, id: number, value: unknown, ctx?: JellyContext): Buffer {
+  const w = new BananaWriter(64);
+  w.vocab = vocab;
+  w.list(3);
+  w.word('answer');
+  w.int(id);
+  jelly(w, value, ctx);
+  return w.take();
+}
+
+/** login()'s answer: (challenge, challenger), the challenger as the master's object 1. */
+const answerLogin = (vocab: boolean) => answer(vocab, 1, Tuple.from([CHALLENGE, new Referenceable()]), refs(1));
+/** respond()'s answer, the password accepted: the worker's perspective, as the master's object 2. */
+const answerRespond = (vocab: boolean) => answer(vocab, 2, new Referenceable(), refs(2));
+
+/** The worker's side of the handshake once it has the offer: its choice, its version, and login(name). */
+function hello(name: string): Buffer {
+  return Buffer.concat([CHOICE, VERSION, call(1, 'root', 'login', true, [Buffer.from(name)])]);
+}
+/** The worker's answer to the challenge: respond(response, mind), the mind as the worker's object 1. */
+const RESPOND = call(2, 1, 'respond', true, [RESPONSE, new Referenceable()], refs(1));
+/** What the worker reads before it sends RESPOND, and before its data path is open, through any of the three paths. */
+const BEFORE_RESPOND = Buffer.concat([OFFER, VERSION, answerLogin(WORKER_VOCAB)]);
+const EXPECTED = Buffer.concat([BEFORE_RESPOND, answerRespond(WORKER_VOCAB)]);
+/** Up payload: one-way write calls to the master's object 2, encoded once. */
+const UP_BLOCK = Buffer.concat(Array.from({ length: WRITES_PER_BLOCK },
+  (_, i) => call(3 + i, 2, 'write', false, [Buffer.alloc(WRITE_SIZE, 0x5a)])));
+/** Before a download: the call that starts the master's stream. */
+const readCall = (n: number) => call(3, 2, 'read', true, [n]);
+
+/** Writes `count` times `block`, waiting for 'drain' whenever the socket asks to. */
+async function send(socket: Socket, block: Buffer, count: number, last = block.length): Promise<void> {
+  for (let i = 0; i < count && !socket.destroyed; i++) {
+    if (!socket.write(i === count - 1 ? block.subarray(0, last) : block)) {
       await new Promise<void>((resolve) => {
         const done = () => {
           socket.off('drain', done);
@@ -88,23 +144,37 @@ async function send(socket: Socket, n: number): Promise<void> {
   }
 }
 
+/** Writes n raw bytes (the master's down payload). */
+function sendRaw(socket: Socket, n: number): Promise<void> {
+  const count = Math.ceil(n / CHUNK);
+  return send(socket, BLOCK, count, n - (count - 1) * CHUNK);
+}
+
+const word = (v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('latin1') : undefined);
+
 // ---- The fake master (a child process) -----------------------------------------------------
 
 function fakeMaster(): void {
   const server = createServer({ noDelay: true }, (socket) => {
     socket.on('error', () => undefined);
     socket.write(OFFER);
+    // 0: choice, 1: version, 2: login, 3: respond, 4: the data path.
     let stage = 0;
     let fed = 0;
     let loginEnd = 0;
     let name = '';
     const parser = new BananaParser((expr: Sexp) => {
       if (stage === 0) {
-        parser.vocab = expr instanceof Uint8Array && Buffer.from(expr).toString('latin1') === 'pb';
+        parser.vocab = word(expr) === 'pb';
         socket.write(encodeSexp([Buffer.from('version'), 6], parser.vocab));
       } else if (stage === 2) {
         const args = unjelly((expr as Sexp[])[5]!);
         name = (Array.isArray(args) ? toText(args[0]) : undefined) ?? '';
+        socket.write(answerLogin(parser.vocab));
+      } else if (stage === 3) {
+        const e = expr as Sexp[];
+        if (word(e[0]) !== 'message' || e[1] !== 2 || word(e[3]) !== 'respond') throw new Error('expected respond()');
+        socket.write(answerRespond(parser.vocab));
         loginEnd = parser.position;
       }
       stage++;
@@ -115,11 +185,10 @@ function fakeMaster(): void {
       fed += chunk.length;
       try {
         parser.feed(chunk);
-      } catch (err) {
-        if (stage < 3) return void socket.destroy();
+      } catch {
+        if (stage < 4) return void socket.destroy();
       }
-      if (stage < 3) return;
-      socket.write(READY);
+      if (stage < 4) return;
       const [mode, count] = name.split(':');
       const n = Number(count);
       if (mode === 'up') {
@@ -128,9 +197,15 @@ function fakeMaster(): void {
           got += k;
           if (got >= n && got - k < n) socket.write(ACK);
         };
+      } else if (mode === 'down') {
+        let started = false;
+        payload = () => {
+          if (started) return;
+          started = true;
+          void sendRaw(socket, n);
+        };
       } else {
         payload = () => undefined;
-        if (mode === 'down') void send(socket, n);
       }
       if (fed > loginEnd) payload(fed - loginEnd);
     });
@@ -247,54 +322,60 @@ async function startSocat(socat: string, masterPort: number): Promise<{ port: nu
 
 interface Session {
   socket: Socket;
-  /** connect() to the ready byte. */
+  /** connect() to the master's answer to respond(). */
   ms: number;
-  /** performance.now() at the ready byte. */
-  readyAt: number;
-  /** Bytes that came with the ready byte. */
+  /** Bytes that came after that answer. */
   extra: number;
 }
 
-/** Connects, does the PB handshake and resolves at the master's ready byte, the socket paused. */
+/** Connects, does the PB handshake and login and resolves once the master has accepted the password, the socket paused. */
 function openSession(port: number, name: string, timeoutMs = 30_000): Promise<Session> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const socket = connect({ host: HOST, port, noDelay: true });
     let got: Buffer = Buffer.alloc(0);
-    let sent = false;
+    // 0: waiting for the offer, 1: for login()'s answer, 2: for respond()'s.
+    let step = 0;
     const fail = (why: string) => {
       clearTimeout(timer);
       socket.destroy();
       reject(new Error(`${name} via port ${port}: ${why}`));
     };
-    const timer = setTimeout(() => fail(`no ready byte within ${timeoutMs} ms (got ${got.toString("hex").slice(0, 200)}, sent: ${sent})`), timeoutMs);
+    const timer = setTimeout(() => fail(`no answer to respond() within ${timeoutMs} ms (got ${got.toString('hex').slice(0, 200)}, step ${step})`), timeoutMs);
     const onData = (chunk: Buffer) => {
       got = got.length ? Buffer.concat([got, chunk]) : chunk;
-      if (!sent && got.length >= OFFER.length) {
+      if (step === 0 && got.length >= OFFER.length) {
         if (!got.subarray(0, OFFER.length).equals(OFFER)) return fail(`unexpected offer ${got.toString('hex')}`);
-        sent = true;
+        step = 1;
         socket.write(hello(name));
       }
-      if (got.length >= EXPECTED.length) {
+      if (step === 1 && got.length >= BEFORE_RESPOND.length) {
+        if (!got.subarray(0, BEFORE_RESPOND.length).equals(BEFORE_RESPOND)) return fail(`unexpected answer to login() ${got.toString('hex').slice(0, 200)}`);
+        step = 2;
+        socket.write(RESPOND);
+      }
+      if (step === 2 && got.length >= EXPECTED.length) {
         const readyAt = performance.now();
-        if (!got.subarray(0, EXPECTED.length).equals(EXPECTED)) return fail(`unexpected handshake ${got.toString('hex')}`);
+        if (!got.subarray(0, EXPECTED.length).equals(EXPECTED)) return fail(`unexpected answer to respond() ${got.toString('hex').slice(0, 200)}`);
         clearTimeout(timer);
         socket.off('data', onData);
         socket.off('close', onClose);
         socket.pause();
-        resolve({ socket, ms: readyAt - started, readyAt, extra: got.length - EXPECTED.length });
+        resolve({ socket, ms: readyAt - started, extra: got.length - EXPECTED.length });
       }
     };
-    const onClose = () => fail(`closed during the handshake after ${got.length} bytes (${got.toString('hex').slice(0, 200)})`);
+    const onClose = () => fail(`closed during the login (step ${step}) after ${got.length} bytes (${got.toString('hex').slice(0, 200)})`);
     socket.on('error', () => undefined);
     socket.on('data', onData);
     socket.on('close', onClose);
   });
 }
 
-/** Client → master: MB/s from the first byte written to the master's ack of the last. */
+/** Client → master, as write calls: MB/s from the first byte written to the master's ack of the last. */
 async function upload(port: number, bytes: number): Promise<number> {
-  const { socket } = await openSession(port, `up:${bytes}`);
+  const blocks = Math.ceil(bytes / UP_BLOCK.length);
+  const total = blocks * UP_BLOCK.length;
+  const { socket } = await openSession(port, `up:${total}`);
   try {
     const started = performance.now();
     const acked = new Promise<number>((resolve, reject) => {
@@ -302,16 +383,16 @@ async function upload(port: number, bytes: number): Promise<number> {
       socket.on('close', () => reject(new Error('closed before the ack')));
     });
     socket.resume();
-    await send(socket, bytes);
-    return bytes / ((await acked) - started) / 1000;
+    await send(socket, UP_BLOCK, blocks);
+    return total / ((await acked) - started) / 1000;
   } finally {
     socket.destroy();
   }
 }
 
-/** Master → client: MB/s from the ready byte to the last byte. */
+/** Master → client, raw: MB/s from the worker's read() call to the last byte. */
 async function download(port: number, bytes: number): Promise<number> {
-  const { socket, readyAt, extra } = await openSession(port, `down:${bytes}`);
+  const { socket, extra } = await openSession(port, `down:${bytes}`);
   try {
     let got = extra;
     const done = new Promise<number>((resolve, reject) => {
@@ -322,13 +403,15 @@ async function download(port: number, bytes: number): Promise<number> {
       socket.on('close', () => reject(new Error(`closed after ${got} of ${bytes} bytes`)));
     });
     socket.resume();
-    return bytes / ((await done) - readyAt) / 1000;
+    const started = performance.now();
+    socket.write(readCall(bytes));
+    return bytes / ((await done) - started) / 1000;
   } finally {
     socket.destroy();
   }
 }
 
-/** Opens `count` sessions, `parallel` handshakes at a time; all of them stay open. */
+/** Opens `count` sessions, `parallel` logins at a time; all of them stay open. */
 async function openMany(port: number, count: number, parallel: number, into: Socket[]): Promise<void> {
   let next = 0;
   const worker = async () => {
@@ -498,13 +581,14 @@ async function main(): Promise<void> {
   console.log(`bbgate relay vs socat vs direct, all on ${HOST}: ${command}`);
   console.log(`  relay: ${relay.command}  (metrics endpoint off)`);
   console.log(`  socat: ${socatPath ? `${socatPath} TCP-LISTEN:PORT,fork,reuseaddr,bind=${HOST},nodelay TCP:${HOST}:MASTER,nodelay` : 'not installed'}`);
-  console.log('  Throughput: one TCP stream through the path to a fake PB master, after the handshake; up = worker → master');
-  console.log(`    (until the master acks the last byte), down = master → worker; MB/s = 10^6 bytes/s, median of ${runs} runs of ${mb} MB.`);
-  console.log(`  Set-up: connect() until the master's first byte after the PB handshake (offer, choice, version, login) reaches`);
-  console.log(`    the worker, ${connects} sequential connections per path (paths in turns).`);
+  console.log('  Throughput: one TCP stream through the path to a fake PB master, after the login (password accepted); up = worker → master');
+  console.log(`    as one-way write calls of ${WRITE_SIZE / 1024} KiB strings, the Banana the relay skims (until the master acks the last byte),`);
+  console.log(`    down = master → worker, raw (from the worker's read() call); MB/s = 10^6 bytes/s, median of ${runs} runs of ${mb} MB.`);
+  console.log(`  Set-up: connect() until the master's answer to respond() reaches the worker: offer, choice, version, login(), its`);
+  console.log(`    answer, respond(), its answer (two PB round trips after the offer), ${connects} sequential connections per path (paths in turns).`);
   console.log('    socat gets ",nodelay" on both addresses, as the relay sets TCP_NODELAY: without it the master\'s two small writes');
-  console.log('    (version, then ready) meet Nagle and the worker\'s delayed ACK, and socat sets up in ~40 ms.');
-  console.log(`  Idle memory: VmRSS of a fresh relay before and after N connections have completed the handshake and sit idle.`);
+  console.log('    (version, then login()\'s answer) meet Nagle and the worker\'s delayed ACK, and socat sets up in ~40 ms.');
+  console.log(`  Idle memory: VmRSS of a fresh relay before and after N connections have logged in (password accepted: "relaying") and sit idle.`);
   const col = (s: string, w = 12) => s.padStart(w);
   const label = 34;
   const row = (p: Path, cells: (p: Path) => string[]) => console.log(`${p.label.padEnd(label)}${p.missing ? `  ${p.missing}` : cells(p).map((c) => col(c)).join('')}`);

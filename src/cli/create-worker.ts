@@ -116,7 +116,7 @@ export function planCreateWorker(argv: string[], cwd = process.cwd()): CreateWor
   let master: TacSettings['master'];
   if (connectionString !== undefined) {
     if (v['use-tls']) throw new BbgateError('USAGE', '--use-tls and --connection-string do not go together: write tls:HOST:PORT in the connection string');
-    parseEndpoint(connectionString);
+    if (parseEndpoint(connectionString).type === 'ws') notes.push('buildbot-worker cannot run this buildbot.tac: it has no ws:// or wss:// transport; bbgate can (a bbgate relay\'s WebSocket listener)');
     master = { connectionString };
   } else {
     master = parseMasterAddress(rest[0]!);

@@ -253,6 +253,9 @@ describe('create-worker rejects bad arguments before writing anything', () => {
     assert.match(r.stderr, /note: buildbot-worker cannot run this buildbot.tac: its proxy_connection_string takes only tcp:HOST:PORT/);
     assert.ok(!r.stderr.includes('pw123456'));
     assert.ok(existsSync(join(root, 'w', 'buildbot.tac')));
+    const ws = await bbgate(['create-worker', '-q', '--connection-string', 'wss://relay.example.org/pb', join(root, 'ws'), 'bob', 'pw']);
+    assert.equal(ws.status, 0, ws.stderr);
+    assert.match(ws.stderr, /note: buildbot-worker cannot run this buildbot.tac: it has no ws:\/\/ or wss:\/\/ transport/);
   });
 
   it('--help', async () => {

@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { startMaster, type RunningMaster } from '../helpers/buildbot-master.js';
 import { startTestWorker } from '../helpers/bbgate-worker.js';
 import { bbgate, CLI } from '../helpers/cli.js';
+import { testPki } from '../helpers/pki.js';
 import { freePort } from '../helpers/ports.js';
 
 describe('bbgate relay: configuration errors come before listening', () => {
@@ -33,6 +34,17 @@ describe('bbgate relay: configuration errors come before listening', () => {
       assert.doesNotMatch(run.stdout, /relay listening/);
     });
   }
+
+  it('exits 1 for a TLS listener whose key does not match its certificate, and an upstream client certificate that is missing', async () => {
+    const pki = await testPki();
+    const mismatch = await bbgate(['relay', '--listen', `tls:0:certKey=${pki.server.certFile}:privateKey=${pki.client.keyFile}`, '--upstream', 'tcp:127.0.0.1:9989', '--allow', '*']);
+    assert.equal(mismatch.status, 1, mismatch.stderr);
+    assert.match(mismatch.stderr, /listener tls:0: the certificate and key cannot be used/);
+    const missing = await bbgate(['relay', '--listen', 'tcp:0', '--upstream', 'tls:127.0.0.1:9989:certificate=/nonexistent/worker.pem', '--allow', '*']);
+    assert.equal(missing.status, 1, missing.stderr);
+    assert.match(missing.stderr, /upstream tls:127\.0\.0\.1:9989:certificate=\/nonexistent\/worker\.pem: .*nonexistent/);
+    assert.doesNotMatch(mismatch.stdout + missing.stdout, /relay listening/);
+  });
 
   it('exits 1 for a port in use, a config file with a typo, and one that is not JSON', async () => {
     const busy = createServer().listen(0, '127.0.0.1');

@@ -188,7 +188,9 @@ describe('WebSocket transports (ws://, wss://) to a real Buildbot master', () =>
     assert.equal(status, 6);
     assert.equal(last(report).step, 'websocket');
     assert.equal(last(report).code, 'WS_PROTOCOL');
-    assert.match(last(report).message, /the answer to the WebSocket upgrade \(GET \/pb\) is not HTTP \(hex 02 80 .*a Buildbot PB greeting/);
+    // The master hangs up on the request while part of it is still unread, so its kernel sends a
+    // reset, which can overtake its greeting on a loaded machine: then only the hang-up is seen.
+    assert.match(last(report).message, /the answer to the WebSocket upgrade \(GET \/pb\) is not HTTP \(hex 02 80 .*a Buildbot PB greeting|the server closed the connection without answering the WebSocket upgrade \(GET \/pb\)/);
     assert.match(last(report).hint ?? '', /relay's WebSocket listener/);
   });
 

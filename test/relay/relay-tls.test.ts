@@ -1,0 +1,65 @@
+// The relay with TLS on both sides: a tls: listener that requires client certificates, and an
+// upstream to a real 3.7 master's TLS port reached through real squid (Basic auth), verified
+// against trustRoots, through the same transport stack the worker uses.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startMaster, type RunningMaster } from '../helpers/buildbot-master.js';
+import { bbgate, type ProbeJson } from '../helpers/cli.js';
+import { testPki, type TestPki } from '../helpers/pki.js';
+import { sleep } from '../helpers/processes.js';
+import { startRelay, type TestRelay } from '../helpers/relay.js';
+import { startSquid, type RunningSquid } from '../helpers/squid.js';
+
+describe('bbgate relay with TLS both ways and the master behind squid', () => {
+  let pki: TestPki;
+  let trust: string;
+  let master: RunningMaster;
+  let squid: RunningSquid;
+  let relay: TestRelay;
+
+  before(async () => {
+    pki = await testPki();
+    trust = await pki.trustDir(pki.root);
+    master = await startMaster({
+      workers: [{ name: 'tls-w', password: 'tls-pass' }],
+      extraConfig: `c['protocols'] = {'pb': {'port': 'ssl:%d:interface=127.0.0.1:privateKey=${pki.server.keyFile}:certKey=${pki.server.certFile}:extraCertChain=${pki.intermediate.certFile}' % fx['pbPort']}}`,
+    });
+    squid = await startSquid({ auth: { users: { relay: 'squid:pass' } }, allowPorts: [master.pbPort] });
+    relay = await startRelay({
+      listen: [`tls:0:interface=127.0.0.1:certKey=${pki.server.certFile}:privateKey=${pki.server.keyFile}:extraCertChain=${pki.intermediate.certFile}:caCertsDir=${trust}`],
+      upstream: `tls:127.0.0.1:${master.pbPort}:trustRoots=${trust}`,
+      upstreamProxy: `http://relay:${encodeURIComponent('squid:pass')}@127.0.0.1:${squid.port}`,
+      allow: ['tls-w'],
+    });
+  });
+  after(async () => {
+    await relay?.stop();
+    await squid?.stop();
+    await master?.stop();
+  });
+
+  async function probe(args: string[]): Promise<{ status: number; report: ProbeJson; text: string }> {
+    const run = await bbgate(['probe', ...args, '--json']);
+    return { status: run.status, report: JSON.parse(run.stdout) as ProbeJson, text: run.stdout + run.stderr };
+  }
+
+  it('admits a worker with a client certificate and reaches the master through squid over verified TLS', async () => {
+    const { status, report, text } = await probe([`tls:localhost:${relay.port()}:trustRoots=${trust}:certificate=${pki.client.certFile}:privateKey=${pki.client.keyFile}`, '--name', 'tls-w', '--password', 'tls-pass']);
+    assert.equal(status, 0, text);
+    assert.deepEqual(report.steps.map((s) => s.step), ['parse', 'proxy', 'dns', 'tcp', 'tls', 'pb', 'login', 'keepalive']);
+    // squid logs a tunnel when it closes: the relay's, to the master's TLS port, as user "relay".
+    for (let i = 0; i < 50 && !squid.accessLog().includes(`CONNECT 127.0.0.1:${master.pbPort}`); i++) await sleep(100);
+    assert.match(squid.accessLog(), new RegExp(`CONNECT 127\\.0\\.0\\.1:${master.pbPort} relay`));
+    assert.doesNotMatch(relay.lines.map((l) => JSON.stringify(l)).join('\n'), /squid:pass|squid%3Apass/);
+  });
+
+  it('refuses a client without a certificate in the TLS handshake', async () => {
+    const before = await relay.metric('bbgate_relay_handshake_failures_total', { reason: 'tls' });
+    const { status, report, text } = await probe([`tls:localhost:${relay.port()}:trustRoots=${trust}`, '--name', 'tls-w', '--password', 'tls-pass']);
+    assert.equal(status, 4, text);
+    assert.equal(report.steps.at(-1)!.step, 'tls');
+    assert.equal(report.steps.at(-1)!.code, 'TLS_HANDSHAKE');
+    for (let i = 0; i < 50 && (await relay.metric('bbgate_relay_handshake_failures_total', { reason: 'tls' })) === before; i++) await sleep(50);
+    assert.equal(await relay.metric('bbgate_relay_handshake_failures_total', { reason: 'tls' }), before + 1);
+  });
+});
