@@ -40,7 +40,12 @@ export class LoginGuard {
 
   /** Bytes from the master, until its verdict on the password; they go on to the worker either way. */
   masterBytes(chunk: Buffer): void {
-    this.verdict?.feed(chunk);
+    try {
+      this.verdict?.feed(chunk);
+    } catch (err) {
+      // The parser reads the rest of the chunk that held the verdict; after it, nothing is ours to judge.
+      if (this.outcome === undefined) throw err;
+    }
   }
 
   get watchingMaster(): boolean {

@@ -13,6 +13,7 @@ export class RelayMetrics {
   readonly accepted: Counter<'listener'>;
   readonly refused: Counter<'reason'>;
   readonly connections: Gauge<'state'>;
+  readonly sockets: Gauge;
   readonly logins: Counter<'result' | 'reason'>;
   readonly handshakeFailures: Counter<'reason'>;
   readonly upstreamFailures: Counter<'code'>;
@@ -37,6 +38,11 @@ export class RelayMetrics {
       name: 'bbgate_relay_connections',
       help: 'Open worker connections, by state',
       labelNames: ['state'],
+      registers,
+    });
+    this.sockets = new Gauge({
+      name: 'bbgate_relay_sockets',
+      help: 'Open connections in any stage (TCP, TLS or WebSocket handshake, PB): what --max-connections bounds',
       registers,
     });
     this.logins = new Counter({

@@ -158,7 +158,11 @@ export class Relay {
       return false;
     }
     this.sockets++;
-    socket.once('close', () => this.sockets--);
+    this.metrics.sockets.inc();
+    socket.once('close', () => {
+      this.sockets--;
+      this.metrics.sockets.dec();
+    });
     return true;
   }
 

@@ -217,6 +217,7 @@ describe('bbgate relay limits', () => {
     assert.equal(health.status, 200);
     const capacity = 20 - relaying;
     assert.equal(await relay.metric('bbgate_relay_connections', { state: 'handshake' }), capacity);
+    assert.equal(await relay.metric('bbgate_relay_sockets'), 20, 'no more connections held than the limit');
     assert.equal(await relay.metric('bbgate_relay_connections_refused_total', { reason: 'max_connections' }), 300 - capacity);
     for (const c of flood) c.socket.destroy();
     await Promise.all(flood.map((c) => c.closed));

@@ -79,6 +79,36 @@ describe('the relay\'s splice, against a scripted PB peer', () => {
     assert.deepEqual(await received, Buffer.concat([choice, version(false), login(false)]), 'the master gets the worker\'s choice, version and login as the worker sent them');
   });
 
+  it('passes on whatever the master packs after its verdict on the password, Banana or not', async () => {
+    const respondCall = encodeSexp([Buffer.from('message'), 2, 1, Buffer.from('respond'), 1, [Buffer.from('tuple'), Buffer.alloc(16, 7)], [Buffer.from('dictionary')]], true);
+    const verdict = encodeSexp([Buffer.from('answer'), 2, [Buffer.from('remote'), 2]], true);
+    // No valid Banana: 100 prefix bytes in a row; a reader that went on judging would cut the connection.
+    const raw = Buffer.alloc(100, 0x41);
+    const server = createServer((socket) => {
+      socket.write(OFFER);
+      let seen = Buffer.alloc(0);
+      socket.on('data', (chunk: Buffer) => {
+        const first = seen.length === 0;
+        seen = Buffer.concat([seen, chunk]);
+        if (first) socket.write(Buffer.concat([version(true), encodeSexp([Buffer.from('answer'), 1, Buffer.from('challenge')], true)]));
+        if (seen.includes(respondCall)) socket.write(Buffer.concat([verdict, raw]));
+      });
+      socket.on('error', () => undefined);
+    });
+    servers.push(server);
+    const relay = await startRelay({ listen: ['tcp:0:interface=127.0.0.1'], upstream: `tcp:127.0.0.1:${await listening(server)}`, allow: ['w'] });
+    relays.push(relay);
+    const w = worker(relay.port());
+    w.socket.write(Buffer.concat([encodeSexp(Buffer.from('pb')), version(true), login(true)]));
+    for (let i = 0; i < 100 && !Buffer.concat(w.data).includes(Buffer.from('challenge')); i++) await new Promise((r) => setTimeout(r, 20));
+    w.socket.write(respondCall);
+    for (let i = 0; i < 100 && !Buffer.concat(w.data).includes(raw); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(Buffer.concat(w.data).includes(Buffer.concat([verdict, raw])), 'the verdict and the bytes after it reach the worker');
+    await relay.waitForLog((l) => l.msg === 'worker logged in');
+    assert.ok(!relay.lines.some((l) => l.msg === 'connection closed'), 'the connection stays up');
+    w.socket.destroy();
+  });
+
   it('delivers everything a worker sent before it half-closed, to a master that reads slowly', async () => {
     const { relay, received } = await through(Buffer.alloc(0), true);
     const w = worker(relay.port());
