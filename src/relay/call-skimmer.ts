@@ -9,18 +9,20 @@ export interface CallHead {
   /** "root", or an object id. */
   target?: string | number;
   method?: string;
+  /** A message's answer flag: 0 for a one-way call. */
+  answerRequired?: number;
 }
 
 /** Head elements are words and small numbers; a longer string there is no PB command and is skipped. */
 const MAX_HEAD_STRING = 64;
-const HEAD_SLOTS = 4;
+const HEAD_SLOTS = 5;
 
 /**
  * Follows the shape of a Banana stream without building its values: string
  * bodies (log output, file chunks) are skipped by length, never copied, so
  * the relay can watch every call a worker makes for the whole connection at
  * little cost. For each top-level list it reports the head (command, request
- * id, target, method). Framing that Banana forbids throws a BananaError.
+ * id, target, method, answer flag). Framing that Banana forbids throws a BananaError.
  */
 export class CallSkimmer {
   private prefix = 0;
@@ -137,5 +139,6 @@ export class CallSkimmer {
     else if (slot === 1 && typeof value === 'number') this.head.requestId = value;
     else if (slot === 2) this.head.target = value;
     else if (slot === 3 && typeof value === 'string') this.head.method = value;
+    else if (slot === 4 && typeof value === 'number') this.head.answerRequired = value;
   }
 }

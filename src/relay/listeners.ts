@@ -46,8 +46,10 @@ export async function openListener(spec: ListenerSpec, events: ListenerEvents, h
     return { spec, address: ws.address, close: () => ws.close() };
   }
   const server = spec.kind === 'tcp' ? createTcpServer({ noDelay: true }) : tlsServer(spec, await tlsServerOptions(spec, handshakeTimeoutMs));
+  const refused = new WeakSet<Socket>();
   server.on('connection', (socket: Socket) => {
     if (!events.onSocket(socket, spec)) {
+      refused.add(socket);
       socket.destroy();
       return;
     }
@@ -58,6 +60,8 @@ export async function openListener(spec: ListenerSpec, events: ListenerEvents, h
   server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
     // Node 20 leaves a socket whose handshake timed out open.
     socket.destroy();
+    // Node's TLS server wraps a socket before our 'connection' listener can refuse it; that refusal is no TLS failure.
+    if (refused.has((socket as TLSSocket & { _parent?: Socket })._parent ?? socket)) return;
     events.onClientError(spec, `${socket.remoteAddress}:${socket.remotePort}`, err);
   });
   await listen(server, spec);

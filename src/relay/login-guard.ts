@@ -22,10 +22,14 @@ export class LoginGuard {
   outcome: LoginOutcome | undefined;
   private readonly skimmer: CallSkimmer;
   private respondId: number | undefined;
+  /** The master answered the login call: from then on an answer to `respond` can only be the verdict. */
+  private loginAnswered = false;
   private verdict: BananaParser | undefined;
 
   constructor(
     vocab: boolean,
+    /** The request id of the login call the relay admitted. */
+    private readonly loginId: number,
     private readonly decided: (outcome: LoginOutcome) => void,
   ) {
     this.skimmer = new CallSkimmer(vocab, (head) => this.workerCall(head));
@@ -62,13 +66,22 @@ export class LoginGuard {
     if (head.method !== 'respond' || this.respondId !== undefined || head.requestId === undefined) {
       throw new BbgateError('RELAY_DENIED', `the worker called ${head.method ?? 'an unknown method'}() before the master accepted its password`);
     }
+    // The verdict is told apart by its request id: one the login used, or no answer at all, would blur it.
+    if (head.requestId === this.loginId || head.answerRequired !== 1) {
+      throw new BbgateError('RELAY_DENIED', 'the worker\'s respond() reuses its login\'s request id or asks for no answer');
+    }
     this.respondId = head.requestId;
   }
 
   private masterReply(expr: unknown): void {
-    if (this.outcome !== undefined || !Array.isArray(expr) || this.respondId === undefined || expr[1] !== this.respondId) return;
+    if (this.outcome !== undefined || !Array.isArray(expr)) return;
     const command = expr[0] instanceof Uint8Array ? Buffer.from(expr[0]).toString('latin1') : '';
     if (command !== 'answer' && command !== 'error') return;
+    if (expr[1] === this.loginId) {
+      this.loginAnswered = true;
+      return;
+    }
+    if (!this.loginAnswered || this.respondId === undefined || expr[1] !== this.respondId) return;
     this.outcome = command === 'answer' ? 'accepted' : 'refused';
     this.verdict = undefined;
     this.decided(this.outcome);

@@ -167,6 +167,12 @@ export class Relay {
   }
 
   private accept(accepted: AcceptedStream, spec: ListenerSpec): void {
+    // A TLS or WebSocket handshake that began before the drain ends here.
+    if (this.draining) {
+      accepted.stream.destroy();
+      this.metrics.refused.inc({ reason: 'draining' });
+      return;
+    }
     this.metrics.accepted.inc({ listener: spec.name });
     const connection = new RelayedConnection(accepted, spec.name, this.context);
     this.connections.add(connection);

@@ -105,7 +105,7 @@ export class RelayedConnection {
     const { stream, socket } = this.accepted;
     const { config } = this.ctx;
     this.setState('login');
-    const guard = new LoginGuard(hello.dialect === 'pb', (outcome) => this.loginDecided(outcome));
+    const guard = new LoginGuard(hello.dialect === 'pb', hello.requestId, (outcome) => this.loginDecided(outcome));
     const loginTimer = setTimeout(() => this.close(`the master gave no verdict on the password within ${config.loginTimeout} s`), config.loginTimeout * 1000);
     loginTimer.unref();
     this.onClose = () => clearTimeout(loginTimer);
@@ -146,6 +146,8 @@ export class RelayedConnection {
 
   /** The master accepted or refused the password: only now does the worker count toward its limit. */
   private loginDecided(outcome: LoginOutcome): void {
+    // A socket can still emit what it had buffered after close(): that verdict counts for nothing.
+    if (this.ended) return;
     const { metrics, perWorker, config, logger } = this.ctx;
     const name = this.worker!;
     if (outcome === 'refused') {

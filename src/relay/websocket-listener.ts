@@ -15,7 +15,7 @@ export interface WebSocketListenerOptions {
   /** PEM file paths, with Twisted's names: certKey holds the certificate (and may hold its chain), extraCertChain more of it. */
   tls?: { certKey: string; privateKey: string; extraCertChain?: string };
   /**
-   * The largest message a client may send; default WEBSOCKET_MAX_PAYLOAD (1 MiB). ws
+   * The largest message a client may send; default WEBSOCKET_MAX_PAYLOAD (256 KiB). ws
    * buffers a message whole, per connection, before the stream sees a byte of it.
    */
   maxPayload?: number;
@@ -26,7 +26,7 @@ export interface WebSocketListenerOptions {
 }
 
 export interface AcceptedStream {
-  /** The WebSocket as a byte stream: each message's payload in order; writes go out as binary messages of at most 256 KiB. */
+  /** The WebSocket as a byte stream: each message's payload in order; writes go out as binary messages of at most 64 KiB. */
   stream: Duplex;
   remoteAddress: string;
   remotePort: number;

@@ -20,9 +20,9 @@ export interface WebSocketUpgrade {
  * connection, so this bounds what a peer can make the relay hold; Banana is a
  * byte stream, so nothing needs a message larger than this.
  */
-export const WEBSOCKET_MAX_PAYLOAD = 1024 * 1024;
+export const WEBSOCKET_MAX_PAYLOAD = 256 * 1024;
 /** bbgate cuts what it writes into messages this large: a quarter of WEBSOCKET_MAX_PAYLOAD, so a listener set lower still takes them. */
-const MAX_MESSAGE_BYTES = 256 * 1024;
+const MAX_MESSAGE_BYTES = 64 * 1024;
 
 /** How much of a refusal's body the error quotes: enough for a line such as "no WebSocket listener at /x; try /pb". */
 const BODY_QUOTE_BYTES = 300;
@@ -34,7 +34,7 @@ const BODY_WAIT_MS = 1000;
  * either) to WebSocket. `ws` does the HTTP upgrade and the framing, but never
  * connects by itself: `createConnection` hands it our socket, so proxy choice,
  * CONNECT and TLS verification stay those of every other transport. Writes
- * become binary messages of at most 256 KiB; what arrives, text or binary,
+ * become binary messages of at most 64 KiB; what arrives, text or binary,
  * is bytes.
  */
 export function upgradeToWebSocket(socket: Duplex, endpoint: WsEndpoint): Promise<WebSocketUpgrade> {
@@ -138,7 +138,7 @@ function handshakeError(err: Error, url: string, endpoint: WsEndpoint, response:
 
 /**
  * ws's byte stream over a WebSocket, which sends each write as one message,
- * made to cut a write into messages of at most 256 KiB: a Broker writes an
+ * made to cut a write into messages of at most 64 KiB: a Broker writes an
  * expression at a time, and a batch of log updates or an upload chunk can
  * exceed what the peer accepts in one message (WEBSOCKET_MAX_PAYLOAD).
  */

@@ -13,18 +13,19 @@ function seeded(seed: number): () => number {
   return () => ((state = (Math.imul(state ^ (state >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0) / 2 ** 32);
 }
 
-/** What the skimmer should report for one decoded expression: the first four elements when they are small scalars. */
+/** What the skimmer should report for one decoded expression: the first five elements when they are small scalars. */
 function expectedHead(expr: Sexp): CallHead | undefined {
   if (!Array.isArray(expr) || expr.length === 0) return undefined;
   const word = (v: Sexp | undefined) => (v instanceof Uint8Array && v.length <= 64 ? Buffer.from(v).toString('latin1') : undefined);
   const int = (v: Sexp | undefined) => (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 2 ** 31 - 1 ? v : undefined);
   const head: CallHead = {};
-  const [command, requestId, target, method] = expr;
+  const [command, requestId, target, method, answerRequired] = expr;
   if (word(command) !== undefined) head.command = word(command)!;
   if (int(requestId) !== undefined) head.requestId = int(requestId)!;
   const t = word(target) ?? int(target);
   if (t !== undefined) head.target = t;
   if (word(method) !== undefined) head.method = word(method)!;
+  if (int(answerRequired) !== undefined) head.answerRequired = int(answerRequired)!;
   return head;
 }
 
@@ -62,9 +63,9 @@ describe('the relay\'s call skimmer', () => {
       encodeSexp([Buffer.from('decref'), 4], true),
     ]);
     const expected: CallHead[] = [
-      { command: 'message', requestId: 2, target: 7, method: 'respond' },
+      { command: 'message', requestId: 2, target: 7, method: 'respond', answerRequired: 1 },
       { command: 'answer', requestId: 3 },
-      { command: 'message', requestId: 3, target: 'root', method: 'login' },
+      { command: 'message', requestId: 3, target: 'root', method: 'login', answerRequired: 1 },
       { command: 'decref', requestId: 4 },
     ];
     assert.deepEqual(skim(stream, true, () => 1), expected);

@@ -205,6 +205,20 @@ describe('bbgate relay limits', () => {
     for (const { broker } of squatters) await broker.close();
   });
 
+  it('cuts a respond() that could pass the master\'s answer to the login off as its verdict', async () => {
+    const word = (w: string) => Buffer.from(w);
+    const call = (id: number, target: number | Buffer, method: string, answer: number) =>
+      encodeSexp([word('message'), id, target, word(method), answer, [word('tuple'), Buffer.alloc(16)], [word('dictionary')]], true);
+    for (const [respond, why] of [[call(1, 1, 'respond', 1), /reuses its login's request id/], [call(2, 1, 'respond', 0), /asks for no answer/]] as const) {
+      const client = silentClient(relay.port());
+      client.socket.write(Buffer.concat([encodeSexp(word('pb')), encodeSexp([word('version'), 6], true), call(1, word('root'), 'login', 1), respond]));
+      await client.closed;
+      await relay.waitForLog((l) => l.msg === 'worker cut off' && why.test(String(l.fields.err)));
+    }
+    const { status, text } = await probe([`tcp:127.0.0.1:${relay.port()}`, '--name', 'other-w', '--password', 'other-pass']);
+    assert.equal(status, 0, text);
+  });
+
   it('refuses a flood past --max-connections at once, stays responsive, and serves a worker afterwards', async () => {
     const relaying = await relay.metric('bbgate_relay_connections', { state: 'relaying' });
     const flood = Array.from({ length: 300 }, () => silentClient(relay.port()));

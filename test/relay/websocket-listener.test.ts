@@ -87,7 +87,7 @@ describe('the WebSocket listener', () => {
     for (const listener of listeners) await listener.close();
   });
 
-  it('closes (1009) a client at the header of a message larger than 1 MiB, before buffering any of it', async () => {
+  it('closes (1009) a client at the header of a message larger than 256 KiB, before buffering any of it', async () => {
     const accepted: AcceptedStream[] = [];
     const listener = await listen({}, (a) => accepted.push(a));
     const client = await upgradeRaw(listener.address.port);
