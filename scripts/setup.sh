@@ -8,8 +8,10 @@ cd "$(dirname "$0")/.."
 # openssl (an independent TLS server, and ECDSA certificates for the test PKI), bzip2
 # (directory uploads with compress="bz2" pipe through it, as Node has no bzip2), and iproute2
 # (the probe's DNS test runs in a network namespace of its own); socat is what `npm run bench:relay`
-# compares the relay with.
-packages=(buildbot buildbot-worker python3-twisted squid openssl bzip2 iproute2 socat)
+# compares the relay with; haproxy (TCP mode, send-proxy/send-proxy-v2) is the load balancer in
+# front of the relay whose PROXY headers its proxyFrom= listeners read (the tests run their own
+# instance from a temp config, never the system service).
+packages=(buildbot buildbot-worker python3-twisted squid openssl bzip2 iproute2 socat haproxy)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -18,6 +20,10 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
   apt-get install -y -q "${missing[@]}"
+fi
+# Debian starts haproxy as a service on install; nothing here needs it running.
+if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+  systemctl disable --now haproxy >/dev/null 2>&1 || true
 fi
 
 npm ci --no-audit --no-fund

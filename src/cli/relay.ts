@@ -25,6 +25,9 @@ Options (each overrides the same setting in --config):
                                  [:caCertsDir=DIR (require client certificates)][:interface=IP]
                              ws://HOST:PORT/PATH
                              wss://HOST:PORT/PATH#certKey=PEM&privateKey=PEM
+                           behind a load balancer that sends PROXY headers, add :proxyFrom=CIDR,...
+                           (tcp:, tls:) or proxyFrom=CIDR,... after the # (ws://, wss://): connections
+                           from those addresses must start with one, and its source is the worker's
   --upstream CONN          the master's worker port, as a worker's connection string
                            (tcp:HOST:PORT, tls:HOST:PORT:trustRoots=DIR, ...)
   --upstream-proxy P       reach the master through this HTTP proxy (CONNECT)

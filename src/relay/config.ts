@@ -2,13 +2,18 @@ import { isIP } from 'node:net';
 import { BbgateError } from '../errors.js';
 import { parseProxyString, type ProxyConfig } from '../proxy/index.js';
 import { parseEndpoint, present, splitEndpoint, type Endpoint } from '../transport/endpoint.js';
-import { parseAllowRule, type AllowRule } from './policy.js';
+import { AddressSet, parseAllowRule, type AllowRule } from './policy.js';
 
-/** Where the relay accepts workers. `name` is the listener as the user wrote it (a metrics label and log field). */
-export type ListenerSpec =
+/**
+ * Where the relay accepts workers. `name` is the listener as the user wrote it, without its
+ * options (a metrics label and log field). `proxyFrom`: addresses and CIDRs of load balancers
+ * whose connections open with a PROXY header.
+ */
+export type ListenerSpec = (
   | { kind: 'tcp'; name: string; port: number; host?: string }
   | { kind: 'tls'; name: string; port: number; host?: string; certKey: string; privateKey: string; extraCertChain?: string; caCertsDir?: string }
-  | { kind: 'ws'; name: string; port: number; host: string; path: string; tls?: { certKey: string; privateKey: string; extraCertChain?: string } };
+  | { kind: 'ws'; name: string; port: number; host: string; path: string; tls?: { certKey: string; privateKey: string; extraCertChain?: string } }
+) & { proxyFrom?: string[] };
 
 export interface RelayConfig {
   listen: ListenerSpec[];
@@ -193,7 +198,8 @@ function hostPort(key: keyof RelaySettings, text: string): { host: string; port:
  * A listener: Twisted's server endpoint syntax for `tcp:PORT[:interface=IP]`
  * and `ssl:`/`tls:PORT:certKey=PEM:privateKey=PEM` (with caCertsDir= to
  * require client certificates), or a `ws://`/`wss://` URL whose fragment
- * holds the certificate options (a fragment is never sent anywhere).
+ * holds the certificate options (a fragment is never sent anywhere); any of
+ * them with proxyFrom=CIDR,... (an IPv6 one escaped as `\:` in Twisted's syntax).
  */
 export function parseListener(text: string): ListenerSpec {
   if (/^wss?:\/\//i.test(text)) return webSocketListener(text);
@@ -203,7 +209,7 @@ export function parseListener(text: string): ListenerSpec {
   if (kind !== 'tcp' && kind !== 'tls') {
     throw fail(`listener type "${parts.type}" is not supported (write tcp:PORT, tls:PORT:certKey=PEM:privateKey=PEM, ws://HOST:PORT/PATH or wss://HOST:PORT/PATH#certKey=PEM&privateKey=PEM)`);
   }
-  const allowed = kind === 'tcp' ? ['port', 'interface'] : ['port', 'interface', 'certKey', 'privateKey', 'extraCertChain', 'caCertsDir'];
+  const allowed = kind === 'tcp' ? ['port', 'interface', 'proxyFrom'] : ['port', 'interface', 'certKey', 'privateKey', 'extraCertChain', 'caCertsDir', 'proxyFrom'];
   for (const key of parts.keywords.keys()) {
     if (!allowed.includes(key)) throw fail(`unknown key "${key}" (allowed: ${allowed.join(', ')})`);
   }
@@ -214,7 +220,12 @@ export function parseListener(text: string): ListenerSpec {
   const host = parts.keywords.get('interface');
   if (host !== undefined && !isIP(host)) throw fail(`interface must be an IP address, not "${host}"`);
   // The name labels metrics and logs: the port and address, not the key file's path.
-  const base = { name: `${kind}:${port}${host !== undefined ? `:interface=${host}` : ''}`, port, ...(host !== undefined ? { host } : {}) };
+  const base = {
+    name: `${kind}:${port}${host !== undefined ? `:interface=${host}` : ''}`,
+    port,
+    ...(host !== undefined ? { host } : {}),
+    ...proxyFrom(parts.keywords.get('proxyFrom'), fail),
+  };
   if (kind === 'tcp') return { kind: 'tcp', ...base };
   const certKey = parts.keywords.get('certKey');
   if (certKey === undefined) throw fail('a TLS listener needs certKey=PEM (its certificate, and the key unless privateKey= is given)');
@@ -245,16 +256,27 @@ function webSocketListener(text: string): ListenerSpec {
   if (url.search) throw fail('a listener URL takes no query string');
   const secure = url.protocol === 'wss:';
   const options = new URLSearchParams(url.hash.slice(1));
-  const allowed = secure ? ['certKey', 'privateKey', 'extraCertChain'] : [];
+  const allowed = secure ? ['certKey', 'privateKey', 'extraCertChain', 'proxyFrom'] : ['proxyFrom'];
   for (const key of options.keys()) {
-    if (!allowed.includes(key)) throw fail(allowed.length ? `unknown option "${key}" after # (allowed: ${allowed.join(', ')})` : 'a ws:// listener takes no options after #');
+    if (!allowed.includes(key)) throw fail(`unknown option "${key}" after # (allowed: ${allowed.join(', ')})`);
+    if (options.getAll(key).length > 1) throw fail(`"${key}" is given twice`);
   }
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
   const port = url.port === '' ? (secure ? 443 : 80) : Number(url.port);
   const path = decodeURIComponent(url.pathname);
-  const base = { kind: 'ws' as const, name: text.replace(/#.*/, ''), port, host, path };
+  const base = { kind: 'ws' as const, name: text.replace(/#.*/, ''), port, host, path, ...proxyFrom(options.get('proxyFrom') ?? undefined, fail) };
   if (!secure) return base;
   const certKey = options.get('certKey');
   if (!certKey) throw fail('a wss:// listener needs #certKey=PEM (and &privateKey=PEM unless the file holds the key)');
   return { ...base, tls: { certKey, privateKey: options.get('privateKey') || certKey, ...present({ extraCertChain: options.get('extraCertChain') ?? undefined }) } };
+}
+
+/** Checked here, so that a bad address is a configuration error naming its listener before anything listens. */
+function proxyFrom(value: string | undefined, fail: (problem: string) => Error): { proxyFrom?: string[] } {
+  if (value === undefined) return {};
+  const sources = value.split(',').map((s) => s.trim());
+  new AddressSet(sources, (problem) => {
+    throw fail(`proxyFrom: ${problem} (write proxyFrom=CIDR[,CIDR...], the load balancers' addresses)`);
+  });
+  return { proxyFrom: sources };
 }

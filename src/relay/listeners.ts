@@ -5,6 +5,8 @@ import { BbgateError } from '../errors.js';
 import { loadTrustRoots } from '../tls/index.js';
 import type { ListenerSpec } from './config.js';
 import { configError } from './config.js';
+import { AddressSet } from './policy.js';
+import { connectionAddresses, formatAddress, proxyHeaderGate } from './proxy-protocol.js';
 import { listenWebSocket, type AcceptedStream } from './websocket-listener.js';
 
 export type { AcceptedStream };
@@ -24,8 +26,11 @@ export interface ListenerEvents {
    */
   onSocket(socket: Socket, spec: ListenerSpec): boolean;
   onStream(accepted: AcceptedStream, spec: ListenerSpec): void;
-  /** A client that failed before it was a stream (a TLS handshake), for the log and metrics. */
-  onClientError(spec: ListenerSpec, peer: string, err: Error): void;
+  /**
+   * A client that failed before it was a stream, for the log and metrics: its load balancer's
+   * PROXY header (peer: the load balancer), or its TLS handshake.
+   */
+  onClientError(spec: ListenerSpec, peer: string, err: Error, stage: 'proxy_header' | 'tls'): void;
 }
 
 /**
@@ -34,6 +39,10 @@ export interface ListenerEvents {
  * connection later.
  */
 export async function openListener(spec: ListenerSpec, events: ListenerEvents, handshakeTimeoutMs: number): Promise<Listener> {
+  const proxyFrom = spec.proxyFrom && new AddressSet(spec.proxyFrom, (problem) => {
+    throw configError(`listener ${spec.name}: proxyFrom: ${problem}`);
+  });
+  const headerFailed = (peer: string, err: Error) => events.onClientError(spec, peer, err, 'proxy_header');
   if (spec.kind === 'ws') {
     const ws = await listenWebSocket({
       host: spec.host,
@@ -42,27 +51,29 @@ export async function openListener(spec: ListenerSpec, events: ListenerEvents, h
       ...(spec.tls ? { tls: spec.tls } : {}),
       handshakeTimeoutMs,
       onSocket: (socket) => events.onSocket(socket, spec),
+      ...(proxyFrom ? { proxyFrom, onProxyHeaderError: headerFailed } : {}),
     }, (accepted) => events.onStream(accepted, spec));
     return { spec, address: ws.address, close: () => ws.close() };
   }
-  const server = spec.kind === 'tcp' ? createTcpServer({ noDelay: true }) : tlsServer(spec, await tlsServerOptions(spec, handshakeTimeoutMs));
-  const refused = new WeakSet<Socket>();
+  // The TLS server never listens: the plain one in front hands it each connection once any
+  // PROXY header is off, which a TLS server given the socket itself would read as a ClientHello.
+  const tls = spec.kind === 'tls' ? tlsServer(spec, await tlsServerOptions(spec, handshakeTimeoutMs)) : undefined;
+  const server = createTcpServer({ noDelay: true });
+  const pass = proxyHeaderGate(proxyFrom, handshakeTimeoutMs, headerFailed);
   server.on('connection', (socket: Socket) => {
     if (!events.onSocket(socket, spec)) {
-      refused.add(socket);
       socket.destroy();
       return;
     }
     socket.setNoDelay(true);
-    if (spec.kind === 'tcp') events.onStream(accepted(socket), spec);
+    pass(socket, (client) => (tls ? tls.emit('connection', client) : events.onStream(accepted(client), spec)));
   });
-  server.on('secureConnection', (socket: TLSSocket) => events.onStream(accepted(socket), spec));
-  server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
+  tls?.on('secureConnection', (socket: TLSSocket) => events.onStream(accepted(socket), spec));
+  tls?.on('tlsClientError', (err: Error, socket: TLSSocket) => {
+    const peer = formatAddress(connectionAddresses(socket).remote);
     // Node 20 leaves a socket whose handshake timed out open.
     socket.destroy();
-    // Node's TLS server wraps a socket before our 'connection' listener can refuse it; that refusal is no TLS failure.
-    if (refused.has((socket as TLSSocket & { _parent?: Socket })._parent ?? socket)) return;
-    events.onClientError(spec, `${socket.remoteAddress}:${socket.remotePort}`, err);
+    events.onClientError(spec, peer, err, 'tls');
   });
   await listen(server, spec);
   return {
@@ -74,14 +85,8 @@ export async function openListener(spec: ListenerSpec, events: ListenerEvents, h
 }
 
 function accepted(socket: Socket): AcceptedStream {
-  return {
-    stream: socket,
-    socket,
-    remoteAddress: socket.remoteAddress ?? '',
-    remotePort: socket.remotePort ?? 0,
-    localAddress: socket.localAddress ?? '',
-    localPort: socket.localPort ?? 0,
-  };
+  const { remote, local } = connectionAddresses(socket);
+  return { stream: socket, socket, remoteAddress: remote.address, remotePort: remote.port, localAddress: local.address, localPort: local.port };
 }
 
 /** A key that does not match its certificate is found here, by OpenSSL: a configuration error like any other. */

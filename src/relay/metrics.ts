@@ -84,7 +84,7 @@ export class RelayMetrics {
     this.logins.inc({ result: 'authenticated', reason: 'master_accepted' }, 0);
     this.logins.inc({ result: 'failed', reason: 'master_refused' }, 0);
     for (const reason of ['not_listed', 'source_address', 'worker_limit', 'policy_violation', 'protocol']) this.logins.inc({ result: 'denied', reason }, 0);
-    for (const reason of ['timeout', 'protocol', 'closed']) this.handshakeFailures.inc({ reason }, 0);
+    for (const reason of ['timeout', 'protocol', 'closed', 'proxy_header']) this.handshakeFailures.inc({ reason }, 0);
   }
 }
 

@@ -27,7 +27,7 @@ type Token =
 interface CompiledRule {
   text: string;
   tokens: Token[];
-  from?: { sources: BlockList; text: string[] };
+  from?: AddressSet;
 }
 
 export class AllowList {
@@ -40,14 +40,11 @@ export class AllowList {
   /** A name may match several rules; it is admitted if any of them admits its address. */
   check(name: string, address: string): Admission {
     const peer = plainAddress(address);
-    const family = isIP(peer);
     const sources: string[] = [];
     const codePoints = Array.from(name, (c) => c.codePointAt(0) as number);
     for (const rule of this.rules) {
       if (!globMatches(rule.tokens, codePoints)) continue;
-      if (!rule.from || (family !== 0 && rule.from.sources.check(peer, family === 4 ? 'ipv4' : 'ipv6'))) {
-        return { allowed: true, rule: rule.text };
-      }
+      if (!rule.from || rule.from.has(peer)) return { allowed: true, rule: rule.text };
       sources.push(...rule.from.text);
     }
     const quoted = JSON.stringify(name);
@@ -85,9 +82,26 @@ function compileRule(rule: AllowRule): CompiledRule {
   const tokens = compileGlob(rule.pattern, fail);
   if (!rule.from) return { text, tokens };
   if (rule.from.length === 0) fail('empty list of source addresses (leave it out to allow any address)');
-  const sources = new BlockList();
-  for (const source of rule.from) addSource(sources, source, fail);
-  return { text, tokens, from: { sources, text: rule.from } };
+  return { text, tokens, from: new AddressSet(rule.from, fail) };
+}
+
+/**
+ * IPv4 and IPv6 addresses and CIDRs, as an allow rule's `@` sources and a listener's proxyFrom=
+ * write them. `fail` is called with the problem in the first entry that is neither.
+ */
+export class AddressSet {
+  private readonly sources = new BlockList();
+
+  constructor(readonly text: string[], fail: (problem: string) => never) {
+    for (const source of text) addSource(this.sources, source, fail);
+  }
+
+  /** A peer as a socket reports it: IPv4-mapped IPv6 matches IPv4 entries, and what is no IP matches nothing. */
+  has(address: string): boolean {
+    const peer = plainAddress(address);
+    const family = isIP(peer);
+    return family !== 0 && this.sources.check(peer, family === 4 ? 'ipv4' : 'ipv6');
+  }
 }
 
 function addSource(sources: BlockList, source: string, fail: (problem: string) => never): void {

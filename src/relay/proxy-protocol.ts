@@ -1,10 +1,17 @@
 /**
- * The PROXY protocol v2 header the relay writes first on the master leg, so that what listens
- * there (haproxy, or a Twisted service on a `haproxy:tcp:PORT` endpoint) sees the worker's
- * address instead of the relay's.
- * Spec: https://www.haproxy.org/download/2.9/doc/proxy-protocol.txt
+ * The PROXY protocol, both ways. Spec: https://www.haproxy.org/download/2.9/doc/proxy-protocol.txt
+ * - Written: the v2 header the relay sends first on the master leg (--proxy-protocol), so that
+ *   what listens there (haproxy, or a Twisted service on a `haproxy:tcp:PORT` endpoint) sees the
+ *   worker's address instead of the relay's.
+ * - Read: the v1 or v2 header a load balancer the listener trusts (proxyFrom=) sends first, so
+ *   that the allow-list and the logs see the worker's address instead of the load balancer's.
  */
-import { isIP } from 'node:net';
+import { isIP, type Socket } from 'node:net';
+import { BbgateError } from '../errors.js';
+import type { AddressSet } from './policy.js';
+
+// ---------------------------------------------------------------------------------------------
+// Writing
 
 export interface SocketAddress {
   address: string;
@@ -86,4 +93,250 @@ function ipv6Bytes(address: string): Buffer {
   const bytes = Buffer.alloc(16);
   all.forEach((group, i) => bytes.writeUInt16BE(group, i * 2));
   return bytes;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+
+/** What a load balancer's header says: where the client came from and went to, or nothing (LOCAL, UNKNOWN, AF_UNSPEC). */
+export type ProxyHeader =
+  | { version: 1 | 2; command: 'proxy'; source: SocketAddress; destination: SocketAddress }
+  | { version: 1 | 2; command: 'local' };
+
+/**
+ * A whole header and its length in bytes, or how many more bytes certainly belong to it (at
+ * least 1): a reader that takes no more than that never takes a byte of the client's own.
+ */
+export type ProxyHeaderParse = { header: ProxyHeader; length: number } | { header?: undefined; need: number };
+
+/** A header that is not one, or one the relay will not take; the connection is dropped for it. */
+export class ProxyHeaderError extends BbgateError {
+  constructor(message: string) {
+    super('RELAY_HANDSHAKE', message);
+  }
+}
+
+const V1_PREFIX = Buffer.from('PROXY ', 'latin1');
+/** "PROXY UNKNOWN\r\n": no header of either version is shorter. */
+const V1_MIN = 15;
+/** The spec's longest v1 line, CRLF included. */
+const V1_MAX = 107;
+const V2_FIXED = 16;
+/** The spec's largest address block (two AF_UNIX paths); TLVs must fit in it as well. */
+const V2_MAX_BODY = 216;
+const CR = 0x0d;
+const LF = 0x0a;
+
+/**
+ * Reads a v1 or v2 header from the start of `received`, the bytes a connection has sent so far;
+ * what follows the header is not looked at. Throws a ProxyHeaderError as soon as the bytes
+ * cannot begin a header the relay accepts.
+ */
+export function parseProxyHeader(received: Buffer): ProxyHeaderParse {
+  if (received.length === 0) return { need: V1_MIN };
+  if (received[0] === SIGNATURE[0]) return parseV2(received);
+  if (received[0] === V1_PREFIX[0]) return parseV1(received);
+  throw notAHeader();
+}
+
+function notAHeader(): ProxyHeaderError {
+  return new ProxyHeaderError('not a PROXY protocol header: it begins with neither "PROXY " (v1) nor the v2 signature');
+}
+
+function startsLike(received: Buffer, prefix: Buffer): boolean {
+  const n = Math.min(received.length, prefix.length);
+  return received.subarray(0, n).equals(prefix.subarray(0, n));
+}
+
+function parseV1(received: Buffer): ProxyHeaderParse {
+  if (!startsLike(received, V1_PREFIX)) throw notAHeader();
+  const malformed = (problem: string) => new ProxyHeaderError(`malformed PROXY v1 header: ${problem}`);
+  let end = -1;
+  // Checked as it arrives, so that binary garbage fails at its first byte rather than at 107.
+  for (let i = 0; i < Math.min(received.length, V1_MAX) && end < 0; i++) {
+    const byte = received[i]!;
+    if (byte === CR) {
+      if (i + 1 < received.length && received[i + 1] !== LF) throw malformed('a CR not followed by LF');
+    } else if (byte === LF) {
+      if (received[i - 1] !== CR) throw malformed('a line that ends in LF without CR');
+      end = i - 1;
+    } else if (byte < 0x20 || byte > 0x7e) {
+      throw malformed(`byte 0x${byte.toString(16).padStart(2, '0')} in the line`);
+    }
+  }
+  if (end < 0) {
+    if (received.length >= V1_MAX) throw new ProxyHeaderError(`PROXY v1 header longer than ${V1_MAX} bytes`);
+    return { need: Math.max(1, V1_MIN - received.length) };
+  }
+  const length = end + 2;
+  const [, protocol = '', ...fields] = received.toString('latin1', 0, end).split(' ');
+  // The spec lets UNKNOWN carry anything up to the CRLF, to be ignored with it.
+  if (protocol === 'UNKNOWN') return { header: { version: 1, command: 'local' }, length };
+  if (protocol !== 'TCP4' && protocol !== 'TCP6') throw new ProxyHeaderError(`PROXY v1 header for protocol ${JSON.stringify(protocol)} (TCP4, TCP6 and UNKNOWN are known)`);
+  const [source, destination, sourcePort, destinationPort] = fields;
+  if (fields.length !== 4) throw malformed(`${protocol} takes a source and destination address and port, separated by single spaces`);
+  const family = protocol === 'TCP4' ? 4 : 6;
+  const endpoint = (address: string | undefined, port: string | undefined): SocketAddress => {
+    if (isIP(address ?? '') !== family || address!.includes('%')) throw malformed(`${JSON.stringify(address)} is not an IPv${family} address`);
+    if (!/^\d{1,5}$/.test(port ?? '') || Number(port) > 0xffff) throw malformed(`${JSON.stringify(port)} is not a port`);
+    return { address: family === 4 ? address! : ipv6Text(ipv6Bytes(address!)), port: Number(port) };
+  };
+  return { header: { version: 1, command: 'proxy', source: endpoint(source, sourcePort), destination: endpoint(destination, destinationPort) }, length };
+}
+
+function parseV2(received: Buffer): ProxyHeaderParse {
+  if (!startsLike(received, SIGNATURE)) throw notAHeader();
+  if (received.length < V2_FIXED) return { need: V2_FIXED - received.length };
+  const version = received[12]! >> 4;
+  const command = received[12]! & 0x0f;
+  if (version !== 2) throw new ProxyHeaderError(`PROXY header of version ${version} after the v2 signature (only 2 is defined)`);
+  if (command !== COMMAND_LOCAL && command !== COMMAND_PROXY) throw new ProxyHeaderError(`PROXY v2 header with command ${command} (0, LOCAL, and 1, PROXY, are defined)`);
+  const bodyLength = received.readUInt16BE(14);
+  if (bodyLength > V2_MAX_BODY) throw new ProxyHeaderError(`PROXY v2 header of ${V2_FIXED + bodyLength} bytes (at most ${V2_FIXED + V2_MAX_BODY})`);
+  const length = V2_FIXED + bodyLength;
+  if (received.length < length) return { need: length - received.length };
+  // LOCAL is the load balancer's own connection (a health check): any addresses in it mean nothing.
+  if (command === COMMAND_LOCAL) return { header: { version: 2, command: 'local' }, length };
+  const family = received[13]!;
+  const body = received.subarray(V2_FIXED, length);
+  const short = (needed: number) => new ProxyHeaderError(`malformed PROXY v2 header: ${bodyLength} address bytes where ${needed} are needed`);
+  switch (family) {
+    case TCP_OVER_IPV4:
+      if (bodyLength < 12) throw short(12);
+      return {
+        header: {
+          version: 2,
+          command: 'proxy',
+          source: { address: ipv4Text(body.subarray(0, 4)), port: body.readUInt16BE(8) },
+          destination: { address: ipv4Text(body.subarray(4, 8)), port: body.readUInt16BE(10) },
+        },
+        length,
+      };
+    case TCP_OVER_IPV6:
+      if (bodyLength < 36) throw short(36);
+      return {
+        header: {
+          version: 2,
+          command: 'proxy',
+          source: { address: ipv6Text(body.subarray(0, 16)), port: body.readUInt16BE(32) },
+          destination: { address: ipv6Text(body.subarray(16, 32)), port: body.readUInt16BE(34) },
+        },
+        length,
+      };
+    default:
+      // AF_UNSPEC: the spec lets the receiver go on with the connection's own addresses.
+      if (family >> 4 === 0) return { header: { version: 2, command: 'local' }, length };
+      throw new ProxyHeaderError(`PROXY v2 header for address family and transport 0x${family.toString(16).padStart(2, '0')} (TCP over IPv4 or IPv6 only)`);
+  }
+}
+
+function ipv4Text(bytes: Buffer): string {
+  return [...bytes].join('.');
+}
+
+/** RFC 5952's form (what Node reports for sockets): lower case, the longest run of zero groups as "::", mapped IPv4 dotted. */
+function ipv6Text(bytes: Buffer): string {
+  if (MAPPED_PREFIX.equals(bytes.subarray(0, 12))) return `::ffff:${ipv4Text(bytes.subarray(12))}`;
+  const groups = Array.from({ length: 8 }, (_, i) => bytes.readUInt16BE(i * 2));
+  let best = { start: -1, length: 1 };
+  for (let i = 0; i < 8; ) {
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > best.length) best = { start: i, length: j - i };
+    i = j === i ? i + 1 : j;
+  }
+  const hex = (from: number, to: number) => groups.slice(from, to).map((g) => g.toString(16)).join(':');
+  return best.start < 0 ? hex(0, 8) : `${hex(0, best.start)}::${hex(best.start + best.length, 8)}`;
+}
+
+/**
+ * Takes a PROXY header off `socket` and nothing after it: the client's own bytes stay in the
+ * socket's buffer, for whoever reads next (TLS, HTTP, PB) to find as they came. Rejects with a
+ * ProxyHeaderError when the header is malformed, or not whole within `timeoutMs`, or the
+ * connection ends first.
+ */
+export function readProxyHeader(socket: Socket, timeoutMs: number): Promise<ProxyHeader> {
+  return new Promise((resolve, reject) => {
+    let received = Buffer.alloc(0);
+    let need = V1_MIN;
+    const finish = (outcome: ProxyHeader | Error) => {
+      clearTimeout(timer);
+      socket.off('readable', onReadable);
+      socket.off('end', onEnd);
+      socket.off('close', onEnd);
+      socket.off('error', onEnd);
+      if (outcome instanceof Error) reject(outcome);
+      else resolve(outcome);
+    };
+    // 'readable' and read(n), not 'data': the stream hands over no more than asked for, and once
+    // the listener is gone it is back as new, so the next reader's 'data' listener starts it.
+    const onReadable = () => {
+      try {
+        while (socket.readableLength > 0) {
+          const chunk = socket.read(Math.min(need, socket.readableLength)) as Buffer | null;
+          if (chunk === null) break;
+          received = Buffer.concat([received, chunk]);
+          const parsed = parseProxyHeader(received);
+          if (parsed.header) return finish(parsed.header);
+          need = parsed.need;
+        }
+      } catch (err) {
+        return finish(err as Error);
+      }
+      // At the end of the stream this is the read that lets 'end' be emitted.
+      socket.read(0);
+    };
+    const onEnd = () => finish(new ProxyHeaderError(`the connection ended after ${received.length} bytes, before a whole PROXY header`));
+    const timer = setTimeout(() => finish(new ProxyHeaderError(`no whole PROXY header within ${timeoutMs} ms (${received.length} bytes came)`)), timeoutMs);
+    socket.on('readable', onReadable);
+    socket.on('end', onEnd);
+    socket.on('close', onEnd);
+    socket.on('error', onEnd);
+  });
+}
+
+/** What a trusted load balancer's header announced, by the raw socket it came on. */
+const announced = new WeakMap<Socket, { source: SocketAddress; destination: SocketAddress }>();
+
+/** The client's address and the one it connected to: as its load balancer announced them, or the socket's own. */
+export function connectionAddresses(socket: Socket): { remote: SocketAddress; local: SocketAddress } {
+  // A TLS server wraps the raw socket the header came on; Node keeps that one as _parent.
+  const header = announced.get((socket as Socket & { _parent?: Socket })._parent ?? socket) ?? announced.get(socket);
+  if (header) return { remote: header.source, local: header.destination };
+  return {
+    remote: { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 },
+    local: { address: socket.localAddress ?? '', port: socket.localPort ?? 0 },
+  };
+}
+
+/** ADDRESS:PORT, [ADDRESS]:PORT for IPv6, as the relay's logs write a peer. */
+export function formatAddress({ address, port }: SocketAddress): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/**
+ * A listener's door (proxyFrom=): a connection from a `trusted` load balancer must open with a
+ * PROXY header, which is taken off before `next` gets the socket; one that does not is
+ * destroyed and reported to `failed` with the load balancer's address. Every other connection
+ * goes to `next` at once, untouched: its bytes are the client's, whatever they look like.
+ */
+export function proxyHeaderGate(
+  trusted: AddressSet | undefined,
+  timeoutMs: number,
+  failed: (peer: string, err: Error) => void,
+): (socket: Socket, next: (socket: Socket) => void) => void {
+  return (socket, next) => {
+    if (!trusted?.has(socket.remoteAddress ?? '')) return next(socket);
+    const peer = formatAddress(connectionAddresses(socket).remote);
+    readProxyHeader(socket, timeoutMs).then(
+      (header) => {
+        if (header.command === 'proxy') announced.set(socket, header);
+        next(socket);
+      },
+      (err: Error) => {
+        socket.destroy();
+        failed(peer, err);
+      },
+    );
+  };
 }

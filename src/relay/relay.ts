@@ -43,6 +43,7 @@ export class Relay {
   private sockets = 0;
   private readonly refusals = new LogThrottle(LOG_INTERVAL_MS);
   private readonly clientErrors = new LogThrottle(LOG_INTERVAL_MS);
+  private readonly proxyHeaderErrors = new LogThrottle(LOG_INTERVAL_MS);
   private drained: (() => void) | undefined;
 
   constructor(
@@ -85,9 +86,14 @@ export class Relay {
         this.listeners.push(await openListener(spec, {
           onSocket: (socket) => this.admitSocket(socket),
           onStream: (accepted, s) => this.accept(accepted, s),
-          onClientError: (s, peer, err) => {
-            this.metrics.handshakeFailures.inc({ reason: 'tls' });
-            this.clientErrors.note((failures) => this.logger.info({ listener: s.name, peer, failures, err: err.message }, 'TLS handshake with a client failed'));
+          onClientError: (s, peer, err, stage) => {
+            this.metrics.handshakeFailures.inc({ reason: stage });
+            if (stage === 'tls') {
+              this.clientErrors.note((failures) => this.logger.info({ listener: s.name, peer, failures, err: err.message }, 'TLS handshake with a client failed'));
+            } else {
+              // A trusted load balancer that sends no header is misconfigured, not merely a bad client.
+              this.proxyHeaderErrors.note((failures) => this.logger.warn({ listener: s.name, peer, failures, err: err.message }, 'no valid PROXY header from a trusted load balancer'));
+            }
           },
         }, this.config.handshakeTimeout * 1000));
       }

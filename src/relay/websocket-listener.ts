@@ -1,11 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer, type ServerOptions } from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { BbgateError } from '../errors.js';
 import { WEBSOCKET_MAX_PAYLOAD, webSocketByteStream } from '../transport/websocket.js';
+import type { AddressSet } from './policy.js';
+import { connectionAddresses, proxyHeaderGate } from './proxy-protocol.js';
 
 export interface WebSocketListenerOptions {
   host: string;
@@ -23,6 +25,13 @@ export interface WebSocketListenerOptions {
   handshakeTimeoutMs?: number;
   /** Sees each raw connection before any TLS or HTTP; when it returns false, the connection is destroyed at once. */
   onSocket?: (socket: Socket) => boolean;
+  /**
+   * Load balancers whose connections open with a PROXY header (v1 or v2), read before TLS and
+   * HTTP; its source becomes the stream's remoteAddress. Connections from elsewhere carry none.
+   */
+  proxyFrom?: AddressSet;
+  /** A connection from proxyFrom without a valid header, dropped; `peer` is the load balancer. */
+  onProxyHeaderError?: (peer: string, err: Error) => void;
 }
 
 export interface AcceptedStream {
@@ -65,13 +74,18 @@ export async function listenWebSocket(options: WebSocketListenerOptions, onStrea
   const bounds = { headersTimeout: timeout, requestTimeout: timeout, connectionsCheckingInterval: Math.min(timeout, MAX_TIMEOUT_CHECK_INTERVAL_MS) };
   const server = options.tls ? httpsServer({ ...(await tlsFiles(options.tls, where)), ...bounds, handshakeTimeout: timeout }, where) : createHttpServer(bounds);
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: options.maxPayload ?? WEBSOCKET_MAX_PAYLOAD });
-  const { onSocket } = options;
-  if (onSocket) {
-    // Node's own listeners have only set the socket up by now: no byte of TLS or HTTP is read before this returns.
-    server.on('connection', (socket: Socket) => {
-      if (!onSocket(socket)) socket.destroy();
-    });
-  }
+  // The HTTP(S) server never listens: the plain one in front hands it each connection once any
+  // PROXY header is off, which it would otherwise read as the start of TLS or of a request.
+  // As Node's own servers would: HTTP keeps a half-closed socket open, TLS does not.
+  const front = createTcpServer({ noDelay: true, allowHalfOpen: !options.tls });
+  const pass = proxyHeaderGate(options.proxyFrom, timeout, options.onProxyHeaderError ?? (() => undefined));
+  front.on('connection', (socket: Socket) => {
+    if (options.onSocket && !options.onSocket(socket)) {
+      socket.destroy();
+      return;
+    }
+    pass(socket, (client) => server.emit('connection', client));
+  });
   const notHere = `no WebSocket listener at this path; this listener's path is ${options.path}\n`;
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
@@ -88,14 +102,8 @@ export async function listenWebSocket(options: WebSocketListenerOptions, onStrea
       const stream = webSocketByteStream(ws);
       // The consumer adds its own listener; this one keeps an unheard error from ending the process.
       stream.on('error', () => undefined);
-      onStream({
-        stream,
-        socket: tcp,
-        remoteAddress: tcp.remoteAddress ?? '',
-        remotePort: tcp.remotePort ?? 0,
-        localAddress: tcp.localAddress ?? '',
-        localPort: tcp.localPort ?? 0,
-      });
+      const { remote, local } = connectionAddresses(tcp);
+      onStream({ stream, socket: tcp, remoteAddress: remote.address, remotePort: remote.port, localAddress: local.address, localPort: local.port });
     });
   });
   // Malformed or late HTTP gets a short answer; every failed client, TLS ones included, is destroyed,
@@ -108,13 +116,20 @@ export async function listenWebSocket(options: WebSocketListenerOptions, onStrea
   // https passes TLS failures on as clientError as well; a socket is destroyed here without relying on that.
   server.on('tlsClientError', (_err: Error, socket: Duplex) => socket.destroy());
 
-  await listen(server, options, where);
+  await listen(front, options, where);
+  // Node's HTTP server starts the timer behind headersTimeout and requestTimeout on 'listening',
+  // which a server that never listens itself would not hear.
+  server.emit('listening');
   return {
     server,
-    address: server.address() as AddressInfo,
-    // server.close()'s callback would wait for every upgraded connection to end, and those are the caller's to
-    // end; closing also ends idle keep-alive connections (Node >= 19), and the handshake timeout bounds the rest.
-    close: async () => void server.close(),
+    address: front.address() as AddressInfo,
+    // close()'s callback would wait for every upgraded connection to end, and those are the caller's to end;
+    // the HTTP server's close() ends idle keep-alive connections (Node >= 19), and the handshake timeout bounds
+    // the rest.
+    close: async () => {
+      front.close();
+      server.close();
+    },
   };
 }
 
@@ -168,7 +183,7 @@ function httpsServer(options: ServerOptions, where: string): HttpsServer {
   }
 }
 
-function listen(server: HttpServer | HttpsServer, options: WebSocketListenerOptions, where: string): Promise<void> {
+function listen(server: TcpServer, options: WebSocketListenerOptions, where: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const failed = (err: NodeJS.ErrnoException) => {
       const why = err.code === 'EADDRINUSE' ? 'the address is in use' : err.code === 'EACCES' ? 'permission denied (ports below 1024 need privileges)' : (err.code ?? err.message);

@@ -1,13 +1,16 @@
 // The relay's WebSocket listener against hostile and slow clients on loopback: what it buffers
 // (maxPayload), how long it keeps a client that never finishes its TLS handshake or HTTP request,
-// the raw-socket hook the relay counts connections with, and a close() that does not wait for
-// upgraded connections (the relay's drain ends those itself).
+// the raw-socket hook the relay counts connections with, PROXY headers from trusted load
+// balancers (read before HTTP), and a close() that does not wait for upgraded connections (the
+// relay's drain ends those itself).
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { TLSSocket } from 'node:tls';
+import { AddressSet } from '../../src/relay/policy.js';
+import { proxyV2Header } from '../../src/relay/proxy-protocol.js';
 import { listenWebSocket, type AcceptedStream, type WebSocketListener } from '../../src/relay/websocket-listener.js';
 import { dial } from '../../src/transport/dial.js';
 import { parseEndpoint } from '../../src/transport/endpoint.js';
@@ -160,6 +163,67 @@ describe('the WebSocket listener', () => {
       await dialListener(listener, secure);
       assert.equal(accepted.length, 2);
     }
+  });
+
+  it('with proxyFrom, reads a trusted connection\'s PROXY header before HTTP and takes the peer from it; others are served as they are', async () => {
+    const seen: Socket[] = [];
+    const failures: { peer: string; err: Error }[] = [];
+    const accepted: AcceptedStream[] = [];
+    const listener = await listen({
+      handshakeTimeoutMs: TIMEOUT_MS,
+      proxyFrom: new AddressSet(['127.0.0.1/32'], (problem) => assert.fail(problem)),
+      onProxyHeaderError: (peer, err) => failures.push({ peer, err }),
+      onSocket: (socket) => seen.push(socket) > 0,
+    }, echo(accepted));
+    const upgrade = `GET /pb HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${Buffer.alloc(16, 1).toString('base64')}\r\n\r\n`;
+    const upgraded = async (client: Awaited<ReturnType<typeof rawClient>>) => {
+      while (!client.received().includes('\r\n\r\n')) await within(once(client.socket, 'data'), 2000, 'the upgrade answer');
+      assert.match(client.received().toString('latin1'), /^HTTP\/1\.1 101 /);
+    };
+
+    // v1 with the request in the same packet.
+    const v1 = await rawClient(listener.address.port);
+    open.push(v1.socket);
+    v1.socket.write(`PROXY TCP4 198.51.100.7 10.0.0.5 40000 443\r\n${upgrade}`);
+    await upgraded(v1);
+    assert.deepEqual(
+      [accepted[0]!.remoteAddress, accepted[0]!.remotePort, accepted[0]!.localAddress, accepted[0]!.localPort],
+      ['198.51.100.7', 40000, '10.0.0.5', 443],
+    );
+    assert.equal(seen.length, 1);
+    assert.equal(seen[0]!.remoteAddress, '127.0.0.1', 'onSocket sees the raw socket, the load balancer\'s');
+
+    // v2, the request only after a pause.
+    const v2 = await rawClient(listener.address.port);
+    open.push(v2.socket);
+    v2.socket.write(proxyV2Header({ address: '2001:db8::7', port: 1 }, { address: '2001:db8::1', port: 2 }));
+    await new Promise((r) => setTimeout(r, 50));
+    v2.socket.write(upgrade);
+    await upgraded(v2);
+    assert.equal(accepted[1]!.remoteAddress, '2001:db8::7');
+
+    // HTTP's own timeout still holds after the header.
+    const slow = await rawClient(listener.address.port);
+    slow.socket.write(`PROXY TCP4 198.51.100.8 10.0.0.5 40001 443\r\nGET /pb HTTP/1.1\r\n`);
+    await within(slow.closed, 6 * TIMEOUT_MS, 'the slow request closed');
+    assert.match(slow.received().toString('latin1'), /^HTTP\/1\.1 408 /);
+
+    // From a trusted address without a header: dropped before HTTP sees a byte, and reported.
+    const bare = await rawClient(listener.address.port);
+    const barePort = bare.socket.localPort;
+    bare.socket.write(upgrade);
+    await within(bare.closed, 1000, 'the connection without a header closed');
+    assert.equal(bare.received().length, 0);
+    assert.equal(failures.length, 1);
+    assert.equal(failures[0]!.peer, `127.0.0.1:${barePort}`);
+    assert.match(failures[0]!.err.message, /not a PROXY protocol header/);
+
+    // From elsewhere: an ordinary client, its own address the peer.
+    const direct = await dial({ endpoint: parseEndpoint(`ws://127.0.0.1:${listener.address.port}/pb#bindAddress=127.0.0.9`), environmentProxy: false });
+    open.push(direct);
+    assert.equal(accepted[2]!.remoteAddress, '127.0.0.9');
+    assert.equal(seen.length, 5);
+    assert.equal(failures.length, 1);
   });
 
   it('close() stops listening and resolves with a WebSocket open, which keeps working; idle HTTP connections are closed', async () => {
