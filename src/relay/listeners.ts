@@ -51,7 +51,8 @@ export async function openListener(spec: ListenerSpec, events: ListenerEvents, h
       ...(spec.tls ? { tls: spec.tls } : {}),
       handshakeTimeoutMs,
       onSocket: (socket) => events.onSocket(socket, spec),
-      ...(proxyFrom ? { proxyFrom, onProxyHeaderError: headerFailed } : {}),
+      ...(proxyFrom ? { proxyFrom } : {}),
+      onClientError: (peer, err, stage) => events.onClientError(spec, peer, err, stage),
     }, (accepted) => events.onStream(accepted, spec));
     return { spec, address: ws.address, close: () => ws.close() };
   }

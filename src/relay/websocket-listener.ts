@@ -3,11 +3,12 @@ import { createServer as createHttpServer, type IncomingMessage, type Server as 
 import { createServer as createHttpsServer, type Server as HttpsServer, type ServerOptions } from 'node:https';
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import { WebSocketServer } from 'ws';
 import { BbgateError } from '../errors.js';
 import { WEBSOCKET_MAX_PAYLOAD, webSocketByteStream } from '../transport/websocket.js';
 import type { AddressSet } from './policy.js';
-import { connectionAddresses, proxyHeaderGate } from './proxy-protocol.js';
+import { connectionAddresses, formatAddress, proxyHeaderGate } from './proxy-protocol.js';
 
 export interface WebSocketListenerOptions {
   host: string;
@@ -30,8 +31,11 @@ export interface WebSocketListenerOptions {
    * HTTP; its source becomes the stream's remoteAddress. Connections from elsewhere carry none.
    */
   proxyFrom?: AddressSet;
-  /** A connection from proxyFrom without a valid header, dropped; `peer` is the load balancer. */
-  onProxyHeaderError?: (peer: string, err: Error) => void;
+  /**
+   * A client dropped before it was a stream: a connection from proxyFrom without a valid header
+   * (`peer` is the load balancer), or a failed TLS handshake.
+   */
+  onClientError?: (peer: string, err: Error, stage: 'proxy_header' | 'tls') => void;
 }
 
 export interface AcceptedStream {
@@ -78,7 +82,7 @@ export async function listenWebSocket(options: WebSocketListenerOptions, onStrea
   // PROXY header is off, which it would otherwise read as the start of TLS or of a request.
   // As Node's own servers would: HTTP keeps a half-closed socket open, TLS does not.
   const front = createTcpServer({ noDelay: true, allowHalfOpen: !options.tls });
-  const pass = proxyHeaderGate(options.proxyFrom, timeout, options.onProxyHeaderError ?? (() => undefined));
+  const pass = proxyHeaderGate(options.proxyFrom, timeout, (peer, err) => options.onClientError?.(peer, err, 'proxy_header'));
   front.on('connection', (socket: Socket) => {
     if (options.onSocket && !options.onSocket(socket)) {
       socket.destroy();
@@ -114,7 +118,11 @@ export async function listenWebSocket(options: WebSocketListenerOptions, onStrea
     socket.destroy();
   });
   // https passes TLS failures on as clientError as well; a socket is destroyed here without relying on that.
-  server.on('tlsClientError', (_err: Error, socket: Duplex) => socket.destroy());
+  server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
+    const peer = formatAddress(connectionAddresses(socket).remote);
+    socket.destroy();
+    options.onClientError?.(peer, err, 'tls');
+  });
 
   await listen(front, options, where);
   // Node's HTTP server starts the timer behind headersTimeout and requestTimeout on 'listening',

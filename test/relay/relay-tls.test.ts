@@ -2,6 +2,7 @@
 // upstream to a real 3.7 master's TLS port reached through real squid (Basic auth), verified
 // against trustRoots, through the same transport stack the worker uses.
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { startMaster, type RunningMaster } from '../helpers/buildbot-master.js';
 import { bbgate, type ProbeJson } from '../helpers/cli.js';
@@ -9,6 +10,16 @@ import { testPki, type TestPki } from '../helpers/pki.js';
 import { sleep } from '../helpers/processes.js';
 import { startRelay, type TestRelay } from '../helpers/relay.js';
 import { startSquid, type RunningSquid } from '../helpers/squid.js';
+
+/** A client that sends plain text to a TLS port; resolves when the relay hangs up. */
+function notTls(port: number): Promise<void> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port }, () => socket.write('hello, this is not a TLS ClientHello\r\n'.repeat(4)));
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve());
+    socket.resume();
+  });
+}
 
 describe('bbgate relay with TLS both ways and the master behind squid', () => {
   let pki: TestPki;
@@ -26,7 +37,10 @@ describe('bbgate relay with TLS both ways and the master behind squid', () => {
     });
     squid = await startSquid({ auth: { users: { relay: 'squid:pass' } }, allowPorts: [master.pbPort] });
     relay = await startRelay({
-      listen: [`tls:0:interface=127.0.0.1:certKey=${pki.server.certFile}:privateKey=${pki.server.keyFile}:extraCertChain=${pki.intermediate.certFile}:caCertsDir=${trust}`],
+      listen: [
+        `tls:0:interface=127.0.0.1:certKey=${pki.server.certFile}:privateKey=${pki.server.keyFile}:extraCertChain=${pki.intermediate.certFile}:caCertsDir=${trust}`,
+        `wss://127.0.0.1:0/pb#certKey=${pki.server.certFile}&privateKey=${pki.server.keyFile}`,
+      ],
       upstream: `tls:127.0.0.1:${master.pbPort}:trustRoots=${trust}`,
       upstreamProxy: `http://relay:${encodeURIComponent('squid:pass')}@127.0.0.1:${squid.port}`,
       allow: ['tls-w'],
@@ -61,5 +75,14 @@ describe('bbgate relay with TLS both ways and the master behind squid', () => {
     assert.equal(report.steps.at(-1)!.code, 'TLS_HANDSHAKE');
     for (let i = 0; i < 50 && (await relay.metric('bbgate_relay_handshake_failures_total', { reason: 'tls' })) === before; i++) await sleep(50);
     assert.equal(await relay.metric('bbgate_relay_handshake_failures_total', { reason: 'tls' }), before + 1);
+  });
+
+  it('counts and drops a client that does not speak TLS, on the tls: and the wss:// listener alike', async () => {
+    for (const i of [0, 1]) {
+      const before = await relay.metric('bbgate_relay_handshake_failures_total', { reason: 'tls' });
+      await notTls(relay.port(i));
+      for (let n = 0; n < 50 && (await relay.metric('bbgate_relay_handshake_failures_total', { reason: 'tls' })) === before; n++) await sleep(50);
+      assert.equal(await relay.metric('bbgate_relay_handshake_failures_total', { reason: 'tls' }), before + 1, `listener ${i}`);
+    }
   });
 });

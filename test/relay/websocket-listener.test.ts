@@ -172,7 +172,7 @@ describe('the WebSocket listener', () => {
     const listener = await listen({
       handshakeTimeoutMs: TIMEOUT_MS,
       proxyFrom: new AddressSet(['127.0.0.1/32'], (problem) => assert.fail(problem)),
-      onProxyHeaderError: (peer, err) => failures.push({ peer, err }),
+      onClientError: (peer, err) => failures.push({ peer, err }),
       onSocket: (socket) => seen.push(socket) > 0,
     }, echo(accepted));
     const upgrade = `GET /pb HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${Buffer.alloc(16, 1).toString('base64')}\r\n\r\n`;
