@@ -198,37 +198,32 @@ function parseV2(received: Buffer): ProxyHeaderParse {
   // LOCAL is the load balancer's own connection (a health check): any addresses in it mean nothing.
   if (command === COMMAND_LOCAL) return { header: { version: 2, command: 'local' }, length };
   const family = received[13]!;
-  const body = received.subarray(V2_FIXED, length);
-  const short = (needed: number) => new ProxyHeaderError(`malformed PROXY v2 header: ${bodyLength} address bytes where ${needed} are needed`);
-  switch (family) {
-    case TCP_OVER_IPV4:
-      if (bodyLength < 12) throw short(12);
-      return {
-        header: {
-          version: 2,
-          command: 'proxy',
-          source: { address: ipv4Text(body.subarray(0, 4)), port: body.readUInt16BE(8) },
-          destination: { address: ipv4Text(body.subarray(4, 8)), port: body.readUInt16BE(10) },
-        },
-        length,
-      };
-    case TCP_OVER_IPV6:
-      if (bodyLength < 36) throw short(36);
-      return {
-        header: {
-          version: 2,
-          command: 'proxy',
-          source: { address: ipv6Text(body.subarray(0, 16)), port: body.readUInt16BE(32) },
-          destination: { address: ipv6Text(body.subarray(16, 32)), port: body.readUInt16BE(34) },
-        },
-        length,
-      };
-    default:
-      // AF_UNSPEC: the spec lets the receiver go on with the connection's own addresses.
-      if (family >> 4 === 0) return { header: { version: 2, command: 'local' }, length };
-      throw new ProxyHeaderError(`PROXY v2 header for address family and transport 0x${family.toString(16).padStart(2, '0')} (TCP over IPv4 or IPv6 only)`);
+  const layout = V2_ADDRESSES[family];
+  if (!layout) {
+    // AF_UNSPEC: the spec lets the receiver go on with the connection's own addresses.
+    if (family >> 4 === 0) return { header: { version: 2, command: 'local' }, length };
+    throw new ProxyHeaderError(`PROXY v2 header for address family and transport 0x${family.toString(16).padStart(2, '0')} (TCP over IPv4 or IPv6 only)`);
   }
+  // Source address, destination address, source port, destination port.
+  const size = layout.bytes;
+  if (bodyLength < 2 * size + 4) throw new ProxyHeaderError(`malformed PROXY v2 header: ${bodyLength} address bytes where ${2 * size + 4} are needed`);
+  const body = received.subarray(V2_FIXED, length);
+  return {
+    header: {
+      version: 2,
+      command: 'proxy',
+      source: { address: layout.text(body.subarray(0, size)), port: body.readUInt16BE(2 * size) },
+      destination: { address: layout.text(body.subarray(size, 2 * size)), port: body.readUInt16BE(2 * size + 2) },
+    },
+    length,
+  };
 }
+
+/** The address blocks of the two families v2 defines for TCP: how long an address is, and how it is written. */
+const V2_ADDRESSES: Record<number, { bytes: number; text(bytes: Buffer): string }> = {
+  [TCP_OVER_IPV4]: { bytes: 4, text: (b) => ipv4Text(b) },
+  [TCP_OVER_IPV6]: { bytes: 16, text: (b) => ipv6Text(b) },
+};
 
 function ipv4Text(bytes: Buffer): string {
   return [...bytes].join('.');

@@ -12,13 +12,12 @@
 // - without `-db` it forks into the background, and the child would outlive the test;
 // - the readiness checks (a connect to each frontend) reach the targets too, as connections from
 //   127.0.0.1 that close at once: a test that reads its target's log should skip those lines.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { guardDaemon, waitListening } from './daemon.js';
 import { freePort } from './ports.js';
-import { startProcess, type LineProcess } from './processes.js';
+import { startProcess } from './processes.js';
 
 const HAPROXY = process.env.BBGATE_HAPROXY ?? '/usr/sbin/haproxy';
 
@@ -57,17 +56,15 @@ async function startOnce(routes: HaproxyRoute[]): Promise<RunningHaproxy> {
   const file = join(dir, 'haproxy.cfg');
   writeFileSync(file, config(routes, ports));
   const haproxy = startProcess(HAPROXY, ['-f', file, '-db'], { cwd: dir });
-  const pid = haproxy.child.pid!;
-  const watchdog = startWatchdog(pid, dir);
+  const guard = guardDaemon(haproxy, 'haproxy', dir);
   const output = () => `${haproxy.lines.join('\n')}\n${haproxy.stderr()}`;
   try {
-    await waitListening(haproxy, ports, output);
+    await waitListening('haproxy', haproxy, ports, () => output().slice(-3000));
   } catch (err) {
-    await kill(haproxy, watchdog, dir);
+    await guard.stop();
     throw err;
   }
-  let stopped: Promise<void> | undefined;
-  return { ports, pid, output, stop: () => (stopped ??= kill(haproxy, watchdog, dir)) };
+  return { ports, pid: haproxy.child.pid!, output, stop: guard.stop };
 }
 
 function config(routes: HaproxyRoute[], ports: number[]): string {
@@ -93,46 +90,3 @@ function config(routes: HaproxyRoute[], ports: number[]): string {
   return `${lines.join('\n')}\n`;
 }
 
-async function waitListening(haproxy: LineProcess, ports: number[], output: () => string, timeoutMs = 10000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (const port of ports) {
-    while (!(await accepts(port))) {
-      if (haproxy.child.exitCode !== null || haproxy.child.signalCode !== null) {
-        throw new Error(`haproxy exited (${haproxy.child.exitCode ?? haproxy.child.signalCode}) before listening on ${port}:\n${output().slice(-3000)}`);
-      }
-      if (Date.now() > deadline) throw new Error(`haproxy did not listen on ${port} within ${timeoutMs} ms:\n${output().slice(-3000)}`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  }
-}
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
-/** A detached shell that outlives a SIGKILLed test process and then kills haproxy and removes its files. */
-function startWatchdog(pid: number, dir: string): number {
-  // The comm check keeps it from killing an unrelated process that reused haproxy's pid.
-  const script = `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; [ "$(cat /proc/${pid}/comm 2>/dev/null)" = haproxy ] && kill -9 ${pid}; rm -rf '${dir}'`;
-  const child = spawn('/bin/sh', ['-c', script], { detached: true, stdio: 'ignore' });
-  child.unref();
-  return child.pid!;
-}
-
-async function kill(haproxy: LineProcess, watchdog: number, dir: string): Promise<void> {
-  haproxy.kill();
-  await haproxy.exited;
-  try {
-    process.kill(-watchdog, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-  rmSync(dir, { recursive: true, force: true });
-}

@@ -12,13 +12,13 @@
 //   `dns_v4_first` (an error at start-up);
 // - Debian builds squid with GnuTLS, which https_port handles with tls-cert=/tls-key=;
 // - the readiness probes leave "error:transaction-end-before-headers" lines in access.log.
-import { execFileSync, spawn } from 'node:child_process';
-import { chownSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { execFileSync } from 'node:child_process';
+import { chownSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { guardDaemon, waitListening } from './daemon.js';
 import { freePort } from './ports.js';
-import { startProcess, type LineProcess } from './processes.js';
+import { startProcess } from './processes.js';
 
 const SQUID = process.env.BBGATE_SQUID ?? '/usr/sbin/squid';
 const HELPERS = process.env.BBGATE_SQUID_HELPERS ?? '/usr/lib/squid';
@@ -77,14 +77,16 @@ async function startOnce(options: SquidOptions): Promise<RunningSquid> {
 
   const squid = startProcess(SQUID, ['-N', '-f', join(dir, 'squid.conf')], { cwd: dir });
   const pid = squid.child.pid!;
-  const watchdog = startWatchdog(pid, dir);
+  // SIGKILL, as SIGTERM takes squid ~1.6 s even with shutdown_lifetime 0; access.log is written as
+  // each transaction ends, so nothing is lost, and the auth helpers exit on EOF.
+  const guard = guardDaemon(squid, 'squid', dir);
+  const log = () => `cache.log:\n${readIfThere(join(dir, 'cache.log')).slice(-3000)}\nstderr:\n${squid.stderr().slice(-3000)}`;
   try {
-    await waitListening(squid, dir, [port, ...(tlsPort ? [tlsPort] : [])]);
+    await waitListening('squid', squid, [port, ...(tlsPort ? [tlsPort] : [])], log);
   } catch (err) {
-    await kill(squid, watchdog, dir);
+    await guard.stop();
     throw err;
   }
-  let stopped: Promise<void> | undefined;
   return {
     port,
     url: `http://127.0.0.1:${port}`,
@@ -92,7 +94,7 @@ async function startOnce(options: SquidOptions): Promise<RunningSquid> {
     pid,
     accessLog: () => readIfThere(join(dir, 'access.log')),
     cacheLog: () => readIfThere(join(dir, 'cache.log')),
-    stop: () => (stopped ??= kill(squid, watchdog, dir)),
+    stop: guard.stop,
   };
 }
 
@@ -163,51 +165,6 @@ function effectiveUser(): { uid: number; gid: number } {
   return { uid: id('-u'), gid: id('-g') };
 }
 
-
-async function waitListening(squid: LineProcess, dir: string, ports: number[], timeoutMs = 10000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (const port of ports) {
-    while (!(await accepts(port))) {
-      const log = () => `\ncache.log:\n${readIfThere(join(dir, 'cache.log')).slice(-3000)}\nstderr:\n${squid.stderr().slice(-3000)}`;
-      if (squid.child.exitCode !== null || squid.child.signalCode !== null) throw new Error(`squid exited (${squid.child.exitCode ?? squid.child.signalCode}) before listening on ${port}${log()}`);
-      if (Date.now() > deadline) throw new Error(`squid did not listen on ${port} within ${timeoutMs} ms${log()}`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  }
-}
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
-/** A detached shell that outlives a SIGKILLed test process and then kills squid and removes its files. */
-function startWatchdog(pid: number, dir: string): number {
-  // The comm check keeps it from killing an unrelated process that reused squid's pid.
-  const script = `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; [ "$(cat /proc/${pid}/comm 2>/dev/null)" = squid ] && kill -9 ${pid}; rm -rf '${dir}'`;
-  const child = spawn('/bin/sh', ['-c', script], { detached: true, stdio: 'ignore' });
-  child.unref();
-  return child.pid!;
-}
-
-async function kill(squid: LineProcess, watchdog: number, dir: string): Promise<void> {
-  // SIGTERM takes squid ~1.6 s even with shutdown_lifetime 0; access.log is written as each
-  // transaction ends, so SIGKILL loses nothing, and the auth helpers exit on EOF.
-  squid.kill();
-  await squid.exited;
-  try {
-    process.kill(-watchdog, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-  rmSync(dir, { recursive: true, force: true });
-}
 
 function readIfThere(path: string): string {
   try {
