@@ -1,5 +1,5 @@
-import { isIP } from 'node:net';
 import { parseEndpoint } from '../transport/endpoint.js';
+import { hostPort } from '../transport/host-port.js';
 import { ProxyError } from './failures.js';
 import { redactUrl } from './redact.js';
 
@@ -70,10 +70,9 @@ export function proxyFromUrl(s: string, origin: { source: ProxyConfig['source'];
 
 function fromEndpoint(s: string): ProxyConfig {
   const endpoint = parseEndpoint(s);
-  const host = isIP(endpoint.host) === 6 ? `[${endpoint.host}]` : endpoint.host;
   let url: URL;
   try {
-    url = new URL(`http://${host}:${endpoint.port}`);
+    url = new URL(`http://${hostPort(endpoint.host, endpoint.port)}`);
   } catch {
     throw syntax(`"${s}": "${endpoint.host}" is not a valid proxy host name`);
   }

@@ -1,5 +1,6 @@
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
+import { hostPort } from '../transport/host-port.js';
 import { VERSION } from '../version.js';
 import type { ProxyConfig } from './config.js';
 import { closedFailure, ProxyError, replyFailure, socketFailure, timeoutFailure, type Attempt, type Phase } from './failures.js';
@@ -26,7 +27,7 @@ export interface Tunnel {
  * phrase of the status line and cannot say which step failed.
  */
 export async function connectThroughProxy(proxy: ProxyConfig, host: string, port: number, options: TunnelOptions): Promise<Tunnel> {
-  const target = `${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
+  const target = hostPort(host, port);
   const attempt: Attempt = { proxy: proxy.url.origin, target, port };
   checkTarget(host, port, attempt);
   options.signal?.throwIfAborted();

@@ -1,4 +1,4 @@
-import { isIP } from 'node:net';
+import { hostPort } from '../transport/host-port.js';
 import { proxyFromUrl, type ProxyConfig } from './config.js';
 import { noProxyMatch, parentDomainEntries } from './no-proxy.js';
 
@@ -23,7 +23,7 @@ import { noProxyMatch, parentDomainEntries } from './no-proxy.js';
  * not a usable proxy URL: a proxy the user asked for is never skipped silently.
  */
 export function proxyFromEnvironment(host: string, port: number, env: NodeJS.ProcessEnv = process.env): { proxy?: ProxyConfig; reason: string } {
-  const target = `${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
+  const target = hostPort(host, port);
   const chosen = variable(env, 'https_proxy') ?? variable(env, 'all_proxy');
   if (!chosen) {
     const http = variable(env, 'http_proxy');

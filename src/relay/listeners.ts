@@ -3,10 +3,11 @@ import { createServer as createTcpServer, type AddressInfo, type Server, type So
 import { createServer as createTlsServer, type TlsOptions, type TLSSocket } from 'node:tls';
 import { BbgateError } from '../errors.js';
 import { loadTrustRoots } from '../tls/index.js';
+import { hostPort } from '../transport/host-port.js';
 import type { ListenerSpec } from './config.js';
 import { configError } from './config.js';
 import { AddressSet } from './policy.js';
-import { connectionAddresses, formatAddress, proxyHeaderGate } from './proxy-protocol.js';
+import { connectionAddresses, proxyHeaderGate } from './proxy-protocol.js';
 import { listenWebSocket, type AcceptedStream } from './websocket-listener.js';
 
 export type { AcceptedStream };
@@ -71,7 +72,8 @@ export async function openListener(spec: ListenerSpec, events: ListenerEvents, h
   });
   tls?.on('secureConnection', (socket: TLSSocket) => events.onStream(accepted(socket), spec));
   tls?.on('tlsClientError', (err: Error, socket: TLSSocket) => {
-    const peer = formatAddress(connectionAddresses(socket).remote);
+    const { address, port } = connectionAddresses(socket).remote;
+    const peer = hostPort(address, port);
     // Node 20 leaves a socket whose handshake timed out open.
     socket.destroy();
     events.onClientError(spec, peer, err, 'tls');
@@ -129,7 +131,7 @@ async function tlsServerOptions(spec: Extract<ListenerSpec, { kind: 'tls' }>, ha
 function listen(server: Server, spec: ListenerSpec): Promise<void> {
   return new Promise((resolve, reject) => {
     const failed = (err: NodeJS.ErrnoException) => {
-      const where = `${spec.host ?? '*'}:${spec.port}`;
+      const where = hostPort(spec.host ?? '*', spec.port);
       const why = err.code === 'EADDRINUSE' ? 'the address is in use' : err.code === 'EACCES' ? 'permission denied (ports below 1024 need privileges)' : err.message;
       reject(err instanceof BbgateError ? err : configError(`cannot listen on ${where} (${spec.name}): ${why}`));
     };

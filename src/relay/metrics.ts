@@ -7,6 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { BbgateError } from '../errors.js';
+import { hostPort } from '../transport/host-port.js';
 
 export class RelayMetrics {
   readonly registry = new Registry();
@@ -117,7 +118,7 @@ export function startMetricsServer(host: string, port: number, metrics: RelayMet
   });
   return new Promise((resolve, reject) => {
     const failed = (err: NodeJS.ErrnoException): void => {
-      const where = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+      const where = hostPort(host, port);
       reject(new BbgateError('RELAY_CONFIG', `cannot listen for metrics on ${where}: ${listenProblem(err)}`, { cause: err }));
     };
     server.once('error', failed);

@@ -8,6 +8,7 @@
  */
 import { isIP, type Socket } from 'node:net';
 import { BbgateError } from '../errors.js';
+import { hostPort } from '../transport/host-port.js';
 import type { AddressSet } from './policy.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -304,10 +305,6 @@ export function connectionAddresses(socket: Socket): { remote: SocketAddress; lo
   };
 }
 
-/** ADDRESS:PORT, [ADDRESS]:PORT for IPv6, as the relay's logs write a peer. */
-export function formatAddress({ address, port }: SocketAddress): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
-}
 
 /**
  * A listener's door (proxyFrom=): a connection from a `trusted` load balancer must open with a
@@ -322,7 +319,8 @@ export function proxyHeaderGate(
 ): (socket: Socket, next: (socket: Socket) => void) => void {
   return (socket, next) => {
     if (!trusted?.has(socket.remoteAddress ?? '')) return next(socket);
-    const peer = formatAddress(connectionAddresses(socket).remote);
+    const { address, port } = connectionAddresses(socket).remote;
+    const peer = hostPort(address, port);
     readProxyHeader(socket, timeoutMs).then(
       (header) => {
         if (header.command === 'proxy') announced.set(socket, header);

@@ -2,6 +2,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { loadClientCertificate } from '../tls/client-certificate.js';
 import { loadTrustRoots } from '../tls/index.js';
 import type { RouteOptions } from '../transport/dial.js';
+import { hostPort } from '../transport/host-port.js';
 import { configError, type ListenerSpec, type RelayConfig } from './config.js';
 import { openListener, type AcceptedStream, type Listener } from './listeners.js';
 import { RelayMetrics, startMetricsServer } from './metrics.js';
@@ -111,9 +112,9 @@ export class Relay {
       throw err;
     }
     this.logger.info({
-      listeners: this.listeners.map((l) => `${l.spec.name} on ${format(l.address)}`),
+      listeners: this.listeners.map((l) => `${l.spec.name} on ${hostPort(l.address.address, l.address.port)}`),
       upstream: this.config.upstreamText,
-      metrics: this.metricsServer ? format(this.metricsServer.address) : undefined,
+      metrics: this.metricsServer ? hostPort(this.metricsServer.address.address, this.metricsServer.address.port) : undefined,
     }, 'relay listening');
   }
 
@@ -205,8 +206,4 @@ export class Relay {
     const open = this.listeners.splice(0);
     await Promise.all(open.map((l) => l.close()));
   }
-}
-
-function format(a: AddressInfo): string {
-  return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
 }

@@ -1,6 +1,7 @@
 import type { Duplex } from 'node:stream';
 import { BbgateError } from '../errors.js';
 import { dial, type RouteOptions } from '../transport/dial.js';
+import { hostPort } from '../transport/host-port.js';
 import type { RelayConfig } from './config.js';
 import type { AcceptedStream } from './listeners.js';
 import { LoginGuard, type LoginOutcome } from './login-guard.js';
@@ -50,7 +51,7 @@ export class RelayedConnection {
   private counted = false;
   private ended = false;
   private reason: string | undefined;
-  private onClose: (() => void) | undefined;
+  private loginTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly accepted: AcceptedStream,
@@ -70,8 +71,7 @@ export class RelayedConnection {
   }
 
   private get peer(): string {
-    const { remoteAddress, remotePort } = this.accepted;
-    return remoteAddress.includes(':') ? `[${remoteAddress}]:${remotePort}` : `${remoteAddress}:${remotePort}`;
+    return hostPort(this.accepted.remoteAddress, this.accepted.remotePort);
   }
 
   async run(): Promise<void> {
@@ -106,9 +106,8 @@ export class RelayedConnection {
     const { config } = this.ctx;
     this.setState('login');
     const guard = new LoginGuard(hello.dialect === 'pb', hello.requestId, (outcome) => this.loginDecided(outcome));
-    const loginTimer = setTimeout(() => this.close(`the master gave no verdict on the password within ${config.loginTimeout} s`), config.loginTimeout * 1000);
-    loginTimer.unref();
-    this.onClose = () => clearTimeout(loginTimer);
+    this.loginTimer = setTimeout(() => this.close(`the master gave no verdict on the password within ${config.loginTimeout} s`), config.loginTimeout * 1000);
+    this.loginTimer.unref();
     const fromWorker = (chunk: Buffer) => {
       try {
         guard.workerBytes(chunk);
@@ -123,7 +122,7 @@ export class RelayedConnection {
         this.close(`the master's answer to the login cannot be read: ${(err as Error).message}`);
       }
       if (!guard.watchingMaster) {
-        clearTimeout(loginTimer);
+        clearTimeout(this.loginTimer);
         master.off('data', fromMaster);
       }
     };
@@ -148,23 +147,22 @@ export class RelayedConnection {
   private loginDecided(outcome: LoginOutcome): void {
     // A socket can still emit what it had buffered after close(): that verdict counts for nothing.
     if (this.ended) return;
-    const { metrics, perWorker, config, logger } = this.ctx;
+    const { metrics, perWorker, logger } = this.ctx;
     const name = this.worker!;
     if (outcome === 'refused') {
       metrics.logins.inc({ result: 'failed', reason: 'master_refused' });
       logger.warn({ worker: name, peer: this.peer, listener: this.listener }, 'the master refused the worker\'s password');
-      this.reason = 'the master refused the worker\'s password';
-      setTimeout(() => this.close(this.reason!), LINGER_MS).unref();
+      this.closeSoon('the master refused the worker\'s password');
       return;
     }
-    const live = perWorker.get(name) ?? 0;
-    if (live >= config.maxPerWorker) {
+    const full = this.atLimit(name);
+    if (full) {
       // Two logins for one name raced past admission: the later one gives way.
       metrics.logins.inc({ result: 'denied', reason: 'worker_limit' });
-      this.close(`worker "${name}" logged in while it already had ${live} connection${live === 1 ? '' : 's'} through this relay (the limit is ${config.maxPerWorker})`);
+      this.close(full);
       return;
     }
-    perWorker.set(name, live + 1);
+    perWorker.set(name, (perWorker.get(name) ?? 0) + 1);
     this.counted = true;
     metrics.logins.inc({ result: 'authenticated', reason: 'master_accepted' });
     this.setState('relaying');
@@ -196,7 +194,7 @@ export class RelayedConnection {
 
   /** The allow-list, then the per-worker limit; a refusal answers the login and the master never hears of it. */
   private admit(hello: WorkerHello): boolean {
-    const { policy, perWorker, metrics, config, logger } = this.ctx;
+    const { policy, metrics, logger } = this.ctx;
     const name = hello.username;
     const verdict = policy.check(name, this.accepted.remoteAddress);
     if (!verdict.allowed) {
@@ -204,15 +202,22 @@ export class RelayedConnection {
       this.refuse(hello, 'RELAY_DENIED', verdict.message);
       return false;
     }
-    const live = perWorker.get(name) ?? 0;
-    if (live >= config.maxPerWorker) {
+    const full = this.atLimit(name);
+    if (full) {
       metrics.logins.inc({ result: 'denied', reason: 'worker_limit' });
-      this.refuse(hello, 'RELAY_LIMIT', `worker "${name}" already has ${live} connection${live === 1 ? '' : 's'} through this relay (the limit is ${config.maxPerWorker})`);
+      this.refuse(hello, 'RELAY_LIMIT', full);
       return false;
     }
     metrics.logins.inc({ result: 'admitted', reason: 'allowed' });
     logger.info({ worker: name, peer: this.peer, listener: this.listener, rule: verdict.rule }, 'worker admitted');
     return true;
+  }
+
+  /** Why `name` may not have another logged-in connection through this relay, or undefined if it may. */
+  private atLimit(name: string): string | undefined {
+    const live = this.ctx.perWorker.get(name) ?? 0;
+    const limit = this.ctx.config.maxPerWorker;
+    return live < limit ? undefined : `worker "${name}" already has ${live} connection${live === 1 ? '' : 's'} through this relay (the limit is ${limit})`;
   }
 
   /** Dials the master through the transport stack and replays the worker's greeting; undefined if that failed. */
@@ -248,9 +253,14 @@ export class RelayedConnection {
 
   private refuse(hello: WorkerHello, code: RefusalCode, message: string): void {
     this.ctx.logger.warn({ worker: hello.username, peer: this.peer, listener: this.listener, code, reason: message }, 'worker refused');
-    this.reason = `refused (${code}): ${message}`;
     refuseLogin(this.accepted.stream, hello, refusal(code, message));
-    setTimeout(() => this.close(this.reason!), LINGER_MS).unref();
+    this.closeSoon(`refused (${code}): ${message}`);
+  }
+
+  /** Ends the connection once its last words have had time to arrive, with `reason` as the one logged. */
+  private closeSoon(reason: string): void {
+    this.reason = reason;
+    setTimeout(() => this.close(reason), LINGER_MS).unref();
   }
 
   private setState(state: ConnectionState): void {
@@ -266,7 +276,7 @@ export class RelayedConnection {
     this.ended = true;
     const { metrics, perWorker, logger, config } = this.ctx;
     metrics.connections.dec({ state: this.state });
-    this.onClose?.();
+    clearTimeout(this.loginTimer);
     if (this.counted && this.worker !== undefined) {
       const left = (perWorker.get(this.worker) ?? 1) - 1;
       if (left > 0) perWorker.set(this.worker, left);

@@ -6,9 +6,10 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { WebSocketServer } from 'ws';
 import { BbgateError } from '../errors.js';
+import { hostPort } from '../transport/host-port.js';
 import { WEBSOCKET_MAX_PAYLOAD, webSocketByteStream } from '../transport/websocket.js';
 import type { AddressSet } from './policy.js';
-import { connectionAddresses, formatAddress, proxyHeaderGate } from './proxy-protocol.js';
+import { connectionAddresses, proxyHeaderGate } from './proxy-protocol.js';
 
 export interface WebSocketListenerOptions {
   host: string;
@@ -72,7 +73,7 @@ const MAX_TIMEOUT_CHECK_INTERVAL_MS = 1000;
  * when the address cannot be bound.
  */
 export async function listenWebSocket(options: WebSocketListenerOptions, onStream: (accepted: AcceptedStream) => void): Promise<WebSocketListener> {
-  const where = `${options.host.includes(':') ? `[${options.host}]` : options.host}:${options.port}`;
+  const where = hostPort(options.host, options.port);
   const timeout = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
   // Once upgraded, a connection is no longer an HTTP request, and these no longer apply to it.
   const bounds = { headersTimeout: timeout, requestTimeout: timeout, connectionsCheckingInterval: Math.min(timeout, MAX_TIMEOUT_CHECK_INTERVAL_MS) };
@@ -119,7 +120,8 @@ export async function listenWebSocket(options: WebSocketListenerOptions, onStrea
   });
   // https passes TLS failures on as clientError as well; a socket is destroyed here without relying on that.
   server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
-    const peer = formatAddress(connectionAddresses(socket).remote);
+    const { address, port } = connectionAddresses(socket).remote;
+    const peer = hostPort(address, port);
     socket.destroy();
     options.onClientError?.(peer, err, 'tls');
   });

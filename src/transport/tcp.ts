@@ -3,6 +3,7 @@ import { createConnection, isIP, type Socket } from 'node:net';
 import { BbgateError, type ErrorCode } from '../errors.js';
 import { withDeadline } from './deadline.js';
 import type { TcpEndpoint } from './endpoint.js';
+import { hostPort } from './host-port.js';
 
 /** Every address a host name resolves to (an IP literal resolves to itself), within `timeout` seconds. */
 export async function resolveHost(host: string, timeout = 30): Promise<string[]> {
@@ -41,7 +42,7 @@ export function networkError(err: unknown, where: string): BbgateError {
 
 /** Opens a TCP connection to `address` (already resolved), failing with a typed error. */
 export function connectTcp(endpoint: Pick<TcpEndpoint, 'port' | 'timeout' | 'bindAddress'>, address: string): Promise<Socket> {
-  const where = `${address.includes(':') ? `[${address}]` : address}:${endpoint.port}`;
+  const where = hostPort(address, endpoint.port);
   return new Promise((resolve, reject) => {
     const socket = createConnection({
       host: address,
