@@ -1,7 +1,8 @@
 import { isIP } from 'node:net';
 import { BbgateError } from '../errors.js';
 import { parseProxyString, type ProxyConfig } from '../proxy/index.js';
-import { parseEndpoint, present, splitEndpoint, type Endpoint } from '../transport/endpoint.js';
+import { EndpointSyntaxError, parseEndpoint, present, splitEndpoint, splitWebSocketUrl, type Endpoint, type WebSocketUrl } from '../transport/endpoint.js';
+import { hostPort } from '../transport/host-port.js';
 import { AddressSet, parseAllowRule, type AllowRule } from './policy.js';
 
 /**
@@ -113,7 +114,7 @@ export function resolveRelayConfig(settings: RelaySettings): RelayConfig {
   const listeners = listen.map(parseListener);
   const names = new Set<string>();
   for (const l of listeners.filter((l) => l.port !== 0)) {
-    const where = `${l.host ?? '*'}:${l.port}`;
+    const where = hostPort(l.host ?? '*', l.port);
     if (names.has(where)) throw configError(`two listeners on ${where}`);
     names.add(where);
   }
@@ -124,7 +125,7 @@ export function resolveRelayConfig(settings: RelaySettings): RelayConfig {
     ...(settings.upstreamProxy !== undefined ? { upstreamProxy: wrap('upstreamProxy', () => parseProxyString(settings.upstreamProxy!)) } : {}),
     environmentProxy: flag('environmentProxy', settings.environmentProxy, true),
     allow,
-    ...(settings.metrics !== undefined ? { metrics: hostPort('metrics', settings.metrics) } : {}),
+    ...(settings.metrics !== undefined ? { metrics: parseHostPort('metrics', settings.metrics) } : {}),
     maxConnections: count('maxConnections', settings.maxConnections, DEFAULTS.maxConnections, 1),
     maxPerWorker: count('maxPerWorker', settings.maxPerWorker, DEFAULTS.maxPerWorker, 1),
     handshakeTimeout: seconds('handshakeTimeout', settings.handshakeTimeout, DEFAULTS.handshakeTimeout, false),
@@ -184,7 +185,7 @@ function flag(key: keyof RelaySettings, value: unknown, fallback: boolean): bool
   return value;
 }
 
-function hostPort(key: keyof RelaySettings, text: string): { host: string; port: number } {
+function parseHostPort(key: keyof RelaySettings, text: string): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d+)$/.exec(text);
   const host = match?.[1] ?? match?.[2];
   const port = Number(match?.[3]);
@@ -244,31 +245,33 @@ function listenPort(value: string | undefined, fail: (problem: string) => Error)
   return Number(value);
 }
 
+const WS_LISTENER_KEYS = ['proxyFrom'];
+const WSS_LISTENER_KEYS = ['certKey', 'privateKey', 'extraCertChain', 'proxyFrom'];
+
+/** A ws:// or wss:// listener, read by the same parser as a worker's ws:// connection string. */
 function webSocketListener(text: string): ListenerSpec {
   const fail = (problem: string) => configError(`${label('listen')} "${text}": ${problem}`);
-  let url: URL;
+  let url: WebSocketUrl;
   try {
-    url = new URL(text);
+    url = splitWebSocketUrl(text, (secure) => (secure ? WSS_LISTENER_KEYS : WS_LISTENER_KEYS), (description, key, secure) =>
+      new EndpointSyntaxError(`"${description}": unknown option "${key}" after # (allowed: ${(secure ? WSS_LISTENER_KEYS : WS_LISTENER_KEYS).join(', ')})`));
+  } catch (err) {
+    throw configError(`${label('listen')} ${(err as Error).message}`);
+  }
+  if (url.query) throw fail('a listener URL takes no query string');
+  const { secure, host, options } = url;
+  const port = url.port === undefined ? (secure ? 443 : 80) : listenPort(url.port, fail);
+  let path: string;
+  try {
+    path = decodeURIComponent(url.path);
   } catch {
-    throw fail('not a valid URL (write ws://HOST:PORT/PATH or wss://HOST:PORT/PATH#certKey=PEM&privateKey=PEM)');
+    throw fail('the path has a "%" that is not followed by two hex digits (write a literal "%" as %25)');
   }
-  if (url.username || url.password) throw fail('a listener URL takes no user name or password');
-  if (url.search) throw fail('a listener URL takes no query string');
-  const secure = url.protocol === 'wss:';
-  const options = new URLSearchParams(url.hash.slice(1));
-  const allowed = secure ? ['certKey', 'privateKey', 'extraCertChain', 'proxyFrom'] : ['proxyFrom'];
-  for (const key of options.keys()) {
-    if (!allowed.includes(key)) throw fail(`unknown option "${key}" after # (allowed: ${allowed.join(', ')})`);
-    if (options.getAll(key).length > 1) throw fail(`"${key}" is given twice`);
-  }
-  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-  const port = url.port === '' ? (secure ? 443 : 80) : Number(url.port);
-  const path = decodeURIComponent(url.pathname);
-  const base = { kind: 'ws' as const, name: text.replace(/#.*/, ''), port, host, path, ...proxyFrom(options.get('proxyFrom') ?? undefined, fail) };
+  const base = { kind: 'ws' as const, name: text.replace(/#.*/, ''), port, host, path, ...proxyFrom(options.get('proxyFrom'), fail) };
   if (!secure) return base;
   const certKey = options.get('certKey');
   if (!certKey) throw fail('a wss:// listener needs #certKey=PEM (and &privateKey=PEM unless the file holds the key)');
-  return { ...base, tls: { certKey, privateKey: options.get('privateKey') || certKey, ...present({ extraCertChain: options.get('extraCertChain') ?? undefined }) } };
+  return { ...base, tls: { certKey, privateKey: options.get('privateKey') ?? certKey, ...present({ extraCertChain: options.get('extraCertChain') }) } };
 }
 
 /** Checked here, so that a bad address is a configuration error naming its listener before anything listens. */

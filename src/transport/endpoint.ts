@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { BbgateError } from '../errors.js';
 import { redactUrl } from '../proxy/redact.js';
+import { hostPort } from './host-port.js';
 
 /** A parsed `tcp:` client endpoint, Twisted's grammar. */
 export interface TcpEndpoint {
@@ -372,27 +373,13 @@ const WSS_MISPLACED: Record<string, string> = {
  * `ws://HOST[:PORT]/PATH[?QUERY][#OPTIONS]` and the same with wss://. The
  * path and query go to the server in the upgrade request; bbgate's own
  * options go in the fragment (`#trustRoots=DIR&timeout=30`), which by the
- * rules of URLs is never sent anywhere. Parsed by hand rather than with
- * WHATWG's URL, which quietly repairs what should be refused (`ws:///pb` is
- * host "pb" there) and rewrites the host and path it is given.
+ * rules of URLs is never sent anywhere.
  */
 function parseWebSocketUrl(description: string): WsEndpoint {
-  const [, scheme, authority, pathPart, query = '', fragment] = /^(wss?):\/\/([^/?#]*)([^?#]*)(\?[^#]*)?(?:#(.*))?$/is.exec(description)!;
-  const secure = scheme!.toLowerCase() === 'wss';
-  // Any "@" before the options, not only one in the host part: a password holding a "/" would
-  // otherwise be read as host, port and path, and quoted back in the error about them.
-  if (/^[^#]*@/.test(description)) {
-    throw new EndpointSyntaxError(
-      `"${redactUrl(description)}": a user name or password does not belong in the URL (bbgate would not send it, and it would end up in logs): the worker logs in with its worker name and password, and a proxy's credentials go in the proxy setting (an "@" in the path is written %40)`,
-    );
-  }
-  const [host, portText] = splitAuthority(description, authority!);
-  const port = portText === undefined ? (secure ? 443 : 80) : integer(description, 'port', portText, 1, 65535)!;
-  const path = (pathPart || '/') + query;
-  if (!/^[\x21-\x7e]*$/.test(path)) {
-    throw new EndpointSyntaxError(`"${description}": the path holds a space or a character outside printable ASCII; percent-encode it (a space is %20)`);
-  }
-  const options = fragmentOptions(description, fragment ?? '', secure);
+  const url = splitWebSocketUrl(description, (secure) => (secure ? WSS_KEYS : WS_KEYS), unknownOption);
+  const { secure, host, options } = url;
+  const port = url.port === undefined ? (secure ? 443 : 80) : integer(description, 'port', url.port, 1, 65535)!;
+  const path = url.path + url.query;
   const timeout = integer(description, 'timeout', options.get('timeout'), 1, 86400) ?? 30;
   const bindAddress = options.get('bindAddress');
   if (bindAddress !== undefined && !isIP(bindAddress)) {
@@ -411,6 +398,50 @@ function parseWebSocketUrl(description: string): WsEndpoint {
     verify: 'full',
     warnings: [],
   };
+}
+
+/** A ws:// or wss:// URL in parts, as both of its readers take it: a worker's connection string and a relay's listener. */
+export interface WebSocketUrl {
+  secure: boolean;
+  host: string;
+  /** As written, if written. */
+  port: string | undefined;
+  /** At least "/"; still percent-encoded. */
+  path: string;
+  /** "?…", or "" for none. */
+  query: string;
+  /** bbgate's options after "#", percent-decoded. */
+  options: Map<string, string>;
+}
+
+/**
+ * Splits `ws[s]://HOST[:PORT]/PATH[?QUERY][#KEY=VALUE&…]`, refusing credentials, a path that is
+ * not printable ASCII, and options that are not `allowed` (`unknown` says why, to the reader's
+ * taste). Parsed by hand rather than with WHATWG's URL, which quietly repairs what should be
+ * refused (`ws:///pb` is host "pb" there), rewrites hosts and paths, and reads "+" as a space.
+ */
+export function splitWebSocketUrl(
+  description: string,
+  allowed: (secure: boolean) => readonly string[],
+  unknown: (description: string, key: string, secure: boolean) => EndpointSyntaxError,
+): WebSocketUrl {
+  // Every string that starts with ws:// or wss:// (the callers' test) matches.
+  const [, scheme, authority, pathPart, query = '', fragment] = /^(wss?):\/\/([^/?#]*)([^?#]*)(\?[^#]*)?(?:#(.*))?$/is.exec(description)!;
+  const secure = scheme!.toLowerCase() === 'wss';
+  // Any "@" before the options, not only one in the host part: a password holding a "/" would
+  // otherwise be read as host, port and path, and quoted back in the error about them.
+  if (/^[^#]*@/.test(description)) {
+    throw new EndpointSyntaxError(
+      `"${redactUrl(description)}": a user name or password does not belong in the URL (bbgate would not send it, and it would end up in logs): the worker logs in with its worker name and password, and a proxy's credentials go in the proxy setting (an "@" in the path is written %40)`,
+    );
+  }
+  const [host, port] = splitAuthority(description, authority!);
+  const path = pathPart || '/';
+  if (!/^[\x21-\x7e]*$/.test(path + query)) {
+    throw new EndpointSyntaxError(`"${description}": the path holds a space or a character outside printable ASCII; percent-encode it (a space is %20)`);
+  }
+  const options = fragmentOptions(description, fragment ?? '', allowed(secure), (key) => unknown(description, key, secure));
+  return { secure, host, port, path, query, options };
 }
 
 /** HOST, [IPv6], HOST:PORT or [IPv6]:PORT; the port as written, if any. */
@@ -432,16 +463,15 @@ function splitAuthority(description: string, authority: string): [string, string
 }
 
 /** The `#key=value&key=value` options, percent-decoded; unknown, repeated and empty ones are errors. */
-function fragmentOptions(description: string, fragment: string, secure: boolean): Map<string, string> {
+function fragmentOptions(description: string, fragment: string, allowed: readonly string[], unknown: (key: string) => EndpointSyntaxError): Map<string, string> {
   const options = new Map<string, string>();
   if (fragment === '') return options;
-  const allowed = secure ? WSS_KEYS : WS_KEYS;
   for (const item of fragment.split('&')) {
     const eq = item.indexOf('=');
     if (item === '') throw new EndpointSyntaxError(`"${description}": an empty option after "#" (two "&" in a row, or one at the end)`);
     if (eq < 0) throw new EndpointSyntaxError(`"${description}": "${item}" after "#" is not KEY=VALUE (bbgate's options go after "#" as key=value, joined by "&")`);
     const key = item.slice(0, eq);
-    if (!allowed.includes(key)) throw unknownOption(description, key, secure);
+    if (!allowed.includes(key)) throw unknown(key);
     if (options.has(key)) throw new EndpointSyntaxError(`"${description}": "${key}" is given twice`);
     const raw = item.slice(eq + 1);
     if (raw === '') throw new EndpointSyntaxError(`"${description}": ${key}= is empty (give a value or leave the key out)`);
@@ -476,12 +506,12 @@ function formatWebSocketUrl(e: WsEndpoint): string {
     .filter(([, v]) => v !== undefined)
     .map(([k, v]) => `${k}=${String(v).replace(/[%&#\s]/g, (c) => encodeURIComponent(c))}`)
     .join('&');
-  return `${e.secure ? 'wss' : 'ws'}://${isIP(e.host) === 6 ? `[${e.host}]` : e.host}:${e.port}${e.path}#${fragment}`;
+  return `${webSocketUrl(e)}#${fragment}`;
 }
 
 /** The URL the upgrade goes to: the endpoint without bbgate's options, which stay on this machine. */
 export function webSocketUrl(e: WsEndpoint): string {
-  return `${e.secure ? 'wss' : 'ws'}://${isIP(e.host) === 6 ? `[${e.host}]` : e.host}:${e.port}${e.path}`;
+  return `${e.secure ? 'wss' : 'ws'}://${hostPort(e.host, e.port)}${e.path}`;
 }
 
 /** Makes a value literal inside a description (Twisted's quoteStringArgument, plus `=` for readability). */
