@@ -6,8 +6,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import { BbgateError } from '../errors.js';
-import { hostPort } from '../transport/host-port.js';
+import { listenOrFail } from './front-door.js';
 
 export class RelayMetrics {
   readonly registry = new Registry();
@@ -103,7 +102,7 @@ export interface MetricsServer {
 }
 
 /** `/metrics` for Prometheus, `/healthz` for load balancers and orchestrators (503 while draining). */
-export function startMetricsServer(host: string, port: number, metrics: RelayMetrics, health: () => Health): Promise<MetricsServer> {
+export async function startMetricsServer(host: string, port: number, metrics: RelayMetrics, health: () => Health): Promise<MetricsServer> {
   const server = http.createServer((req, res) => {
     respond(req, metrics, health).then(
       ({ status, type, body, headers }) => {
@@ -116,21 +115,12 @@ export function startMetricsServer(host: string, port: number, metrics: RelayMet
       },
     );
   });
-  return new Promise((resolve, reject) => {
-    const failed = (err: NodeJS.ErrnoException): void => {
-      const where = hostPort(host, port);
-      reject(new BbgateError('RELAY_CONFIG', `cannot listen for metrics on ${where}: ${listenProblem(err)}`, { cause: err }));
-    };
-    server.once('error', failed);
-    server.listen(port, host, () => {
-      server.off('error', failed);
-      resolve({
-        server,
-        address: server.address() as AddressInfo,
-        close: () => new Promise<void>((done, fail) => server.close((err) => (err ? fail(err) : done()))),
-      });
-    });
-  });
+  await listenOrFail(server, host, port, (where, why) => `cannot listen for metrics on ${where}: ${why}`);
+  return {
+    server,
+    address: server.address() as AddressInfo,
+    close: () => new Promise<void>((done, fail) => server.close((err) => (err ? fail(err) : done()))),
+  };
 }
 
 const TEXT = 'text/plain; charset=utf-8';
@@ -151,20 +141,4 @@ async function respond(req: http.IncomingMessage, metrics: RelayMetrics, health:
   if (path === '/metrics') return { status: 200, type: metrics.registry.contentType, body: await metrics.registry.metrics() };
   const state = health();
   return { status: state.ok && !state.draining ? 200 : 503, type: 'application/json', body: `${JSON.stringify(state)}\n` };
-}
-
-function listenProblem(err: NodeJS.ErrnoException): string {
-  switch (err.code) {
-    case 'EADDRINUSE':
-      return 'address in use';
-    case 'EADDRNOTAVAIL':
-      return 'no such address on this host';
-    case 'EACCES':
-      return 'permission denied';
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return 'cannot resolve the host name';
-    default:
-      return err.message;
-  }
 }

@@ -1,23 +1,21 @@
-import { readFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer, type Server as HttpsServer, type ServerOptions } from 'node:https';
-import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { TLSSocket } from 'node:tls';
 import { WebSocketServer } from 'ws';
-import { BbgateError } from '../errors.js';
 import { hostPort } from '../transport/host-port.js';
 import { WEBSOCKET_MAX_PAYLOAD, webSocketByteStream } from '../transport/websocket.js';
+import { frontDoor, listenOrFail, onTlsFailure, readTlsIdentity, tlsServerOrFail, type TlsIdentityFiles } from './front-door.js';
 import type { AddressSet } from './policy.js';
-import { connectionAddresses, proxyHeaderGate } from './proxy-protocol.js';
+import { connectionAddresses } from './proxy-protocol.js';
 
 export interface WebSocketListenerOptions {
   host: string;
   port: number;
   /** The one path upgrades are accepted on, compared with the request's path (percent-decoded, query ignored). */
   path: string;
-  /** PEM file paths, with Twisted's names: certKey holds the certificate (and may hold its chain), extraCertChain more of it. */
-  tls?: { certKey: string; privateKey: string; extraCertChain?: string };
+  /** PEM file paths, with Twisted's names. */
+  tls?: TlsIdentityFiles;
   /**
    * The largest message a client may send; default WEBSOCKET_MAX_PAYLOAD (256 KiB). ws
    * buffers a message whole, per connection, before the stream sees a byte of it.
@@ -77,20 +75,18 @@ export async function listenWebSocket(options: WebSocketListenerOptions, onStrea
   const timeout = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
   // Once upgraded, a connection is no longer an HTTP request, and these no longer apply to it.
   const bounds = { headersTimeout: timeout, requestTimeout: timeout, connectionsCheckingInterval: Math.min(timeout, MAX_TIMEOUT_CHECK_INTERVAL_MS) };
-  const server = options.tls ? httpsServer({ ...(await tlsFiles(options.tls, where)), ...bounds, handshakeTimeout: timeout }, where) : createHttpServer(bounds);
+  const label = `WebSocket listener ${where}`;
+  const identity = options.tls && (await readTlsIdentity(options.tls, label));
+  const server = identity ? tlsServerOrFail(label, () => createHttpsServer({ ...identity, ...bounds, handshakeTimeout: timeout })) : createHttpServer(bounds);
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: options.maxPayload ?? WEBSOCKET_MAX_PAYLOAD });
-  // The HTTP(S) server never listens: the plain one in front hands it each connection once any
-  // PROXY header is off, which it would otherwise read as the start of TLS or of a request.
   // As Node's own servers would: HTTP keeps a half-closed socket open, TLS does not.
-  const front = createTcpServer({ noDelay: true, allowHalfOpen: !options.tls });
-  const pass = proxyHeaderGate(options.proxyFrom, timeout, (peer, err) => options.onClientError?.(peer, err, 'proxy_header'));
-  front.on('connection', (socket: Socket) => {
-    if (options.onSocket && !options.onSocket(socket)) {
-      socket.destroy();
-      return;
-    }
-    pass(socket, (client) => server.emit('connection', client));
-  });
+  const front = frontDoor({
+    ...(options.onSocket ? { onSocket: options.onSocket } : {}),
+    ...(options.proxyFrom ? { proxyFrom: options.proxyFrom } : {}),
+    timeoutMs: timeout,
+    onProxyHeaderError: (peer, err) => options.onClientError?.(peer, err, 'proxy_header'),
+    allowHalfOpen: !options.tls,
+  }, (client) => server.emit('connection', client));
   const notHere = `no WebSocket listener at this path; this listener's path is ${options.path}\n`;
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
@@ -118,15 +114,10 @@ export async function listenWebSocket(options: WebSocketListenerOptions, onStrea
     if (status !== undefined && socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     socket.destroy();
   });
-  // https passes TLS failures on as clientError as well; a socket is destroyed here without relying on that.
-  server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
-    const { address, port } = connectionAddresses(socket).remote;
-    const peer = hostPort(address, port);
-    socket.destroy();
-    options.onClientError?.(peer, err, 'tls');
-  });
+  // https passes TLS failures on as clientError as well; they are reported (and destroyed) here without relying on that.
+  if (identity) onTlsFailure(server as HttpsServer, (peer, err) => options.onClientError?.(peer, err, 'tls'));
 
-  await listen(front, options, where);
+  await listenOrFail(front, options.host, options.port, (at, why) => `cannot listen for WebSocket connections on ${at}: ${why}`);
   // Node's HTTP server starts the timer behind headersTimeout and requestTimeout on 'listening',
   // which a server that never listens itself would not hear.
   server.emit('listening');
@@ -169,42 +160,4 @@ function refuseUpgrade(socket: Duplex, body: string): void {
   socket.end(
     `HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
-}
-
-async function tlsFiles(tls: NonNullable<WebSocketListenerOptions['tls']>, where: string): Promise<{ cert: Buffer; key: Buffer }> {
-  const read = async (what: string, path: string) => {
-    try {
-      return await readFile(path);
-    } catch (err) {
-      throw new BbgateError('RELAY_CONFIG', `WebSocket listener ${where}: cannot read ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
-  };
-  const cert = await read('certKey', tls.certKey);
-  const chain = tls.extraCertChain === undefined ? [] : [Buffer.from('\n'), await read('extraCertChain', tls.extraCertChain)];
-  return { cert: Buffer.concat([cert, ...chain]), key: await read('privateKey', tls.privateKey) };
-}
-
-/** Node checks the certificate and key here (PEM that parses, a key that matches): a configuration error, not a crash. */
-function httpsServer(options: ServerOptions, where: string): HttpsServer {
-  try {
-    return createHttpsServer(options);
-  } catch (err) {
-    throw new BbgateError('RELAY_CONFIG', `WebSocket listener ${where}: the certificate or key is not usable: ${(err as Error).message}`, { cause: err });
-  }
-}
-
-function listen(server: TcpServer, options: WebSocketListenerOptions, where: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const failed = (err: NodeJS.ErrnoException) => {
-      const why = err.code === 'EADDRINUSE' ? 'the address is in use' : err.code === 'EACCES' ? 'permission denied (ports below 1024 need privileges)' : (err.code ?? err.message);
-      reject(new BbgateError('RELAY_CONFIG', `cannot listen for WebSocket connections on ${where}: ${why}`, { cause: err }));
-    };
-    server.once('error', failed);
-    server.listen({ port: options.port, host: options.host }, () => {
-      server.off('error', failed);
-      // Errors after listening belong to single connections, never to the process.
-      server.on('error', () => undefined);
-      resolve();
-    });
-  });
 }

@@ -146,7 +146,7 @@ test('a port already in use is a RELAY_CONFIG error naming the address', async (
     await assert.rejects(startMetricsServer('127.0.0.1', port, new RelayMetrics(() => ({ toMaster: 0, toWorker: 0 })), () => HEALTHY), (err: unknown) => {
       assert.ok(err instanceof BbgateError, String(err));
       assert.equal(err.code, 'RELAY_CONFIG');
-      assert.equal(err.message, `cannot listen for metrics on 127.0.0.1:${port}: address in use`);
+      assert.equal(err.message, `cannot listen for metrics on 127.0.0.1:${port}: the address is in use`);
       return true;
     });
   } finally {

@@ -315,7 +315,7 @@ describe('listenWebSocket on its own', () => {
       listenWebSocket({ host: '127.0.0.1', port: 0, path: '/pb', tls: { certKey: pki.server.certFile, privateKey: pki.otherRoot.keyFile } }, () => undefined),
       (err: BbgateError) => {
         assert.equal(err.code, 'RELAY_CONFIG');
-        assert.match(err.message, /^WebSocket listener 127\.0\.0\.1:0: the certificate or key is not usable: .*key values mismatch/);
+        assert.match(err.message, /^WebSocket listener 127\.0\.0\.1:0: the certificate and key cannot be used: .*key values mismatch/);
         return true;
       },
     );
