@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { BananaError, JellyError, PbError, type BbgateError } from '../errors.js';
+import { whenEnded } from '../stream-end.js';
 import { DIALECTS } from './banana/constants.js';
 import { BananaParser, type ParserLimits } from './banana/parser.js';
 import { BananaWriter, type Sexp } from './banana/writer.js';
@@ -11,6 +12,8 @@ import { messageText, Tuple, toText, type PbValue } from './values.js';
 
 /** PB protocol version spoken by Twisted since 2004, and checked by both sides. */
 export const PB_VERSION = 6;
+/** How long close() waits for the peer to acknowledge the end before cutting the connection. */
+const CLOSE_WAIT_MS = 2000;
 /** Twisted refuses to hand out more live references than this on one connection. */
 export const MAX_BROKER_REFS = 1024;
 
@@ -91,14 +94,19 @@ export class Broker {
     this.peerVersion.catch(() => undefined);
     this.parser = new BananaParser((expr) => this.expressionReceived(expr), options.limits);
     stream.on('data', (chunk: Buffer) => this.dataReceived(chunk));
+    // Stays for the stream's life: an error after the end is no one else's to hear.
     stream.on('error', (err: Error) => {
       this.closeReason ??= err;
     });
-    stream.on('end', () => {
-      this.closeReason ??= new PbError('PB_CONNECTION_LOST', 'the peer closed the connection');
+    // The first of end, close or error ends the connection, even one that came before
+    // this broker existed (a TLS server that hung up right after the handshake).
+    whenEnded(stream, (err) => {
+      this.closeReason ??= err ?? new PbError('PB_CONNECTION_LOST', this.dialect === undefined
+        ? 'the peer closed the connection without a PB greeting'
+        : 'the peer closed the connection');
       stream.destroy();
+      this.connectionLost();
     });
-    stream.on('close', () => this.connectionLost());
     if (this.role === 'server') this.sendSexp(DIALECTS.map((d) => Buffer.from(d)));
   }
 
@@ -174,11 +182,22 @@ export class Broker {
   close(reason?: BbgateError | Error): Promise<void> {
     if (reason) this.closeReason ??= reason;
     this.closed ??= new Promise((resolve) => {
-      if (this.stream.destroyed) return resolve();
-      this.stream.once('close', () => resolve());
+      if (!this.connected || this.stream.destroyed) {
+        this.stream.destroy();
+        return resolve();
+      }
+      // A peer that never acknowledges the close must not keep us waiting; the timer is
+      // not unref'd, since it may be the only thing left that ends this wait.
+      const timer = setTimeout(() => {
+        this.stream.destroy();
+        resolve();
+      }, CLOSE_WAIT_MS);
+      whenEnded(this.stream, () => {
+        clearTimeout(timer);
+        this.stream.destroy();
+        resolve();
+      });
       this.stream.end();
-      // A peer that never acknowledges the close must not keep us waiting.
-      setTimeout(() => this.stream.destroy(), 2000).unref();
     });
     return this.closed;
   }

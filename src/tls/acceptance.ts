@@ -1,4 +1,5 @@
 import type { TLSSocket } from 'node:tls';
+import { hasEnded } from '../stream-end.js';
 
 /**
  * In TLS 1.3 the client's handshake is over before the server has read the client's
@@ -12,6 +13,8 @@ export function watchAcceptance(socket: TLSSocket): (ms: number) => Promise<'acc
   socket.once('session', () => (ticket = true));
   return (ms) =>
     new Promise((resolve, reject) => {
+      // A server that hung up (right after a ticket, or under TLS 1.2) has not accepted us.
+      if (hasEnded(socket)) return resolve('closed');
       if (ticket || socket.getProtocol() !== 'TLSv1.3') return resolve('accepted');
       const finish = (then: () => void) => {
         clearTimeout(timer);

@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import WebSocket, { createWebSocketStream } from 'ws';
 import { BbgateError } from '../errors.js';
+import { whenEnded } from '../stream-end.js';
 import { describePlainBytes } from '../tls/plain-bytes.js';
 import { webSocketUrl, type WsEndpoint } from './endpoint.js';
 import { networkError } from './tcp.js';
@@ -45,22 +46,39 @@ export function upgradeToWebSocket(socket: Duplex, endpoint: WsEndpoint): Promis
     const settle = (err: BbgateError) => {
       if (settled) return;
       settled = true;
+      clearTimeout(timer);
+      stopWatching();
       socket.destroy();
       reject(err);
     };
+    // Our own timer rather than ws's handshakeTimeout, an unref'd idle timeout on the
+    // socket that lets the process exit with the upgrade still pending.
+    const timer = setTimeout(() => {
+      settle(new BbgateError('NET_TIMEOUT', `${url}: no answer to the WebSocket upgrade (GET ${endpoint.path}) within ${endpoint.timeout} s`));
+      ws.terminate();
+    }, endpoint.timeout * 1000);
+    // A server that hung up before or during the upgrade: HTTP's own parser never hears
+    // an end that came before it took the socket.
+    let answered = false;
+    const stopWatching = whenEnded(socket, (err) => {
+      // Once the server has answered, what it answered decides (ws reports it below).
+      if (answered) return;
+      settle(err ? networkError(err, url) : new BbgateError('WS_PROTOCOL', `${url}: the server closed the connection without answering the WebSocket upgrade (GET ${endpoint.path}): is this port a WebSocket listener?`));
+      ws.terminate();
+    });
     const ws = new WebSocket(url, {
-      // ws's handshakeTimeout is an idle timeout on the socket, which its own connect would set from `timeout`.
-      createConnection: (options: { timeout?: number }) => (socket as Socket).setTimeout(options.timeout ?? 0),
+      createConnection: () => socket as Socket,
       perMessageDeflate: false,
       followRedirects: false,
       maxPayload: WEBSOCKET_MAX_PAYLOAD,
-      handshakeTimeout: endpoint.timeout * 1000,
     });
     ws.on('upgrade', (res: IncomingMessage) => {
+      answered = true;
       response = res;
     });
     // Registering this listener stops ws from failing with a bare "Unexpected server response: 404".
     ws.on('unexpected-response', (_req: ClientRequest, res: IncomingMessage) => {
+      answered = true;
       void quoteBody(res).then((said) => {
         settle(refused(url, res, said));
         // Still CONNECTING, so this aborts the request; the error it emits lands in the listener below, after settling.
@@ -71,6 +89,8 @@ export function upgradeToWebSocket(socket: Duplex, endpoint: WsEndpoint): Promis
     ws.on('error', (err: Error) => settle(handshakeError(err, url, endpoint, response)));
     ws.once('open', () => {
       settled = true;
+      clearTimeout(timer);
+      stopWatching();
       resolve({
         stream: typedStream(ws),
         statusCode: response?.statusCode ?? 101,
@@ -119,9 +139,6 @@ async function quoteBody(res: IncomingMessage): Promise<string | undefined> {
 function handshakeError(err: Error, url: string, endpoint: WsEndpoint, response: IncomingMessage | undefined): BbgateError {
   const errno = (err as NodeJS.ErrnoException).code ?? '';
   const request = `GET ${endpoint.path}`;
-  if (err.message === 'Opening handshake has timed out') {
-    return new BbgateError('NET_TIMEOUT', `${url}: no answer to the WebSocket upgrade (${request}) within ${endpoint.timeout} s`, { cause: err });
-  }
   if (errno.startsWith('HPE_')) {
     const raw = (err as { rawPacket?: Buffer }).rawPacket;
     const bytes = raw && raw.length ? ` (${describePlainBytes(raw.subarray(0, 64))})` : '';
