@@ -27,9 +27,9 @@ export interface ListenerEvents {
   onStream(accepted: AcceptedStream, spec: ListenerSpec): void;
   /**
    * A client that failed before it was a stream, for the log and metrics: its load balancer's
-   * PROXY header (peer: the load balancer), or its TLS handshake.
+   * PROXY header (peer: the load balancer), its TLS handshake, or its WebSocket upgrade request.
    */
-  onClientError(spec: ListenerSpec, peer: string, err: Error, stage: 'proxy_header' | 'tls'): void;
+  onClientError(spec: ListenerSpec, peer: string, err: Error, stage: 'proxy_header' | 'tls' | 'websocket'): void;
 }
 
 /**

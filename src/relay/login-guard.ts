@@ -56,6 +56,13 @@ export class LoginGuard {
     return this.verdict !== undefined;
   }
 
+  /** What the undecided login waits for: a login that takes too long names the side that stalled. */
+  get awaiting(): string {
+    if (!this.loginAnswered) return 'the master\'s challenge (its answer to the login)';
+    if (this.respondId === undefined) return 'the worker\'s respond() to the master\'s challenge';
+    return 'the master\'s verdict on the password';
+  }
+
   private workerCall(head: CallHead): void {
     if (head.command !== 'message') return;
     if (head.target === 'root') {

@@ -44,6 +44,7 @@ export class Relay {
   private sockets = 0;
   private readonly refusals = new LogThrottle(LOG_INTERVAL_MS);
   private readonly clientErrors = new LogThrottle(LOG_INTERVAL_MS);
+  private readonly upgradeErrors = new LogThrottle(LOG_INTERVAL_MS);
   private readonly proxyHeaderErrors = new LogThrottle(LOG_INTERVAL_MS);
   private drained: (() => void) | undefined;
 
@@ -91,6 +92,8 @@ export class Relay {
             this.metrics.handshakeFailures.inc({ reason: stage });
             if (stage === 'tls') {
               this.clientErrors.note((failures) => this.logger.info({ listener: s.name, peer, failures, err: err.message }, 'TLS handshake with a client failed'));
+            } else if (stage === 'websocket') {
+              this.upgradeErrors.note((failures) => this.logger.info({ listener: s.name, peer, failures, err: err.message }, 'WebSocket upgrade request from a client failed'));
             } else {
               // A trusted load balancer that sends no header is misconfigured, not merely a bad client.
               this.proxyHeaderErrors.note((failures) => this.logger.warn({ listener: s.name, peer, failures, err: err.message }, 'no valid PROXY header from a trusted load balancer'));

@@ -106,7 +106,7 @@ export class RelayedConnection {
     const { config } = this.ctx;
     this.setState('login');
     const guard = new LoginGuard(hello.dialect === 'pb', hello.requestId, (outcome) => this.loginDecided(outcome));
-    this.loginTimer = setTimeout(() => this.close(`the master gave no verdict on the password within ${config.loginTimeout} s`), config.loginTimeout * 1000);
+    this.loginTimer = setTimeout(() => this.close(`no login within ${config.loginTimeout} s (--login-timeout): still waiting for ${guard.awaiting}`), config.loginTimeout * 1000);
     this.loginTimer.unref();
     const fromWorker = (chunk: Buffer) => {
       try {

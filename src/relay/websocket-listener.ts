@@ -32,9 +32,10 @@ export interface WebSocketListenerOptions {
   proxyFrom?: AddressSet;
   /**
    * A client dropped before it was a stream: a connection from proxyFrom without a valid header
-   * (`peer` is the load balancer), or a failed TLS handshake.
+   * (`peer` is the load balancer), a failed TLS handshake, or an upgrade request that was cut
+   * off, never finished, or is not HTTP.
    */
-  onClientError?: (peer: string, err: Error, stage: 'proxy_header' | 'tls') => void;
+  onClientError?: (peer: string, err: Error, stage: 'proxy_header' | 'tls' | 'websocket') => void;
 }
 
 export interface AcceptedStream {
@@ -107,12 +108,19 @@ export async function listenWebSocket(options: WebSocketListenerOptions, onStrea
       onStream({ stream, socket: tcp, remoteAddress: remote.address, remotePort: remote.port, localAddress: local.address, localPort: local.port });
     });
   });
+  // https reports a failed TLS handshake as a clientError too: only a connection past its handshake failed at HTTP.
+  const secured = new WeakSet<Duplex>();
+  if (identity) server.on('secureConnection', (socket: Duplex) => secured.add(socket));
   // Malformed or late HTTP gets a short answer; every failed client, TLS ones included, is destroyed,
   // which Node 20 does not always do by itself.
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     const status = httpStatus(err);
     if (status !== undefined && socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     socket.destroy();
+    if (!identity || secured.has(socket)) {
+      const { address, port } = connectionAddresses(socket as Socket).remote;
+      options.onClientError?.(hostPort(address, port), err, 'websocket');
+    }
   });
   // https passes TLS failures on as clientError as well; they are reported (and destroyed) here without relying on that.
   if (identity) onTlsFailure(server as HttpsServer, (peer, err) => options.onClientError?.(peer, err, 'tls'));

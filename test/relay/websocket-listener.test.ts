@@ -127,6 +127,29 @@ describe('the WebSocket listener', () => {
     }
   });
 
+  it('reports a client whose upgrade request fails (cut off, reset, not HTTP) as a websocket failure, and a failed TLS handshake once, as tls', async () => {
+    const failures: { stage: string; err: string }[] = [];
+    let reported: () => void = () => undefined;
+    const onClientError = (_peer: string, err: Error, stage: string) => {
+      failures.push({ stage, err: err.message });
+      reported();
+    };
+    const plain = await listen({ handshakeTimeoutMs: TIMEOUT_MS, onClientError });
+    const secure = await listen({ handshakeTimeoutMs: TIMEOUT_MS, tls: tls(), onClientError });
+    const all = new Promise<void>((resolve) => (reported = () => failures.length >= 4 && resolve()));
+    const halfway = await rawClient(plain.address.port);
+    halfway.socket.end('GET /pb HTTP/1.1\r\nHost: x\r\n');
+    const reset = await rawClient(plain.address.port);
+    reset.socket.write('GET /pb HTTP/1.1\r\nHost: x\r\n');
+    const garbage = await rawClient(plain.address.port);
+    garbage.socket.write(Buffer.from([0x01, 0xff, 0x00, 0x0d, 0x0a, 0x0d, 0x0a]));
+    const notTls = await rawClient(secure.address.port);
+    notTls.socket.write('GET /pb HTTP/1.1\r\nHost: x\r\n\r\n');
+    reset.socket.resetAndDestroy();
+    await within(all, 6 * TIMEOUT_MS, 'four failures reported');
+    assert.deepEqual(failures.map((f) => f.stage).sort(), ['tls', 'websocket', 'websocket', 'websocket'], JSON.stringify(failures));
+  });
+
   it('shows onSocket each raw connection before TLS or HTTP, and destroys those it refuses at once', async () => {
     for (const secure of [false, true]) {
       const seen: Socket[] = [];
@@ -167,12 +190,12 @@ describe('the WebSocket listener', () => {
 
   it('with proxyFrom, reads a trusted connection\'s PROXY header before HTTP and takes the peer from it; others are served as they are', async () => {
     const seen: Socket[] = [];
-    const failures: { peer: string; err: Error }[] = [];
+    const failures: { peer: string; err: Error; stage: string }[] = [];
     const accepted: AcceptedStream[] = [];
     const listener = await listen({
       handshakeTimeoutMs: TIMEOUT_MS,
       proxyFrom: new AddressSet(['127.0.0.1/32'], (problem) => assert.fail(problem)),
-      onClientError: (peer, err) => failures.push({ peer, err }),
+      onClientError: (peer, err, stage) => failures.push({ peer, err, stage }),
       onSocket: (socket) => seen.push(socket) > 0,
     }, echo(accepted));
     const upgrade = `GET /pb HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${Buffer.alloc(16, 1).toString('base64')}\r\n\r\n`;
@@ -207,6 +230,9 @@ describe('the WebSocket listener', () => {
     slow.socket.write(`PROXY TCP4 198.51.100.8 10.0.0.5 40001 443\r\nGET /pb HTTP/1.1\r\n`);
     await within(slow.closed, 6 * TIMEOUT_MS, 'the slow request closed');
     assert.match(slow.received().toString('latin1'), /^HTTP\/1\.1 408 /);
+    // Reported as a failed upgrade, from the address its header gave.
+    assert.deepEqual(failures.map((f) => [f.stage, f.peer]), [['websocket', '198.51.100.8:40001']]);
+    failures.length = 0;
 
     // From a trusted address without a header: dropped before HTTP sees a byte, and reported.
     const bare = await rawClient(listener.address.port);
