@@ -82,7 +82,12 @@ export type ErrorCode =
   | 'RELAY_DENIED'
   | 'RELAY_LIMIT'
   | 'RELAY_HANDSHAKE'
-  | 'RELAY_UPSTREAM';
+  | 'RELAY_UPSTREAM'
+  // bbgate itself: a wait that nothing could end any more (see src/liveness.ts)
+  | 'INTERNAL_STALL';
+
+/** The exit status of a bbgate process stopped by a bug of its own (sysexits' EX_SOFTWARE). */
+export const EXIT_INTERNAL_ERROR = 70;
 
 export class BbgateError extends Error {
   readonly code: ErrorCode;

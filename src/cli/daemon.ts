@@ -5,10 +5,11 @@
 import { writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { BbgateError, isBbgateError } from '../errors.js';
+import { BbgateError, EXIT_INTERNAL_ERROR, isBbgateError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { configSecrets, LOG_ROTATE_TWISTD, loggableConfig, type WorkerConfig } from '../worker/config.js';
 import { createWorkerLog, type Logger, type WorkerLog } from '../worker/log/logger.js';
+import { stallMessage, watchLiveness } from '../liveness.js';
 import { runWorker } from '../worker/run.js';
 import { readTac } from '../worker/tac/read.js';
 import { strerror } from './common.js';
@@ -29,8 +30,6 @@ export interface WorkerProcessOptions {
 
 /** twistd's umask for daemons, unless the tac sets one. */
 const DAEMON_UMASK = 0o077;
-/** Exit status after an exception nothing caught, as for `bbgate` itself. */
-const INTERNAL_ERROR = 70;
 
 /** Where the worker logs: twistd.log in the tac's basedir, as the tac's LogFile block puts it. */
 export function logPath(config: WorkerConfig): string {
@@ -66,7 +65,7 @@ export async function runWorkerProcess(o: WorkerProcessOptions): Promise<number>
     logger.fatal({ err }, 'the worker crashed');
     releasePid();
     log.close();
-    process.exit(INTERNAL_ERROR);
+    process.exit(EXIT_INTERNAL_ERROR);
   };
   process.on('uncaughtException', crash);
   process.on('unhandledRejection', crash);
@@ -83,16 +82,24 @@ export async function runWorkerProcess(o: WorkerProcessOptions): Promise<number>
   recordHostname(config, logger);
   await o.notify?.({ ready: true });
 
+  // The last resort: should the worker's own guard (src/worker/run.ts) not catch a stall,
+  // the process still does not end with status 0 and its twistd.pid behind.
+  const stopGuard = watchLiveness(() => 'the worker', (wait) => {
+    logger.fatal({ code: 'INTERNAL_STALL' }, stallMessage(wait));
+    releasePid();
+    process.exitCode = EXIT_INTERNAL_ERROR;
+  }, { lastResort: true });
   let status: number;
   try {
     status = await runWorker(config, logger);
   } catch (err) {
     logger.fatal({ err }, 'the worker crashed');
-    status = INTERNAL_ERROR;
+    status = EXIT_INTERNAL_ERROR;
   } finally {
     process.off('uncaughtException', crash);
     process.off('unhandledRejection', crash);
     process.off('SIGUSR1', rotateNow);
+    stopGuard();
     releasePid();
   }
   log.close();

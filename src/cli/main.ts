@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
+import { EXIT_INTERNAL_ERROR } from '../errors.js';
+import { stallMessage, watchLiveness } from '../liveness.js';
 import { VERSION } from '../version.js';
 import { exitStatusFor } from '../probe/diagnosis.js';
 import { probe } from '../probe/probe.js';
@@ -157,7 +159,19 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
+// No command may end in silence with work pending: if the event loop drains while main()
+// has not settled (and no step of it reported the stall itself), say so and fail.
+let settled = false;
+watchLiveness(
+  () => (settled ? undefined : `bbgate ${process.argv[2] ?? ''}`.trim() + ' to finish'),
+  (wait) => {
+    process.stderr.write(`bbgate: ${stallMessage(wait)}\n`);
+    process.exitCode = EXIT_INTERNAL_ERROR;
+  },
+  { lastResort: true },
+);
+
+main(process.argv.slice(2)).finally(() => (settled = true)).then(
   (status) => {
     process.exitCode = status;
   },
@@ -169,6 +183,6 @@ main(process.argv.slice(2)).then(
       return;
     }
     process.stderr.write(`bbgate: internal error: ${(err as Error).stack ?? String(err)}\n`);
-    process.exitCode = 70;
+    process.exitCode = EXIT_INTERNAL_ERROR;
   },
 );

@@ -1,12 +1,13 @@
-import type { ErrorCode } from '../errors.js';
+import { EXIT_INTERNAL_ERROR, type ErrorCode } from '../errors.js';
 
 /**
  * Probe exit statuses by failure class. Fixed for every later step kind:
  * 0 ok, 1 usage or unparseable input, 2 network, 3 proxy, 4 TLS,
- * 5 authentication, 6 not a PB service / protocol error.
+ * 5 authentication, 6 not a PB service / protocol error; 70 (EX_SOFTWARE) a bug in bbgate.
  */
 export function exitStatusFor(code: ErrorCode | undefined): number {
   if (code === undefined) return 0;
+  if (code === 'INTERNAL_STALL') return EXIT_INTERNAL_ERROR;
   if (code === 'USAGE' || code === 'ENDPOINT_SYNTAX' || code === 'PROXY_SYNTAX' || code.startsWith('TAC_')) return 1;
   if (code.startsWith('NET_') || code === 'RELAY_UPSTREAM') return 2;
   if (code.startsWith('PROXY_')) return 3;
@@ -58,6 +59,7 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
   RELAY_DENIED: 'a bbgate relay refused this worker name (or this source address): ask the relay\'s administrator to add it to the relay\'s --allow rules',
   RELAY_LIMIT: 'the relay already carries as many connections for this worker as it allows: stop the other copy of this worker, or wait for the relay to notice its old connection is dead',
   RELAY_UPSTREAM: 'the relay is up but cannot reach the master: the master may be down; the relay\'s log names the error',
+  INTERNAL_STALL: 'this is a bug in bbgate, not in your set-up: please report it with the probe\'s --json output; running the probe again usually gets past it',
   WS_UPGRADE_REFUSED:
     'the server is HTTP but has no WebSocket listener there: check the path (the relay\'s listener path, such as /pb), and that the port is the relay\'s WebSocket listener rather than a web server in front of it; a proxy or gateway that does not pass Upgrade requests answers like this too: use wss://, which it cannot look into',
   WS_PROTOCOL:

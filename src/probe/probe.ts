@@ -11,6 +11,7 @@ import { dial, type DialStep, type StepOutcome } from '../transport/dial.js';
 import { formatEndpoint, parseEndpoint, type Endpoint } from '../transport/endpoint.js';
 import { readTac } from '../worker/tac/read.js';
 import { readRefusal } from '../relay/refusals.js';
+import { stallMessage, watchLiveness } from '../liveness.js';
 import { hintFor } from './diagnosis.js';
 import { ProbeMind } from './mind.js';
 
@@ -62,12 +63,20 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
   const steps: ProbeStep[] = [];
   const timeout = (options.timeout ?? 10) * 1000;
   let broker: Broker | undefined;
+  // A step whose wait nothing can end any more fails as a bbgate bug, instead of the
+  // process ending with no report and status 0.
+  let running: StepName | undefined;
+  let stall!: (err: Error) => void;
+  const stalled = new Promise<never>((_, reject) => (stall = reject));
+  stalled.catch(() => undefined);
+  const stopGuard = watchLiveness(() => (running === undefined ? undefined : `the probe's ${running} step`), (wait) => stall(new BbgateError('INTERNAL_STALL', stallMessage(wait))));
 
   const step = async <T>(name: StepName, run: () => Promise<T>, describe: (value: T) => StepOutcome): Promise<T> => {
     const start = performance.now();
     const ms = () => Math.round((performance.now() - start) * 10) / 10;
+    running = name;
     try {
-      const value = await run();
+      const value = await Promise.race([run(), stalled]);
       const outcome = describe(value);
       steps.push(typeof outcome === 'string'
         ? { step: name, ok: true, ms: ms(), message: outcome }
@@ -78,6 +87,8 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
       const hint = hintFor(failure.code);
       steps.push({ step: name, ok: false, ms: ms(), code: failure.code, message: failure.message, ...(hint ? { hint } : {}) });
       throw new StepFailed();
+    } finally {
+      running = undefined;
     }
   };
 
@@ -107,6 +118,7 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
     if (!(err instanceof StepFailed)) throw err;
     return { ok: false, steps };
   } finally {
+    stopGuard();
     await broker?.close();
   }
 }

@@ -1,4 +1,5 @@
 import type { Duplex } from 'node:stream';
+import { whenEnded } from '../stream-end.js';
 import { BananaParser } from '../pb/banana/parser.js';
 import type { Sexp } from '../pb/banana/writer.js';
 
@@ -38,10 +39,8 @@ export function sniff(stream: Duplex, options: SniffOptions): Promise<Sniffed> {
     }, { maxDepth: 16, maxExpressionBytes: options.maxBytes });
     const finish = (err?: Error) => {
       clearTimeout(timer);
+      stopWatching();
       stream.off('data', onData);
-      stream.off('end', onClosed);
-      stream.off('close', onClosed);
-      stream.off('error', onError);
       stream.pause();
       if (err) reject(err);
       else resolve({ raw: Buffer.concat(chunks, total), end });
@@ -58,12 +57,10 @@ export function sniff(stream: Duplex, options: SniffOptions): Promise<Sniffed> {
       if (end >= 0) finish();
       else if (total > options.maxBytes) finish(options.tooLarge());
     };
-    const onClosed = () => finish(options.closed());
-    const onError = () => finish(options.closed());
     const timer = setTimeout(() => finish(options.timedOut()), options.timeoutMs);
     stream.on('data', onData);
-    stream.on('end', onClosed);
-    stream.on('close', onClosed);
-    stream.on('error', onError);
+    // Also a peer that hung up before the sniff began (a master behind a TLS terminator
+    // with no backend): its end came and went while the dial finished.
+    const stopWatching = whenEnded(stream, () => finish(options.closed()));
   });
 }

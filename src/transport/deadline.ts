@@ -8,3 +8,26 @@ export function withDeadline<T>(promise: Promise<T>, ms: number, expired: () => 
     }),
   ]).finally(() => clearTimeout(timer));
 }
+
+/** `promise`, unless `signal` aborts first (rejecting with its reason); then whatever it still produces is disposed of. */
+export function abandonable<T>(promise: Promise<T>, signal: AbortSignal, dispose: (value: T) => void): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      promise.then(dispose, () => undefined);
+      reject(signal.reason);
+    };
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        if (signal.aborted) dispose(value);
+        else resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}

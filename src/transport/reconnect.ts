@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { BbgateError } from '../errors.js';
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
+import { abandonable } from './deadline.js';
 
 /** A live connection the reconnector watches: `closed` settles with the reason it ended. */
 export interface Session {
@@ -51,6 +52,8 @@ export class Reconnector<S extends Session> extends EventEmitter {
   private current: S | undefined;
   private wake: (() => void) | undefined;
   private attempt: AbortController | undefined;
+  /** Ends the wait on the live session's `closed` (see interrupt()). */
+  private cut: ((reason?: Error) => void) | undefined;
   private loop: Promise<void> | undefined;
 
   constructor(private readonly options: ReconnectOptions<S>) {
@@ -67,10 +70,34 @@ export class Reconnector<S extends Session> extends EventEmitter {
   /** Stops reconnecting and closes the live session, if any. */
   async stop(): Promise<void> {
     this.running = false;
-    this.current?.close();
+    // Through cut(): even a session whose `closed` never settles no longer holds the loop.
+    this.cut?.();
     this.attempt?.abort(new BbgateError('NET_TIMEOUT', 'stopped while connecting'));
     this.wake?.();
     await this.loop;
+  }
+
+  /** True while a session is live (its `closed` is what the loop waits for). */
+  get connected(): boolean {
+    return this.current !== undefined;
+  }
+
+  /**
+   * Ends the current wait as a failure with `reason`: the connection attempt in
+   * progress is abandoned, or the live session closed, and the loop retries
+   * with backoff. For a wait that nothing else can end any more (src/liveness.ts).
+   * Returns false when there is no such wait (sleeping before a retry, or stopped).
+   */
+  interrupt(reason: Error): boolean {
+    if (this.attempt) {
+      this.attempt.abort(reason);
+      return true;
+    }
+    if (this.cut) {
+      this.cut(reason);
+      return true;
+    }
+    return false;
   }
 
   private async run(): Promise<void> {
@@ -78,15 +105,24 @@ export class Reconnector<S extends Session> extends EventEmitter {
       let error: Error;
       try {
         this.attempt = new AbortController();
-        const session = await this.options.connect(this.failures, this.attempt.signal);
+        // Raced with the signal: an attempt that cannot end by itself still ends when aborted.
+        const session = await abandonable(this.options.connect(this.failures, this.attempt.signal), this.attempt.signal, (s) => s.close());
         this.attempt = undefined;
         this.failures = 0;
         this.current = session;
         if (!this.running) session.close();
         this.emit('session', session);
-        error = await session.closed;
+        error = await new Promise<Error>((resolve) => {
+          this.cut = (reason) => {
+            session.close(reason);
+            resolve(reason ?? new BbgateError('PB_CONNECTION_LOST', 'the session was closed'));
+          };
+          void session.closed.then(resolve);
+        });
+        this.cut = undefined;
         this.current = undefined;
       } catch (err) {
+        this.attempt = undefined;
         error = err instanceof Error ? err : new Error(String(err));
         this.failures++;
         if (this.options.isFatal?.(error)) {

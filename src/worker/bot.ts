@@ -3,6 +3,7 @@ import { PbFailure } from '../pb/failure.js';
 import { Referenceable, releaseReferences, RemoteReference, type RemoteCall } from '../pb/references.js';
 import { toText, type PbValue } from '../pb/values.js';
 import type { CommandLogger, CommandSpec } from './commands/types.js';
+import { withDeadline } from '../transport/deadline.js';
 import { pythonJoin } from './paths.js';
 import { checkRequired, CommandRunner } from './runner.js';
 import { workerInfo, workerVersion } from './info.js';
@@ -92,7 +93,9 @@ export class Bot extends Referenceable {
    */
   async interruptAll(why: string, waitMs = 0): Promise<void> {
     const running = [...this.builders.values()].map((builder) => builder.interrupt(why));
-    if (waitMs > 0) await Promise.race([Promise.all(running), new Promise((resolve) => setTimeout(resolve, waitMs).unref())]);
+    // withDeadline clears its timer as soon as the commands end, so it need not be unref'd
+    // (an unref'd one would let the process exit with the commands still dying).
+    if (waitMs > 0) await withDeadline(Promise.all(running), waitMs, () => new Error('commands still running')).catch(() => undefined);
   }
 
   private commandVersions(): Map<string, string> {

@@ -1,9 +1,11 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BbgateError } from '../errors.js';
+import { BbgateError, EXIT_INTERNAL_ERROR } from '../errors.js';
+import { stallMessage, watchLiveness } from '../liveness.js';
 import { openPbSession, type PbSession } from '../pb/session.js';
 import { parseProxyString } from '../proxy/index.js';
-import { dial } from '../transport/dial.js';
+import { abandonable } from '../transport/deadline.js';
+import { dial, type StepRunner } from '../transport/dial.js';
 import { parseEndpoint } from '../transport/endpoint.js';
 import { defaultKeepaliveTimeout, startKeepalive } from '../transport/keepalive.js';
 import { Reconnector } from '../transport/reconnect.js';
@@ -39,6 +41,8 @@ export async function runWorker(config: WorkerConfig, logger: WorkerLogger, sign
   let finish!: (status: number) => void;
   const finished = new Promise<number>((resolve) => (finish = resolve));
   let current: PbSession | undefined;
+  /** What the current connection attempt waits for, as a stall is reported. */
+  let stage = 'the connection to the master';
 
   const bot = new Bot({
     basedir: config.basedir,
@@ -56,8 +60,14 @@ export async function runWorker(config: WorkerConfig, logger: WorkerLogger, sign
     isFatal: (err) => err instanceof BbgateError && FATAL.has(err.code),
     logger,
     connect: async (_attempt, signal) => {
-      const stream = await abandonable(dial({ endpoint, ...(proxy ? { proxy } : {}), tcpKeepalive: config.keepalive || 600, logger }), signal, (s) => s.destroy());
+      stage = 'the connection to the master';
+      const track: StepRunner = (step, run) => {
+        stage = `the ${step} step of the connection to the master`;
+        return run();
+      };
+      const stream = await abandonable(dial({ endpoint, ...(proxy ? { proxy } : {}), tcpKeepalive: config.keepalive || 600, logger }, track), signal, (s) => s.destroy());
       signal.addEventListener('abort', () => stream.destroy(), { once: true });
+      stage = "the master's PB greeting and login answer";
       const session = await openPbSession(stream, {
         username: config.workername,
         password: config.password,
@@ -110,44 +120,42 @@ export async function runWorker(config: WorkerConfig, logger: WorkerLogger, sign
   if (config.allowShutdown === 'signal') signals.on('SIGHUP', gracefulShutdown);
   const watcher = config.allowShutdown === 'file' ? await watchShutdownFile(join(config.basedir, 'shutdown.stamp'), gracefulShutdown) : undefined;
 
+  // Never end in silence: a wait that nothing can end any more is a lost connection (and
+  // retried), and a stop that cannot finish still ends the process with a non-zero status.
+  let shuttingDown = false;
+  let shutdownStalled!: () => void;
+  const stalledWhileStopping = new Promise<void>((resolve) => (shutdownStalled = resolve));
+  const stopGuard = watchLiveness(
+    () => (shuttingDown ? 'the worker to stop' : reconnector.connected ? 'the connection to the master to end' : stage),
+    (wait) => {
+      const err = new BbgateError('INTERNAL_STALL', stallMessage(wait));
+      logger.error({ code: err.code }, err.message);
+      if (shuttingDown) shutdownStalled();
+      else if (!reconnector.interrupt(err)) finish(EXIT_INTERNAL_ERROR);
+    },
+  );
+
   reconnector.start();
-  const status = await finished;
+  let status = await finished;
+  shuttingDown = true;
   stopping = true;
   clearInterval(watcher);
   signals.off('SIGHUP', gracefulShutdown);
-  // Wait for the commands' process groups to die (TERM, then the interrupt signal), within bbgate stop's patience;
-  // whatever still runs then is killed, since detached groups would outlive the worker.
-  await bot.interruptAll('the worker is stopping', STOP_WAIT_MS);
-  const killed = signalLiveGroups('SIGKILL');
-  if (killed) logger.warn({ groups: killed }, 'killed process groups that outlived the stop');
-  await reconnector.stop();
+  const stopped = (async () => {
+    // Wait for the commands' process groups to die (TERM, then the interrupt signal), within bbgate stop's patience;
+    // whatever still runs then is killed, since detached groups would outlive the worker.
+    await bot.interruptAll('the worker is stopping', STOP_WAIT_MS);
+    const killed = signalLiveGroups('SIGKILL');
+    if (killed) logger.warn({ groups: killed }, 'killed process groups that outlived the stop');
+    await reconnector.stop();
+    return true;
+  })();
+  if (!(await Promise.race([stopped, stalledWhileStopping.then(() => false)]))) status = EXIT_INTERNAL_ERROR;
+  stopGuard();
   signals.off('SIGTERM', stopNow);
   signals.off('SIGINT', stopNow);
   logger.info({ status }, 'worker stopped');
   return status;
-}
-
-/** `promise`, unless `signal` aborts first; then whatever it still produces is disposed of. */
-function abandonable<T>(promise: Promise<T>, signal: AbortSignal, dispose: (value: T) => void): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      promise.then(dispose, () => undefined);
-      reject(signal.reason);
-    };
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        if (signal.aborted) dispose(value);
-        else resolve(value);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
-  });
 }
 
 /** Calls `onTouched` whenever the file's mtime moves past what it was at start (0 if it did not exist). */
