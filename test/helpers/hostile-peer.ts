@@ -369,9 +369,9 @@ export function playHostileWorker(port: number, script: WorkerScript): WorkerRun
     }
     const reader = new Reader(stream);
     reader.banana();
-    const offer = await reader.expr();
+    await reader.expr(); // the offer
     const choice = encodeSexp(text('pb'));
-    if (at('pb-offer') || !Array.isArray(offer)) return breakOff(stream, socket, fault, half(choice));
+    if (at('pb-offer')) return breakOff(stream, socket, fault, half(choice));
     stream.write(choice);
     reader.setVocab(true);
     await reader.expr(); // the version
