@@ -106,7 +106,8 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
     }, step);
     broker = new Broker(stream, { role: 'client' });
     const ready = broker;
-    await step('pb', () => greeting(ready, timeout), (v) =>
+    const overTls = target.endpoint.type === 'tls';
+    await step('pb', () => greeting(ready, timeout, overTls), (v) =>
       `the server speaks PB: it offers ${ready.offered.map((d) => `"${d}"`).join(', ')}, bbgate chose "${ready.dialect}"; PB version ${v}`);
     if (target.name === undefined) return { ok: true, steps };
     const mind = new ProbeMind();
@@ -124,13 +125,15 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
 }
 
 /** The dialect offer, then the server's version announcement. */
-async function greeting(broker: Broker, timeout: number): Promise<number> {
+async function greeting(broker: Broker, timeout: number, overTls: boolean): Promise<number> {
   try {
     await withTimeout(broker.ready, timeout, 'the PB greeting');
     return await withTimeout(broker.peerVersion, timeout, "the server's PB version");
   } catch (err) {
     if (err instanceof BbgateError && err.code === 'PB_CONNECTION_LOST') {
-      throw new PbError('PB_NOT_PB', 'the server closed the connection without a PB greeting');
+      throw new PbError('PB_NOT_PB', 'the server closed the connection without a PB greeting' + (overTls
+        ? ', right after the TLS handshake: a TLS-terminating load balancer or proxy with no healthy backend does this'
+        : ''));
     }
     if (err instanceof BbgateError && err.code === 'NET_TIMEOUT') {
       throw new PbError('PB_NOT_PB', `connected, but no PB greeting arrived within ${timeout / 1000} s (a Buildbot master greets at once; an HTTP server waits for a request)`);
