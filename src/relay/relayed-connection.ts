@@ -61,7 +61,7 @@ export class RelayedConnection {
   worker: string | undefined;
   private readonly started = Date.now();
   private master: Duplex | undefined;
-  /** Counted in perWorker (from admission to close). */
+  /** Holds a slot in perWorker: from admission until it closes or is refused. */
   private counted = false;
   private guard: LoginGuard | undefined;
   private ended = false;
@@ -319,10 +319,23 @@ export class RelayedConnection {
     this.closeSoon(`refused (${code}): ${detail}`);
   }
 
-  /** Ends the connection once its last words have had time to arrive, with `reason` as the one logged. */
+  /**
+   * Ends the connection once its last words have had time to arrive, with `reason` as the one
+   * logged. Its worker's slot is free at once: a refused login must not hold one while it lingers.
+   */
   private closeSoon(reason: string): void {
     this.reason = reason;
+    this.releaseSlot();
     setTimeout(() => this.close(reason), LINGER_MS).unref();
+  }
+
+  private releaseSlot(): void {
+    if (!this.counted || this.worker === undefined) return;
+    this.counted = false;
+    const { perWorker } = this.ctx;
+    const held = perWorker.get(this.worker);
+    held?.delete(this);
+    if (held?.size === 0) perWorker.delete(this.worker);
   }
 
   private setState(state: ConnectionState): void {
@@ -336,14 +349,10 @@ export class RelayedConnection {
   close(reason: string): void {
     if (this.ended) return;
     this.ended = true;
-    const { metrics, perWorker, logger, config } = this.ctx;
+    const { metrics, logger, config } = this.ctx;
     metrics.connections.dec({ state: this.state });
     clearTimeout(this.loginTimer);
-    if (this.counted && this.worker !== undefined) {
-      const held = perWorker.get(this.worker);
-      held?.delete(this);
-      if (held?.size === 0) perWorker.delete(this.worker);
-    }
+    this.releaseSlot();
     this.accepted.stream.destroy();
     this.master?.destroy();
     logger.info({

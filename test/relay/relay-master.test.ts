@@ -6,6 +6,7 @@ import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { encodeSexp } from '../../src/pb/banana/writer.js';
 import { Broker } from '../../src/pb/broker.js';
+import { login } from '../../src/pb/login.js';
 import { startMaster, startPythonWorker, type RunningMaster, type RunningPythonWorker } from '../helpers/buildbot-master.js';
 import { startTestWorker, type TestWorker } from '../helpers/bbgate-worker.js';
 import { bbgate, type ProbeJson } from '../helpers/cli.js';
@@ -218,6 +219,15 @@ describe('bbgate relay limits', () => {
     assert.equal(status, 0, text);
     await squatters.at(-1)!.closed;
     await relay.waitForLog((l) => l.msg === 'login displaced by a newer one for the same worker' && l.fields.worker === 'other-w');
+  });
+
+  it('frees the slot of a login the master refused at once, not after its last words', async () => {
+    // A client that stays connected after its wrong password, as a squatter would.
+    const { broker, closed } = await brokerTo(relay.port());
+    await assert.rejects(login(broker, 'other-w', 'wrong', null), (err: Error & { code?: string }) => err.code === 'PB_UNAUTHORIZED');
+    const { status, text } = await probe([`tcp:127.0.0.1:${relay.port()}`, '--name', 'other-w', '--password', 'other-pass']);
+    assert.equal(status, 0, text);
+    await closed;
   });
 
   it('logs the master\'s refusal of a duplicate worker as that, not as a wrong password', async () => {
