@@ -16,15 +16,17 @@ the master never hears of it. Runs in the foreground; SIGTERM drains.
 
 Options (each overrides the same setting in --config):
   --config FILE            JSON settings: listen, upstream, upstreamProxy, allow,
-                           metrics, maxConnections, maxPerWorker, handshakeTimeout,
+                           metrics, maxConnections, maxPerSource, maxPerWorker, handshakeTimeout,
                            loginTimeout, idleTimeout, keepalive, drainTimeout, proxyProtocol,
                            environmentProxy
   --listen ADDR            where workers connect (repeatable):
                              tcp:PORT[:interface=IP]
                              tls:PORT:certKey=PEM[:privateKey=PEM][:extraCertChain=PEM]
-                                 [:caCertsDir=DIR (require client certificates)][:interface=IP]
+                                 [:caCertsDir=DIR (require client certificates)
+                                 [:certNames=1 (log in only as a name the certificate carries)]]
+                                 [:interface=IP]
                              ws://HOST:PORT/PATH
-                             wss://HOST:PORT/PATH#certKey=PEM&privateKey=PEM
+                             wss://HOST:PORT/PATH#certKey=PEM&privateKey=PEM[&caCertsDir=DIR[&certNames=1]]
                            behind a load balancer that sends PROXY headers, add :proxyFrom=CIDR,...
                            (tcp:, tls:) or proxyFrom=CIDR,... after the # (ws://, wss://): connections
                            from those addresses must start with one, and its source is the worker's
@@ -37,7 +39,10 @@ Options (each overrides the same setting in --config):
                            (repeatable; at least one is required)
   --metrics HOST:PORT      serve /metrics (Prometheus) and /healthz there
   --max-connections N      connections in total, handshakes included (default 1000)
-  --max-per-worker N       connections per worker name (default 2)
+  --max-per-source N       connections per source address, handshakes included
+                           (default: a tenth of --max-connections, at least 2)
+  --max-per-worker N       connections per worker name, logins awaiting the master's
+                           verdict included (default 2)
   --handshake-timeout S    for a client to send its login, and for the master to greet (default 10)
   --login-timeout S        for the master to accept or refuse the password after that (default 60)
   --idle-timeout S         cut a connection silent both ways this long (default 1800; 0: never)
@@ -57,6 +62,7 @@ const OPTIONS = {
   allow: { type: 'string', multiple: true },
   metrics: { type: 'string' },
   'max-connections': { type: 'string' },
+  'max-per-source': { type: 'string' },
   'max-per-worker': { type: 'string' },
   'handshake-timeout': { type: 'string' },
   'login-timeout': { type: 'string' },
@@ -77,7 +83,7 @@ export async function runRelay(argv: string[]): Promise<number> {
     }
     if (positionals.length) throw new BbgateError('USAGE', `relay takes no arguments, only options (got "${positionals[0]}")`);
     const settings: RelaySettings = { ...(values.config !== undefined ? readSettings(values.config) : {}) };
-    const numbers = { maxConnections: 'max-connections', maxPerWorker: 'max-per-worker', handshakeTimeout: 'handshake-timeout', loginTimeout: 'login-timeout', idleTimeout: 'idle-timeout', keepalive: 'keepalive', drainTimeout: 'drain-timeout' } as const;
+    const numbers = { maxConnections: 'max-connections', maxPerSource: 'max-per-source', maxPerWorker: 'max-per-worker', handshakeTimeout: 'handshake-timeout', loginTimeout: 'login-timeout', idleTimeout: 'idle-timeout', keepalive: 'keepalive', drainTimeout: 'drain-timeout' } as const;
     for (const [key, option] of Object.entries(numbers) as [keyof typeof numbers, (typeof numbers)[keyof typeof numbers]][]) {
       const text = values[option];
       if (text !== undefined) settings[key] = /^\s*$/.test(text) ? NaN : Number(text);

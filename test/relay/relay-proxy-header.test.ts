@@ -155,9 +155,12 @@ describe('bbgate relay behind haproxy with PROXY headers, in front of a real Bui
     assert.equal(status, 5, text);
     const login = report.steps.at(-1)!;
     assert.equal(login.code, 'RELAY_DENIED');
-    assert.match(login.message, new RegExp(`may only connect from 127\\.0\\.0\\.8/32, not from ${WORKER_IP.replace(/\./g, '\\.')}`));
+    // The worker is told what one not on the list is told; the relay's log says why.
+    assert.match(login.message, /worker "w" is not allowed to log in through this relay/);
+    assert.doesNotMatch(text, /127\.0\.0\.8|may only connect/);
     const refused = await elsewhere.waitForLog((l) => l.msg === 'worker refused');
     assert.match(String(refused.fields.peer), new RegExp(`^${WORKER_IP}:\\d+$`));
+    assert.match(String(refused.fields.reason), new RegExp(`may only connect from 127\\.0\\.0\\.8/32, not from ${WORKER_IP.replace(/\./g, '\\.')}`));
     assert.equal(await elsewhere.metric('bbgate_relay_logins_total', { result: 'denied', reason: 'source_address' }), 1);
   });
 
@@ -211,10 +214,12 @@ describe('bbgate relay behind haproxy with PROXY headers, in front of a real Bui
     await once(socket, 'connect');
     socket.write(proxyV2Header(undefined, undefined));
     const broker = new Broker(socket, { role: 'client' });
-    await assert.rejects(broker.rootObject().callRemote('login', [Buffer.from('w')]), /not from 127\.0\.0\.1/);
+    const since = relay.lines.length;
+    await assert.rejects(broker.rootObject().callRemote('login', [Buffer.from('w')]), /worker "w" is not allowed to log in through this relay/);
     socket.destroy();
-    const refused = await relay.waitForLog((l) => l.msg === 'worker refused');
+    const refused = await relay.waitForLog((l) => l.msg === 'worker refused' && relay.lines.indexOf(l) >= since);
     assert.match(String(refused.fields.peer), /^127\.0\.0\.1:\d+$/);
+    assert.match(String(refused.fields.reason), /not from 127\.0\.0\.1$/);
   });
 
   it('a client from an unlisted address is an ordinary client: served without a header, and a header from it is garbage to PB', async () => {
@@ -231,5 +236,45 @@ describe('bbgate relay behind haproxy with PROXY headers, in front of a real Bui
     await until(async () => (await failures('protocol')) === protocol + 1, 'a PB protocol failure');
     assert.equal(await failures('proxy_header'), proxyHeader);
     assert.ok(!relay.lines.some((l) => String(l.fields.peer ?? '').startsWith('127.0.0.8:')));
+  });
+});
+
+describe('--max-per-source behind haproxy: the source is the one the PROXY header names', () => {
+  let relay: TestRelay;
+  let haproxy: RunningHaproxy;
+
+  before(async () => {
+    // No PB gets as far as the master here: a refused connection ends before PB, an admitted one at its dialect offer.
+    relay = await startRelay({ listen: ['tcp:0:interface=127.0.0.1:proxyFrom=127.0.0.1'], upstream: 'tcp:127.0.0.1:9', allow: ['*'], maxPerSource: 2 });
+    haproxy = await startHaproxy([{ target: relay.port(0), sendProxy: 'v2' }]);
+  });
+  after(async () => {
+    await haproxy?.stop();
+    await relay?.stop();
+  });
+
+  /** What became of a client through haproxy: the relay's dialect offer, or a close without a byte. */
+  async function fate(localAddress: string): Promise<{ client: Awaited<ReturnType<typeof rawClient>>; got: 'offer' | 'closed' }> {
+    const client = await rawClient(haproxy.ports[0]!, localAddress);
+    const got = await Promise.race([once(client.socket, 'data').then(() => 'offer' as const), client.closed.then(() => 'closed' as const)]);
+    return { client, got };
+  }
+
+  it('refuses the third connection from one worker address at once, and serves another address, though haproxy\'s is the same', async () => {
+    const first = await fate(WORKER_IP);
+    const second = await fate(WORKER_IP);
+    const third = await fate(WORKER_IP);
+    assert.deepEqual([first.got, second.got, third.got], ['offer', 'offer', 'closed']);
+    assert.deepEqual(await third.client.closed, Buffer.alloc(0), 'refused before a byte');
+    const other = await fate('127.0.0.10');
+    assert.equal(other.got, 'offer');
+    assert.equal(await relay.metric('bbgate_relay_connections_refused_total', { reason: 'max_per_source' }), 1);
+    const logged = await relay.waitForLog((l) => l.msg === 'connection refused: too many connections from one address (--max-per-source)');
+    assert.equal(logged.fields.peer, WORKER_IP);
+    // A slot comes back when its connection closes.
+    first.client.socket.destroy();
+    await until(async () => (await relay.metric('bbgate_relay_sockets')) === 2, 'the relay sees the first connection closed');
+    assert.equal((await fate(WORKER_IP)).got, 'offer');
+    for (const c of [first, second, other]) c.client.socket.destroy();
   });
 });
