@@ -169,13 +169,13 @@ describe('the type prefix', () => {
 
 describe('error messages', () => {
   const cases: [string, string][] = [
-    ['', '"" is not a connection string: expected TYPE:ARGUMENTS, such as tcp:master.example.org:9989'],
-    ['master.example.org', '"master.example.org" is not a connection string: expected TYPE:ARGUMENTS, such as tcp:master.example.org:9989'],
-    [':h:1', '":h:1" is not a connection string: expected TYPE:ARGUMENTS, such as tcp:master.example.org:9989'],
+    ['', '"": not a connection string: expected TYPE:ARGUMENTS, such as tcp:master.example.org:9989'],
+    ['master.example.org', '"master.example.org": not a connection string: expected TYPE:ARGUMENTS, such as tcp:master.example.org:9989'],
+    [':h:1', '":h:1": not a connection string: expected TYPE:ARGUMENTS, such as tcp:master.example.org:9989'],
     ['host=h:tcp:1', '"host=h:tcp:1": the connection type must come first, as in tcp:HOST:PORT, not "host=h"'],
     [
       'https://buildbot.example.org/',
-      '"https://buildbot.example.org/" is a URL, not a connection string: give the master\'s PB port (often 9989, not the web port) as tcp:HOST:PORT, or tls:HOST:PORT:trustRoots=DIR for TLS',
+      '"https://buildbot.example.org/": a URL, not a connection string: give the master\'s PB port (often 9989, not the web port) as tcp:HOST:PORT, or tls:HOST:PORT:trustRoots=DIR for TLS',
     ],
     ['tcp:h:1:port=2', '"tcp:h:1:port=2": too many positional arguments (tcp takes only HOST, as port= is given; give the rest as key=value)'],
     ['tcp:h:1:host=g', '"tcp:h:1:host=g": too many positional arguments (tcp takes only PORT, as host= is given; give the rest as key=value)'],
