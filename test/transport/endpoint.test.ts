@@ -236,6 +236,33 @@ describe('error messages', () => {
   }
 });
 
+describe('user info', () => {
+  const problem = 'a user name or password does not belong in a connection string (it would end up in logs): the worker logs in with its worker name and password, and a proxy\'s credentials go in the proxy setting as http://USER:PASSWORD@HOST:PORT';
+
+  it('is refused before anything quotes a piece of it, and the string is quoted with it hidden', () => {
+    for (const [description, shown] of [
+      ['tcp:bob:s3cret@master:9989', 'tcp:***@master:9989'],
+      ['tcp:bob:pw:s3cret@master:9989', 'tcp:***@master:9989'],
+      ['tls:host=bob\\:s3cret@master:port=9989', 'tls:***@master:port=9989'],
+      ['ssl:host=m:port=1:hostname=bob@s3cret', 'ssl:***@s3cret'],
+      ['tcp:[bob:s3cret@x]:1', 'tcp:***@x]:1'],
+      ['tcp:h:1:timeout=s3cret\\@x', 'tcp:***@x'],
+      ['http://bob:s3cret@master:9989', 'http://***@master:9989'],
+    ]) {
+      rejects(description!, `"${shown}": ${problem}`);
+    }
+    assert.throws(() => parseMasterAddress('bob:s3cret@master:9989'), { code: 'ENDPOINT_SYNTAX', message: `"***@master:9989": ${problem}` });
+    assert.throws(() => splitEndpoint('tcp:bob:s3cret@0'), { code: 'ENDPOINT_SYNTAX', message: `"tcp:***@0": ${problem}` });
+  });
+
+  it('is not what an "@" in a file\'s path is', () => {
+    const e = parseEndpoint('tls:master:9989:trustRoots=/home/a@b/ca:certificate=/c@1.pem:privateKey=k@2') as TlsEndpoint;
+    assert.deepEqual([e.trustRoots, e.certificate, e.privateKey], ['/home/a@b/ca', '/c@1.pem', 'k@2']);
+    assert.equal((parseEndpoint('ssl:host=m:port=1:caCertsDir=/x@y:certKey=/z@w') as TlsEndpoint).trustRoots, '/x@y');
+    assert.deepEqual(splitEndpoint('tls:0:certKey=/a@b:extraCertChain=/c@d').keywords, new Map([['certKey', '/a@b'], ['extraCertChain', '/c@d']]));
+  });
+});
+
 describe('the ssl: traps', () => {
   it('without caCertsDir= nor hostname=, nothing is verified', () => {
     const e = parseEndpoint('ssl:host=master:port=9989') as TlsEndpoint;

@@ -151,5 +151,8 @@ describe('ws:// and wss:// error messages', () => {
       assert.match(err.message, /^"ws:\/\/\*\*\*@relay\/pb": a user name or password does not belong/);
       return true;
     });
+    // In an option that is not a file's path (whose value an error would quote), too; in a path it is a character.
+    assert.throws(() => parseEndpoint('ws://relay/pb#timeout=s3cret@5'), { code: 'ENDPOINT_SYNTAX', message: /^"ws:\/\/\*\*\*@5": a user name or password does not belong/ });
+    assert.equal((parseEndpoint('wss://relay/pb#trustRoots=/a@b&timeout=5') as { trustRoots?: string }).trustRoots, '/a@b');
   });
 });
