@@ -58,7 +58,7 @@ export function loggableConfig(config: WorkerConfig): Record<string, unknown> {
   return { ...rest, ...(proxyConnectionString !== undefined ? { proxyConnectionString: redactCredentials(proxyConnectionString) } : {}) };
 }
 
-/** The secret strings of a config, for the log's last line of defence (see ../../redact.ts). */
+/** The secret strings of a config, for the log's last line of defence (see ../redact.ts). */
 export function configSecrets(config: WorkerConfig): string[] {
   const proxy = config.proxyConnectionString === undefined ? undefined : parseProxyString(config.proxyConnectionString);
   return [config.password, ...proxySecrets(proxy)];
