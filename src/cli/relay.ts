@@ -1,10 +1,11 @@
 // `bbgate relay`: runs the PB-aware relay in the foreground (systemd, a
 // container), logging JSON lines to stdout (readable lines on a terminal).
 import { readFileSync } from 'node:fs';
-import pino from 'pino';
 import { BbgateError } from '../errors.js';
+import { proxySecrets } from '../proxy/index.js';
 import { configError, resolveRelayConfig, type RelaySettings } from '../relay/config.js';
 import { Relay } from '../relay/relay.js';
+import { jsonLogger, type Logger } from '../worker/log/logger.js';
 import { formatLogLine } from '../worker/log/pretty.js';
 import { parseCommand, report } from './common.js';
 
@@ -95,7 +96,8 @@ export async function runRelay(argv: string[]): Promise<number> {
     if (values.allow) settings.allow = values.allow;
     if (values.metrics !== undefined) settings.metrics = values.metrics;
     if (values['proxy-protocol']) settings.proxyProtocol = true;
-    relay = new Relay(resolveRelayConfig(settings), relayLogger());
+    const config = resolveRelayConfig(settings);
+    relay = new Relay(config, relayLogger(proxySecrets(config.upstreamProxy)));
     await relay.start();
   } catch (err) {
     return report(err, RELAY_USAGE);
@@ -124,20 +126,15 @@ function readSettings(path: string): RelaySettings {
   try {
     parsed = JSON.parse(text);
   } catch (err) {
-    throw configError(`${path} is not valid JSON: ${(err as Error).message}`);
+    // V8 quotes the text around the mistake, which may be a password: only what it expected is kept.
+    throw configError(`${path} is not valid JSON: ${(err as Error).message.replace(/, (?:\.\.\.)?".*"(?:\.\.\.)? is not valid JSON$/s, '')}`);
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw configError(`${path} must hold a JSON object of settings`);
   return parsed as RelaySettings;
 }
 
-function relayLogger(): pino.Logger {
+/** JSON lines on stdout (readable ones on a terminal), with the upstream proxy's password scrubbed. */
+function relayLogger(secrets: string[]): Logger {
   const pretty = process.stdout.isTTY;
-  return pino(
-    {
-      base: { pid: process.pid },
-      timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
-    },
-    pretty ? { write: (line: string) => process.stdout.write(formatLogLine(line)) } : pino.destination({ fd: 1, sync: true }),
-  );
+  return jsonLogger((line) => process.stdout.write(pretty ? formatLogLine(line) : line), secrets);
 }

@@ -4,7 +4,8 @@ import { Broker } from '../pb/broker.js';
 import { PbFailure, PY } from '../pb/failure.js';
 import { login } from '../pb/login.js';
 import type { RemoteReference } from '../pb/references.js';
-import { parseProxyString, redactUrl, type ProxyConfig } from '../proxy/index.js';
+import { parseProxyString, type ProxyConfig } from '../proxy/index.js';
+import { redactCredentials } from '../redact.js';
 import { join } from 'node:path';
 import { withDeadline } from '../transport/deadline.js';
 import { dial, type DialStep, type StepOutcome } from '../transport/dial.js';
@@ -94,7 +95,7 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
 
   try {
     const target = await step('parse', async () => resolveTarget(options), (t) =>
-      (t.tac ? `${t.tac}: worker "${t.name}" at ` : '') + formatEndpoint(t.endpoint) + (t.proxy ? ` via ${redactUrl(t.proxy.url)}` : ''));
+      (t.tac ? `${t.tac}: worker "${t.name}" at ` : '') + formatEndpoint(t.endpoint) + (t.proxy ? ` via ${redactCredentials(t.proxy.url)}` : ''));
     // No step may outlast --timeout, the connect included (a connection string's timeout= may be longer).
     const route = { ...target, endpoint: { ...target.endpoint, timeout: Math.min(target.endpoint.timeout, timeout / 1000) } };
     const warnings = target.endpoint.type === 'tls' ? target.endpoint.warnings : [];

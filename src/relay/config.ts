@@ -111,7 +111,8 @@ export function resolveRelayConfig(settings: RelaySettings): RelayConfig {
     }
   }
   for (const key of ['upstream', 'upstreamProxy', 'metrics'] as const) {
-    if (settings[key] !== undefined && typeof settings[key] !== 'string') throw configError(`${label(key)} must be a string, not ${JSON.stringify(settings[key])}`);
+    // Only the type is named: the value may be a proxy URL with its password.
+    if (settings[key] !== undefined && typeof settings[key] !== 'string') throw configError(`${label(key)} must be a string, not ${shapeOf(settings[key])}`);
   }
   for (const key of ['listen', 'allow'] as const) {
     if (settings[key] !== undefined && !Array.isArray(settings[key])) throw configError(`${label(key)} must be a list, not ${JSON.stringify(settings[key])}`);
@@ -150,6 +151,12 @@ export function resolveRelayConfig(settings: RelaySettings): RelayConfig {
     drainTimeout: seconds('drainTimeout', settings.drainTimeout, DEFAULTS.drainTimeout, true),
     proxyProtocol: flag('proxyProtocol', settings.proxyProtocol, false),
   };
+}
+
+/** A value as a message may name it when it may hold a password: the shape of a list or an object, not its contents. */
+function shapeOf(value: unknown): string {
+  if (Array.isArray(value)) return 'a list';
+  return typeof value === 'object' && value !== null ? 'an object' : JSON.stringify(value);
 }
 
 function label(key: keyof RelaySettings): string {
@@ -284,7 +291,7 @@ function webSocketListener(text: string): ListenerSpec {
   let url: WebSocketUrl;
   try {
     url = splitWebSocketUrl(text, (secure) => (secure ? WSS_LISTENER_KEYS : WS_LISTENER_KEYS), (description, key, secure) =>
-      new EndpointSyntaxError(`"${description}": unknown option "${key}" after # (allowed: ${(secure ? WSS_LISTENER_KEYS : WS_LISTENER_KEYS).join(', ')})`));
+      new EndpointSyntaxError(description, `unknown option "${key}" after # (allowed: ${(secure ? WSS_LISTENER_KEYS : WS_LISTENER_KEYS).join(', ')})`));
   } catch (err) {
     throw configError(`${label('listen')} ${(err as Error).message}`);
   }
