@@ -15,19 +15,9 @@ import { listenWebSocket, type AcceptedStream, type WebSocketListener } from '..
 import { dial } from '../../src/transport/dial.js';
 import { parseEndpoint } from '../../src/transport/endpoint.js';
 import { testPki, type TestPki } from '../helpers/pki.js';
+import { within } from '../helpers/wait.js';
 
 const TIMEOUT_MS = 500;
-
-/** Rejects, naming `what`, when `promise` takes longer than `ms`. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)));
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** A raw TCP client, with everything it receives. */
 async function rawClient(port: number): Promise<{ socket: Socket; received: () => Buffer; closed: Promise<unknown> }> {
