@@ -7,9 +7,9 @@ import { after, before, describe, it } from 'node:test';
 import { startMaster, type RunningMaster } from '../helpers/buildbot-master.js';
 import { bbgate, type ProbeJson } from '../helpers/cli.js';
 import { testPki, type TestPki } from '../helpers/pki.js';
-import { sleep } from '../helpers/processes.js';
 import { startRelay, type TestRelay } from '../helpers/relay.js';
 import { startSquid, type RunningSquid } from '../helpers/squid.js';
+import { waitFor } from '../helpers/wait.js';
 
 /** A client that sends plain text to a TLS port; resolves when the relay hangs up. */
 function notTls(port: number): Promise<void> {
@@ -62,7 +62,7 @@ describe('bbgate relay with TLS both ways and the master behind squid', () => {
     assert.equal(status, 0, text);
     assert.deepEqual(report.steps.map((s) => s.step), ['parse', 'proxy', 'dns', 'tcp', 'tls', 'pb', 'login', 'keepalive']);
     // squid logs a tunnel when it closes: the relay's, to the master's TLS port, as user "relay".
-    for (let i = 0; i < 50 && !squid.accessLog().includes(`CONNECT 127.0.0.1:${master.pbPort}`); i++) await sleep(100);
+    await waitFor(() => squid.accessLog().includes(`CONNECT 127.0.0.1:${master.pbPort}`), "the tunnel in squid's access log");
     assert.match(squid.accessLog(), new RegExp(`CONNECT 127\\.0\\.0\\.1:${master.pbPort} relay`));
     assert.doesNotMatch(relay.lines.map((l) => JSON.stringify(l)).join('\n'), /squid:pass|squid%3Apass/);
   });
@@ -73,7 +73,7 @@ describe('bbgate relay with TLS both ways and the master behind squid', () => {
     assert.equal(status, 4, text);
     assert.equal(report.steps.at(-1)!.step, 'tls');
     assert.equal(report.steps.at(-1)!.code, 'TLS_HANDSHAKE');
-    for (let i = 0; i < 50 && (await relay.metric('bbgate_relay_handshake_failures_total', { reason: 'tls' })) === before; i++) await sleep(50);
+    await waitFor(async () => (await relay.metric('bbgate_relay_handshake_failures_total', { reason: 'tls' })) > before, 'the failed handshake counted');
     assert.equal(await relay.metric('bbgate_relay_handshake_failures_total', { reason: 'tls' }), before + 1);
   });
 
@@ -81,7 +81,7 @@ describe('bbgate relay with TLS both ways and the master behind squid', () => {
     for (const i of [0, 1]) {
       const before = await relay.metric('bbgate_relay_handshake_failures_total', { reason: 'tls' });
       await notTls(relay.port(i));
-      for (let n = 0; n < 50 && (await relay.metric('bbgate_relay_handshake_failures_total', { reason: 'tls' })) === before; n++) await sleep(50);
+      await waitFor(async () => (await relay.metric('bbgate_relay_handshake_failures_total', { reason: 'tls' })) > before, `the failed handshake on listener ${i} counted`);
       assert.equal(await relay.metric('bbgate_relay_handshake_failures_total', { reason: 'tls' }), before + 1, `listener ${i}`);
     }
   });
