@@ -271,7 +271,7 @@ describe('--max-per-source behind haproxy: the source is the one the PROXY heade
     assert.equal(logged.fields.peer, WORKER_IP);
     // A slot comes back when its connection closes.
     first.client.socket.destroy();
-    await until(async () => (await relay.metric('bbgate_relay_sockets')) === 2, 'the relay sees the first connection closed');
+    await waitFor(async () => (await relay.metric('bbgate_relay_sockets')) === 2, 'the relay sees the first connection closed');
     assert.equal((await fate(WORKER_IP)).got, 'offer');
     for (const c of [first, second, other]) c.client.socket.destroy();
   });
