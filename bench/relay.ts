@@ -256,7 +256,7 @@ interface RunningRelay {
 
 function startRelay(masterPort: number): Promise<RunningRelay> {
   const args = [CLI, 'relay', '--listen', `tcp:0:interface=${HOST}`, '--upstream', `tcp:${HOST}:${masterPort}`, '--allow', '*',
-    '--max-connections', '20000', '--max-per-worker', '20000', '--no-env-proxy'];
+    '--max-connections', '20000', '--max-per-source', '20000', '--max-per-worker', '20000', '--no-env-proxy'];
   const child = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
   const command = `node dist/src/cli/main.js ${args.slice(1).map((a) => (a === '*' ? `'*'` : a)).join(' ')}`;
   const warnings: string[] = [];

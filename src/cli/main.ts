@@ -14,7 +14,8 @@ Commands:
   probe CONNECTION_STRING [--proxy-connection-string P] [--name NAME --password PASSWORD] [--json]
         Walk proxy → DNS → TCP → CONNECT → TLS → PB → login → keepalive to a Buildbot master and name
         the layer that fails. Exit status: 0 ok, 1 usage or unparseable input,
-        2 network, 3 proxy, 4 TLS, 5 authentication, 6 not a PB service / protocol.
+        2 network, 3 proxy, 4 TLS, 5 authentication, 6 not a PB service / protocol,
+        70 a bug in bbgate.
   create-worker [options] BASEDIR MASTER[:PORT] WORKERNAME PASSWORD
         Create a worker directory with its buildbot.tac, as buildbot-worker create-worker does.
   start [--quiet] [--nodaemon] [BASEDIR]
@@ -72,7 +73,7 @@ whether it is still alive; the real worker is not disconnected.
 
 Exit status: 0 ok, 1 usage or unparseable input, 2 network (DNS, refused,
 timeout, unreachable), 3 proxy, 4 TLS, 5 authentication, 6 not a PB service or
-protocol error.
+protocol error, 70 a bug in bbgate (INTERNAL_STALL: please report it).
 `;
 
 async function runProbe(argv: string[]): Promise<number> {

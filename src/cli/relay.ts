@@ -1,10 +1,11 @@
 // `bbgate relay`: runs the PB-aware relay in the foreground (systemd, a
 // container), logging JSON lines to stdout (readable lines on a terminal).
 import { readFileSync } from 'node:fs';
-import pino from 'pino';
 import { BbgateError } from '../errors.js';
+import { proxySecrets } from '../proxy/index.js';
 import { configError, resolveRelayConfig, type RelaySettings } from '../relay/config.js';
 import { Relay } from '../relay/relay.js';
+import { jsonLogger, type Logger } from '../worker/log/logger.js';
 import { formatLogLine } from '../worker/log/pretty.js';
 import { parseCommand, report } from './common.js';
 
@@ -16,15 +17,17 @@ the master never hears of it. Runs in the foreground; SIGTERM drains.
 
 Options (each overrides the same setting in --config):
   --config FILE            JSON settings: listen, upstream, upstreamProxy, allow,
-                           metrics, maxConnections, maxPerWorker, handshakeTimeout,
+                           metrics, maxConnections, maxPerSource, maxPerWorker, handshakeTimeout,
                            loginTimeout, idleTimeout, keepalive, drainTimeout, proxyProtocol,
                            environmentProxy
   --listen ADDR            where workers connect (repeatable):
                              tcp:PORT[:interface=IP]
                              tls:PORT:certKey=PEM[:privateKey=PEM][:extraCertChain=PEM]
-                                 [:caCertsDir=DIR (require client certificates)][:interface=IP]
+                                 [:caCertsDir=DIR (require client certificates)
+                                 [:certNames=1 (log in only as a name the certificate carries)]]
+                                 [:interface=IP]
                              ws://HOST:PORT/PATH
-                             wss://HOST:PORT/PATH#certKey=PEM&privateKey=PEM
+                             wss://HOST:PORT/PATH#certKey=PEM&privateKey=PEM[&caCertsDir=DIR[&certNames=1]]
                            behind a load balancer that sends PROXY headers, add :proxyFrom=CIDR,...
                            (tcp:, tls:) or proxyFrom=CIDR,... after the # (ws://, wss://): connections
                            from those addresses must start with one, and its source is the worker's
@@ -37,7 +40,10 @@ Options (each overrides the same setting in --config):
                            (repeatable; at least one is required)
   --metrics HOST:PORT      serve /metrics (Prometheus) and /healthz there
   --max-connections N      connections in total, handshakes included (default 1000)
-  --max-per-worker N       connections per worker name (default 2)
+  --max-per-source N       connections per source address, handshakes included
+                           (default: a tenth of --max-connections, at least 2)
+  --max-per-worker N       connections per worker name, logins awaiting the master's
+                           verdict included (default 2)
   --handshake-timeout S    for a client to send its login, and for the master to greet (default 10)
   --login-timeout S        for the master to accept or refuse the password after that (default 60)
   --idle-timeout S         cut a connection silent both ways this long (default 1800; 0: never)
@@ -57,6 +63,7 @@ const OPTIONS = {
   allow: { type: 'string', multiple: true },
   metrics: { type: 'string' },
   'max-connections': { type: 'string' },
+  'max-per-source': { type: 'string' },
   'max-per-worker': { type: 'string' },
   'handshake-timeout': { type: 'string' },
   'login-timeout': { type: 'string' },
@@ -77,7 +84,7 @@ export async function runRelay(argv: string[]): Promise<number> {
     }
     if (positionals.length) throw new BbgateError('USAGE', `relay takes no arguments, only options (got "${positionals[0]}")`);
     const settings: RelaySettings = { ...(values.config !== undefined ? readSettings(values.config) : {}) };
-    const numbers = { maxConnections: 'max-connections', maxPerWorker: 'max-per-worker', handshakeTimeout: 'handshake-timeout', loginTimeout: 'login-timeout', idleTimeout: 'idle-timeout', keepalive: 'keepalive', drainTimeout: 'drain-timeout' } as const;
+    const numbers = { maxConnections: 'max-connections', maxPerSource: 'max-per-source', maxPerWorker: 'max-per-worker', handshakeTimeout: 'handshake-timeout', loginTimeout: 'login-timeout', idleTimeout: 'idle-timeout', keepalive: 'keepalive', drainTimeout: 'drain-timeout' } as const;
     for (const [key, option] of Object.entries(numbers) as [keyof typeof numbers, (typeof numbers)[keyof typeof numbers]][]) {
       const text = values[option];
       if (text !== undefined) settings[key] = /^\s*$/.test(text) ? NaN : Number(text);
@@ -89,7 +96,8 @@ export async function runRelay(argv: string[]): Promise<number> {
     if (values.allow) settings.allow = values.allow;
     if (values.metrics !== undefined) settings.metrics = values.metrics;
     if (values['proxy-protocol']) settings.proxyProtocol = true;
-    relay = new Relay(resolveRelayConfig(settings), relayLogger());
+    const config = resolveRelayConfig(settings);
+    relay = new Relay(config, relayLogger(proxySecrets(config.upstreamProxy)));
     await relay.start();
   } catch (err) {
     return report(err, RELAY_USAGE);
@@ -118,20 +126,15 @@ function readSettings(path: string): RelaySettings {
   try {
     parsed = JSON.parse(text);
   } catch (err) {
-    throw configError(`${path} is not valid JSON: ${(err as Error).message}`);
+    // V8 quotes the text around the mistake, which may be a password: only what it expected is kept.
+    throw configError(`${path} is not valid JSON: ${(err as Error).message.replace(/, (?:\.\.\.)?".*"(?:\.\.\.)? is not valid JSON$/s, '')}`);
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw configError(`${path} must hold a JSON object of settings`);
   return parsed as RelaySettings;
 }
 
-function relayLogger(): pino.Logger {
+/** JSON lines on stdout (readable ones on a terminal), with the upstream proxy's password scrubbed. */
+function relayLogger(secrets: string[]): Logger {
   const pretty = process.stdout.isTTY;
-  return pino(
-    {
-      base: { pid: process.pid },
-      timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
-    },
-    pretty ? { write: (line: string) => process.stdout.write(formatLogLine(line)) } : pino.destination({ fd: 1, sync: true }),
-  );
+  return jsonLogger((line) => process.stdout.write(pretty ? formatLogLine(line) : line), secrets);
 }

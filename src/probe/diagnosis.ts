@@ -56,7 +56,7 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
   TLS_EXPIRED: 'the master\'s certificate has expired: renew it on the master (and check this machine\'s clock)',
   TLS_NOT_YET_VALID: 'the master\'s certificate is not valid yet: check the clocks on both machines',
   TLS_HOSTNAME: 'connect with a name the certificate lists, or reissue the certificate with this name',
-  RELAY_DENIED: 'a bbgate relay refused this worker name (or this source address): ask the relay\'s administrator to add it to the relay\'s --allow rules',
+  RELAY_DENIED: 'a bbgate relay refused this worker name: it is not on the relay\'s --allow rules, not from this address, or not a name in this worker\'s client certificate (certNames=1); the relay tells only its log which, so ask its administrator',
   RELAY_LIMIT: 'the relay already carries as many connections for this worker as it allows: stop the other copy of this worker, or wait for the relay to notice its old connection is dead',
   RELAY_UPSTREAM: 'the relay is up but cannot reach the master: the master may be down; the relay\'s log names the error',
   INTERNAL_STALL: 'this is a bug in bbgate, not in your set-up: please report it with the probe\'s --json output; running the probe again usually gets past it',

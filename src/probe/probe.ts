@@ -4,7 +4,8 @@ import { Broker } from '../pb/broker.js';
 import { PbFailure, PY } from '../pb/failure.js';
 import { login } from '../pb/login.js';
 import type { RemoteReference } from '../pb/references.js';
-import { parseProxyString, redactUrl, type ProxyConfig } from '../proxy/index.js';
+import { parseProxyString, type ProxyConfig } from '../proxy/index.js';
+import { redactCredentials } from '../redact.js';
 import { join } from 'node:path';
 import { withDeadline } from '../transport/deadline.js';
 import { dial, type DialStep, type StepOutcome } from '../transport/dial.js';
@@ -94,7 +95,7 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
 
   try {
     const target = await step('parse', async () => resolveTarget(options), (t) =>
-      (t.tac ? `${t.tac}: worker "${t.name}" at ` : '') + formatEndpoint(t.endpoint) + (t.proxy ? ` via ${redactUrl(t.proxy.url)}` : ''));
+      (t.tac ? `${t.tac}: worker "${t.name}" at ` : '') + formatEndpoint(t.endpoint) + (t.proxy ? ` via ${redactCredentials(t.proxy.url)}` : ''));
     // No step may outlast --timeout, the connect included (a connection string's timeout= may be longer).
     const route = { ...target, endpoint: { ...target.endpoint, timeout: Math.min(target.endpoint.timeout, timeout / 1000) } };
     const warnings = target.endpoint.type === 'tls' ? target.endpoint.warnings : [];
@@ -106,7 +107,8 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
     }, step);
     broker = new Broker(stream, { role: 'client' });
     const ready = broker;
-    await step('pb', () => greeting(ready, timeout), (v) =>
+    const overTls = target.endpoint.type === 'tls';
+    await step('pb', () => greeting(ready, timeout, overTls), (v) =>
       `the server speaks PB: it offers ${ready.offered.map((d) => `"${d}"`).join(', ')}, bbgate chose "${ready.dialect}"; PB version ${v}`);
     if (target.name === undefined) return { ok: true, steps };
     const mind = new ProbeMind();
@@ -124,13 +126,15 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
 }
 
 /** The dialect offer, then the server's version announcement. */
-async function greeting(broker: Broker, timeout: number): Promise<number> {
+async function greeting(broker: Broker, timeout: number, overTls: boolean): Promise<number> {
   try {
     await withTimeout(broker.ready, timeout, 'the PB greeting');
     return await withTimeout(broker.peerVersion, timeout, "the server's PB version");
   } catch (err) {
     if (err instanceof BbgateError && err.code === 'PB_CONNECTION_LOST') {
-      throw new PbError('PB_NOT_PB', 'the server closed the connection without a PB greeting');
+      throw new PbError('PB_NOT_PB', 'the server closed the connection without a PB greeting' + (overTls
+        ? ', right after the TLS handshake: a TLS-terminating load balancer or proxy with no healthy backend does this'
+        : ''));
     }
     if (err instanceof BbgateError && err.code === 'NET_TIMEOUT') {
       throw new PbError('PB_NOT_PB', `connected, but no PB greeting arrived within ${timeout / 1000} s (a Buildbot master greets at once; an HTTP server waits for a request)`);

@@ -1,7 +1,7 @@
 import { parseEndpoint } from '../transport/endpoint.js';
+import { redactCredentials } from '../redact.js';
 import { hostPort } from '../transport/host-port.js';
 import { ProxyError } from './failures.js';
-import { redactUrl } from './redact.js';
 
 /** An HTTP proxy to open CONNECT tunnels through. */
 export interface ProxyConfig {
@@ -29,25 +29,25 @@ const FORMS = 'write tcp:HOST:PORT, http://[USER:PASSWORD@]HOST:PORT or https://
  */
 export function parseProxyString(s: string): ProxyConfig {
   if (/^tcp:/i.test(s)) return fromEndpoint(s);
-  if (/^(tls|ssl):/i.test(s)) throw syntax(`"${s}": for TLS to the proxy write https://HOST:PORT (${FORMS})`);
+  if (/^(tls|ssl):/i.test(s)) throw syntax(quoted(s), `for TLS to the proxy write https://HOST:PORT (${FORMS})`);
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(s)) return proxyFromUrl(s, { source: 'flag' });
-  throw syntax(`"${redactUrl(s)}" is not a proxy connection string: ${FORMS}`);
+  throw syntax(quoted(s), `not a proxy connection string: ${FORMS}`);
 }
 
 /** A proxy URL as found in a flag or an environment variable (`origin` goes into every error message). */
 export function proxyFromUrl(s: string, origin: { source: ProxyConfig['source']; envVar?: string }): ProxyConfig {
-  const where = origin.envVar ? `${origin.envVar}="${redactUrl(s)}"` : `"${redactUrl(s)}"`;
+  const where = origin.envVar ? `${origin.envVar}=${quoted(s)}` : quoted(s);
   let url: URL;
   try {
     url = new URL(s);
   } catch {
-    throw syntax(`${where} is not a valid proxy URL: ${FORMS}`);
+    throw syntax(where, `not a valid proxy URL: ${FORMS}`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw syntax(`${where}: "${url.protocol}//" proxies are not supported; bbgate tunnels through HTTP proxies (http:// or https://)`);
+    throw syntax(where, `"${url.protocol}//" proxies are not supported; bbgate tunnels through HTTP proxies (http:// or https://)`);
   }
   if (url.pathname !== '/' || url.search !== '' || url.hash !== '') {
-    throw syntax(`${where}: a proxy URL is only [USER:PASSWORD@]HOST[:PORT], without a path, query or fragment`);
+    throw syntax(where, `a proxy URL is only [USER:PASSWORD@]HOST[:PORT], without a path, query or fragment`);
   }
   let username: string;
   let password: string;
@@ -55,10 +55,10 @@ export function proxyFromUrl(s: string, origin: { source: ProxyConfig['source'];
     username = decodeURIComponent(url.username);
     password = decodeURIComponent(url.password);
   } catch {
-    throw syntax(`${where}: the user name or password has a malformed %-escape`);
+    throw syntax(where, `the user name or password has a malformed %-escape`);
   }
   if (username.includes(':')) {
-    throw syntax(`${where}: the user name contains ":", which Basic authentication cannot carry (a ":" in the password is fine, escaped as %3A)`);
+    throw syntax(where, `the user name contains ":", which Basic authentication cannot carry (a ":" in the password is fine, escaped as %3A)`);
   }
   return {
     url: new URL(`${url.protocol}//${url.host}`),
@@ -74,7 +74,7 @@ function fromEndpoint(s: string): ProxyConfig {
   try {
     url = new URL(`http://${hostPort(endpoint.host, endpoint.port)}`);
   } catch {
-    throw syntax(`"${s}": "${endpoint.host}" is not a valid proxy host name`);
+    throw syntax(quoted(s), `"${endpoint.host}" is not a valid proxy host name`);
   }
   return {
     url,
@@ -84,6 +84,27 @@ function fromEndpoint(s: string): ProxyConfig {
   };
 }
 
-function syntax(message: string): ProxyError {
-  return new ProxyError('PROXY_SYNTAX', message);
+/** The proxy string as error messages show it: quoted, its credentials hidden. */
+function quoted(s: string): string {
+  return `"${redactCredentials(s)}"`;
+}
+
+/** `where` is the quoted string (and the variable it came from): the only way an error shows the input. */
+function syntax(where: string, problem: string): ProxyError {
+  return new ProxyError('PROXY_SYNTAX', `${where}: ${problem}`);
+}
+
+/**
+ * The forms a proxy's password takes on the wire and in text, for the scrubbers
+ * of the processes that hold one (see ../redact.ts): the password itself and the
+ * Basic token it is sent in.
+ */
+export function proxySecrets(proxy: ProxyConfig | undefined): string[] {
+  if (proxy?.password === undefined || proxy.password === '') return [];
+  return [proxy.password, basicToken(proxy)];
+}
+
+/** The token of `Proxy-Authorization: Basic TOKEN`. */
+export function basicToken(proxy: ProxyConfig): string {
+  return Buffer.from(`${proxy.username ?? ''}:${proxy.password ?? ''}`, 'utf8').toString('base64');
 }

@@ -2,7 +2,7 @@ import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { hostPort } from '../transport/host-port.js';
 import { VERSION } from '../version.js';
-import type { ProxyConfig } from './config.js';
+import { basicToken, type ProxyConfig } from './config.js';
 import { closedFailure, ProxyError, replyFailure, socketFailure, timeoutFailure, type Attempt, type Phase } from './failures.js';
 import { parseConnectReply } from './reply.js';
 
@@ -106,8 +106,7 @@ export async function connectThroughProxy(proxy: ProxyConfig, host: string, port
 function request(target: string, proxy: ProxyConfig): string {
   const lines = [`CONNECT ${target} HTTP/1.1`, `Host: ${target}`, `User-Agent: bbgate/${VERSION}`];
   if (proxy.username !== undefined || proxy.password !== undefined) {
-    const token = Buffer.from(`${proxy.username ?? ''}:${proxy.password ?? ''}`, 'utf8').toString('base64');
-    lines.push(`Proxy-Authorization: Basic ${token}`);
+    lines.push(`Proxy-Authorization: Basic ${basicToken(proxy)}`);
   }
   return `${lines.join('\r\n')}\r\n\r\n`;
 }

@@ -1,5 +1,4 @@
-export { parseProxyString, type ProxyConfig } from './config.js';
+export { parseProxyString, proxySecrets, type ProxyConfig } from './config.js';
 export { connectThroughProxy, type Tunnel, type TunnelOptions } from './connect.js';
 export { proxyFromEnvironment } from './environment.js';
 export { ProxyError } from './failures.js';
-export { redactUrl } from './redact.js';

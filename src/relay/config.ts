@@ -12,8 +12,8 @@ import { AddressSet, parseAllowRule, type AllowRule } from './policy.js';
  */
 export type ListenerSpec = (
   | { kind: 'tcp'; name: string; port: number; host?: string }
-  | { kind: 'tls'; name: string; port: number; host?: string; certKey: string; privateKey: string; extraCertChain?: string; caCertsDir?: string }
-  | { kind: 'ws'; name: string; port: number; host: string; path: string; tls?: { certKey: string; privateKey: string; extraCertChain?: string } }
+  | { kind: 'tls'; name: string; port: number; host?: string; certKey: string; privateKey: string; extraCertChain?: string; caCertsDir?: string; certNames?: boolean }
+  | { kind: 'ws'; name: string; port: number; host: string; path: string; tls?: { certKey: string; privateKey: string; extraCertChain?: string; caCertsDir?: string; certNames?: boolean } }
 ) & { proxyFrom?: string[] };
 
 export interface RelayConfig {
@@ -27,6 +27,8 @@ export interface RelayConfig {
   allow: AllowRule[];
   metrics?: { host: string; port: number };
   maxConnections: number;
+  /** Raw connections per source address (a trusted load balancer's PROXY header names the source). */
+  maxPerSource: number;
   maxPerWorker: number;
   /** Seconds; see DEFAULTS for why each is what it is. */
   handshakeTimeout: number;
@@ -46,6 +48,7 @@ export interface RelaySettings {
   allow?: (string | { name: string; from?: string[] })[];
   metrics?: string;
   maxConnections?: number;
+  maxPerSource?: number;
   maxPerWorker?: number;
   handshakeTimeout?: number;
   loginTimeout?: number;
@@ -63,6 +66,7 @@ export const SETTING_FLAGS: Record<keyof RelaySettings, string> = {
   allow: '--allow',
   metrics: '--metrics',
   maxConnections: '--max-connections',
+  maxPerSource: '--max-per-source',
   maxPerWorker: '--max-per-worker',
   handshakeTimeout: '--handshake-timeout',
   loginTimeout: '--login-timeout',
@@ -86,6 +90,15 @@ const DEFAULTS = {
   drainTimeout: 30,
 };
 
+/**
+ * A tenth of --max-connections (100 at the default 1000), so that no one address can take more
+ * than a tenth of the relay, yet a site whose workers all come through one NAT or HTTP proxy
+ * (50 workers, each with a reconnect in flight) fits; at least 2, as for maxPerWorker.
+ */
+export function defaultMaxPerSource(maxConnections: number): number {
+  return Math.max(2, Math.ceil(maxConnections / 10));
+}
+
 export function configError(message: string): BbgateError {
   return new BbgateError('RELAY_CONFIG', message);
 }
@@ -98,7 +111,8 @@ export function resolveRelayConfig(settings: RelaySettings): RelayConfig {
     }
   }
   for (const key of ['upstream', 'upstreamProxy', 'metrics'] as const) {
-    if (settings[key] !== undefined && typeof settings[key] !== 'string') throw configError(`${label(key)} must be a string, not ${JSON.stringify(settings[key])}`);
+    // Only the type is named: the value may be a proxy URL with its password.
+    if (settings[key] !== undefined && typeof settings[key] !== 'string') throw configError(`${label(key)} must be a string, not ${shapeOf(settings[key])}`);
   }
   for (const key of ['listen', 'allow'] as const) {
     if (settings[key] !== undefined && !Array.isArray(settings[key])) throw configError(`${label(key)} must be a list, not ${JSON.stringify(settings[key])}`);
@@ -118,6 +132,7 @@ export function resolveRelayConfig(settings: RelaySettings): RelayConfig {
     if (names.has(where)) throw configError(`two listeners on ${where}`);
     names.add(where);
   }
+  const maxConnections = count('maxConnections', settings.maxConnections, DEFAULTS.maxConnections, 1);
   return {
     listen: listeners,
     upstream: wrap('upstream', () => parseEndpoint(settings.upstream!)),
@@ -126,7 +141,8 @@ export function resolveRelayConfig(settings: RelaySettings): RelayConfig {
     environmentProxy: flag('environmentProxy', settings.environmentProxy, true),
     allow,
     ...(settings.metrics !== undefined ? { metrics: parseHostPort('metrics', settings.metrics) } : {}),
-    maxConnections: count('maxConnections', settings.maxConnections, DEFAULTS.maxConnections, 1),
+    maxConnections,
+    maxPerSource: count('maxPerSource', settings.maxPerSource, defaultMaxPerSource(maxConnections), 1),
     maxPerWorker: count('maxPerWorker', settings.maxPerWorker, DEFAULTS.maxPerWorker, 1),
     handshakeTimeout: seconds('handshakeTimeout', settings.handshakeTimeout, DEFAULTS.handshakeTimeout, false),
     loginTimeout: seconds('loginTimeout', settings.loginTimeout, DEFAULTS.loginTimeout, false),
@@ -135,6 +151,12 @@ export function resolveRelayConfig(settings: RelaySettings): RelayConfig {
     drainTimeout: seconds('drainTimeout', settings.drainTimeout, DEFAULTS.drainTimeout, true),
     proxyProtocol: flag('proxyProtocol', settings.proxyProtocol, false),
   };
+}
+
+/** A value as a message may name it when it may hold a password: the shape of a list or an object, not its contents. */
+function shapeOf(value: unknown): string {
+  if (Array.isArray(value)) return 'a list';
+  return typeof value === 'object' && value !== null ? 'an object' : JSON.stringify(value);
 }
 
 function label(key: keyof RelaySettings): string {
@@ -198,7 +220,8 @@ function parseHostPort(key: keyof RelaySettings, text: string): { host: string; 
 /**
  * A listener: Twisted's server endpoint syntax for `tcp:PORT[:interface=IP]`
  * and `ssl:`/`tls:PORT:certKey=PEM:privateKey=PEM` (with caCertsDir= to
- * require client certificates), or a `ws://`/`wss://` URL whose fragment
+ * require client certificates, and certNames=1 to hold each worker to the
+ * names its certificate carries), or a `ws://`/`wss://` URL whose fragment
  * holds the certificate options (a fragment is never sent anywhere); any of
  * them with proxyFrom=CIDR,... (an IPv6 one escaped as `\:` in Twisted's syntax).
  */
@@ -210,7 +233,7 @@ export function parseListener(text: string): ListenerSpec {
   if (kind !== 'tcp' && kind !== 'tls') {
     throw fail(`listener type "${parts.type}" is not supported (write tcp:PORT, tls:PORT:certKey=PEM:privateKey=PEM, ws://HOST:PORT/PATH or wss://HOST:PORT/PATH#certKey=PEM&privateKey=PEM)`);
   }
-  const allowed = kind === 'tcp' ? ['port', 'interface', 'proxyFrom'] : ['port', 'interface', 'certKey', 'privateKey', 'extraCertChain', 'caCertsDir', 'proxyFrom'];
+  const allowed = kind === 'tcp' ? ['port', 'interface', 'proxyFrom'] : ['port', 'interface', 'certKey', 'privateKey', 'extraCertChain', 'caCertsDir', 'certNames', 'proxyFrom'];
   for (const key of parts.keywords.keys()) {
     if (!allowed.includes(key)) throw fail(`unknown key "${key}" (allowed: ${allowed.join(', ')})`);
   }
@@ -230,13 +253,27 @@ export function parseListener(text: string): ListenerSpec {
   if (kind === 'tcp') return { kind: 'tcp', ...base };
   const certKey = parts.keywords.get('certKey');
   if (certKey === undefined) throw fail('a TLS listener needs certKey=PEM (its certificate, and the key unless privateKey= is given)');
+  const caCertsDir = parts.keywords.get('caCertsDir');
   return {
     kind: 'tls',
     ...base,
     certKey,
     privateKey: parts.keywords.get('privateKey') ?? certKey,
-    ...present({ extraCertChain: parts.keywords.get('extraCertChain'), caCertsDir: parts.keywords.get('caCertsDir') }),
+    ...present({ extraCertChain: parts.keywords.get('extraCertChain'), caCertsDir }),
+    ...certNames(parts.keywords.get('certNames'), caCertsDir, fail),
   };
+}
+
+/**
+ * certNames=1: a worker may log in only under a name its client certificate carries (its
+ * subject CN or a DNS name among its subjectAltNames), so one valid certificate is not a key to
+ * every name on the allow-list. It needs client certificates, hence caCertsDir.
+ */
+function certNames(value: string | undefined, caCertsDir: string | undefined, fail: (problem: string) => Error): { certNames?: true } {
+  if (value === undefined || value === '0') return {};
+  if (value !== '1') throw fail(`certNames must be 1 (worker names must be in the client certificate) or 0, not "${value}"`);
+  if (caCertsDir === undefined) throw fail('certNames=1 needs client certificates: add caCertsDir=DIR, the CAs that issue them');
+  return { certNames: true };
 }
 
 function listenPort(value: string | undefined, fail: (problem: string) => Error): number {
@@ -246,7 +283,7 @@ function listenPort(value: string | undefined, fail: (problem: string) => Error)
 }
 
 const WS_LISTENER_KEYS = ['proxyFrom'];
-const WSS_LISTENER_KEYS = ['certKey', 'privateKey', 'extraCertChain', 'proxyFrom'];
+const WSS_LISTENER_KEYS = ['certKey', 'privateKey', 'extraCertChain', 'caCertsDir', 'certNames', 'proxyFrom'];
 
 /** A ws:// or wss:// listener, read by the same parser as a worker's ws:// connection string. */
 function webSocketListener(text: string): ListenerSpec {
@@ -254,7 +291,7 @@ function webSocketListener(text: string): ListenerSpec {
   let url: WebSocketUrl;
   try {
     url = splitWebSocketUrl(text, (secure) => (secure ? WSS_LISTENER_KEYS : WS_LISTENER_KEYS), (description, key, secure) =>
-      new EndpointSyntaxError(`"${description}": unknown option "${key}" after # (allowed: ${(secure ? WSS_LISTENER_KEYS : WS_LISTENER_KEYS).join(', ')})`));
+      new EndpointSyntaxError(description, `unknown option "${key}" after # (allowed: ${(secure ? WSS_LISTENER_KEYS : WS_LISTENER_KEYS).join(', ')})`));
   } catch (err) {
     throw configError(`${label('listen')} ${(err as Error).message}`);
   }
@@ -271,7 +308,16 @@ function webSocketListener(text: string): ListenerSpec {
   if (!secure) return base;
   const certKey = options.get('certKey');
   if (!certKey) throw fail('a wss:// listener needs #certKey=PEM (and &privateKey=PEM unless the file holds the key)');
-  return { ...base, tls: { certKey, privateKey: options.get('privateKey') ?? certKey, ...present({ extraCertChain: options.get('extraCertChain') }) } };
+  const caCertsDir = options.get('caCertsDir');
+  return {
+    ...base,
+    tls: {
+      certKey,
+      privateKey: options.get('privateKey') ?? certKey,
+      ...present({ extraCertChain: options.get('extraCertChain'), caCertsDir }),
+      ...certNames(options.get('certNames'), caCertsDir, fail),
+    },
+  };
 }
 
 /** Checked here, so that a bad address is a configuration error naming its listener before anything listens. */

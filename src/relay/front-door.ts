@@ -1,10 +1,11 @@
 // What every relay listener does before its own protocol starts: accept on a plain TCP server,
-// count the connection, take a trusted load balancer's PROXY header off, and hand the socket to
+// count the connection, take a trusted load balancer's PROXY header off, count the connection
+// against its source, and hand the socket to
 // the protocol's server; read its certificate and key before listening; and bind, with a bind
 // failure reported as a configuration error.
 import { readFile } from 'node:fs/promises';
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import type { TlsOptions, TLSSocket } from 'node:tls';
 import { BbgateError } from '../errors.js';
 import { hostPort } from '../transport/host-port.js';
 import type { AddressSet } from './policy.js';
@@ -13,6 +14,8 @@ import { connectionAddresses, proxyHeaderGate } from './proxy-protocol.js';
 export interface FrontDoorOptions {
   /** Sees each raw connection first; false destroys it at once (the relay counts connections here). */
   onSocket?: (socket: Socket) => boolean;
+  /** Sees each connection once its source is known (after any PROXY header); false destroys it at once. */
+  onSource?: (socket: Socket) => boolean;
   /** Load balancers whose connections open with a PROXY header. */
   proxyFrom?: AddressSet;
   /** How long a PROXY header may take. */
@@ -36,7 +39,13 @@ export function frontDoor(options: FrontDoorOptions, next: (socket: Socket) => v
       socket.destroy();
       return;
     }
-    pass(socket, next);
+    pass(socket, (client) => {
+      if (options.onSource && !options.onSource(client)) {
+        client.destroy();
+        return;
+      }
+      next(client);
+    });
   });
   return server;
 }
@@ -92,6 +101,11 @@ export async function readTlsIdentity(files: TlsIdentityFiles, label: string): P
   const cert = await read('certKey', files.certKey);
   const chain = files.extraCertChain === undefined ? [] : [Buffer.from('\n'), await read('extraCertChain', files.extraCertChain)];
   return { cert: Buffer.concat([cert, ...chain]), key: await read('privateKey', files.privateKey) };
+}
+
+/** Node's server options that require a client certificate issued by one of `clientCa` (PEM); none without it. */
+export function requireClientCertificate(clientCa: string[] | undefined): TlsOptions {
+  return clientCa ? { ca: clientCa, requestCert: true, rejectUnauthorized: true } : {};
 }
 
 /** Node checks the certificate and key when the server is made (PEM that parses, a key that matches): a configuration error, not a crash. */

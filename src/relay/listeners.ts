@@ -3,7 +3,7 @@ import { createServer as createTlsServer, type TlsOptions, type TLSSocket } from
 import { loadTrustRoots } from '../tls/index.js';
 import type { ListenerSpec } from './config.js';
 import { configError } from './config.js';
-import { frontDoor, listenOrFail, onTlsFailure, readTlsIdentity, tlsServerOrFail } from './front-door.js';
+import { frontDoor, listenOrFail, onTlsFailure, readTlsIdentity, requireClientCertificate, tlsServerOrFail } from './front-door.js';
 import { AddressSet } from './policy.js';
 import { connectionAddresses } from './proxy-protocol.js';
 import { listenWebSocket, type AcceptedStream } from './websocket-listener.js';
@@ -24,6 +24,8 @@ export interface ListenerEvents {
    * handshake count toward --max-connections too.
    */
   onSocket(socket: Socket, spec: ListenerSpec): boolean;
+  /** The same connection once its source address is known (after a trusted PROXY header): false closes it at once. */
+  onSource(socket: Socket, spec: ListenerSpec): boolean;
   onStream(accepted: AcceptedStream, spec: ListenerSpec): void;
   /**
    * A client that failed before it was a stream, for the log and metrics: its load balancer's
@@ -43,13 +45,16 @@ export async function openListener(spec: ListenerSpec, events: ListenerEvents, h
   });
   const headerFailed = (peer: string, err: Error) => events.onClientError(spec, peer, err, 'proxy_header');
   if (spec.kind === 'ws') {
+    const clientCa = await clientCertificates(spec.tls?.caCertsDir, `listener ${spec.name}`);
     const ws = await listenWebSocket({
       host: spec.host,
       port: spec.port,
       path: spec.path,
       ...(spec.tls ? { tls: spec.tls } : {}),
+      ...(clientCa ? { clientCa } : {}),
       handshakeTimeoutMs,
       onSocket: (socket) => events.onSocket(socket, spec),
+      onSource: (socket) => events.onSource(socket, spec),
       ...(proxyFrom ? { proxyFrom } : {}),
       onClientError: (peer, err, stage) => events.onClientError(spec, peer, err, stage),
     }, (accepted) => events.onStream(accepted, spec));
@@ -58,7 +63,7 @@ export async function openListener(spec: ListenerSpec, events: ListenerEvents, h
   const label = `listener ${spec.name}`;
   const tlsOptions = spec.kind === 'tls' ? await tlsServerOptions(spec, label, handshakeTimeoutMs) : undefined;
   const tls = tlsOptions && tlsServerOrFail(label, () => createTlsServer(tlsOptions));
-  const server = frontDoor({ onSocket: (socket) => events.onSocket(socket, spec), ...(proxyFrom ? { proxyFrom } : {}), timeoutMs: handshakeTimeoutMs, onProxyHeaderError: headerFailed },
+  const server = frontDoor({ onSocket: (socket) => events.onSocket(socket, spec), onSource: (socket) => events.onSource(socket, spec), ...(proxyFrom ? { proxyFrom } : {}), timeoutMs: handshakeTimeoutMs, onProxyHeaderError: headerFailed },
     (client) => (tls ? tls.emit('connection', client) : events.onStream(accepted(client), spec)));
   if (tls) {
     tls.on('secureConnection', (socket: TLSSocket) => events.onStream(accepted(socket), spec));
@@ -80,19 +85,20 @@ function accepted(socket: Socket): AcceptedStream {
 
 /** The TLS listener's server options: its identity, any client CAs (which make a certificate required), the handshake bound. */
 async function tlsServerOptions(spec: Extract<ListenerSpec, { kind: 'tls' }>, label: string, handshakeTimeoutMs: number): Promise<TlsOptions> {
-  const identity = await readTlsIdentity(spec, label);
-  let ca: string[] | undefined;
-  if (spec.caCertsDir) {
-    try {
-      ca = (await loadTrustRoots(spec.caCertsDir)).pem;
-    } catch (err) {
-      throw configError(`${label}: caCertsDir: ${(err as Error).message}`);
-    }
-  }
   return {
-    ...identity,
-    ...(ca ? { ca, requestCert: true, rejectUnauthorized: true } : {}),
+    ...(await readTlsIdentity(spec, label)),
+    ...requireClientCertificate(await clientCertificates(spec.caCertsDir, label)),
     // A client that connects and never completes TLS is dropped like one that never logs in.
     handshakeTimeout: handshakeTimeoutMs,
   };
+}
+
+/** caCertsDir=: the CAs whose client certificates the listener requires, read before listening. */
+async function clientCertificates(caCertsDir: string | undefined, label: string): Promise<string[] | undefined> {
+  if (caCertsDir === undefined) return undefined;
+  try {
+    return (await loadTrustRoots(caCertsDir)).pem;
+  } catch (err) {
+    throw configError(`${label}: caCertsDir: ${(err as Error).message}`);
+  }
 }

@@ -1,9 +1,30 @@
 import { BbgateError } from '../errors.js';
 import { BananaParser } from '../pb/banana/parser.js';
+import type { Sexp } from '../pb/banana/writer.js';
+import { PbFailure, PY } from '../pb/failure.js';
+import { unjelly } from '../pb/jelly/decode.js';
 import { CallSkimmer, type CallHead } from './call-skimmer.js';
 
 /** The login's outcome as the master gave it: it accepted or refused the worker's password. */
 export type LoginOutcome = 'accepted' | 'refused';
+
+/**
+ * Why the master refused a login, as its failure says: a wrong password or unknown name (a
+ * Twisted UnauthorizedLogin), a second connection for a worker that is attached and answers
+ * its ping (Buildbot's worker manager raises RuntimeError("rejecting duplicate worker")), or
+ * anything else (`failure` names it).
+ */
+export type MasterRefusal =
+  | { cause: 'password' }
+  | { cause: 'duplicate' }
+  | { cause: 'other'; failure: string };
+
+export type LoginVerdict = { outcome: 'accepted' } | ({ outcome: 'refused' } & MasterRefusal);
+
+/** What a worker may send before the master's verdict, besides its one `respond` call: answers to the master's calls while it attaches the worker, and the release of references. */
+const BEFORE_VERDICT = new Set(['answer', 'error', 'decref']);
+/** The two commands that call a method on the peer: the relay watches both. */
+const CALLS = new Set(['message', 'cachemessage']);
 
 /** The most the relay reads of the master's stream while waiting for its verdict on the password. */
 const MAX_VERDICT_EXPRESSION = 1024 * 1024;
@@ -15,8 +36,9 @@ const MAX_VERDICT_EXPRESSION = 1024 * 1024;
  * past the allow-list, so every call the worker makes is watched for the
  * connection's whole life (headers only: see CallSkimmer), and a second call
  * to the root ends the connection before it reaches the master. Until the
- * master has accepted the password the worker may make one call, `respond`;
- * the master's answer to it says whether the login counts.
+ * master has accepted the password the worker may make one call, `respond`,
+ * and send nothing else but answers and decrefs; the master's answer to it
+ * says whether the login counts, and if not, why.
  */
 export class LoginGuard {
   outcome: LoginOutcome | undefined;
@@ -30,7 +52,7 @@ export class LoginGuard {
     vocab: boolean,
     /** The request id of the login call the relay admitted. */
     private readonly loginId: number,
-    private readonly decided: (outcome: LoginOutcome) => void,
+    private readonly decided: (verdict: LoginVerdict) => void,
   ) {
     this.skimmer = new CallSkimmer(vocab, (head) => this.workerCall(head));
     this.verdict = new BananaParser((expr) => this.masterReply(expr), { maxExpressionBytes: MAX_VERDICT_EXPRESSION });
@@ -56,20 +78,37 @@ export class LoginGuard {
     return this.verdict !== undefined;
   }
 
+  /** The worker has answered the master's challenge: only the master's verdict is awaited now. */
+  get answeredChallenge(): boolean {
+    return this.respondId !== undefined;
+  }
+
   /** What the undecided login waits for: a login that takes too long names the side that stalled. */
   get awaiting(): string {
     if (!this.loginAnswered) return 'the master\'s challenge (its answer to the login)';
-    if (this.respondId === undefined) return 'the worker\'s respond() to the master\'s challenge';
+    if (!this.answeredChallenge) return 'the worker\'s respond() to the master\'s challenge';
     return 'the master\'s verdict on the password';
   }
 
+  /**
+   * A `cachemessage` calls a method as a `message` does (on a cached copy), so both are held to
+   * one login. Before the verdict, only `respond` (a plain message to the challenger, which
+   * is no cached object), answers, errors and decrefs go on: anything else is no part of a login.
+   */
   private workerCall(head: CallHead): void {
-    if (head.command !== 'message') return;
+    const command = head.command ?? 'a list without a command';
+    if (!CALLS.has(command)) {
+      if (this.outcome === undefined && !BEFORE_VERDICT.has(command)) {
+        throw new BbgateError('RELAY_DENIED', `the worker sent "${command}" before the master accepted its password`);
+      }
+      return;
+    }
     if (head.target === 'root') {
       throw new BbgateError('RELAY_DENIED', `the worker called the root object's ${head.method ?? 'unknown'}() after its login: the relay admits one login per connection`);
     }
     if (this.outcome === 'accepted') return;
     if (this.outcome === 'refused') throw new BbgateError('RELAY_DENIED', 'the worker made a call after the master refused its password');
+    if (command !== 'message') throw new BbgateError('RELAY_DENIED', `the worker sent a ${command} before the master accepted its password`);
     if (head.method !== 'respond' || this.respondId !== undefined || head.requestId === undefined) {
       throw new BbgateError('RELAY_DENIED', `the worker called ${head.method ?? 'an unknown method'}() before the master accepted its password`);
     }
@@ -91,6 +130,23 @@ export class LoginGuard {
     if (!this.loginAnswered || this.respondId === undefined || expr[1] !== this.respondId) return;
     this.outcome = command === 'answer' ? 'accepted' : 'refused';
     this.verdict = undefined;
-    this.decided(this.outcome);
+    this.decided(command === 'answer' ? { outcome: 'accepted' } : { outcome: 'refused', ...masterRefusal(expr[2]) });
   }
 }
+
+/** Reads the failure the master answered `respond` with; what cannot be read is an "other" refusal, never a crash. */
+export function masterRefusal(jellied: Sexp | undefined): MasterRefusal {
+  let failure: unknown;
+  try {
+    failure = jellied === undefined ? undefined : unjelly(jellied);
+  } catch (err) {
+    return { cause: 'other', failure: `an unreadable failure (${(err as Error).message})` };
+  }
+  if (!(failure instanceof PbFailure)) return { cause: 'other', failure: 'an error that is no Twisted failure' };
+  if (failure.check(PY.UnauthorizedLogin)) return { cause: 'password' };
+  if (failure.type === PY.RuntimeError && failure.value === DUPLICATE_WORKER) return { cause: 'duplicate' };
+  return { cause: 'other', failure: `${failure.type}: ${failure.value}` };
+}
+
+/** The text of Buildbot's refusal of a second connection for an attached worker (buildbot/worker/manager.py, protocols/base.py). */
+const DUPLICATE_WORKER = 'rejecting duplicate worker';

@@ -78,12 +78,13 @@ export class RelayMetrics {
 
     // Series a dashboard or alert expects from the start, at 0. Listener names and error codes
     // are open-ended, so those appear with their first event.
-    for (const reason of ['max_connections', 'draining']) this.refused.inc({ reason }, 0);
+    for (const reason of ['max_connections', 'max_per_source', 'draining']) this.refused.inc({ reason }, 0);
     for (const state of ['handshake', 'dialing', 'login', 'relaying']) this.connections.set({ state }, 0);
     this.logins.inc({ result: 'admitted', reason: 'allowed' }, 0);
     this.logins.inc({ result: 'authenticated', reason: 'master_accepted' }, 0);
-    this.logins.inc({ result: 'failed', reason: 'master_refused' }, 0);
-    for (const reason of ['not_listed', 'source_address', 'worker_limit', 'policy_violation', 'protocol']) this.logins.inc({ result: 'denied', reason }, 0);
+    for (const reason of ['master_refused', 'duplicate_worker', 'master_error']) this.logins.inc({ result: 'failed', reason }, 0);
+    this.logins.inc({ result: 'displaced', reason: 'newer_login' }, 0);
+    for (const reason of ['not_listed', 'source_address', 'certificate_name', 'worker_limit', 'policy_violation', 'protocol']) this.logins.inc({ result: 'denied', reason }, 0);
     for (const reason of ['timeout', 'protocol', 'closed', 'proxy_header']) this.handshakeFailures.inc({ reason }, 0);
   }
 }

@@ -16,9 +16,19 @@ export interface AllowRule {
   from?: string[];
 }
 
+/**
+ * `message` is what the client is told, and says only that the name is not allowed: the same
+ * for every reason, so that a stranger learns nothing of the policy (which names exist, from
+ * where they may connect). `detail` says why, for the relay's own log.
+ */
 export type Admission =
   | { allowed: true; rule: string }
-  | { allowed: false; reason: 'not_listed' | 'source_address'; message: string };
+  | { allowed: false; reason: 'not_listed' | 'source_address' | 'certificate_name'; message: string; detail: string };
+
+/** The one answer to a worker that may not log in, whatever the reason. */
+export function notAllowed(name: string): string {
+  return `worker ${JSON.stringify(name)} is not allowed to log in through this relay`;
+}
 
 type Token =
   | { kind: 'star' }
@@ -48,13 +58,15 @@ export class AllowList {
       sources.push(...rule.from.text);
     }
     const quoted = JSON.stringify(name);
+    const message = notAllowed(name);
     if (sources.length === 0) {
-      return { allowed: false, reason: 'not_listed', message: `worker ${quoted} is not on this relay's allow-list` };
+      return { allowed: false, reason: 'not_listed', message, detail: `worker ${quoted} is not on this relay's allow-list` };
     }
     return {
       allowed: false,
       reason: 'source_address',
-      message: `worker ${quoted} may only connect from ${[...new Set(sources)].join(' or ')}, not from ${peer || 'an unknown address'}`,
+      message,
+      detail: `worker ${quoted} may only connect from ${[...new Set(sources)].join(' or ')}, not from ${peer || 'an unknown address'}`,
     };
   }
 }
@@ -125,7 +137,7 @@ function addSource(sources: BlockList, source: string, fail: (problem: string) =
 }
 
 /** Sockets on a dual-stack listener report IPv4 peers as ::ffff:a.b.c.d; rules and messages use a.b.c.d. */
-function plainAddress(address: string): string {
+export function plainAddress(address: string): string {
   const unzoned = address.replace(/%.*$/s, '');
   return /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(unzoned) ? unzoned.slice(7) : unzoned;
 }

@@ -6,7 +6,8 @@ import { hostPort } from '../transport/host-port.js';
 import { configError, type ListenerSpec, type RelayConfig } from './config.js';
 import { openListener, type AcceptedStream, type Listener } from './listeners.js';
 import { RelayMetrics, startMetricsServer } from './metrics.js';
-import { AllowList } from './policy.js';
+import { AllowList, plainAddress } from './policy.js';
+import { connectionAddresses } from './proxy-protocol.js';
 import { RelayedConnection, type RelayContext, type RelayLogger } from './relayed-connection.js';
 
 /** At most one line per this many ms for events a flood repeats: a flood must not flood the log too. */
@@ -42,7 +43,10 @@ export class Relay {
   private finishedBytes = { toMaster: 0, toWorker: 0 };
   /** Raw connections open, in any stage (TLS, HTTP upgrade, PB): what --max-connections bounds. */
   private sockets = 0;
+  /** Raw connections open per source address, once known: what --max-per-source bounds. */
+  private readonly perSource = new Map<string, number>();
   private readonly refusals = new LogThrottle(LOG_INTERVAL_MS);
+  private readonly sourceRefusals = new LogThrottle(LOG_INTERVAL_MS);
   private readonly clientErrors = new LogThrottle(LOG_INTERVAL_MS);
   private readonly upgradeErrors = new LogThrottle(LOG_INTERVAL_MS);
   private readonly proxyHeaderErrors = new LogThrottle(LOG_INTERVAL_MS);
@@ -87,6 +91,7 @@ export class Relay {
         this.metrics.accepted.inc({ listener: spec.name }, 0);
         this.listeners.push(await openListener(spec, {
           onSocket: (socket) => this.admitSocket(socket),
+          onSource: (socket) => this.admitSource(socket),
           onStream: (accepted, s) => this.accept(accepted, s),
           onClientError: (s, peer, err, stage) => {
             this.metrics.handshakeFailures.inc({ reason: stage });
@@ -176,6 +181,30 @@ export class Relay {
     return true;
   }
 
+  /**
+   * One address may hold at most --max-per-source connections, so that a stranger's idle sockets
+   * cannot fill --max-connections and lock out workers elsewhere. Counted from the raw socket,
+   * once a trusted load balancer's PROXY header has named the source, until it closes.
+   */
+  private admitSource(socket: Socket): boolean {
+    const source = plainAddress(connectionAddresses(socket).remote.address);
+    const open = this.perSource.get(source) ?? 0;
+    const { maxPerSource } = this.config;
+    if (open >= maxPerSource) {
+      this.metrics.refused.inc({ reason: 'max_per_source' });
+      this.sourceRefusals.note((refused) => this.logger.warn({ reason: 'max_per_source', refused, peer: source, connections: open, maxPerSource },
+        'connection refused: too many connections from one address (--max-per-source)'));
+      return false;
+    }
+    this.perSource.set(source, open + 1);
+    socket.once('close', () => {
+      const left = (this.perSource.get(source) ?? 1) - 1;
+      if (left > 0) this.perSource.set(source, left);
+      else this.perSource.delete(source);
+    });
+    return true;
+  }
+
   private accept(accepted: AcceptedStream, spec: ListenerSpec): void {
     // A TLS or WebSocket handshake that began before the drain ends here.
     if (this.draining) {
@@ -184,7 +213,7 @@ export class Relay {
       return;
     }
     this.metrics.accepted.inc({ listener: spec.name });
-    const connection = new RelayedConnection(accepted, spec.name, this.context);
+    const connection = new RelayedConnection(accepted, spec, this.context);
     this.connections.add(connection);
     connection.run().catch((err: unknown) => connection.close(`internal error: ${(err as Error).message}`));
   }

@@ -1,13 +1,15 @@
 import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import { BbgateError } from '../errors.js';
 import { dial, type RouteOptions } from '../transport/dial.js';
 import { hostPort } from '../transport/host-port.js';
-import type { RelayConfig } from './config.js';
+import { certificateNames } from './certificate-names.js';
+import type { ListenerSpec, RelayConfig } from './config.js';
 import type { AcceptedStream } from './listeners.js';
-import { LoginGuard, type LoginOutcome } from './login-guard.js';
+import { LoginGuard, type LoginVerdict, type MasterRefusal } from './login-guard.js';
 import { greetMaster } from './master-greeting.js';
 import type { RelayMetrics } from './metrics.js';
-import type { AllowList } from './policy.js';
+import { notAllowed, type Admission, type AllowList } from './policy.js';
 import { proxyV2Header } from './proxy-protocol.js';
 import { refusal, type RefusalCode } from './refusals.js';
 import { HandshakeError, readWorkerHello, refuseLogin, type WorkerHello } from './worker-hello.js';
@@ -27,10 +29,21 @@ export interface RelayContext {
   metrics: RelayMetrics;
   logger: RelayLogger;
   route: RouteOptions;
-  /** Connections per worker name whose password the master accepted, for maxPerWorker. */
-  perWorker: Map<string, number>;
+  /**
+   * Connections per worker name, for maxPerWorker: from admission, so that logins awaiting the
+   * master's verdict count as well as those it accepted. Oldest first.
+   */
+  perWorker: Map<string, Set<RelayedConnection>>;
   closed(connection: RelayedConnection): void;
 }
+
+/** How each refusal by the master is counted and logged. */
+const MASTER_REFUSALS: Record<MasterRefusal['cause'], { reason: string; message: string }> = {
+  password: { reason: 'master_refused', message: 'the master refused the worker\'s password' },
+  // Buildbot pings the worker's attached connection first: it answered, so this one is refused.
+  duplicate: { reason: 'duplicate_worker', message: 'the master refused the worker as a duplicate: a connection for that name is attached and answering' },
+  other: { reason: 'master_error', message: 'the master refused the login' },
+};
 
 /** How long a refused worker has to read its refusal before the relay hangs up anyway. */
 const LINGER_MS = 2000;
@@ -47,15 +60,16 @@ export class RelayedConnection {
   worker: string | undefined;
   private readonly started = Date.now();
   private master: Duplex | undefined;
-  /** Counted in perWorker: the master accepted the password. */
+  /** Holds a slot in perWorker: from admission until it closes or is refused. */
   private counted = false;
+  private guard: LoginGuard | undefined;
   private ended = false;
   private reason: string | undefined;
   private loginTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly accepted: AcceptedStream,
-    private readonly listener: string,
+    private readonly spec: ListenerSpec,
     private readonly ctx: RelayContext,
   ) {
     ctx.metrics.connections.inc({ state: 'handshake' });
@@ -64,6 +78,19 @@ export class RelayedConnection {
   /** Bytes exchanged with the worker, counted by its socket: what the relay carried. */
   get bytesToMaster(): number {
     return this.accepted.socket.bytesRead;
+  }
+
+  private get listener(): string {
+    return this.spec.name;
+  }
+
+  /**
+   * Holds a slot for its worker name but has not shown that it knows the password: admitted,
+   * and the master's challenge not yet answered. A newer login for the same name may take its
+   * slot (see claimSlot).
+   */
+  get unproven(): boolean {
+    return this.counted && !this.ended && this.state !== 'relaying' && !this.guard?.answeredChallenge;
   }
 
   get bytesToWorker(): number {
@@ -105,7 +132,8 @@ export class RelayedConnection {
     const { stream, socket } = this.accepted;
     const { config } = this.ctx;
     this.setState('login');
-    const guard = new LoginGuard(hello.dialect === 'pb', hello.requestId, (outcome) => this.loginDecided(outcome));
+    const guard = new LoginGuard(hello.dialect === 'pb', hello.requestId, (verdict) => this.loginDecided(verdict));
+    this.guard = guard;
     this.loginTimer = setTimeout(() => this.close(`no login within ${config.loginTimeout} s (--login-timeout): still waiting for ${guard.awaiting}`), config.loginTimeout * 1000);
     this.loginTimer.unref();
     const fromWorker = (chunk: Buffer) => {
@@ -143,30 +171,22 @@ export class RelayedConnection {
     master.pipe(stream);
   }
 
-  /** The master accepted or refused the password: only now does the worker count toward its limit. */
-  private loginDecided(outcome: LoginOutcome): void {
+  /** The master accepted or refused the password; its refusal is logged as what it was. */
+  private loginDecided(verdict: LoginVerdict): void {
     // A socket can still emit what it had buffered after close(): that verdict counts for nothing.
     if (this.ended) return;
-    const { metrics, perWorker, logger } = this.ctx;
-    const name = this.worker!;
-    if (outcome === 'refused') {
-      metrics.logins.inc({ result: 'failed', reason: 'master_refused' });
-      logger.warn({ worker: name, peer: this.peer, listener: this.listener }, 'the master refused the worker\'s password');
-      this.closeSoon('the master refused the worker\'s password');
+    const { metrics, logger } = this.ctx;
+    const fields = { worker: this.worker, peer: this.peer, listener: this.listener };
+    if (verdict.outcome === 'refused') {
+      const { reason, message } = MASTER_REFUSALS[verdict.cause];
+      metrics.logins.inc({ result: 'failed', reason });
+      logger.warn({ ...fields, ...(verdict.cause === 'other' ? { failure: verdict.failure } : {}) }, message);
+      this.closeSoon(verdict.cause === 'other' ? `${message}: ${verdict.failure}` : message);
       return;
     }
-    const full = this.atLimit(name);
-    if (full) {
-      // Two logins for one name raced past admission: the later one gives way.
-      metrics.logins.inc({ result: 'denied', reason: 'worker_limit' });
-      this.close(full);
-      return;
-    }
-    perWorker.set(name, (perWorker.get(name) ?? 0) + 1);
-    this.counted = true;
     metrics.logins.inc({ result: 'authenticated', reason: 'master_accepted' });
     this.setState('relaying');
-    logger.info({ worker: name, peer: this.peer, listener: this.listener }, 'worker logged in');
+    logger.info(fields, 'worker logged in');
   }
 
   /** The guard stopped a call: it never reaches the master, and neither does anything after it. */
@@ -192,17 +212,21 @@ export class RelayedConnection {
     setTimeout(() => this.close(reason), FLUSH_MS).unref();
   }
 
-  /** The allow-list, then the per-worker limit; a refusal answers the login and the master never hears of it. */
+  /**
+   * The allow-list, the certificate's names, then the per-worker limit; a refusal answers the
+   * login and the master never hears of it. The worker is told only that its name is not
+   * allowed, whatever the reason; the log says which.
+   */
   private admit(hello: WorkerHello): boolean {
     const { policy, metrics, logger } = this.ctx;
     const name = hello.username;
-    const verdict = policy.check(name, this.accepted.remoteAddress);
+    const verdict = this.certificateAdmits(name) ?? policy.check(name, this.accepted.remoteAddress);
     if (!verdict.allowed) {
       metrics.logins.inc({ result: 'denied', reason: verdict.reason });
-      this.refuse(hello, 'RELAY_DENIED', verdict.message);
+      this.refuse(hello, 'RELAY_DENIED', verdict.message, verdict.detail);
       return false;
     }
-    const full = this.atLimit(name);
+    const full = this.claimSlot(name);
     if (full) {
       metrics.logins.inc({ result: 'denied', reason: 'worker_limit' });
       this.refuse(hello, 'RELAY_LIMIT', full);
@@ -213,11 +237,47 @@ export class RelayedConnection {
     return true;
   }
 
-  /** Why `name` may not have another logged-in connection through this relay, or undefined if it may. */
-  private atLimit(name: string): string | undefined {
-    const live = this.ctx.perWorker.get(name) ?? 0;
-    const limit = this.ctx.config.maxPerWorker;
-    return live < limit ? undefined : `worker "${name}" already has ${live} connection${live === 1 ? '' : 's'} through this relay (the limit is ${limit})`;
+  /** On a listener with certNames=1: a refusal unless the client's certificate names `name`. */
+  private certificateAdmits(name: string): Admission | undefined {
+    const required = this.spec.kind === 'tls' ? this.spec.certNames : this.spec.kind === 'ws' ? this.spec.tls?.certNames : undefined;
+    if (!required) return undefined;
+    const socket = this.accepted.socket as Partial<TLSSocket>;
+    const names = certificateNames(socket.getPeerCertificate?.());
+    if (names.includes(name)) return undefined;
+    return {
+      allowed: false,
+      reason: 'certificate_name',
+      message: notAllowed(name),
+      detail: `worker ${JSON.stringify(name)} is not a name in its client certificate (${names.length ? names.map((n) => JSON.stringify(n)).join(', ') : 'which names none'}; certNames=1)`,
+    };
+  }
+
+  /**
+   * Takes one of the name's --max-per-worker slots, held until the connection closes, or says why
+   * not. Logins still awaiting the master count, so that 300 `login(name)` calls cannot hold 300
+   * master connections; but a slot held by a login that has not answered the master's challenge
+   * (anyone can name a worker) goes to the newer login, the oldest such first, so that clients
+   * that only name a worker cannot lock it out: a real worker answers its challenge within a
+   * round trip. Only logins that answered (the master is judging a password) and logged-in
+   * workers keep theirs.
+   */
+  private claimSlot(name: string): string | undefined {
+    const { perWorker, config, metrics, logger } = this.ctx;
+    const held = perWorker.get(name) ?? new Set<RelayedConnection>();
+    if (held.size >= config.maxPerWorker) {
+      const squatter = [...held].find((c) => c.unproven);
+      if (!squatter) {
+        const live = held.size;
+        return `worker "${name}" already has ${live} connection${live === 1 ? '' : 's'} through this relay (the limit is ${config.maxPerWorker})`;
+      }
+      metrics.logins.inc({ result: 'displaced', reason: 'newer_login' });
+      logger.warn({ worker: name, peer: squatter.peer, listener: squatter.listener, by: this.peer }, 'login displaced by a newer one for the same worker');
+      squatter.close(`displaced by a newer login for worker "${name}" from ${this.peer}: it had not answered the master's challenge (--max-per-worker ${config.maxPerWorker})`);
+    }
+    held.add(this);
+    perWorker.set(name, held);
+    this.counted = true;
+    return undefined;
   }
 
   /** Dials the master through the transport stack and replays the worker's greeting; undefined if that failed. */
@@ -251,16 +311,30 @@ export class RelayedConnection {
     }
   }
 
-  private refuse(hello: WorkerHello, code: RefusalCode, message: string): void {
-    this.ctx.logger.warn({ worker: hello.username, peer: this.peer, listener: this.listener, code, reason: message }, 'worker refused');
+  /** Answers the login with `message`; the log has `detail` instead when the client is told less. */
+  private refuse(hello: WorkerHello, code: RefusalCode, message: string, detail = message): void {
+    this.ctx.logger.warn({ worker: hello.username, peer: this.peer, listener: this.listener, code, reason: detail }, 'worker refused');
     refuseLogin(this.accepted.stream, hello, refusal(code, message));
-    this.closeSoon(`refused (${code}): ${message}`);
+    this.closeSoon(`refused (${code}): ${detail}`);
   }
 
-  /** Ends the connection once its last words have had time to arrive, with `reason` as the one logged. */
+  /**
+   * Ends the connection once its last words have had time to arrive, with `reason` as the one
+   * logged. Its worker's slot is free at once: a refused login must not hold one while it lingers.
+   */
   private closeSoon(reason: string): void {
     this.reason = reason;
+    this.releaseSlot();
     setTimeout(() => this.close(reason), LINGER_MS).unref();
+  }
+
+  private releaseSlot(): void {
+    if (!this.counted || this.worker === undefined) return;
+    this.counted = false;
+    const { perWorker } = this.ctx;
+    const held = perWorker.get(this.worker);
+    held?.delete(this);
+    if (held?.size === 0) perWorker.delete(this.worker);
   }
 
   private setState(state: ConnectionState): void {
@@ -274,14 +348,10 @@ export class RelayedConnection {
   close(reason: string): void {
     if (this.ended) return;
     this.ended = true;
-    const { metrics, perWorker, logger, config } = this.ctx;
+    const { metrics, logger, config } = this.ctx;
     metrics.connections.dec({ state: this.state });
     clearTimeout(this.loginTimer);
-    if (this.counted && this.worker !== undefined) {
-      const left = (perWorker.get(this.worker) ?? 1) - 1;
-      if (left > 0) perWorker.set(this.worker, left);
-      else perWorker.delete(this.worker);
-    }
+    this.releaseSlot();
     this.accepted.stream.destroy();
     this.master?.destroy();
     logger.info({

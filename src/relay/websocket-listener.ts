@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { hostPort } from '../transport/host-port.js';
 import { WEBSOCKET_MAX_PAYLOAD, webSocketByteStream } from '../transport/websocket.js';
-import { frontDoor, listenOrFail, onTlsFailure, readTlsIdentity, tlsServerOrFail, type TlsIdentityFiles } from './front-door.js';
+import { frontDoor, listenOrFail, onTlsFailure, readTlsIdentity, requireClientCertificate, tlsServerOrFail, type TlsIdentityFiles } from './front-door.js';
 import type { AddressSet } from './policy.js';
 import { connectionAddresses } from './proxy-protocol.js';
 
@@ -16,6 +16,8 @@ export interface WebSocketListenerOptions {
   path: string;
   /** PEM file paths, with Twisted's names. */
   tls?: TlsIdentityFiles;
+  /** With tls: the CAs (PEM) whose client certificates are required. */
+  clientCa?: string[];
   /**
    * The largest message a client may send; default WEBSOCKET_MAX_PAYLOAD (256 KiB). ws
    * buffers a message whole, per connection, before the stream sees a byte of it.
@@ -25,6 +27,8 @@ export interface WebSocketListenerOptions {
   handshakeTimeoutMs?: number;
   /** Sees each raw connection before any TLS or HTTP; when it returns false, the connection is destroyed at once. */
   onSocket?: (socket: Socket) => boolean;
+  /** Sees each connection once its source is known (after any PROXY header); false destroys it at once. */
+  onSource?: (socket: Socket) => boolean;
   /**
    * Load balancers whose connections open with a PROXY header (v1 or v2), read before TLS and
    * HTTP; its source becomes the stream's remoteAddress. Connections from elsewhere carry none.
@@ -78,11 +82,12 @@ export async function listenWebSocket(options: WebSocketListenerOptions, onStrea
   const bounds = { headersTimeout: timeout, requestTimeout: timeout, connectionsCheckingInterval: Math.min(timeout, MAX_TIMEOUT_CHECK_INTERVAL_MS) };
   const label = `WebSocket listener ${where}`;
   const identity = options.tls && (await readTlsIdentity(options.tls, label));
-  const server = identity ? tlsServerOrFail(label, () => createHttpsServer({ ...identity, ...bounds, handshakeTimeout: timeout })) : createHttpServer(bounds);
+  const server = identity ? tlsServerOrFail(label, () => createHttpsServer({ ...identity, ...requireClientCertificate(options.clientCa), ...bounds, handshakeTimeout: timeout })) : createHttpServer(bounds);
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: options.maxPayload ?? WEBSOCKET_MAX_PAYLOAD });
   // As Node's own servers would: HTTP keeps a half-closed socket open, TLS does not.
   const front = frontDoor({
     ...(options.onSocket ? { onSocket: options.onSocket } : {}),
+    ...(options.onSource ? { onSource: options.onSource } : {}),
     ...(options.proxyFrom ? { proxyFrom: options.proxyFrom } : {}),
     timeoutMs: timeout,
     onProxyHeaderError: (peer, err) => options.onClientError?.(peer, err, 'proxy_header'),

@@ -24,6 +24,8 @@ function ourCertificate(cert: X509Certificate): string {
 
 /** A peer that closed without a TLS alert, during the handshake or right after it. */
 export function closedFailure(context: HandshakeContext, when: 'during' | 'right after', cause?: unknown): BbgateError {
+  // A peer that sent something other than TLS and hung up told us what it is.
+  if (isPlainBytes(context.firstBytes)) return notTls(context.firstBytes, cause);
   if (context.firstBytes.length === 0) {
     return new BbgateError(
       'TLS_HANDSHAKE',

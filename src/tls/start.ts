@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import { isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { connect, type TLSSocket } from 'node:tls';
@@ -10,6 +9,7 @@ import { FirstBytesTap } from './first-bytes.js';
 import { closedFailure, handshakeFailure, timeoutFailure, type HandshakeContext } from './handshake-errors.js';
 import type { TlsOptions } from './options.js';
 import { verifyPeer } from './peer-verification.js';
+import { whenEnded } from '../stream-end.js';
 import { resolveTrust } from './trust.js';
 
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -54,9 +54,8 @@ async function handshake(socket: Duplex, options: TlsOptions, host: string | und
     ...(client ? { clientCertificate: client.leaf } : {}),
   };
   const accepted = watchAcceptance(tlsSocket);
-  const deadline = AbortSignal.timeout(Math.max(0, timeout - (Date.now() - started)));
   try {
-    await once(tlsSocket, 'secureConnect', { signal: deadline });
+    await secured(tlsSocket, Math.max(0, timeout - (Date.now() - started)), context, timeout);
     const handshakeMs = Date.now() - started;
     const failure = verifyPeer(tlsSocket, options.verify === 'chain' ? undefined : host, trust);
     if (failure && options.verify !== 'none') throw failure;
@@ -76,9 +75,36 @@ async function handshake(socket: Duplex, options: TlsOptions, host: string | und
     logger?.info?.({ serverName: host, protocol: tlsSocket.getProtocol(), cipher: tlsSocket.getCipher().name, subject: peer.subject, issuer: peer.issuer }, 'TLS established');
     return tlsSocket;
   } catch (err) {
+    // The failure is reported through the throw; what the dying socket still emits is not news.
+    tlsSocket.on('error', () => undefined);
     tlsSocket.destroy();
-    throw (err as Error).name === 'AbortError' ? timeoutFailure(context, timeout) : handshakeFailure(err, context);
+    throw handshakeFailure(err, context);
   }
+}
+
+/**
+ * Settles at the first of the handshake's end, an error, the connection's end (also one
+ * that came before the handshake began), or the deadline. The timer is ours and not
+ * unref'd: it may be all that keeps the process waiting for this handshake.
+ */
+function secured(socket: TLSSocket, ms: number, context: HandshakeContext, timeout: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const finish = (err?: Error) => {
+      clearTimeout(timer);
+      stopWatching();
+      socket.off('secureConnect', onSecure).off('error', finish);
+      if (err) {
+        // Node may still emit the error of the same hang-up on the next tick; it is reported already.
+        socket.on('error', () => undefined);
+        reject(err);
+      } else resolve();
+    };
+    const onSecure = () => finish();
+    const timer = setTimeout(() => finish(timeoutFailure(context, timeout)), ms);
+    // An error is classified by handshakeFailure (plain bytes, an alert, a reset); a bare end is a hang-up.
+    const stopWatching = whenEnded(socket, (err) => finish(err ?? closedFailure(context, 'during')));
+    socket.once('secureConnect', onSecure).once('error', finish);
+  });
 }
 
 /**

@@ -1,7 +1,8 @@
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
-import { connectThroughProxy, proxyFromEnvironment, redactUrl, type ProxyConfig } from '../proxy/index.js';
+import { connectThroughProxy, proxyFromEnvironment, type ProxyConfig } from '../proxy/index.js';
+import { redactCredentials } from '../redact.js';
 import { describeCertificate, startTls, type TlsLogger, type TlsOptions } from '../tls/index.js';
 import type { Endpoint, TlsEndpoint, WsEndpoint } from './endpoint.js';
 import { connectTcp, resolveHost } from './tcp.js';
@@ -40,7 +41,7 @@ export interface ProxyChoice {
 
 /** Which proxy, if any, carries the connection, and why: the flag, the environment, or NO_PROXY. */
 export function chooseProxy(options: RouteOptions): ProxyChoice {
-  if (options.proxy) return { proxy: options.proxy, reason: `${redactUrl(options.proxy.url)} from --proxy-connection-string` };
+  if (options.proxy) return { proxy: options.proxy, reason: `${redactCredentials(options.proxy.url)} from --proxy-connection-string` };
   if (options.environmentProxy === false) return { reason: 'direct: environment proxies are turned off' };
   return proxyFromEnvironment(options.endpoint.host, options.endpoint.port, options.env ?? process.env);
 }
@@ -63,7 +64,7 @@ export async function dial(options: RouteOptions, step: StepRunner = untimed): P
       'connect',
       () => connectThroughProxy(proxy, endpoint.host, endpoint.port, { timeoutMs: endpoint.timeout * 1000 }),
       (t) => ({
-        message: `${redactUrl(proxy.url)} answered "${t.statusLine}" to CONNECT ${endpoint.host}:${endpoint.port}`,
+        message: `${redactCredentials(proxy.url)} answered "${t.statusLine}" to CONNECT ${endpoint.host}:${endpoint.port}`,
         details: Object.entries(t.headers).map(([name, value]) => `${name}: ${value}`),
       }),
     );

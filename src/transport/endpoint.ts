@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { BbgateError } from '../errors.js';
-import { redactUrl } from '../proxy/redact.js';
+import { redactCredentials } from '../redact.js';
 import { hostPort } from './host-port.js';
 
 /** A parsed `tcp:` client endpoint, Twisted's grammar. */
@@ -65,9 +65,14 @@ type TlsField = 'serverName' | 'trustRoots' | 'certificate' | 'privateKey';
 
 export type Endpoint = TcpEndpoint | TlsEndpoint | WsEndpoint;
 
+/**
+ * A connection string that does not parse: `"DESCRIPTION": PROBLEM`, where the
+ * description is quoted with its user info hidden (see ../redact.ts). Taking
+ * the description apart from the problem is what keeps every message to that.
+ */
 export class EndpointSyntaxError extends BbgateError {
-  constructor(message: string) {
-    super('ENDPOINT_SYNTAX', message);
+  constructor(description: string, problem: string) {
+    super('ENDPOINT_SYNTAX', `"${redactCredentials(description)}": ${problem}`);
   }
 }
 
@@ -101,7 +106,7 @@ function tokenize(description: string): Arg[] {
   for (let i = 0; i < description.length; i++) {
     const ch = description[i]!;
     if (ch === '\\') {
-      if (i + 1 >= description.length) throw new EndpointSyntaxError(`"${description}": a backslash at the end escapes nothing`);
+      if (i + 1 >= description.length) throw new EndpointSyntaxError(description, `a backslash at the end escapes nothing`);
       text += description[++i];
     } else if (ch === ':') {
       args.push({ text, eq });
@@ -125,17 +130,38 @@ function bracketEnd(description: string, open: number): number {
   const close = description.indexOf(']', open);
   const literal = 'write \\[ for a literal "["';
   if (close < 0) {
-    throw new EndpointSyntaxError(`"${description}": the "[" at character ${open + 1} is never closed (brackets hold an IPv6 address, as in tcp:[fd00::1]:9989; ${literal})`);
+    throw new EndpointSyntaxError(description, `the "[" at character ${open + 1} is never closed (brackets hold an IPv6 address, as in tcp:[fd00::1]:9989; ${literal})`);
   }
   const after = description[close + 1];
   if (after !== undefined && after !== ':') {
-    throw new EndpointSyntaxError(`"${description}": "]" at character ${close + 1} must be followed by ":" or the end, not "${after}"`);
+    throw new EndpointSyntaxError(description, `"]" at character ${close + 1} must be followed by ":" or the end, not "${after}"`);
   }
   const inside = description.slice(open + 1, close);
   if (isIP(inside) !== 6) {
-    throw new EndpointSyntaxError(`"${description}": brackets hold an IPv6 address, and "${inside}" is not one (${literal})`);
+    throw new EndpointSyntaxError(description, `brackets hold an IPv6 address, and "${inside}" is not one (${literal})`);
   }
   return close;
+}
+
+/** Keys whose values are file paths, the one place an "@" belongs in a description: listeners' too. */
+const FILE_KEYS = new Set(['trustRoots', 'certificate', 'privateKey', 'caCertsDir', 'certKey', 'extraCertChain']);
+
+const USER_INFO_PROBLEM =
+  'a user name or password does not belong in a connection string (it would end up in logs): the worker logs in with its worker name and password, and a proxy\'s credentials go in the proxy setting as http://USER:PASSWORD@HOST:PORT';
+
+/**
+ * Whether any of a description's arguments (`KEY=VALUE` or positional) holds
+ * an "@" outside a file's path: `USER:PASSWORD@HOST`, a URL's habit. An "@" has
+ * no place in a host, port, address or number. Parsers ask this before
+ * anything else, so that no later message quotes a piece of the password.
+ */
+function carriesUserInfo(args: string[]): boolean {
+  return args.some((arg) => arg.includes('@') && !(arg.includes('=') && FILE_KEYS.has(arg.slice(0, arg.indexOf('=')))));
+}
+
+function refuseUserInfo(description: string): void {
+  // Split leniently at unescaped ":" (tokenize's own errors would quote what they stop at).
+  if (carriesUserInfo(description.match(/(?:\\[\s\S]|[^:\\])+/g) ?? [])) throw new EndpointSyntaxError(description, USER_INFO_PROBLEM);
 }
 
 /**
@@ -144,12 +170,13 @@ function bracketEnd(description: string, open: number): number {
  * repeated key: the last wins; a keyword before the type) is an error here.
  */
 export function splitEndpoint(description: string): EndpointParts {
+  refuseUserInfo(description);
   const [head, ...rest] = tokenize(description);
   if (!head || rest.length === 0 || head.text === '') {
-    throw new EndpointSyntaxError(`"${description}" is not a connection string: expected TYPE:ARGUMENTS, such as tcp:master.example.org:9989`);
+    throw new EndpointSyntaxError(description, `not a connection string: expected TYPE:ARGUMENTS, such as tcp:master.example.org:9989`);
   }
   if (head.eq >= 0) {
-    throw new EndpointSyntaxError(`"${description}": the connection type must come first, as in tcp:HOST:PORT, not "${head.text}"`);
+    throw new EndpointSyntaxError(description, `the connection type must come first, as in tcp:HOST:PORT, not "${head.text}"`);
   }
   const positional: string[] = [];
   const keywords = new Map<string, string>();
@@ -159,7 +186,7 @@ export function splitEndpoint(description: string): EndpointParts {
       continue;
     }
     const key = arg.text.slice(0, arg.eq);
-    if (keywords.has(key)) throw new EndpointSyntaxError(`"${description}": "${key}" is given twice`);
+    if (keywords.has(key)) throw new EndpointSyntaxError(description, `"${key}" is given twice`);
     keywords.set(key, arg.text.slice(arg.eq + 1));
   }
   // Twisted upper-cases the type before looking it up; going through upper
@@ -216,7 +243,8 @@ export function parseEndpoint(description: string): Endpoint {
   if (!syntax) throw unsupportedType(description, parts);
   if (syntax.type === 'tls' && parts.keywords.has('endpoint')) {
     throw new EndpointSyntaxError(
-      `"${description}": endpoint= (a nested endpoint to reach HOST through) is not supported; bbgate connects tls: straight to HOST:PORT (to go through an HTTP proxy, use bbgate's proxy settings, not a nested endpoint)`,
+      description,
+      `endpoint= (a nested endpoint to reach HOST through) is not supported; bbgate connects tls: straight to HOST:PORT (to go through an HTTP proxy, use bbgate's proxy settings, not a nested endpoint)`,
     );
   }
   const values = bindArguments(description, parts, syntax);
@@ -227,13 +255,14 @@ export function parseEndpoint(description: string): Endpoint {
 function unsupportedType(description: string, parts: EndpointParts): EndpointSyntaxError {
   if (parts.positional[0]?.startsWith('//')) {
     return new EndpointSyntaxError(
-      `"${description}" is a URL, not a connection string: give the master's PB port (often 9989, not the web port) as tcp:HOST:PORT, or tls:HOST:PORT:trustRoots=DIR for TLS`,
+      description,
+      `a URL, not a connection string: give the master's PB port (often 9989, not the web port) as tcp:HOST:PORT, or tls:HOST:PORT:trustRoots=DIR for TLS`,
     );
   }
   if (parts.type === 'ws' || parts.type === 'wss') {
-    return new EndpointSyntaxError(`"${description}": a WebSocket endpoint is a URL: write ${parts.type}://HOST[:PORT]/PATH`);
+    return new EndpointSyntaxError(description, `a WebSocket endpoint is a URL: write ${parts.type}://HOST[:PORT]/PATH`);
   }
-  return new EndpointSyntaxError(`"${description}": connection type "${parts.type}" is not supported by this version of bbgate (supported: tcp, tls, ssl, ws://, wss://)`);
+  return new EndpointSyntaxError(description, `connection type "${parts.type}" is not supported by this version of bbgate (supported: tcp, tls, ssl, ws://, wss://)`);
 }
 
 /** Every argument by its key name, positional ones included; rejects unknown keys, empty values and clashes. */
@@ -243,10 +272,10 @@ function bindArguments(description: string, { positional, keywords }: EndpointPa
   }
   const empty = positional.indexOf('');
   if (empty >= 0) {
-    throw new EndpointSyntaxError(`"${description}": positional argument ${empty + 1} is empty (two ":" in a row, or one at the end); ${IPV6_HINT}`);
+    throw new EndpointSyntaxError(description, `positional argument ${empty + 1} is empty (two ":" in a row, or one at the end); ${IPV6_HINT}`);
   }
   for (const [key, value] of keywords) {
-    if (value === '') throw new EndpointSyntaxError(`"${description}": ${key}= is empty (give a value or leave the key out)`);
+    if (value === '') throw new EndpointSyntaxError(description, `${key}= is empty (give a value or leave the key out)`);
   }
   const slots = syntax.fillsFreeSlots ? ['host', 'port'].filter((k) => !keywords.has(k)) : ['host', 'port'];
   if (positional.length > slots.length) throw tooManyPositional(description, syntax, slots, positional);
@@ -255,7 +284,8 @@ function bindArguments(description: string, { positional, keywords }: EndpointPa
     const key = slots[i]!;
     if (values.has(key)) {
       throw new EndpointSyntaxError(
-        `"${description}": ${key} is given twice, as ${key}= and as positional argument ${i + 1} "${value}" (${syntax.type}: binds positional arguments to HOST:PORT in that order; write ${syntax.usage})`,
+        description,
+        `${key} is given twice, as ${key}= and as positional argument ${i + 1} "${value}" (${syntax.type}: binds positional arguments to HOST:PORT in that order; write ${syntax.usage})`,
       );
     }
     values.set(key, value);
@@ -266,7 +296,7 @@ function bindArguments(description: string, { positional, keywords }: EndpointPa
 function unknownKey(description: string, key: string, syntax: Syntax): EndpointSyntaxError {
   const sameButCase = syntax.keys.find((k) => k.toLowerCase() === key.toLowerCase());
   const hint = sameButCase ? `keys are case-sensitive: did you mean "${sameButCase}"?` : MISPLACED_KEYS[key]?.[syntax.type];
-  return new EndpointSyntaxError(`"${description}": unknown key "${key}" for ${syntax.type} (allowed: ${syntax.keys.join(', ')})${hint ? `; ${hint}` : ''}`);
+  return new EndpointSyntaxError(description, `unknown key "${key}" for ${syntax.type} (allowed: ${syntax.keys.join(', ')})${hint ? `; ${hint}` : ''}`);
 }
 
 function tooManyPositional(description: string, syntax: Syntax, slots: string[], positional: string[]): EndpointSyntaxError {
@@ -274,22 +304,22 @@ function tooManyPositional(description: string, syntax: Syntax, slots: string[],
     slots.length === 2 ? 'HOST:PORT' : slots.length === 1 ? `only ${slots[0]!.toUpperCase()}, as ${slots[0] === 'host' ? 'port' : 'host'}= is given` : 'none, as host= and port= are given';
   // Three or more arguments led by one like "fd00" are most likely an IPv6 address split at its colons.
   const ipv6 = positional.length > 2 && /^[0-9a-f]{1,4}$/i.test(positional[0]!) ? `; ${IPV6_HINT}` : '';
-  return new EndpointSyntaxError(`"${description}": too many positional arguments (${syntax.type} takes ${takes}; give the rest as key=value${ipv6})`);
+  return new EndpointSyntaxError(description, `too many positional arguments (${syntax.type} takes ${takes}; give the rest as key=value${ipv6})`);
 }
 
 /** The TCP part every syntax shares. */
 function connection(description: string, values: Map<string, string>, syntax: Syntax): Omit<TcpEndpoint, 'type'> {
   const host = values.get('host');
-  if (host === undefined) throw new EndpointSyntaxError(`"${description}": no host (write ${syntax.usage})`);
+  if (host === undefined) throw new EndpointSyntaxError(description, `no host (write ${syntax.usage})`);
   if (host.startsWith('[') && host.endsWith(']')) {
-    throw new EndpointSyntaxError(`"${description}": host "${host}" has brackets, which are not part of an address; write host=${escape(host.slice(1, -1))}`);
+    throw new EndpointSyntaxError(description, `host "${host}" has brackets, which are not part of an address; write host=${escape(host.slice(1, -1))}`);
   }
   const port = integer(description, 'port', values.get('port'), 1, 65535);
-  if (port === undefined) throw new EndpointSyntaxError(`"${description}": no port (write ${syntax.usage})`);
+  if (port === undefined) throw new EndpointSyntaxError(description, `no port (write ${syntax.usage})`);
   const timeout = integer(description, 'timeout', values.get('timeout'), 1, 86400) ?? 30;
   const bindAddress = values.get('bindAddress');
   if (bindAddress !== undefined && !isIP(bindAddress)) {
-    throw new EndpointSyntaxError(`"${description}": bindAddress "${bindAddress}" is not an IP address`);
+    throw new EndpointSyntaxError(description, `bindAddress "${bindAddress}" is not an IP address`);
   }
   return { host, port, timeout, ...(bindAddress !== undefined ? { bindAddress } : {}) };
 }
@@ -297,7 +327,7 @@ function connection(description: string, values: Map<string, string>, syntax: Sy
 function integer(description: string, key: string, value: string | undefined, min: number, max: number): number | undefined {
   if (value === undefined) return undefined;
   if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
-    throw new EndpointSyntaxError(`"${description}": ${key} must be a whole number from ${min} to ${max}, not "${value}"`);
+    throw new EndpointSyntaxError(description, `${key} must be a whole number from ${min} to ${max}, not "${value}"`);
   }
   return Number(value);
 }
@@ -305,7 +335,7 @@ function integer(description: string, key: string, value: string | undefined, mi
 /** Twisted would silently drop a key without its certificate; here it is an error, since the user meant something. */
 function requireCertificate(description: string, certificateKey: string, certificate: string | undefined, privateKey: string | undefined): void {
   if (privateKey !== undefined && certificate === undefined) {
-    throw new EndpointSyntaxError(`"${description}": privateKey= needs ${certificateKey}= (the client certificate it belongs to)`);
+    throw new EndpointSyntaxError(description, `privateKey= needs ${certificateKey}= (the client certificate it belongs to)`);
   }
 }
 
@@ -383,7 +413,7 @@ function parseWebSocketUrl(description: string): WsEndpoint {
   const timeout = integer(description, 'timeout', options.get('timeout'), 1, 86400) ?? 30;
   const bindAddress = options.get('bindAddress');
   if (bindAddress !== undefined && !isIP(bindAddress)) {
-    throw new EndpointSyntaxError(`"${description}": bindAddress "${bindAddress}" is not an IP address`);
+    throw new EndpointSyntaxError(description, `bindAddress "${bindAddress}" is not an IP address`);
   }
   const common = { type: 'ws' as const, host, port, path, timeout, ...present({ bindAddress }) };
   if (!secure) return { ...common, secure: false };
@@ -428,17 +458,20 @@ export function splitWebSocketUrl(
   // Every string that starts with ws:// or wss:// (the callers' test) matches.
   const [, scheme, authority, pathPart, query = '', fragment] = /^(wss?):\/\/([^/?#]*)([^?#]*)(\?[^#]*)?(?:#(.*))?$/is.exec(description)!;
   const secure = scheme!.toLowerCase() === 'wss';
-  // Any "@" before the options, not only one in the host part: a password holding a "/" would
-  // otherwise be read as host, port and path, and quoted back in the error about them.
-  if (/^[^#]*@/.test(description)) {
+  // Any "@" before the options (not only one in the host part: a password holding a "/" would
+  // otherwise be read as host, port and path, and quoted back in the error about them), or in an
+  // option that is not a file's path.
+  const hash = description.indexOf('#');
+  if (carriesUserInfo(hash < 0 ? [description] : [description.slice(0, hash), ...description.slice(hash + 1).split('&')])) {
     throw new EndpointSyntaxError(
-      `"${redactUrl(description)}": a user name or password does not belong in the URL (bbgate would not send it, and it would end up in logs): the worker logs in with its worker name and password, and a proxy's credentials go in the proxy setting (an "@" in the path is written %40)`,
+      description,
+      `a user name or password does not belong in the URL (bbgate would not send it, and it would end up in logs): the worker logs in with its worker name and password, and a proxy's credentials go in the proxy setting (an "@" in the path is written %40)`,
     );
   }
   const [host, port] = splitAuthority(description, authority!);
   const path = pathPart || '/';
   if (!/^[\x21-\x7e]*$/.test(path + query)) {
-    throw new EndpointSyntaxError(`"${description}": the path holds a space or a character outside printable ASCII; percent-encode it (a space is %20)`);
+    throw new EndpointSyntaxError(description, `the path holds a space or a character outside printable ASCII; percent-encode it (a space is %20)`);
   }
   const options = fragmentOptions(description, fragment ?? '', allowed(secure), (key) => unknown(description, key, secure));
   return { secure, host, port, path, query, options };
@@ -446,19 +479,19 @@ export function splitWebSocketUrl(
 
 /** HOST, [IPv6], HOST:PORT or [IPv6]:PORT; the port as written, if any. */
 function splitAuthority(description: string, authority: string): [string, string | undefined] {
-  if (authority === '') throw new EndpointSyntaxError(`"${description}": no host (write ${WS_USAGE})`);
+  if (authority === '') throw new EndpointSyntaxError(description, `no host (write ${WS_USAGE})`);
   if (authority.startsWith('[')) {
     const match = /^\[([^\]]*)\](?::(.*))?$/.exec(authority);
-    if (!match) throw new EndpointSyntaxError(`"${description}": a bracketed host must be [IPv6] or [IPv6]:PORT, as in ws://[fd00::1]:8080/pb`);
-    if (isIP(match[1]!) !== 6) throw new EndpointSyntaxError(`"${description}": brackets hold an IPv6 address, and "${match[1]}" is not one`);
+    if (!match) throw new EndpointSyntaxError(description, `a bracketed host must be [IPv6] or [IPv6]:PORT, as in ws://[fd00::1]:8080/pb`);
+    if (isIP(match[1]!) !== 6) throw new EndpointSyntaxError(description, `brackets hold an IPv6 address, and "${match[1]}" is not one`);
     return [match[1]!, match[2]];
   }
   const [host, port, ...more] = authority.split(':');
   if (more.length > 0) {
     const example = isIP(authority) === 6 ? `[${authority}]` : '[fd00::1]:8080';
-    throw new EndpointSyntaxError(`"${description}": the host has more than one ":"; an IPv6 address must be in brackets, as in ws://${example}/pb`);
+    throw new EndpointSyntaxError(description, `the host has more than one ":"; an IPv6 address must be in brackets, as in ws://${example}/pb`);
   }
-  if (!/^[\p{L}\p{N}._-]+$/u.test(host!)) throw new EndpointSyntaxError(`"${description}": "${host}" is not a host name or IP address`);
+  if (!/^[\p{L}\p{N}._-]+$/u.test(host!)) throw new EndpointSyntaxError(description, `"${host}" is not a host name or IP address`);
   return [host!, port];
 }
 
@@ -468,17 +501,17 @@ function fragmentOptions(description: string, fragment: string, allowed: readonl
   if (fragment === '') return options;
   for (const item of fragment.split('&')) {
     const eq = item.indexOf('=');
-    if (item === '') throw new EndpointSyntaxError(`"${description}": an empty option after "#" (two "&" in a row, or one at the end)`);
-    if (eq < 0) throw new EndpointSyntaxError(`"${description}": "${item}" after "#" is not KEY=VALUE (bbgate's options go after "#" as key=value, joined by "&")`);
+    if (item === '') throw new EndpointSyntaxError(description, `an empty option after "#" (two "&" in a row, or one at the end)`);
+    if (eq < 0) throw new EndpointSyntaxError(description, `"${item}" after "#" is not KEY=VALUE (bbgate's options go after "#" as key=value, joined by "&")`);
     const key = item.slice(0, eq);
     if (!allowed.includes(key)) throw unknown(key);
-    if (options.has(key)) throw new EndpointSyntaxError(`"${description}": "${key}" is given twice`);
+    if (options.has(key)) throw new EndpointSyntaxError(description, `"${key}" is given twice`);
     const raw = item.slice(eq + 1);
-    if (raw === '') throw new EndpointSyntaxError(`"${description}": ${key}= is empty (give a value or leave the key out)`);
+    if (raw === '') throw new EndpointSyntaxError(description, `${key}= is empty (give a value or leave the key out)`);
     try {
       options.set(key, decodeURIComponent(raw));
     } catch {
-      throw new EndpointSyntaxError(`"${description}": ${key}= has a "%" that is not followed by two hex digits (write a literal "%" as %25)`);
+      throw new EndpointSyntaxError(description, `${key}= has a "%" that is not followed by two hex digits (write a literal "%" as %25)`);
     }
   }
   return options;
@@ -494,7 +527,7 @@ function unknownOption(description: string, key: string, secure: boolean): Endpo
         ? `${key}= is for TLS: write wss://`
         : WSS_MISPLACED[key];
   const scheme = secure ? 'wss://' : 'ws://';
-  return new EndpointSyntaxError(`"${description}": unknown option "${key}" for ${scheme} (allowed after "#": ${allowed.join(', ')})${hint ? `; ${hint}` : ''}`);
+  return new EndpointSyntaxError(description, `unknown option "${key}" for ${scheme} (allowed after "#": ${allowed.join(', ')})${hint ? `; ${hint}` : ''}`);
 }
 
 /** The URL parseWebSocketUrl gives back this endpoint from: every option spelt out in the fragment. */
@@ -552,18 +585,19 @@ const DEFAULT_MASTER_PORT = 9989;
 
 /** The MASTER argument of `create-worker`: `HOST[:PORT]` or `[IPv6][:PORT]`, the port defaulting to 9989. */
 export function parseMasterAddress(master: string): MasterAddress {
+  if (master.includes('@')) throw new EndpointSyntaxError(master, USER_INFO_PROBLEM);
   if (/^https?:/i.test(master) || /^[a-z][a-z0-9+.-]*:\/\//i.test(master)) {
-    throw new EndpointSyntaxError(`"${master}": MASTER is not a URL: give HOST[:PORT], the master's PB port (default ${DEFAULT_MASTER_PORT}), not its web address`);
+    throw new EndpointSyntaxError(master, `MASTER is not a URL: give HOST[:PORT], the master's PB port (default ${DEFAULT_MASTER_PORT}), not its web address`);
   }
   const [host, port] = master.startsWith('[') ? splitBracketed(master) : splitPlain(master);
-  if (host === '') throw new EndpointSyntaxError(`"${master}": MASTER has no host (write HOST[:PORT], such as master.example.org:9989)`);
+  if (host === '') throw new EndpointSyntaxError(master, `MASTER has no host (write HOST[:PORT], such as master.example.org:9989)`);
   return { host, port: port === undefined ? DEFAULT_MASTER_PORT : integer(master, 'port', port, 1, 65535)! };
 }
 
 function splitBracketed(master: string): [string, string | undefined] {
   const match = /^\[([^\]]*)\](?::(.*))?$/.exec(master);
-  if (!match) throw new EndpointSyntaxError(`"${master}": a bracketed MASTER must be [IPv6] or [IPv6]:PORT, such as [fd00::1]:9989`);
-  if (isIP(match[1]!) !== 6) throw new EndpointSyntaxError(`"${master}": brackets hold an IPv6 address, and "${match[1]}" is not one`);
+  if (!match) throw new EndpointSyntaxError(master, `a bracketed MASTER must be [IPv6] or [IPv6]:PORT, such as [fd00::1]:9989`);
+  if (isIP(match[1]!) !== 6) throw new EndpointSyntaxError(master, `brackets hold an IPv6 address, and "${match[1]}" is not one`);
   return [match[1]!, match[2]];
 }
 
@@ -574,5 +608,5 @@ function splitPlain(master: string): [string, string | undefined] {
     return [host!, port];
   }
   const example = isIP(master) === 6 ? `[${master}]:${DEFAULT_MASTER_PORT}` : '[fd00::1]:9989';
-  throw new EndpointSyntaxError(`"${master}": MASTER has more than one ":"; an IPv6 address must be in brackets, as in ${example}`);
+  throw new EndpointSyntaxError(master, `MASTER has more than one ":"; an IPv6 address must be in brackets, as in ${example}`);
 }

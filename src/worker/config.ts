@@ -1,5 +1,5 @@
-import { parseProxyString } from '../proxy/config.js';
-import { redactUrl } from '../proxy/redact.js';
+import { parseProxyString, proxySecrets } from '../proxy/config.js';
+import { redactCredentials } from '../redact.js';
 
 /**
  * Everything the worker core needs to run, as read from `buildbot.tac` (see
@@ -55,15 +55,11 @@ export const LOG_ROTATE_TWISTD = { size: 1_000_000, count: null } as const;
 /** The config as it may appear in a log line: no password, proxy credentials masked. */
 export function loggableConfig(config: WorkerConfig): Record<string, unknown> {
   const { password: _password, proxyConnectionString, ...rest } = config;
-  return { ...rest, ...(proxyConnectionString !== undefined ? { proxyConnectionString: redactUrl(proxyConnectionString) } : {}) };
+  return { ...rest, ...(proxyConnectionString !== undefined ? { proxyConnectionString: redactCredentials(proxyConnectionString) } : {}) };
 }
 
-/** The secret strings of a config, for the log's last line of defence (see ../log/logger.ts). */
+/** The secret strings of a config, for the log's last line of defence (see ../redact.ts). */
 export function configSecrets(config: WorkerConfig): string[] {
-  const secrets = [config.password];
-  if (config.proxyConnectionString !== undefined) {
-    const proxy = parseProxyString(config.proxyConnectionString);
-    if (proxy.password) secrets.push(proxy.password, encodeURIComponent(proxy.password));
-  }
-  return secrets;
+  const proxy = config.proxyConnectionString === undefined ? undefined : parseProxyString(config.proxyConnectionString);
+  return [config.password, ...proxySecrets(proxy)];
 }

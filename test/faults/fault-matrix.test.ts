@@ -17,13 +17,14 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runCreateWorker } from '../../src/cli/create-worker.js';
 import { probe, type ProbeReport } from '../../src/probe/probe.js';
-import { CLI, type ProbeJson } from '../helpers/cli.js';
+import { bbgateEnv, CLI, type ProbeJson } from '../helpers/cli.js';
 import { waitListening } from '../helpers/daemon.js';
 import { FAULTS, playHostileWorker, startHostileMaster, type Fault, type HostileMaster, type MasterScript, type MasterStage, type WorkerScript, type WorkerStage } from '../helpers/hostile-peer.js';
 import { testPki, type TestPki } from '../helpers/pki.js';
 import { freePort } from '../helpers/ports.js';
 import { startProcess, type LineProcess } from '../helpers/processes.js';
 import { startRelay, type TestRelay } from '../helpers/relay.js';
+import { waitFor } from '../helpers/wait.js';
 
 /** Seconds: the probe's --timeout, and the connection strings' timeout= (connect, TLS, upgrade, PB greeting and login). */
 const TIMEOUT = 3;
@@ -186,7 +187,7 @@ interface CliRun {
 
 function runCli(args: string[]): Promise<CliRun> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { timeout: KILL_AFTER_MS, killSignal: 'SIGKILL', env: cleanEnv() }, (err, stdout, stderr) => {
+    execFile(process.execPath, [CLI, ...args], { timeout: KILL_AFTER_MS, killSignal: 'SIGKILL', env: bbgateEnv() }, (err, stdout, stderr) => {
       const e = err as (Error & { code?: unknown; killed?: boolean; signal?: string }) | null;
       resolve({
         status: e ? (typeof e.code === 'number' ? e.code : null) : 0,
@@ -197,10 +198,6 @@ function runCli(args: string[]): Promise<CliRun> {
       });
     });
   });
-}
-
-function cleanEnv(): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(https?|all|no)_proxy$/i.test(k)));
 }
 
 function describeRun(run: CliRun): string {
@@ -277,7 +274,7 @@ async function startWorkerProcess(connection: string, proxy: string | undefined)
   const created = await runCreateWorker(['--quiet', '--connection-string', connection, '--maxdelay', '1', '--keepalive', '1',
     ...(proxy ? ['--proxy-connection-string', proxy] : []), basedir, 'w', 'pw']);
   assert.equal(created, 0);
-  const worker = startProcess(process.execPath, [CLI, 'start', '--nodaemon', basedir], { env: cleanEnv() });
+  const worker = startProcess(process.execPath, [CLI, 'start', '--nodaemon', basedir], { env: bbgateEnv() });
   return {
     process: worker,
     async stop() {
@@ -308,30 +305,22 @@ function parsed(lines: string[]): LogLine[] {
 
 const RETRY = /^connection (failed|ended): .*retrying in/;
 
-/** Resolves once `count` retries are logged; rejects if the worker exits first or the kill deadline passes. */
-function retries(worker: LineProcess, count: number): Promise<LogLine[]> {
-  return new Promise((resolve, reject) => {
-    const check = () => {
-      const seen = parsed(worker.lines).filter((l) => RETRY.test(l.msg));
-      if (seen.length >= count) {
-        finish();
-        resolve(seen);
-      } else if (worker.child.exitCode !== null || worker.child.signalCode !== null) {
-        finish();
-        reject(new Error(`the worker exited (status ${worker.child.exitCode}, signal ${worker.child.signalCode}) after ${seen.length} retries; it must stay alive and retry.\n${worker.lines.join('\n')}\n${worker.stderr()}`));
+/** The first `count` retries logged; fails if the worker exits first or the kill deadline passes. */
+async function retries(worker: LineProcess, count: number): Promise<LogLine[]> {
+  const seen = () => parsed(worker.lines).filter((l) => RETRY.test(l.msg));
+  const log = () => `${worker.lines.join('\n')}\n${worker.stderr()}`;
+  try {
+    await waitFor(() => {
+      if (seen().length >= count) return true;
+      if (worker.child.exitCode !== null || worker.child.signalCode !== null) {
+        throw new Error(`the worker exited (status ${worker.child.exitCode}, signal ${worker.child.signalCode}) after ${seen().length} retries; it must stay alive and retry`);
       }
-    };
-    const poll = setInterval(check, 50);
-    const deadline = setTimeout(() => {
-      finish();
-      reject(new Error(`fewer than ${count} retries logged within ${KILL_AFTER_MS} ms:\n${worker.lines.join('\n')}\n${worker.stderr()}`));
-    }, KILL_AFTER_MS);
-    const finish = () => {
-      clearInterval(poll);
-      clearTimeout(deadline);
-    };
-    check();
-  });
+      return false;
+    }, `${count} retries in the worker's log`, KILL_AFTER_MS, 50);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n${log()}`);
+  }
+  return seen().slice(0, count);
 }
 
 cellsOf('worker', (cell) => {

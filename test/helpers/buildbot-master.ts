@@ -137,8 +137,11 @@ export interface BuildResult {
   /** name -> value (the REST API's [value, source] pairs reduced to the value). */
   properties: Record<string, unknown>;
   steps: StepResult[];
-  /** All builds that ran for this build request (several if there were RETRYs), oldest first. */
-  allBuildIds: number[];
+  /**
+   * The earlier builds of this build request, oldest first: each ended (RETRY, when the worker
+   * was lost mid-build) and the master ran the request again. Empty unless `allowRetries`.
+   */
+  retried: { buildId: number; results: number | null; resultName: string }[];
   raw: any;
 }
 
@@ -151,6 +154,12 @@ export interface WaitForBuildOptions {
    * wait until the build request itself is complete; a RETRY build is re-queued).
    */
   anyBuild?: boolean;
+  /**
+   * Accept a request that ran more than one build (default: that is an error naming each build's
+   * result, so a build that only passed on its second try after a lost worker is never taken for
+   * a plain SUCCESS). Tests that drop a worker on purpose set this and check `retried`.
+   */
+  allowRetries?: boolean;
 }
 
 export interface RunningMaster {
@@ -573,6 +582,14 @@ class MasterProcess implements RunningMaster {
       const br = (await this.api(`buildrequests/${brid}`)).buildrequests[0];
       throw new Error(`build request ${brid} completed (results ${resultName(br?.results)}) without running a build`);
     }
+    const retried = done.slice(0, -1).map((x) => ({ buildId: x.buildid as number, results: x.results as number | null, resultName: resultName(x.results) }));
+    if (retried.length && !opts.allowRetries) {
+      throw new Error(
+        `build request ${brid} ran ${done.length} builds (${done.map((x) => `#${x.number} ${resultName(x.results)}`).join(', ')}): ` +
+          'an earlier one was cut (a lost worker?) and the request ran again; pass allowRetries if the test expects that\n' +
+          `--- master log tail ---\n${tail(await this.log())}`,
+      );
+    }
     const steps = ((await this.api(`builds/${b.buildid}/steps`)).steps as any[]).map(
       (s): StepResult => ({
         stepId: s.stepid,
@@ -605,7 +622,7 @@ class MasterProcess implements RunningMaster {
       stateString: b.state_string,
       properties,
       steps,
-      allBuildIds: builds.map((x) => x.buildid),
+      retried,
       raw: b,
     };
   }

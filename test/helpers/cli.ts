@@ -13,10 +13,15 @@ export interface Run {
 
 const PROXY_VARS = /^(https?|all|no)_proxy$/i;
 
-export function bbgate(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+/** This process's environment without proxy settings, plus `env`: what a `bbgate` child process gets. */
+export function bbgateEnv(env: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !PROXY_VARS.test(k)));
+  return { ...clean, ...env };
+}
+
+export function bbgate(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { timeout: 60000, env: { ...clean, ...env } }, (err, stdout, stderr) => {
+    execFile(process.execPath, [CLI, ...args], { timeout: 60000, env: bbgateEnv(env) }, (err, stdout, stderr) => {
       const code = err ? (err as { code?: unknown }).code : 0;
       resolve({ status: typeof code === 'number' ? code : -1, stdout, stderr });
     });

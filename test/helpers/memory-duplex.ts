@@ -35,6 +35,15 @@ class MemoryEnd extends Duplex {
   }
 }
 
+/**
+ * Resolves once every byte written to either end so far has reached the other end's listeners
+ * (each write is delivered on the next turn, and a reader's answer on the turn after): the
+ * barrier before asserting that nothing more was sent.
+ */
+export function delivered(): Promise<void> {
+  return new Promise((resolve) => setImmediate(() => setImmediate(() => setImmediate(resolve))));
+}
+
 export function memoryPair(): [Duplex, Duplex] {
   const a = new MemoryEnd();
   const b = new MemoryEnd();

@@ -8,6 +8,7 @@ import { decodeSexps } from '../../src/pb/banana/parser.js';
 import { encodeSexp, type Sexp } from '../../src/pb/banana/writer.js';
 import { Broker } from '../../src/pb/broker.js';
 import { Referenceable, RemoteReference, type RemoteCall } from '../../src/pb/references.js';
+import { waitFor } from '../helpers/wait.js';
 
 const b = (s: string) => Buffer.from(s);
 
@@ -18,7 +19,7 @@ async function pair(role: 'client' | 'server', root?: Referenceable) {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const raw = createConnection((server.address() as AddressInfo).port, '127.0.0.1');
   await new Promise((resolve) => raw.once('connect', resolve));
-  while (!brokerSocket) await new Promise((resolve) => setImmediate(resolve));
+  await waitFor(() => brokerSocket !== undefined, 'the accepted socket', 10_000, 1);
   server.close();
   const broker = new Broker(brokerSocket, { role, ...(root ? { root } : {}) });
   let received = Buffer.alloc(0);

@@ -69,13 +69,12 @@ describe('CONNECT against fake proxies', () => {
   it('says PROXY_NOT_HTTP at once, quoting what it got, when the peer speaks something else', async () => {
     const p = await startGreeter('SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n');
     peers.push(p);
-    const started = Date.now();
+    // Said for what came, not at the 10 s timeout (which would be PROXY_TIMEOUT).
     await rejectsWith(
       connectThroughProxy(proxyAt(p), '127.0.0.1', 9989, { timeoutMs: 10000 }),
       'PROXY_NOT_HTTP',
       new RegExp(`^the proxy http://127\\.0\\.0\\.1:${p.port} does not speak HTTP \\(asked to tunnel to 127\\.0\\.0\\.1:9989\\): it answered "SSH-2\\.0-OpenSSH_9\\.2p1 Debian-2\\\\r\\\\n", which is not HTTP$`),
     );
-    assert.ok(Date.now() - started < 2000);
   });
 
   it('says PROXY_TIMEOUT when the proxy never answers', async () => {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import { startSquid, type RunningSquid } from '../helpers/squid.js';
+import { waitFor } from '../helpers/wait.js';
 import { connectThroughProxy, parseProxyString } from '../../src/proxy/index.js';
 import { rejectsWith, secretForms } from './expect.js';
 import { closedPort, readUntil, startTarget, type Peer } from './peers.js';
@@ -43,8 +44,7 @@ describe('CONNECT through a real squid', () => {
     tunnel.socket.end();
     await once(tunnel.socket, 'close');
     // squid logs a tunnel when it closes.
-    const deadline = Date.now() + 3000;
-    while (!squid.accessLog().includes(`TCP_TUNNEL/200`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => squid.accessLog().includes(`TCP_TUNNEL/200`), "the tunnel in squid's access log");
     assert.match(squid.accessLog(), new RegExp(`TCP_TUNNEL/200 \\d+ CONNECT 127\\.0\\.0\\.1:${target.port} `));
   });
 

@@ -7,17 +7,14 @@ import { BananaParser, decodeSexps } from '../../src/pb/banana/parser.js';
 import { encodeSexp, type Sexp } from '../../src/pb/banana/writer.js';
 import { PyFloat } from '../../src/pb/values.js';
 import { CallSkimmer, type CallHead } from '../../src/relay/call-skimmer.js';
-
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => ((state = (Math.imul(state ^ (state >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0) / 2 ** 32);
-}
+import { rng as seeded } from '../helpers/random-values.js';
 
 /** What the skimmer should report for one decoded expression: the first five elements when they are small scalars. */
 function expectedHead(expr: Sexp): CallHead | undefined {
   if (!Array.isArray(expr) || expr.length === 0) return undefined;
   const word = (v: Sexp | undefined) => (v instanceof Uint8Array && v.length <= 64 ? Buffer.from(v).toString('latin1') : undefined);
-  const int = (v: Sexp | undefined) => (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 2 ** 31 - 1 ? v : undefined);
+  // -0 is no int: the writer sends it as a float (-0.0), as Python would.
+  const int = (v: Sexp | undefined) => (typeof v === 'number' && Number.isInteger(v) && !Object.is(v, -0) && v >= 0 && v <= 2 ** 31 - 1 ? v : undefined);
   const head: CallHead = {};
   const [command, requestId, target, method, answerRequired] = expr;
   if (word(command) !== undefined) head.command = word(command)!;

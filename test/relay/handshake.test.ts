@@ -12,7 +12,7 @@ import { login } from '../../src/pb/login.js';
 import { greetMaster } from '../../src/relay/master-greeting.js';
 import { readRefusal, refusal } from '../../src/relay/refusals.js';
 import { HandshakeError, readWorkerHello, refuseLogin } from '../../src/relay/worker-hello.js';
-import { memoryPair } from '../helpers/memory-duplex.js';
+import { delivered, memoryPair } from '../helpers/memory-duplex.js';
 
 const OFFER = encodeSexp([Buffer.from('pb'), Buffer.from('none')]);
 const VERSION = encodeSexp([Buffer.from('version'), 6], true);
@@ -80,7 +80,7 @@ describe('reading a worker\'s login', () => {
     const hello = await readWorkerHello(relay, 1000);
     assert.deepEqual(hello.replay, Buffer.concat([VERSION, loginCall]));
     assert.deepEqual(hello.rest, extra);
-    await new Promise((r) => setTimeout(r, 20));
+    await delivered();
     assert.deepEqual(Buffer.concat(received), Buffer.concat([OFFER, VERSION]));
   });
 
@@ -151,7 +151,7 @@ describe('greeting the master', () => {
     const received = collect(master);
     master.write(OFFER);
     const greeting = greetMaster(relay, hello, 1000);
-    await new Promise((r) => setTimeout(r, 20));
+    await delivered();
     master.write(Buffer.concat([VERSION, Buffer.from('for the worker')]));
     assert.deepEqual(await greeting, Buffer.from('for the worker'));
     assert.deepEqual(Buffer.concat(received), Buffer.concat([hello.choice, hello.replay]));

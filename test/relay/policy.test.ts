@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BbgateError } from '../../src/errors.js';
-import { AllowList, parseAllowRule, type AllowRule } from '../../src/relay/policy.js';
+import { AllowList, notAllowed, parseAllowRule, type AllowRule } from '../../src/relay/policy.js';
 
 const ANYWHERE = '198.51.100.1';
 
@@ -58,7 +58,8 @@ test('a rule without addresses admits from anywhere and names the rule', () => {
   assert.deepEqual(list.check('other', '192.0.2.7'), {
     allowed: false,
     reason: 'not_listed',
-    message: `worker "other" is not on this relay's allow-list`,
+    message: notAllowed('other'),
+    detail: `worker "other" is not on this relay's allow-list`,
   });
 });
 
@@ -69,7 +70,8 @@ test('IPv4 CIDRs and plain addresses', () => {
   assert.deepEqual(list.check('w', '192.0.2.8'), {
     allowed: false,
     reason: 'source_address',
-    message: 'worker "w" may only connect from 10.0.0.0/8 or 192.0.2.7, not from 192.0.2.8',
+    message: notAllowed('w'),
+    detail: 'worker "w" may only connect from 10.0.0.0/8 or 192.0.2.7, not from 192.0.2.8',
   });
   assert.equal(list.check('w', '11.0.0.1').allowed, false);
   assert.equal(list.check('w', '2001:db8::1').allowed, false);
@@ -83,7 +85,8 @@ test('IPv6 CIDRs and plain addresses, zones ignored', () => {
   assert.deepEqual(list.check('w', '2001:db8:2::1'), {
     allowed: false,
     reason: 'source_address',
-    message: 'worker "w" may only connect from 2001:db8:1::/48 or ::1 or fe80::/10, not from 2001:db8:2::1',
+    message: notAllowed('w'),
+    detail: 'worker "w" may only connect from 2001:db8:1::/48 or ::1 or fe80::/10, not from 2001:db8:2::1',
   });
   assert.equal(list.check('w', '127.0.0.1').allowed, false);
 });
@@ -95,7 +98,8 @@ test('IPv4-mapped peers (a dual-stack listener) match IPv4 rules and are reporte
   assert.deepEqual(list.check('w', '::ffff:192.0.2.7'), {
     allowed: false,
     reason: 'source_address',
-    message: 'worker "w" may only connect from 10.0.0.0/8, not from 192.0.2.7',
+    message: notAllowed('w'),
+    detail: 'worker "w" may only connect from 10.0.0.0/8, not from 192.0.2.7',
   });
 });
 
@@ -110,7 +114,8 @@ test('a name matching several rules is admitted if any of them admits its addres
   assert.deepEqual(list.check('build-win-1', '172.16.0.1'), {
     allowed: false,
     reason: 'source_address',
-    message: 'worker "build-win-1" may only connect from 10.0.0.0/8 or 192.168.0.0/16, not from 172.16.0.1',
+    message: notAllowed('build-win-1'),
+    detail: 'worker "build-win-1" may only connect from 10.0.0.0/8 or 192.168.0.0/16, not from 172.16.0.1',
   });
 });
 
@@ -120,14 +125,27 @@ test('a peer without a usable address is refused by rules that name addresses', 
   assert.deepEqual(list.check('w', ''), {
     allowed: false,
     reason: 'source_address',
-    message: 'worker "w" may only connect from 0.0.0.0/0 or ::/0, not from an unknown address',
+    message: notAllowed('w'),
+    detail: 'worker "w" may only connect from 0.0.0.0/0 or ::/0, not from an unknown address',
   });
 });
 
 test('names in messages are quoted so control characters cannot forge log lines', () => {
   const denied = new AllowList([]).check('evil"\nrelay: admitted', ANYWHERE);
   assert.equal(denied.allowed, false);
-  assert.equal(!denied.allowed && denied.message, `worker "evil\\"\\nrelay: admitted" is not on this relay's allow-list`);
+  assert.equal(!denied.allowed && denied.message, `worker "evil\\"\\nrelay: admitted" is not allowed to log in through this relay`);
+  assert.equal(!denied.allowed && denied.detail, `worker "evil\\"\\nrelay: admitted" is not on this relay's allow-list`);
+});
+
+test('the client is told the same for a name not listed and for a listed name from the wrong address', () => {
+  const list = new AllowList([{ pattern: 'w', from: ['10.9.8.0/24'] }]);
+  const wrongAddress = list.check('w', '192.0.2.7');
+  const unlisted = new AllowList([{ pattern: 'x' }]).check('w', '192.0.2.7');
+  assert.ok(!wrongAddress.allowed && !unlisted.allowed);
+  assert.equal(wrongAddress.message, unlisted.message);
+  assert.equal(wrongAddress.message, 'worker "w" is not allowed to log in through this relay');
+  assert.doesNotMatch(wrongAddress.message, /10\.9\.8|192\.0\.2/);
+  assert.match(wrongAddress.detail, /may only connect from 10\.9\.8\.0\/24, not from 192\.0\.2\.7/);
 });
 
 test('an empty list denies everyone', () => {

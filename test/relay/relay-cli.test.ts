@@ -24,6 +24,8 @@ describe('bbgate relay: configuration errors come before listening', () => {
     ['a bad upstream', ['--listen', 'tcp:0', '--upstream', 'tcp:master', '--allow', '*'], /upstream \(--upstream\): "tcp:master": no port/],
     ['a bad CIDR', ['--listen', 'tcp:0', '--upstream', 'tcp:127.0.0.1:9989', '--allow', 'w@10.0.0.0/33'], /RELAY|10\.0\.0\.0\/33/],
     ['a bad number', ['--listen', 'tcp:0', '--upstream', 'tcp:127.0.0.1:9989', '--allow', '*', '--max-connections', 'lots'], /maxConnections \(--max-connections\) must be a whole number/],
+    ['a per-source limit of 0', ['--listen', 'tcp:0', '--upstream', 'tcp:127.0.0.1:9989', '--allow', '*', '--max-per-source', '0'], /maxPerSource \(--max-per-source\) must be a whole number of at least 1, not 0/],
+    ['certNames=1 without client certificates', ['--listen', 'tls:0:certKey=/c.pem:certNames=1', '--upstream', 'tcp:127.0.0.1:9989', '--allow', '*'], /certNames=1 needs client certificates: add caCertsDir=DIR/],
     ['an argument', ['extra', '--listen', 'tcp:0'], /relay takes no arguments/],
   ];
   for (const [what, args, message] of errors) {
@@ -124,6 +126,42 @@ describe('bbgate relay: SIGTERM drains', () => {
     } finally {
       relay.kill('SIGKILL');
       await worker.stop();
+    }
+  });
+});
+
+describe('bbgate relay: --max-per-source', () => {
+  it('overrides maxPerSource from the config file, and refuses the connection past it at once', async () => {
+    const [port, metricsPort] = [await freePort(), await freePort()];
+    const dir = await mkdtemp(join(tmpdir(), 'bbgate-relay-cfg-'));
+    await writeFile(join(dir, 'relay.json'), JSON.stringify({ listen: [`tcp:${port}:interface=127.0.0.1`], upstream: 'tcp:127.0.0.1:9', allow: ['*'], maxPerSource: 5 }));
+    const relay = spawn(process.execPath, [CLI, 'relay', '--config', join(dir, 'relay.json'), '--max-per-source', '1', '--metrics', `127.0.0.1:${metricsPort}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    const listening = new Promise<void>((resolve, reject) => {
+      relay.stdout.on('data', (c: Buffer) => {
+        output += c.toString();
+        if (output.includes('"relay listening"')) resolve();
+      });
+      relay.on('exit', (code) => reject(new Error(`the relay exited (${code}): ${output}`)));
+    });
+    const client = () => {
+      const socket = connect({ host: '127.0.0.1', port });
+      socket.on('error', () => undefined);
+      return new Promise<{ socket: typeof socket; got: string }>((resolve) => {
+        socket.once('data', () => resolve({ socket, got: 'offer' }));
+        socket.once('close', () => resolve({ socket, got: 'closed' }));
+      });
+    };
+    try {
+      await listening;
+      const first = await client();
+      const second = await client();
+      assert.deepEqual([first.got, second.got], ['offer', 'closed']);
+      const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      assert.match(metrics, /^bbgate_relay_connections_refused_total\{reason="max_per_source"\} 1$/m);
+      first.socket.destroy();
+    } finally {
+      relay.kill('SIGKILL');
     }
   });
 });

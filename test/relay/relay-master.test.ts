@@ -6,14 +6,16 @@ import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { encodeSexp } from '../../src/pb/banana/writer.js';
 import { Broker } from '../../src/pb/broker.js';
+import { login } from '../../src/pb/login.js';
 import { startMaster, startPythonWorker, type RunningMaster, type RunningPythonWorker } from '../helpers/buildbot-master.js';
 import { startTestWorker, type TestWorker } from '../helpers/bbgate-worker.js';
 import { bbgate, type ProbeJson } from '../helpers/cli.js';
 import { testPki } from '../helpers/pki.js';
-import { sleep, startProcess, type LineProcess } from '../helpers/processes.js';
+import { startProcess, type LineProcess } from '../helpers/processes.js';
 import { PY_DIR, PYTHON } from '../helpers/python.js';
 import { startRelay, type TestRelay } from '../helpers/relay.js';
 import { startSquid, type RunningSquid } from '../helpers/squid.js';
+import { waitFor } from '../helpers/wait.js';
 
 const OFFER = encodeSexp([Buffer.from('pb'), Buffer.from('none')]);
 const echo = (text: string) => `steps.ShellCommand(command=['echo', '${text}'], name='say')`;
@@ -107,7 +109,9 @@ describe('bbgate relay in front of a real Buildbot 3.7 master', () => {
     const login = report.steps.at(-1)!;
     assert.equal(login.step, 'login');
     assert.equal(login.code, 'RELAY_DENIED');
-    assert.match(login.message, /worker "stranger" is not on this relay's allow-list/);
+    assert.match(login.message, /worker "stranger" is not allowed to log in through this relay/);
+    const refused = await relay.waitForLog((l) => l.msg === 'worker refused' && l.fields.worker === 'stranger');
+    assert.match(String(refused.fields.reason), /worker "stranger" is not on this relay's allow-list/);
     // The unmodified Python worker takes the refusal as a failed login and retries later.
     const stranger = await startPythonWorker({ masterPort: relay.port(0), name: 'stranger', password: 'stranger-pass', waitAttached: false });
     try {
@@ -115,7 +119,11 @@ describe('bbgate relay in front of a real Buildbot 3.7 master', () => {
     } finally {
       await stranger.stop();
     }
-    await sleep(500);
+    // A barrier: a login the relay does pass on (bb-* is allowed; the master knows no such worker).
+    // Whatever of the stranger's reached the master came before it in the master's log.
+    const barrier = await probe([`tcp:127.0.0.1:${relay.port(0)}`, '--name', 'bb-barrier', '--password', 'x']);
+    assert.equal(barrier.status, 5, barrier.text);
+    await master.waitForLog(/invalid login from unknown user 'bb-barrier'/, 10_000, since);
     const masterLog = (await master.log()).slice(since);
     assert.doesNotMatch(masterLog, /stranger/);
     assert.ok(await relay.metric('bbgate_relay_logins_total', { result: 'denied', reason: 'not_listed' }) >= 2);
@@ -177,8 +185,9 @@ describe('bbgate relay limits', () => {
   let held: TestWorker | undefined;
 
   before(async () => {
-    master = await startMaster({ workers: [{ name: 'lim-w', password: 'lim-pass' }, { name: 'other-w', password: 'other-pass' }] });
-    relay = await startRelay({ listen: ['tcp:0:interface=127.0.0.1'], upstream: `tcp:127.0.0.1:${master.pbPort}`, allow: ['*'], maxConnections: 20, maxPerWorker: 1 });
+    master = await startMaster({ workers: [{ name: 'lim-w', password: 'lim-pass' }, { name: 'other-w', password: 'other-pass' }, { name: 'dup-w', password: 'dup-pass' }] });
+    // maxPerSource as high as maxConnections: every client here comes from 127.0.0.1.
+    relay = await startRelay({ listen: ['tcp:0:interface=127.0.0.1'], upstream: `tcp:127.0.0.1:${master.pbPort}`, allow: ['*'], maxConnections: 20, maxPerSource: 20, maxPerWorker: 1 });
   });
   after(async () => {
     await held?.stop();
@@ -197,12 +206,51 @@ describe('bbgate relay limits', () => {
     assert.equal(await relay.metric('bbgate_relay_logins_total', { result: 'denied', reason: 'worker_limit' }), 1);
   });
 
-  it('does not let connections that only name a worker lock the real one out', async () => {
-    const squatters = await Promise.all([brokerTo(relay.port()), brokerTo(relay.port())]);
-    for (const { broker } of squatters) await broker.rootObject().callRemote('login', [Buffer.from('other-w')]);
+  it('counts logins awaiting the master toward the limit, yet connections that only name a worker cannot lock the real one out', async () => {
+    const displaced = await relay.metric('bbgate_relay_logins_total', { result: 'displaced', reason: 'newer_login' });
+    // 30 logins that never answer the master's challenge: each takes the slot of the one before,
+    // so they never hold more than --max-per-worker master connections between them.
+    const squatters: Awaited<ReturnType<typeof brokerTo>>[] = [];
+    for (let i = 0; i < 30; i++) {
+      const squatter = await brokerTo(relay.port());
+      await squatter.broker.rootObject().callRemote('login', [Buffer.from('other-w')]);
+      squatters.push(squatter);
+      if (i > 0) await squatters[i - 1]!.closed;
+    }
+    assert.equal(await relay.metric('bbgate_relay_connections', { state: 'login' }), 1);
+    assert.equal(await relay.metric('bbgate_relay_logins_total', { result: 'displaced', reason: 'newer_login' }), displaced + 29);
+    // The real worker answers its challenge at once, so the last squatter gives way to it.
     const { status, text } = await probe([`tcp:127.0.0.1:${relay.port()}`, '--name', 'other-w', '--password', 'other-pass']);
     assert.equal(status, 0, text);
-    for (const { broker } of squatters) await broker.close();
+    await squatters.at(-1)!.closed;
+    await relay.waitForLog((l) => l.msg === 'login displaced by a newer one for the same worker' && l.fields.worker === 'other-w');
+  });
+
+  it('frees the slot of a login the master refused at once, not after its last words', async () => {
+    // A client that stays connected after its wrong password, as a squatter would.
+    const { broker, closed } = await brokerTo(relay.port());
+    await assert.rejects(login(broker, 'other-w', 'wrong', null), (err: Error & { code?: string }) => err.code === 'PB_UNAUTHORIZED');
+    const { status, text } = await probe([`tcp:127.0.0.1:${relay.port()}`, '--name', 'other-w', '--password', 'other-pass']);
+    assert.equal(status, 0, text);
+    await closed;
+  });
+
+  it('logs the master\'s refusal of a duplicate worker as that, not as a wrong password', async () => {
+    const direct = await startTestWorker({ connection: `tcp:127.0.0.1:${master.pbPort}`, workername: 'dup-w', password: 'dup-pass' });
+    try {
+      await master.waitForWorker('dup-w');
+      const since = await master.logSize();
+      const { status, text } = await probe([`tcp:127.0.0.1:${relay.port()}`, '--name', 'dup-w', '--password', 'dup-pass']);
+      assert.notEqual(status, 0, text);
+      await master.waitForLog(/Got duplication connection from 'dup-w'/, 10000, since);
+      const refused = await relay.waitForLog((l) => l.fields.worker === 'dup-w' && /duplicate/.test(l.msg));
+      assert.equal(refused.msg, 'the master refused the worker as a duplicate: a connection for that name is attached and answering');
+      assert.equal(await relay.metric('bbgate_relay_logins_total', { result: 'failed', reason: 'duplicate_worker' }), 1);
+      assert.ok(!relay.lines.some((l) => l.fields.worker === 'dup-w' && /password/.test(l.msg)), 'not logged as a wrong password');
+      await master.waitForWorker('dup-w');
+    } finally {
+      await direct.stop();
+    }
   });
 
   it('cuts a respond() that could pass the master\'s answer to the login off as its verdict', async () => {
@@ -221,24 +269,57 @@ describe('bbgate relay limits', () => {
 
   it('refuses a flood past --max-connections at once, stays responsive, and serves a worker afterwards', async () => {
     const relaying = await relay.metric('bbgate_relay_connections', { state: 'relaying' });
+    const capacity = 20 - relaying;
     const flood = Array.from({ length: 300 }, () => silentClient(relay.port()));
-    const refusedFirst = await Promise.race([
-      Promise.all(flood.map((c) => c.closed)).then(() => 'all closed'),
-      sleep(1500).then(() => 'some still open'),
-    ]);
-    assert.equal(refusedFirst, 'some still open', 'the connections within the limit stay open until their handshake timeout');
+    let closed = 0;
+    for (const c of flood) void c.closed.then(() => closed++);
+    // "At once" is an order: every refusal comes before the first handshake timeout of those let in.
+    await waitFor(() => closed >= 300 - capacity, 'the refusals past the limit');
+    assert.equal(closed, 300 - capacity, 'the connections within the limit stay open until their handshake timeout');
     const health = await relay.healthz();
     assert.equal(health.status, 200);
-    const capacity = 20 - relaying;
     assert.equal(await relay.metric('bbgate_relay_connections', { state: 'handshake' }), capacity);
     assert.equal(await relay.metric('bbgate_relay_sockets'), 20, 'no more connections held than the limit');
     assert.equal(await relay.metric('bbgate_relay_connections_refused_total', { reason: 'max_connections' }), 300 - capacity);
     for (const c of flood) c.socket.destroy();
     await Promise.all(flood.map((c) => c.closed));
-    for (let i = 0; i < 100 && (await relay.metric('bbgate_relay_connections', { state: 'handshake' })) > 0; i++) await sleep(50);
+    await waitFor(async () => (await relay.metric('bbgate_relay_connections', { state: 'handshake' })) === 0, 'no connection left in the handshake');
     const { status, text } = await probe([`tcp:127.0.0.1:${relay.port()}`, '--name', 'other-w', '--password', 'other-pass']);
     assert.equal(status, 0, text);
     assert.ok(relay.lines.some((l) => l.msg.startsWith('connection refused: too many connections')));
+  });
+});
+
+describe('bbgate relay --max-per-source', () => {
+  let master: RunningMaster;
+  let relay: TestRelay;
+
+  before(async () => {
+    master = await startMaster({ workers: [{ name: 'src-w', password: 'src-pass' }] });
+    // --max-connections 50 leaves --max-per-source at its default, a tenth: 5.
+    relay = await startRelay({ listen: ['tcp:0:interface=127.0.0.1'], upstream: `tcp:127.0.0.1:${master.pbPort}`, allow: ['*'], maxConnections: 50 });
+  });
+  after(async () => {
+    await relay?.stop();
+    await master?.stop();
+  });
+
+  it('60 idle sockets from one address hold 5 connections, not all 50, and a worker from another address logs in', async () => {
+    assert.equal(relay.relay.config.maxPerSource, 5);
+    const flood = Array.from({ length: 60 }, () => silentClient(relay.port()));
+    // Each refused socket closes without a byte; the 5 admitted ones get the dialect offer.
+    const received = await Promise.all(flood.map((c) => Promise.race([c.closed.then(() => 'closed'), new Promise<string>((resolve) => c.socket.once('data', () => resolve('offer')))])));
+    assert.equal(received.filter((r) => r === 'offer').length, 5);
+    assert.equal(received.filter((r) => r === 'closed').length, 55);
+    assert.equal(await relay.metric('bbgate_relay_connections_refused_total', { reason: 'max_per_source' }), 55);
+    assert.equal(await relay.metric('bbgate_relay_connections_refused_total', { reason: 'max_connections' }), 0);
+    assert.equal(await relay.metric('bbgate_relay_sockets'), 5);
+    const { status, text } = await probe([`tcp:127.0.0.1:${relay.port()}:bindAddress=127.0.0.2`, '--name', 'src-w', '--password', 'src-pass']);
+    assert.equal(status, 0, text);
+    const logged = await relay.waitForLog((l) => l.msg === 'connection refused: too many connections from one address (--max-per-source)');
+    assert.equal(logged.fields.peer, '127.0.0.1');
+    for (const c of flood) c.socket.destroy();
+    await Promise.all(flood.map((c) => c.closed));
   });
 });
 

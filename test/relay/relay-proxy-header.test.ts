@@ -15,8 +15,8 @@ import { startMaster, type RunningMaster } from '../helpers/buildbot-master.js';
 import { bbgate, type ProbeJson } from '../helpers/cli.js';
 import { startHaproxy, type RunningHaproxy } from '../helpers/haproxy.js';
 import { testPki } from '../helpers/pki.js';
-import { sleep } from '../helpers/processes.js';
 import { startRelay, type TestRelay } from '../helpers/relay.js';
+import { waitFor } from '../helpers/wait.js';
 
 /** The worker's own address: loopback, but not the 127.0.0.1 haproxy and the relay trust. */
 const WORKER_IP = '127.0.0.9';
@@ -35,12 +35,6 @@ async function rawClient(port: number, localAddress: string): Promise<{ socket: 
   const closed = new Promise<Buffer>((resolve) => socket.on('close', () => resolve(Buffer.concat(chunks))));
   await once(socket, 'connect');
   return { socket, closed };
-}
-
-async function until(condition: () => Promise<boolean>, what: string, timeoutMs = 10000): Promise<void> {
-  for (const deadline = Date.now() + timeoutMs; !(await condition()); await sleep(50)) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-  }
 }
 
 describe('proxyFrom= in listener settings', () => {
@@ -155,9 +149,12 @@ describe('bbgate relay behind haproxy with PROXY headers, in front of a real Bui
     assert.equal(status, 5, text);
     const login = report.steps.at(-1)!;
     assert.equal(login.code, 'RELAY_DENIED');
-    assert.match(login.message, new RegExp(`may only connect from 127\\.0\\.0\\.8/32, not from ${WORKER_IP.replace(/\./g, '\\.')}`));
+    // The worker is told what one not on the list is told; the relay's log says why.
+    assert.match(login.message, /worker "w" is not allowed to log in through this relay/);
+    assert.doesNotMatch(text, /127\.0\.0\.8|may only connect/);
     const refused = await elsewhere.waitForLog((l) => l.msg === 'worker refused');
     assert.match(String(refused.fields.peer), new RegExp(`^${WORKER_IP}:\\d+$`));
+    assert.match(String(refused.fields.reason), new RegExp(`may only connect from 127\\.0\\.0\\.8/32, not from ${WORKER_IP.replace(/\./g, '\\.')}`));
     assert.equal(await elsewhere.metric('bbgate_relay_logins_total', { result: 'denied', reason: 'source_address' }), 1);
   });
 
@@ -165,45 +162,49 @@ describe('bbgate relay behind haproxy with PROXY headers, in front of a real Bui
     const before = fromWorker(relay, 'worker logged in', relay.relay.addresses()[0]!.spec.name).length;
     const { status, text } = await probe([`tcp:127.0.0.1:${via.tcpV1}:bindAddress=${WORKER_IP}`]);
     assert.equal(status, 0, text);
-    await until(async () => fromWorker(relay, 'worker logged in', relay.relay.addresses()[0]!.spec.name).length === before + 1, 'a second login from the worker\'s address');
+    await waitFor(async () => fromWorker(relay, 'worker logged in', relay.relay.addresses()[0]!.spec.name).length === before + 1, 'a second login from the worker\'s address');
   });
 
   it('wss:// through haproxy in TCP mode: the header is read before TLS, which the relay terminates', async () => {
     const { status, report, text } = await probe([`wss://localhost:${via.wss}/pb#trustRoots=${trust}&bindAddress=${WORKER_IP}`]);
     assert.equal(status, 0, text);
     assert.ok(report.steps.some((s) => s.step === 'tls' && s.ok), text);
-    await until(async () => fromWorker(relay, 'worker logged in', relay.relay.addresses()[1]!.spec.name).length === 1, 'a login on the wss:// listener from the worker\'s address');
+    await waitFor(async () => fromWorker(relay, 'worker logged in', relay.relay.addresses()[1]!.spec.name).length === 1, 'a login on the wss:// listener from the worker\'s address');
   });
 
   it('tls: through haproxy in TCP mode: the same', async () => {
     const { status, text } = await probe([`tls:localhost:${via.tls}:trustRoots=${trust}:bindAddress=${WORKER_IP}`]);
     assert.equal(status, 0, text);
-    await until(async () => fromWorker(relay, 'worker logged in', relay.relay.addresses()[2]!.spec.name).length === 1, 'a login on the tls: listener from the worker\'s address');
+    await waitFor(async () => fromWorker(relay, 'worker logged in', relay.relay.addresses()[2]!.spec.name).length === 1, 'a login on the tls: listener from the worker\'s address');
   });
 
   it('a client from a listed address that sends no header is dropped at the handshake timeout, and one that sends garbage at once', async () => {
     const before = await relay.metric('bbgate_relay_handshake_failures_total', { reason: 'proxy_header' });
-    const started = Date.now();
     const direct = await probe([`tcp:127.0.0.1:${relay.port(0)}`]);
     assert.notEqual(direct.status, 0, direct.text);
     assert.equal(direct.report.steps.at(-1)!.step, 'pb', direct.text);
-    assert.ok(Date.now() - started >= 1900, 'it waited for the header until the handshake timeout');
-    await until(async () => (await relay.metric('bbgate_relay_handshake_failures_total', { reason: 'proxy_header' })) === before + 1, 'the silent client counted');
+    await waitFor(async () => (await relay.metric('bbgate_relay_handshake_failures_total', { reason: 'proxy_header' })) === before + 1, 'the silent client counted');
     const warning = await relay.waitForLog((l) => l.msg === 'no valid PROXY header from a trusted load balancer');
     assert.equal(warning.level, 'warn');
     assert.match(String(warning.fields.peer), /^127\.0\.0\.1:\d+$/);
+    // It waited for the header until the handshake timeout: the reason is the timeout's.
     assert.match(String(warning.fields.err), /no whole PROXY header within 2000 ms/);
 
     // PB bytes where the header should be, on the tcp: and the wss:// listener: dropped at once, and
     // the relay has not said a word (on tcp: it would otherwise send its dialect offer first).
-    for (const port of [relay.port(0), relay.port(1)]) {
+    // "At once" is an order: both are dropped before a silent client that came first reaches the timeout.
+    const order: string[] = [];
+    const silent = await rawClient(relay.port(0), '127.0.0.1');
+    const silentClosed = silent.closed.then(() => order.push('silent client dropped'));
+    for (const [i, port] of [relay.port(0), relay.port(1)].entries()) {
       const garbage = await rawClient(port, '127.0.0.1');
-      const t0 = Date.now();
       garbage.socket.write(Buffer.from([0x02, 0x82, 0x70, 0x62]));
       assert.equal((await garbage.closed).length, 0);
-      assert.ok(Date.now() - t0 < 1000);
+      order.push(`garbage ${i} dropped`);
     }
-    await until(async () => (await relay.metric('bbgate_relay_handshake_failures_total', { reason: 'proxy_header' })) === before + 3, 'the garbage counted');
+    await silentClosed;
+    assert.deepEqual(order, ['garbage 0 dropped', 'garbage 1 dropped', 'silent client dropped']);
+    await waitFor(async () => (await relay.metric('bbgate_relay_handshake_failures_total', { reason: 'proxy_header' })) === before + 4, 'the garbage and the silent client counted');
   });
 
   it('v2 LOCAL (a load balancer\'s own connection) keeps the socket\'s address', async () => {
@@ -211,10 +212,12 @@ describe('bbgate relay behind haproxy with PROXY headers, in front of a real Bui
     await once(socket, 'connect');
     socket.write(proxyV2Header(undefined, undefined));
     const broker = new Broker(socket, { role: 'client' });
-    await assert.rejects(broker.rootObject().callRemote('login', [Buffer.from('w')]), /not from 127\.0\.0\.1/);
+    const since = relay.lines.length;
+    await assert.rejects(broker.rootObject().callRemote('login', [Buffer.from('w')]), /worker "w" is not allowed to log in through this relay/);
     socket.destroy();
-    const refused = await relay.waitForLog((l) => l.msg === 'worker refused');
+    const refused = await relay.waitForLog((l) => l.msg === 'worker refused' && relay.lines.indexOf(l) >= since);
     assert.match(String(refused.fields.peer), /^127\.0\.0\.1:\d+$/);
+    assert.match(String(refused.fields.reason), /not from 127\.0\.0\.1$/);
   });
 
   it('a client from an unlisted address is an ordinary client: served without a header, and a header from it is garbage to PB', async () => {
@@ -228,8 +231,48 @@ describe('bbgate relay behind haproxy with PROXY headers, in front of a real Bui
     const forger = await rawClient(relay.port(0), WORKER_IP);
     forger.socket.write(Buffer.concat([Buffer.from(`PROXY TCP4 127.0.0.8 127.0.0.1 1234 ${relay.port(0)}\r\n`), encodeSexp(Buffer.from('pb'))]));
     await forger.closed;
-    await until(async () => (await failures('protocol')) === protocol + 1, 'a PB protocol failure');
+    await waitFor(async () => (await failures('protocol')) === protocol + 1, 'a PB protocol failure');
     assert.equal(await failures('proxy_header'), proxyHeader);
     assert.ok(!relay.lines.some((l) => String(l.fields.peer ?? '').startsWith('127.0.0.8:')));
+  });
+});
+
+describe('--max-per-source behind haproxy: the source is the one the PROXY header names', () => {
+  let relay: TestRelay;
+  let haproxy: RunningHaproxy;
+
+  before(async () => {
+    // No PB gets as far as the master here: a refused connection ends before PB, an admitted one at its dialect offer.
+    relay = await startRelay({ listen: ['tcp:0:interface=127.0.0.1:proxyFrom=127.0.0.1'], upstream: 'tcp:127.0.0.1:9', allow: ['*'], maxPerSource: 2 });
+    haproxy = await startHaproxy([{ target: relay.port(0), sendProxy: 'v2' }]);
+  });
+  after(async () => {
+    await haproxy?.stop();
+    await relay?.stop();
+  });
+
+  /** What became of a client through haproxy: the relay's dialect offer, or a close without a byte. */
+  async function fate(localAddress: string): Promise<{ client: Awaited<ReturnType<typeof rawClient>>; got: 'offer' | 'closed' }> {
+    const client = await rawClient(haproxy.ports[0]!, localAddress);
+    const got = await Promise.race([once(client.socket, 'data').then(() => 'offer' as const), client.closed.then(() => 'closed' as const)]);
+    return { client, got };
+  }
+
+  it('refuses the third connection from one worker address at once, and serves another address, though haproxy\'s is the same', async () => {
+    const first = await fate(WORKER_IP);
+    const second = await fate(WORKER_IP);
+    const third = await fate(WORKER_IP);
+    assert.deepEqual([first.got, second.got, third.got], ['offer', 'offer', 'closed']);
+    assert.deepEqual(await third.client.closed, Buffer.alloc(0), 'refused before a byte');
+    const other = await fate('127.0.0.10');
+    assert.equal(other.got, 'offer');
+    assert.equal(await relay.metric('bbgate_relay_connections_refused_total', { reason: 'max_per_source' }), 1);
+    const logged = await relay.waitForLog((l) => l.msg === 'connection refused: too many connections from one address (--max-per-source)');
+    assert.equal(logged.fields.peer, WORKER_IP);
+    // A slot comes back when its connection closes.
+    first.client.socket.destroy();
+    await waitFor(async () => (await relay.metric('bbgate_relay_sockets')) === 2, 'the relay sees the first connection closed');
+    assert.equal((await fate(WORKER_IP)).got, 'offer');
+    for (const c of [first, second, other]) c.client.socket.destroy();
   });
 });

@@ -6,6 +6,7 @@ import { connect, createServer, type AddressInfo, type Server, type Socket } fro
 import { after, describe, it } from 'node:test';
 import { encodeSexp } from '../../src/pb/banana/writer.js';
 import { startRelay, type TestRelay } from '../helpers/relay.js';
+import { waitFor } from '../helpers/wait.js';
 
 const OFFER = encodeSexp([Buffer.from('pb'), Buffer.from('none')]);
 const version = (vocab: boolean) => encodeSexp([Buffer.from('version'), 6], vocab);
@@ -73,7 +74,7 @@ describe('the relay\'s splice, against a scripted PB peer', () => {
     const w = worker(relay.port());
     const choice = encodeSexp(Buffer.from('none'));
     w.socket.write(Buffer.concat([choice, version(false), login(false)]));
-    for (let i = 0; i < 100 && Buffer.concat(w.data).length < OFFER.length + version(false).length + early.length; i++) await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => Buffer.concat(w.data).length >= OFFER.length + version(false).length + early.length, 'the greeting and the early call');
     assert.deepEqual(Buffer.concat(w.data), Buffer.concat([OFFER, version(false), early]), 'the offer and version from the relay, then the master\'s early call; the master\'s own version swallowed');
     w.socket.end();
     assert.deepEqual(await received, Buffer.concat([choice, version(false), login(false)]), 'the master gets the worker\'s choice, version and login as the worker sent them');
@@ -82,6 +83,8 @@ describe('the relay\'s splice, against a scripted PB peer', () => {
   it('passes on whatever the master packs after its verdict on the password, Banana or not', async () => {
     const respondCall = encodeSexp([Buffer.from('message'), 2, 1, Buffer.from('respond'), 1, [Buffer.from('tuple'), Buffer.alloc(16, 7)], [Buffer.from('dictionary')]], true);
     const verdict = encodeSexp([Buffer.from('answer'), 2, [Buffer.from('remote'), 2]], true);
+    // ("challenge" is a vocabulary word, so it goes out as a token, not as its letters.)
+    const challenge = encodeSexp([Buffer.from('answer'), 1, Buffer.from('challenge')], true);
     // No valid Banana: 100 prefix bytes in a row; a reader that went on judging would cut the connection.
     const raw = Buffer.alloc(100, 0x41);
     const server = createServer((socket) => {
@@ -90,7 +93,7 @@ describe('the relay\'s splice, against a scripted PB peer', () => {
       socket.on('data', (chunk: Buffer) => {
         const first = seen.length === 0;
         seen = Buffer.concat([seen, chunk]);
-        if (first) socket.write(Buffer.concat([version(true), encodeSexp([Buffer.from('answer'), 1, Buffer.from('challenge')], true)]));
+        if (first) socket.write(Buffer.concat([version(true), challenge]));
         if (seen.includes(respondCall)) socket.write(Buffer.concat([verdict, raw]));
       });
       socket.on('error', () => undefined);
@@ -100,9 +103,9 @@ describe('the relay\'s splice, against a scripted PB peer', () => {
     relays.push(relay);
     const w = worker(relay.port());
     w.socket.write(Buffer.concat([encodeSexp(Buffer.from('pb')), version(true), login(true)]));
-    for (let i = 0; i < 100 && !Buffer.concat(w.data).includes(Buffer.from('challenge')); i++) await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => Buffer.concat(w.data).includes(challenge), 'the challenge');
     w.socket.write(respondCall);
-    for (let i = 0; i < 100 && !Buffer.concat(w.data).includes(raw); i++) await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => Buffer.concat(w.data).includes(raw), 'the bytes after the verdict');
     assert.ok(Buffer.concat(w.data).includes(Buffer.concat([verdict, raw])), 'the verdict and the bytes after it reach the worker');
     await relay.waitForLog((l) => l.msg === 'worker logged in');
     assert.ok(!relay.lines.some((l) => l.msg === 'connection closed'), 'the connection stays up');

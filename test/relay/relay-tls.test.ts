@@ -7,9 +7,9 @@ import { after, before, describe, it } from 'node:test';
 import { startMaster, type RunningMaster } from '../helpers/buildbot-master.js';
 import { bbgate, type ProbeJson } from '../helpers/cli.js';
 import { testPki, type TestPki } from '../helpers/pki.js';
-import { sleep } from '../helpers/processes.js';
 import { startRelay, type TestRelay } from '../helpers/relay.js';
 import { startSquid, type RunningSquid } from '../helpers/squid.js';
+import { waitFor } from '../helpers/wait.js';
 
 /** A client that sends plain text to a TLS port; resolves when the relay hangs up. */
 function notTls(port: number): Promise<void> {
@@ -62,7 +62,7 @@ describe('bbgate relay with TLS both ways and the master behind squid', () => {
     assert.equal(status, 0, text);
     assert.deepEqual(report.steps.map((s) => s.step), ['parse', 'proxy', 'dns', 'tcp', 'tls', 'pb', 'login', 'keepalive']);
     // squid logs a tunnel when it closes: the relay's, to the master's TLS port, as user "relay".
-    for (let i = 0; i < 50 && !squid.accessLog().includes(`CONNECT 127.0.0.1:${master.pbPort}`); i++) await sleep(100);
+    await waitFor(() => squid.accessLog().includes(`CONNECT 127.0.0.1:${master.pbPort}`), "the tunnel in squid's access log");
     assert.match(squid.accessLog(), new RegExp(`CONNECT 127\\.0\\.0\\.1:${master.pbPort} relay`));
     assert.doesNotMatch(relay.lines.map((l) => JSON.stringify(l)).join('\n'), /squid:pass|squid%3Apass/);
   });
@@ -73,7 +73,7 @@ describe('bbgate relay with TLS both ways and the master behind squid', () => {
     assert.equal(status, 4, text);
     assert.equal(report.steps.at(-1)!.step, 'tls');
     assert.equal(report.steps.at(-1)!.code, 'TLS_HANDSHAKE');
-    for (let i = 0; i < 50 && (await relay.metric('bbgate_relay_handshake_failures_total', { reason: 'tls' })) === before; i++) await sleep(50);
+    await waitFor(async () => (await relay.metric('bbgate_relay_handshake_failures_total', { reason: 'tls' })) > before, 'the failed handshake counted');
     assert.equal(await relay.metric('bbgate_relay_handshake_failures_total', { reason: 'tls' }), before + 1);
   });
 
@@ -81,8 +81,75 @@ describe('bbgate relay with TLS both ways and the master behind squid', () => {
     for (const i of [0, 1]) {
       const before = await relay.metric('bbgate_relay_handshake_failures_total', { reason: 'tls' });
       await notTls(relay.port(i));
-      for (let n = 0; n < 50 && (await relay.metric('bbgate_relay_handshake_failures_total', { reason: 'tls' })) === before; n++) await sleep(50);
+      await waitFor(async () => (await relay.metric('bbgate_relay_handshake_failures_total', { reason: 'tls' })) > before, `the failed handshake on listener ${i} counted`);
       assert.equal(await relay.metric('bbgate_relay_handshake_failures_total', { reason: 'tls' }), before + 1, `listener ${i}`);
     }
+  });
+});
+
+describe('certNames=1: a worker logs in only under a name its client certificate carries', () => {
+  let pki: TestPki;
+  let trust: string;
+  let master: RunningMaster;
+  let relay: TestRelay;
+  /** Issued by the root to CN "someone", with the DNS name "san-w". */
+  let sanClient: { certFile: string; keyFile: string };
+
+  before(async () => {
+    pki = await testPki();
+    trust = await pki.trustDir(pki.root);
+    sanClient = await pki.issue({ name: 'san-client', commonName: 'someone', issuer: pki.root, usage: 'client', sans: ['DNS:san-w'] });
+    // pki.client's CN is worker-1.
+    master = await startMaster({ workers: [{ name: 'worker-1', password: 'p1' }, { name: 'san-w', password: 'p2' }, { name: 'other-w', password: 'p3' }] });
+    const identity = { certKey: pki.server.certFile, privateKey: pki.server.keyFile, extraCertChain: pki.intermediate.certFile };
+    relay = await startRelay({
+      listen: [
+        `tls:0:interface=127.0.0.1:certKey=${identity.certKey}:privateKey=${identity.privateKey}:extraCertChain=${identity.extraCertChain}:caCertsDir=${trust}:certNames=1`,
+        `wss://127.0.0.1:0/pb#certKey=${identity.certKey}&privateKey=${identity.privateKey}&extraCertChain=${identity.extraCertChain}&caCertsDir=${trust}&certNames=1`,
+        `tls:0:interface=127.0.0.1:certKey=${identity.certKey}:privateKey=${identity.privateKey}:extraCertChain=${identity.extraCertChain}:caCertsDir=${trust}`,
+      ],
+      upstream: `tcp:127.0.0.1:${master.pbPort}`,
+      allow: ['*'],
+    });
+  });
+  after(async () => {
+    await relay?.stop();
+    await master?.stop();
+  });
+
+  async function probe(args: string[]): Promise<{ status: number; report: ProbeJson; text: string }> {
+    const run = await bbgate(['probe', ...args, '--json']);
+    return { status: run.status, report: JSON.parse(run.stdout) as ProbeJson, text: run.stdout + run.stderr };
+  }
+  const tlsTo = (listener: number, cert: { certFile: string; keyFile: string }) =>
+    `tls:localhost:${relay.port(listener)}:trustRoots=${trust}:certificate=${cert.certFile}:privateKey=${cert.keyFile}`;
+  const wssTo = (cert: { certFile: string; keyFile: string }) =>
+    `wss://localhost:${relay.port(1)}/pb#trustRoots=${trust}&certificate=${cert.certFile}&privateKey=${cert.keyFile}`;
+
+  it('admits the name in the certificate\'s CN (tls:) and in a DNS subjectAltName (wss://)', async () => {
+    const cn = await probe([tlsTo(0, pki.client), '--name', 'worker-1', '--password', 'p1']);
+    assert.equal(cn.status, 0, cn.text);
+    const san = await probe([wssTo(sanClient), '--name', 'san-w', '--password', 'p2']);
+    assert.equal(san.status, 0, san.text);
+  });
+
+  it('refuses any other name as it refuses a name not on the allow-list, and the master never hears of it', async () => {
+    const since = await master.logSize();
+    for (const [target, cert, name] of [[tlsTo(0, pki.client), 'worker-1', 'other-w'], [wssTo(sanClient), 'someone', 'worker-1']] as const) {
+      const { status, report, text } = await probe([target, '--name', name, '--password', 'p3']);
+      assert.equal(status, 5, text);
+      assert.equal(report.steps.at(-1)!.code, 'RELAY_DENIED');
+      assert.match(report.steps.at(-1)!.message, new RegExp(`worker "${name}" is not allowed to log in through this relay`));
+      assert.doesNotMatch(text, new RegExp(cert === 'someone' ? 'san-w|someone' : 'worker-1'), 'the worker is not told what its certificate would allow');
+      const refused = await relay.waitForLog((l) => l.msg === 'worker refused' && l.fields.worker === name);
+      assert.match(String(refused.fields.reason), /is not a name in its client certificate/);
+    }
+    assert.equal(await relay.metric('bbgate_relay_logins_total', { result: 'denied', reason: 'certificate_name' }), 2);
+    assert.doesNotMatch((await master.log()).slice(since), /other-w|'worker-1'/);
+  });
+
+  it('a listener without certNames=1 lets one certificate log in under any allowed name', async () => {
+    const { status, text } = await probe([tlsTo(2, pki.client), '--name', 'other-w', '--password', 'p3']);
+    assert.equal(status, 0, text);
   });
 });

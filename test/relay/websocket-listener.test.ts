@@ -15,19 +15,11 @@ import { listenWebSocket, type AcceptedStream, type WebSocketListener } from '..
 import { dial } from '../../src/transport/dial.js';
 import { parseEndpoint } from '../../src/transport/endpoint.js';
 import { testPki, type TestPki } from '../helpers/pki.js';
+import { within } from '../helpers/wait.js';
 
 const TIMEOUT_MS = 500;
-
-/** Rejects, naming `what`, when `promise` takes longer than `ms`. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)));
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+/** How long a wait may take before the test fails instead of hanging: a deadline, not a measure of speed. */
+const DEADLINE_MS = 15_000;
 
 /** A raw TCP client, with everything it receives. */
 async function rawClient(port: number): Promise<{ socket: Socket; received: () => Buffer; closed: Promise<unknown> }> {
@@ -44,7 +36,7 @@ async function rawClient(port: number): Promise<{ socket: Socket; received: () =
 async function upgradeRaw(port: number): Promise<{ socket: Socket; received: () => Buffer; closed: Promise<unknown> }> {
   const client = await rawClient(port);
   client.socket.write(`GET /pb HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${Buffer.alloc(16, 1).toString('base64')}\r\n\r\n`);
-  while (!client.received().includes('\r\n\r\n')) await once(client.socket, 'data');
+  while (!client.received().includes('\r\n\r\n')) await within(once(client.socket, 'data'), DEADLINE_MS, 'the upgrade answer');
   assert.match(client.received().toString('latin1'), /^HTTP\/1\.1 101 /);
   return client;
 }
@@ -100,7 +92,7 @@ describe('the WebSocket listener', () => {
     const length = Buffer.alloc(8);
     length.writeBigUInt64BE(2n * 1024n * 1024n);
     client.socket.write(Buffer.concat([Buffer.from([0x82, 0xff]), length, Buffer.alloc(4)]));
-    await within(client.closed, 2000, 'the connection closed');
+    await within(client.closed, DEADLINE_MS, 'the connection closed');
     // A close frame with status 1009 (message too big).
     assert.deepEqual([...client.received().subarray(head)], [0x88, 0x02, 0x03, 0xf1]);
     const [err] = (await errored) as [NodeJS.ErrnoException];
@@ -116,14 +108,14 @@ describe('the WebSocket listener', () => {
     const halfway = await rawClient(plain.address.port);
     halfway.socket.write('GET /pb HTTP/1.1\r\nHost: x\r\n');
     const silentTls = await rawClient(secure.address.port);
-    await within(Promise.all([silent.closed, halfway.closed, silentTls.closed]), 6 * TIMEOUT_MS, 'the silent clients closed');
+    await within(Promise.all([silent.closed, halfway.closed, silentTls.closed]), DEADLINE_MS, 'the silent clients closed');
     assert.match(silent.received().toString('latin1'), /^HTTP\/1\.1 408 /);
     assert.equal(silentTls.received().length, 0);
     // Well past the timeout, the upgraded connections still carry bytes both ways.
     for (const stream of upgraded) {
       const back = nextChunk(stream);
       stream.write('still here');
-      assert.equal((await within(back, 2000, 'the echo')).toString(), 'still here');
+      assert.equal((await within(back, DEADLINE_MS, 'the echo')).toString(), 'still here');
     }
   });
 
@@ -173,7 +165,7 @@ describe('the WebSocket listener', () => {
       // Without onSocket, neither would be closed before the 10 s handshake timeout.
       const refused = await rawClient(listener.address.port);
       if (!secure) refused.socket.write('GET /pb HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
-      await within(refused.closed, 1000, 'the refused connection closed');
+      await within(refused.closed, DEADLINE_MS, 'the refused connection closed');
       assert.equal(refused.received().length, 0, 'not a byte of TLS or HTTP');
       assert.equal(seen.length, 2);
       assert.equal(seen[1]!.remotePort, refused.socket.localPort);
@@ -200,7 +192,7 @@ describe('the WebSocket listener', () => {
     }, echo(accepted));
     const upgrade = `GET /pb HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${Buffer.alloc(16, 1).toString('base64')}\r\n\r\n`;
     const upgraded = async (client: Awaited<ReturnType<typeof rawClient>>) => {
-      while (!client.received().includes('\r\n\r\n')) await within(once(client.socket, 'data'), 2000, 'the upgrade answer');
+      while (!client.received().includes('\r\n\r\n')) await within(once(client.socket, 'data'), DEADLINE_MS, 'the upgrade answer');
       assert.match(client.received().toString('latin1'), /^HTTP\/1\.1 101 /);
     };
 
@@ -228,7 +220,7 @@ describe('the WebSocket listener', () => {
     // HTTP's own timeout still holds after the header.
     const slow = await rawClient(listener.address.port);
     slow.socket.write(`PROXY TCP4 198.51.100.8 10.0.0.5 40001 443\r\nGET /pb HTTP/1.1\r\n`);
-    await within(slow.closed, 6 * TIMEOUT_MS, 'the slow request closed');
+    await within(slow.closed, DEADLINE_MS, 'the slow request closed');
     assert.match(slow.received().toString('latin1'), /^HTTP\/1\.1 408 /);
     // Reported as a failed upgrade, from the address its header gave.
     assert.deepEqual(failures.map((f) => [f.stage, f.peer]), [['websocket', '198.51.100.8:40001']]);
@@ -238,7 +230,7 @@ describe('the WebSocket listener', () => {
     const bare = await rawClient(listener.address.port);
     const barePort = bare.socket.localPort;
     bare.socket.write(upgrade);
-    await within(bare.closed, 1000, 'the connection without a header closed');
+    await within(bare.closed, DEADLINE_MS, 'the connection without a header closed');
     assert.equal(bare.received().length, 0);
     assert.equal(failures.length, 1);
     assert.equal(failures[0]!.peer, `127.0.0.1:${barePort}`);
@@ -258,14 +250,14 @@ describe('the WebSocket listener', () => {
     const stream = await dialListener(listener);
     const idle = await rawClient(listener.address.port);
     idle.socket.write('GET /elsewhere HTTP/1.1\r\nHost: x\r\n\r\n');
-    while (!idle.received().includes('\r\n\r\n')) await once(idle.socket, 'data');
-    await within(listener.close(), 1000, 'close()');
-    await within(idle.closed, 1000, 'the idle keep-alive connection closed');
+    while (!idle.received().includes('\r\n\r\n')) await within(once(idle.socket, 'data'), DEADLINE_MS, 'the answer to the idle request');
+    await within(listener.close(), DEADLINE_MS, 'close()');
+    await within(idle.closed, DEADLINE_MS, 'the idle keep-alive connection closed');
     const refused = connect(listener.address.port, '127.0.0.1');
     const [err] = (await once(refused, 'error')) as [NodeJS.ErrnoException];
     assert.equal(err.code, 'ECONNREFUSED');
     const back = nextChunk(stream);
     stream.write('after close');
-    assert.equal((await within(back, 1000, 'the echo')).toString(), 'after close');
+    assert.equal((await within(back, DEADLINE_MS, 'the echo')).toString(), 'after close');
   });
 });

@@ -1,6 +1,5 @@
 // Peers that do not speak TLS at all: a plain PB master, a web server, a port that hangs up, a
 // port that says nothing. The error must say what is on the other end.
-import assert from 'node:assert/strict';
 import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
@@ -73,8 +72,6 @@ describe('startTls: peers that do not speak TLS', () => {
 
   it('a port that says nothing: NET_TIMEOUT within the handshake timeout', async () => {
     const port = await peer(() => {});
-    const started = Date.now();
     await rejectsWith(tls(port, 300), 'NET_TIMEOUT', 'no answer to the TLS handshake within 0.3 s', 'said nothing');
-    assert.ok(Date.now() - started < 2000);
   });
 });

@@ -46,11 +46,9 @@ describe('startTls against openssl s_server', () => {
     socket.destroy();
   });
 
-  it('a server that sends no session ticket and waits for us to speak: accepted after a short wait, nothing lost', async () => {
+  it('a server that sends no session ticket and waits for us to speak: accepted once the acceptance wait ends, nothing lost', async () => {
     const port = await sServer('-cert', pki.server.certFile, '-key', pki.server.keyFile, '-cert_chain', pki.intermediate.certFile, '-num_tickets', '0');
-    const started = Date.now();
     const socket = await connect(port, {});
-    assert.ok(Date.now() - started < 2000);
     await exchange(socket);
     socket.destroy();
   });

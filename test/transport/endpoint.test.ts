@@ -169,13 +169,13 @@ describe('the type prefix', () => {
 
 describe('error messages', () => {
   const cases: [string, string][] = [
-    ['', '"" is not a connection string: expected TYPE:ARGUMENTS, such as tcp:master.example.org:9989'],
-    ['master.example.org', '"master.example.org" is not a connection string: expected TYPE:ARGUMENTS, such as tcp:master.example.org:9989'],
-    [':h:1', '":h:1" is not a connection string: expected TYPE:ARGUMENTS, such as tcp:master.example.org:9989'],
+    ['', '"": not a connection string: expected TYPE:ARGUMENTS, such as tcp:master.example.org:9989'],
+    ['master.example.org', '"master.example.org": not a connection string: expected TYPE:ARGUMENTS, such as tcp:master.example.org:9989'],
+    [':h:1', '":h:1": not a connection string: expected TYPE:ARGUMENTS, such as tcp:master.example.org:9989'],
     ['host=h:tcp:1', '"host=h:tcp:1": the connection type must come first, as in tcp:HOST:PORT, not "host=h"'],
     [
       'https://buildbot.example.org/',
-      '"https://buildbot.example.org/" is a URL, not a connection string: give the master\'s PB port (often 9989, not the web port) as tcp:HOST:PORT, or tls:HOST:PORT:trustRoots=DIR for TLS',
+      '"https://buildbot.example.org/": a URL, not a connection string: give the master\'s PB port (often 9989, not the web port) as tcp:HOST:PORT, or tls:HOST:PORT:trustRoots=DIR for TLS',
     ],
     ['tcp:h:1:port=2', '"tcp:h:1:port=2": too many positional arguments (tcp takes only HOST, as port= is given; give the rest as key=value)'],
     ['tcp:h:1:host=g', '"tcp:h:1:host=g": too many positional arguments (tcp takes only PORT, as host= is given; give the rest as key=value)'],
@@ -234,6 +234,33 @@ describe('error messages', () => {
   for (const [description, message] of cases) {
     it(description === '' ? '(empty)' : description, () => rejects(description, message));
   }
+});
+
+describe('user info', () => {
+  const problem = 'a user name or password does not belong in a connection string (it would end up in logs): the worker logs in with its worker name and password, and a proxy\'s credentials go in the proxy setting as http://USER:PASSWORD@HOST:PORT';
+
+  it('is refused before anything quotes a piece of it, and the string is quoted with it hidden', () => {
+    for (const [description, shown] of [
+      ['tcp:bob:s3cret@master:9989', 'tcp:***@master:9989'],
+      ['tcp:bob:pw:s3cret@master:9989', 'tcp:***@master:9989'],
+      ['tls:host=bob\\:s3cret@master:port=9989', 'tls:***@master:port=9989'],
+      ['ssl:host=m:port=1:hostname=bob@s3cret', 'ssl:***@s3cret'],
+      ['tcp:[bob:s3cret@x]:1', 'tcp:***@x]:1'],
+      ['tcp:h:1:timeout=s3cret\\@x', 'tcp:***@x'],
+      ['http://bob:s3cret@master:9989', 'http://***@master:9989'],
+    ]) {
+      rejects(description!, `"${shown}": ${problem}`);
+    }
+    assert.throws(() => parseMasterAddress('bob:s3cret@master:9989'), { code: 'ENDPOINT_SYNTAX', message: `"***@master:9989": ${problem}` });
+    assert.throws(() => splitEndpoint('tcp:bob:s3cret@0'), { code: 'ENDPOINT_SYNTAX', message: `"tcp:***@0": ${problem}` });
+  });
+
+  it('is not what an "@" in a file\'s path is', () => {
+    const e = parseEndpoint('tls:master:9989:trustRoots=/home/a@b/ca:certificate=/c@1.pem:privateKey=k@2') as TlsEndpoint;
+    assert.deepEqual([e.trustRoots, e.certificate, e.privateKey], ['/home/a@b/ca', '/c@1.pem', 'k@2']);
+    assert.equal((parseEndpoint('ssl:host=m:port=1:caCertsDir=/x@y:certKey=/z@w') as TlsEndpoint).trustRoots, '/x@y');
+    assert.deepEqual(splitEndpoint('tls:0:certKey=/a@b:extraCertChain=/c@d').keywords, new Map([['certKey', '/a@b'], ['extraCertChain', '/c@d']]));
+  });
 });
 
 describe('the ssl: traps', () => {

@@ -130,7 +130,7 @@ describe('ws:// and wss:// error messages', () => {
     // Other URLs keep their message: a master's web address is not a connection string.
     [
       'http://relay.example.org/pb',
-      '"http://relay.example.org/pb" is a URL, not a connection string: give the master\'s PB port (often 9989, not the web port) as tcp:HOST:PORT, or tls:HOST:PORT:trustRoots=DIR for TLS',
+      '"http://relay.example.org/pb": a URL, not a connection string: give the master\'s PB port (often 9989, not the web port) as tcp:HOST:PORT, or tls:HOST:PORT:trustRoots=DIR for TLS',
     ],
   ];
   for (const [description, message] of cases) {
@@ -140,7 +140,7 @@ describe('ws:// and wss:// error messages', () => {
   it('refuses a user name or password in the URL without repeating the password', () => {
     rejects(
       'wss://worker:s3cret@relay/pb',
-      '"wss://***:***@relay/pb": a user name or password does not belong in the URL (bbgate would not send it, and it would end up in logs): the worker logs in with its worker name and password, and a proxy\'s credentials go in the proxy setting (an "@" in the path is written %40)',
+      '"wss://***@relay/pb": a user name or password does not belong in the URL (bbgate would not send it, and it would end up in logs): the worker logs in with its worker name and password, and a proxy\'s credentials go in the proxy setting (an "@" in the path is written %40)',
     );
     rejects(
       'ws://worker@relay/pb',
@@ -151,5 +151,8 @@ describe('ws:// and wss:// error messages', () => {
       assert.match(err.message, /^"ws:\/\/\*\*\*@relay\/pb": a user name or password does not belong/);
       return true;
     });
+    // In an option that is not a file's path (whose value an error would quote), too; in a path it is a character.
+    assert.throws(() => parseEndpoint('ws://relay/pb#timeout=s3cret@5'), { code: 'ENDPOINT_SYNTAX', message: /^"ws:\/\/\*\*\*@5": a user name or password does not belong/ });
+    assert.equal((parseEndpoint('wss://relay/pb#trustRoots=/a@b&timeout=5') as { trustRoots?: string }).trustRoots, '/a@b');
   });
 });

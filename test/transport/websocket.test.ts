@@ -18,6 +18,7 @@ import { Results, startMaster, type RunningMaster } from '../helpers/buildbot-ma
 import { bbgate, type ProbeJson } from '../helpers/cli.js';
 import { testPki, type TestPki } from '../helpers/pki.js';
 import { startSquid, type RunningSquid } from '../helpers/squid.js';
+import { within } from '../helpers/wait.js';
 
 const PROXY_USER = 'alice';
 const PROXY_PASSWORD = 'pr0xy:pass@';
@@ -39,7 +40,7 @@ async function rawServer(onConnection: (socket: Socket) => void): Promise<{ serv
 /** Reads one HTTP request head off a raw socket. */
 async function requestHead(socket: Socket): Promise<string> {
   let head = '';
-  while (!head.includes('\r\n\r\n')) head += ((await once(socket, 'data')) as [Buffer])[0].toString('latin1');
+  while (!head.includes('\r\n\r\n')) head += ((await within(once(socket, 'data'), 15_000, 'an HTTP request head')) as [Buffer])[0].toString('latin1');
   return head;
 }
 

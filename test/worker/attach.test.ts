@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startMaster, type RunningMaster } from '../helpers/buildbot-master.js';
 import { startTestWorker } from '../helpers/bbgate-worker.js';
+import { waitFor } from '../helpers/wait.js';
 
 describe('bbgate worker attaching to a real master', () => {
   let master: RunningMaster;
@@ -43,8 +44,8 @@ describe('bbgate worker attaching to a real master', () => {
     const worker = await startTestWorker({ connection: `tcp:127.0.0.1:${master.pbPort}`, workername: 'bw', password: 'nope', maxdelay: 0.2 });
     try {
       await worker.waitForLog(/connection failed: the master rejected|UnauthorizedLogin.*retrying in/);
-      const retries = await new Promise<number>((resolve) => setTimeout(() => resolve(worker.lines.filter((l) => /retrying in/.test(l)).length), 1500));
-      assert.ok(retries >= 2, worker.lines.join('\n'));
+      await waitFor(() => worker.lines.filter((l) => /retrying in/.test(l)).length >= 2, `a second retry:\n${worker.lines.join('\n')}`);
+      assert.ok(!worker.lines.some((l) => /Connected to buildmaster/.test(l)));
     } finally {
       await worker.stop();
     }

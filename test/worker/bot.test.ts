@@ -1,5 +1,6 @@
 // What the Bot does with refused commands and with peers that go silent before login.
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { PbFailure } from '../../src/pb/failure.js';
@@ -8,6 +9,7 @@ import type { PbValue } from '../../src/pb/values.js';
 import { WorkerForBuilder } from '../../src/worker/bot.js';
 import { COMMANDS } from '../../src/worker/commands/index.js';
 import { startTestWorker } from '../helpers/bbgate-worker.js';
+import { waitFor, within } from '../helpers/wait.js';
 
 /** A broker stand-in that counts decrefs. */
 class CountingOwner implements ReferenceOwner {
@@ -40,20 +42,45 @@ describe('WorkerForBuilder', () => {
 });
 
 describe('a peer that accepts the connection and says nothing', () => {
-  it('times out the PB greeting and retries, and stop() ends the worker at once even mid-attempt', async () => {
+  async function silentPeer(): Promise<{ port: number; held: Socket[]; close(): void }> {
     const held: Socket[] = [];
-    const server = createServer((s) => held.push(s));
+    const server = createServer((s) => {
+      s.on('error', () => undefined);
+      held.push(s);
+    });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const worker = await startTestWorker({ connection: `tcp:127.0.0.1:${(server.address() as AddressInfo).port}:timeout=1`, workername: 'w', password: 'p', maxdelay: 0.1 });
+    return {
+      port: (server.address() as AddressInfo).port,
+      held,
+      close() {
+        for (const s of held) s.destroy();
+        server.close();
+      },
+    };
+  }
+
+  it('times out the PB greeting and retries', async () => {
+    const peer = await silentPeer();
+    const worker = await startTestWorker({ connection: `tcp:127.0.0.1:${peer.port}:timeout=1`, workername: 'w', password: 'p', maxdelay: 0.1 });
     try {
       await worker.waitForLog(/connection failed: no PB greeting and login answer within 1 s/, 5000);
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      const started = Date.now();
+      await waitFor(() => peer.held.length >= 2, 'the next attempt');
       assert.equal(await worker.stop(), 0);
-      assert.ok(Date.now() - started < 1000, `stop took ${Date.now() - started} ms`);
     } finally {
-      for (const s of held) s.destroy();
-      server.close();
+      peer.close();
+    }
+  });
+
+  it('stop() ends the worker mid-attempt, without waiting out the attempt (whose timeout is 10 minutes)', async () => {
+    const peer = await silentPeer();
+    const worker = await startTestWorker({ connection: `tcp:127.0.0.1:${peer.port}:timeout=600`, workername: 'w', password: 'p' });
+    try {
+      await waitFor(() => peer.held.length === 1, 'the attempt to connect');
+      const closed = once(peer.held[0]!, 'close');
+      assert.equal(await within(worker.stop(), 10_000, 'stop() during a connection attempt'), 0);
+      await within(closed, 10_000, 'the worker closing the attempt');
+    } finally {
+      peer.close();
     }
   });
 });

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Results, startMaster, type BuildResult, type RunningMaster } from '../helpers/buildbot-master.js';
 import { startTestWorker, type TestWorker } from '../helpers/bbgate-worker.js';
+import { waitFor } from '../helpers/wait.js';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
@@ -124,13 +125,11 @@ describe('real builds on the bbgate worker', () => {
 
   it('stops a running build when the master interrupts it, killing the process', async () => {
     const forced = await master.forceBuild('interrupted');
-    await worker.waitForLog(/starting command shell/);
+    // This build's own process (earlier builds logged "starting command shell" too).
+    await worker.waitForLog(/starting a process .*\/interrupted\/build"/);
+    // The worker runs the step's command, so the master has the build, with that step running.
     let builds: { buildid: number; complete: boolean }[] = [];
-    for (let i = 0; i < 100 && builds.length === 0; i++) {
-      builds = (await master.api(`builds?buildrequestid=${forced.buildRequestId}`)).builds;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await waitFor(async () => (builds = (await master.api(`builds?buildrequestid=${forced.buildRequestId}`)).builds).length > 0, 'the build in the REST API');
     await master.rpc(`builds/${builds[0]!.buildid}`, 'stop', { reason: 'test stops it' });
     const build = await master.waitForBuild(forced);
     assert.equal(build.results, Results.CANCELLED);

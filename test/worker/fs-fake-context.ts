@@ -73,6 +73,8 @@ export interface Call {
 export interface FakeRemoteOptions {
   /** Answer each call this many ms later (in order, as a PB peer would). */
   delayMs?: number;
+  /** Answer nothing until the test calls release(): the test decides when each answer comes. */
+  held?: boolean;
   /** Reject the call with this failure when it returns one. */
   failOn?: (method: string, index: number) => PbFailure | undefined;
   /** What `read` answers (for readers). */
@@ -84,6 +86,10 @@ export interface FakeRemote {
   calls: Call[];
   /** The most calls that were awaiting an answer at once. */
   maxOutstanding: number;
+  /** How many calls await an answer now. */
+  readonly outstanding: number;
+  /** With `held`: answers the oldest call awaiting one. */
+  release(): void;
   methods(): string[];
   /** The bytes of every write, in call order. */
   written(): Buffer;
@@ -91,6 +97,7 @@ export interface FakeRemote {
 
 export function fakeRemote(options: FakeRemoteOptions = {}): FakeRemote {
   const calls: Call[] = [];
+  const heldAnswers: (() => void)[] = [];
   let outstanding = 0;
   const owner: ReferenceOwner = {
     connected: true,
@@ -113,7 +120,8 @@ export function fakeRemote(options: FakeRemoteOptions = {}): FakeRemote {
           else resolve(answer());
         };
         // A fixed latency: answers come back in call order, delayMs after each call.
-        if (options.delayMs) setTimeout(settle, options.delayMs);
+        if (options.held) heldAnswers.push(settle);
+        else if (options.delayMs) setTimeout(settle, options.delayMs);
         else queueMicrotask(settle);
       });
     },
@@ -121,6 +129,14 @@ export function fakeRemote(options: FakeRemoteOptions = {}): FakeRemote {
   const remote: FakeRemote = {
     calls,
     maxOutstanding: 0,
+    get outstanding() {
+      return outstanding;
+    },
+    release() {
+      const settle = heldAnswers.shift();
+      if (!settle) throw new Error('release(): no call awaits an answer');
+      settle();
+    },
     methods: () => calls.map((c) => c.method),
     written: () => Buffer.concat(calls.filter((c) => c.method === 'write').map((c) => c.args[0] as Buffer)),
     ref: new RemoteReference(owner, 1),

@@ -1,7 +1,6 @@
 // The Python spellings in shell headers (repr of str, bytes and float; shell quoting), checked against real Python.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { PyFloat, tuple } from '../../src/pb/values.js';
 import { pyRepr, reprBytes, reprFloat, reprText, shellQuote } from '../../src/worker/process/python-format.js';
@@ -23,7 +22,7 @@ print(json.dumps({
 }))
 `;
 
-describe('python-format', { skip: !existsSync(PYTHON) && 'no /usr/bin/python3' }, () => {
+describe('python-format', () => {
   const python = () => {
     const input = JSON.stringify({ texts: TEXTS, floats: FLOATS.map((f) => (Number.isFinite(f) ? (Object.is(f, -0) ? '-0.0' : String(f)) : String(f).toLowerCase())) });
     return JSON.parse(execFileSync(PYTHON, ['-c', PYTHON_SCRIPT, input], { encoding: 'utf8' })) as Record<string, string[]>;

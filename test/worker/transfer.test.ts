@@ -2,7 +2,7 @@
 // record every call; directory archives are unpacked by the master's own DirectoryWriter
 // (buildbot.process.remotetransfer), which is what receives them in production.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmod, link, mkdir, mkdtemp, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,17 +13,39 @@ import { PbFailure } from '../../src/pb/failure.js';
 import { PyFloat, Tuple } from '../../src/pb/values.js';
 import { MAX_BLOCK, UPLOAD_WRITES_IN_FLIGHT, downloadFile, uploadDirectory, uploadDirectoryCommand, uploadFile, uploadFileCommand } from '../../src/worker/commands/transfer.js';
 import { canSwitchToNobody, runAsNobody } from '../helpers/nobody.js';
-import { fakeContext, fakeRemote, masterFailure, python, runCommand } from './fs-fake-context.js';
+import type { CommandSpec } from '../../src/worker/commands/types.js';
+import { waitFor } from '../helpers/wait.js';
+import { fakeContext, fakeRemote, masterFailure, python, runCommand, type FakeRemote } from './fs-fake-context.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 describe('uploadFile', () => {
+  /**
+   * Runs an upload against a writer that answers only when told, one write at a time, and checks
+   * before each answer that the worker has as many writes out as it may (`inFlight`, or all that
+   * are left): the pipeline fills, in order, whatever the machine's speed. Then close, then done.
+   */
+  async function heldUpload(spec: CommandSpec, inFlight: number, blocksize: number): Promise<FakeRemote> {
+    const writer = fakeRemote({ held: true });
+    const running = runCommand(spec, fakeContext(args(writer, { blocksize }), { builderDir }));
+    const blocks = Math.ceil(data.length / blocksize);
+    for (let answered = 0; answered < blocks; answered++) {
+      const expected = Math.min(inFlight, blocks - answered);
+      await waitFor(() => writer.outstanding === expected, `${expected} writes in flight after ${answered} answers (${inFlight} allowed)`, 10_000, 1);
+      assert.equal(writer.methods().filter((m) => m === 'write').length, answered + expected, 'no write beyond the window');
+      writer.release();
+    }
+    await waitFor(() => writer.outstanding === 1, 'close after the last answer', 10_000, 1);
+    assert.equal(writer.methods().at(-1), 'close');
+    writer.release();
+    await running;
+    assert.equal(writer.maxOutstanding, inFlight);
+    assert.equal(sha(writer.written()), sha(data), 'the data arrives whole and in order');
+    return writer;
+  }
+
   it('keeps UPLOAD_WRITES_IN_FLIGHT writes in flight by default, and the data still arrives whole and in order', async () => {
-    const writer = fakeRemote({ delayMs: 2 });
-    const run = fakeContext(args(writer), { builderDir });
-    await runCommand(uploadFile, run);
-    assert.equal(writer.maxOutstanding, UPLOAD_WRITES_IN_FLIGHT);
-    assert.equal(sha(writer.written()), sha(data));
+    await heldUpload(uploadFile, UPLOAD_WRITES_IN_FLIGHT, 65536);
   });
 
   let root: string;
@@ -140,7 +162,7 @@ describe('uploadFile', () => {
     const writer = fakeRemote({ delayMs: 5 });
     const run = fakeContext(args(writer, { blocksize: 16384 }), { builderDir });
     const running = runCommand(uploadFile, run);
-    await waitFor(() => writer.calls.length >= 3);
+    await waitFor(() => writer.calls.length >= 3, 'three calls to the writer', 5000, 1);
     run.abort.abort(new Error('interrupted'));
     await running;
     const writes = writer.calls.filter((c) => c.method === 'write').length;
@@ -169,22 +191,12 @@ describe('uploadFile', () => {
     assert.equal(writer.methods().filter((m) => m === 'close').length, 1);
   });
 
-  it('writes in flight: order kept, at most N outstanding, and the time with a 2 ms round trip', async (t) => {
-    const figures: string[] = [];
-    const elapsed: Record<number, number> = {};
+  // What the window is worth in time over a slow link is measured by `npm run bench:upload`, not here.
+  it('writes in flight: the window fills to exactly N and never beyond, order kept, for N = 1, 2, 4, 8', async () => {
     for (const writesInFlight of [1, 2, 4, 8]) {
-      const writer = fakeRemote({ delayMs: 2 });
-      const started = performance.now();
-      await runCommand(uploadFileCommand({ writesInFlight }), fakeContext(args(writer, { blocksize: 16384 }), { builderDir }));
-      const ms = performance.now() - started;
-      elapsed[writesInFlight] = ms;
-      assert.equal(sha(writer.written()), sha(data));
-      assert.ok(writer.maxOutstanding <= writesInFlight);
-      assert.equal(writer.methods().at(-1), 'close');
-      figures.push(`N=${writesInFlight}: ${ms.toFixed(0)} ms, ${((data.length / 1024 / 1024) / (ms / 1000)).toFixed(1)} MiB/s`);
+      const writer = await heldUpload(uploadFileCommand({ writesInFlight }), writesInFlight, 16384);
+      assert.deepEqual(writer.methods().filter((m) => m !== 'write'), ['close']);
     }
-    t.diagnostic(`1 MiB in 16 KiB blocks over a 2 ms round trip: ${figures.join('; ')}`);
-    assert.ok(elapsed[4]! < elapsed[1]! / 2, figures.join('; '));
   });
 });
 
@@ -233,11 +245,8 @@ print(json.dumps(bio.getvalue().hex()))
   });
 
   for (const compress of [null, 'gz', 'bz2'] as const) {
-    it(`compress=${compress}: the master's DirectoryWriter unpacks an identical tree`, async (t) => {
-      if (compress === 'bz2' && spawnSync('bzip2', ['--help']).error) {
-        t.skip('no bzip2 program on this machine');
-        return;
-      }
+    // compress=bz2 pipes through the bzip2 program, which scripts/setup.sh installs: without it this fails.
+    it(`compress=${compress}: the master's DirectoryWriter unpacks an identical tree`, async () => {
       const writer = fakeRemote();
       await runCommand(uploadDirectory, fakeContext(args(writer, { compress }), { builderDir }));
       if (compress === 'gz') assert.equal(gunzipSync(writer.written()).length % 10240, 0);
@@ -283,7 +292,7 @@ print(json.dumps(bio.getvalue().hex()))
     const writer = fakeRemote({ delayMs: 5 });
     const run = fakeContext(args(writer, { compress: 'gz', blocksize: 1024 }), { builderDir });
     const running = runCommand(uploadDirectoryCommand({ writesInFlight: 1 }), run);
-    await waitFor(() => writer.calls.length >= 2);
+    await waitFor(() => writer.calls.length >= 2, 'two calls to the writer', 5000, 1);
     run.abort.abort(new Error('interrupted'));
     await running;
     assert.ok(writer.calls.length <= 3);
@@ -439,7 +448,7 @@ describe('downloadFile', () => {
     const r = reader(data, { delayMs: 5 });
     const run = fakeContext(args(r, { workerdest: 'interrupted', blocksize: 1024 }), { builderDir });
     const running = runCommand(downloadFile, run);
-    await waitFor(() => r.calls.length >= 2);
+    await waitFor(() => r.calls.length >= 2, 'two calls to the reader', 5000, 1);
     run.abort.abort(new Error('interrupted'));
     await running;
     assert.ok(r.calls.filter((c) => c.method === 'read').length <= 3);
@@ -447,14 +456,6 @@ describe('downloadFile', () => {
     assert.deepEqual(run.values('rc'), [1]);
   });
 });
-
-async function waitFor(check: () => boolean, timeoutMs = 5000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > until) throw new Error('timed out');
-    await new Promise((resolve) => setTimeout(resolve, 1));
-  }
-}
 
 /** Everything tar can hold that a build leaves behind, with awkward names, sizes and times. */
 async function makeRichTree(tree: string): Promise<void> {
@@ -478,7 +479,7 @@ async function makeRichTree(tree: string): Promise<void> {
   await link(join(tree, 'exactly-512'), join(tree, 'hardlink-to-512'));
   await symlink('sub/deeper', join(tree, 'link-rel'));
   await symlink('/'.padEnd(150, 'x'), join(tree, 'link-long-target'));
-  spawnSync('mkfifo', [join(tree, 'fifo')]);
+  execFileSync('mkfifo', [join(tree, 'fifo')]);
   // A name that is not UTF-8 (Python stores it with hdrcharset=BINARY).
   await writeFile(Buffer.concat([Buffer.from(join(tree, 'bad-')), Buffer.from([0xff, 0xfe]), Buffer.from('.bin')]), 'latin');
   await utimes(join(tree, 'sub'), 1_400_000_000, 1_400_000_000.5);

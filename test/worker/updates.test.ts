@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Tuple } from '../../src/pb/values.js';
 import { UpdateBuffer, type Update } from '../../src/worker/updates.js';
+import { waitFor } from '../helpers/wait.js';
 
 function collect(options = {}) {
   const batches: Update[][] = [];
@@ -51,7 +52,8 @@ describe('UpdateBuffer', () => {
     assert.equal(batches.length, 1);
     const timed = collect({ bufferTimeout: 30 });
     timed.buffer.text('stdout', 'late\n');
-    await new Promise((resolve) => setTimeout(resolve, 80));
+    assert.equal(timed.batches.length, 0, 'held until the timeout');
+    await waitFor(() => timed.batches.length > 0, 'the batch sent by the timeout');
     assert.deepEqual(timed.all(), [['stdout', 'late\n']]);
   });
 

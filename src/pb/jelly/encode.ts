@@ -1,4 +1,5 @@
 import { JellyError } from '../../errors.js';
+import { DEFAULT_MAX_DEPTH } from '../banana/parser.js';
 import { describe, type BananaWriter } from '../banana/writer.js';
 import { COPYABLE_FAILURE, PbFailure } from '../failure.js';
 import { Referenceable, RemoteReference } from '../references.js';
@@ -15,6 +16,14 @@ export interface JellyContext {
 type Container = unknown[] | Map<unknown, unknown> | Set<unknown> | Record<string, unknown>;
 
 /**
+ * How many Banana lists may enclose a value being written: a PB message puts two around
+ * its arguments (the message and the argument tuple), the value may open one more, and
+ * Banana parsers (ours, and the peer's if it is bbgate) refuse more than 256 nested lists.
+ * Anything deeper is refused here, as JELLY_CANNOT_ENCODE, rather than sent and refused there.
+ */
+const MAX_NESTING = DEFAULT_MAX_DEPTH - 2 - 1;
+
+/**
  * Serializes a value as Twisted's jelly would, straight into Banana elements.
  * A container met twice gets a `reference` id at its first occurrence and a
  * `dereference` later; ids are numbered in the order Twisted numbers them (at
@@ -27,6 +36,8 @@ export function jelly(w: BananaWriter, value: unknown, ctx?: JellyContext): void
 
 class Jellier {
   private readonly started = new Set<object>();
+  /** Banana lists this jellier has opened around the value being written. */
+  private depth = 0;
 
   constructor(
     private readonly w: BananaWriter,
@@ -36,6 +47,9 @@ class Jellier {
 
   write(v: unknown): void {
     const w = this.w;
+    if (this.depth > MAX_NESTING) {
+      throw new JellyError('JELLY_CANNOT_ENCODE', `cannot send a value nested more than ${MAX_NESTING} deep: a Banana peer refuses it`);
+    }
     switch (typeof v) {
       case 'number':
         w.number(v);
@@ -85,7 +99,7 @@ class Jellier {
     } else if (v instanceof PbFailure) {
       w.list(2);
       w.word(COPYABLE_FAILURE);
-      this.write(v.toState());
+      this.inside(1, () => this.write(v.toState()));
     } else if (v instanceof Unpersistable) {
       w.list(2);
       w.word('unpersistable');
@@ -109,32 +123,57 @@ class Jellier {
       w.list(3);
       w.word('reference');
       w.int(id);
+      this.inside(1, () => this.items(v));
+    } else {
+      this.items(v);
     }
+  }
+
+  /** The container's own list and what it holds (a dict's pairs are lists of their own). */
+  private items(v: Container): void {
+    const w = this.w;
     if (Array.isArray(v)) {
       w.list(v.length + 1);
       w.word(v instanceof Tuple ? 'tuple' : 'list');
-      for (let i = 0; i < v.length; i++) this.write(v[i]);
+      this.inside(1, () => {
+        for (let i = 0; i < v.length; i++) this.write(v[i]);
+      });
     } else if (v instanceof Map) {
       w.list(v.size + 1);
       w.word('dictionary');
-      for (const [key, value] of v) {
-        w.list(2);
-        this.write(key);
-        this.write(value);
-      }
+      this.inside(2, () => {
+        for (const [key, value] of v) {
+          w.list(2);
+          this.write(key);
+          this.write(value);
+        }
+      });
     } else if (v instanceof Set) {
       w.list(v.size + 1);
       w.word(v instanceof FrozenSet ? 'frozenset' : 'set');
-      for (const item of v) this.write(item);
+      this.inside(1, () => {
+        for (const item of v) this.write(item);
+      });
     } else {
       const keys = Object.keys(v);
       w.list(keys.length + 1);
       w.word('dictionary');
-      for (const key of keys) {
-        w.list(2);
-        this.write(key);
-        this.write(v[key]);
-      }
+      this.inside(2, () => {
+        for (const key of keys) {
+          w.list(2);
+          this.write(key);
+          this.write(v[key]);
+        }
+      });
+    }
+  }
+
+  private inside(levels: number, write: () => void): void {
+    this.depth += levels;
+    try {
+      write();
+    } finally {
+      this.depth -= levels;
     }
   }
 }

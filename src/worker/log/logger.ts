@@ -1,4 +1,5 @@
 import { pino, type Logger } from 'pino';
+import { CENSOR, secretScrubber } from '../../redact.js';
 import { formatLogLine } from './pretty.js';
 import { RotatingFile, type Rotation } from './rotating-file.js';
 
@@ -33,44 +34,33 @@ const REDACT_PATHS = [
   'headers["proxy-authorization"]',
   '*.headers["proxy-authorization"]',
 ];
-const CENSOR = '[redacted]';
 
 /**
- * Secrets shorter than this are not scrubbed from the text of lines: a
- * three-letter password would blank out every word containing it. Fields by
- * name are redacted whatever their length.
- */
-const MIN_SCRUBBED = 4;
-
-/**
- * The worker's logger: JSON lines in the log file, rotated as the tac says.
- * Secrets are kept out twice: fields named like credentials are redacted by
+ * A pino logger writing JSON lines to `write`, for the worker and the relay.
+ * Secrets are kept out twice: fields named like credentials are censored by
  * pino, and the literal secret strings are scrubbed from every line (also
- * from messages that quote a URL or an error text).
+ * from messages that quote a URL or an error text; see ../../redact.ts).
  */
-export function createWorkerLog(options: WorkerLogOptions): WorkerLog {
-  const file = new RotatingFile(options.file, options.rotation);
-  const secrets = [...new Set(options.secrets ?? [])]
-    .filter((s) => s.length >= MIN_SCRUBBED)
-    .map((s) => JSON.stringify(s).slice(1, -1))
-    .sort((a, b) => b.length - a.length);
-  const scrub = (line: string) => secrets.reduce((text, secret) => text.split(secret).join(CENSOR), line);
-  const destination = {
-    write(line: string) {
-      const safe = scrub(line);
-      file.write(safe);
-      if (options.stdout === 'pretty') process.stdout.write(formatLogLine(safe));
-      else if (options.stdout === 'json') process.stdout.write(safe);
-    },
-  };
-  const logger = pino(
+export function jsonLogger(write: (line: string) => void, secrets: Iterable<string | undefined> = []): Logger {
+  const scrub = secretScrubber(secrets);
+  return pino(
     {
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
       redact: { paths: REDACT_PATHS, censor: CENSOR },
     },
-    destination,
+    { write: (line: string) => write(scrub(line)) },
   );
+}
+
+/** The worker's logger: JSON lines in the log file, rotated as the tac says, maybe echoed to stdout. */
+export function createWorkerLog(options: WorkerLogOptions): WorkerLog {
+  const file = new RotatingFile(options.file, options.rotation);
+  const logger = jsonLogger((line) => {
+    file.write(line);
+    if (options.stdout === 'pretty') process.stdout.write(formatLogLine(line));
+    else if (options.stdout === 'json') process.stdout.write(line);
+  }, options.secrets);
   return { logger, rotate: () => file.rotate(), close: () => file.close() };
 }
