@@ -114,3 +114,28 @@ export function isBbgateError(err: unknown): err is BbgateError {
 
 /** A worker command cannot run as asked: a bad argument, a process that could not start or would not die. */
 export class CommandError extends BbgateError {}
+
+const ERRNO_CODES: Record<string, ErrorCode> = {
+  ECONNREFUSED: 'NET_REFUSED',
+  ETIMEDOUT: 'NET_TIMEOUT',
+  EHOSTUNREACH: 'NET_UNREACHABLE',
+  ENETUNREACH: 'NET_UNREACHABLE',
+  EADDRNOTAVAIL: 'NET_UNREACHABLE',
+  ECONNRESET: 'NET_RESET',
+  EPIPE: 'NET_RESET',
+  ENOTFOUND: 'NET_DNS',
+  EAI_AGAIN: 'NET_DNS',
+};
+
+/**
+ * A socket error (an errno from Node) as a typed error that says where we tried to go:
+ * one table for every layer, so a reset reads NET_RESET whether TCP, TLS or PB saw it.
+ */
+export function networkError(err: unknown, where: string, otherwise: ErrorCode = 'NET_UNREACHABLE'): BbgateError {
+  if (err instanceof BbgateError) return err;
+  const errno = (err as NodeJS.ErrnoException).code ?? '';
+  const code = ERRNO_CODES[errno] ?? otherwise;
+  const what = code === 'NET_REFUSED' ? 'connection refused' : (err as Error).message;
+  return new BbgateError(code, `${where}: ${what}`, { cause: err });
+}
+

@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream';
-import { BananaError, JellyError, PbError, type BbgateError } from '../errors.js';
+import { BananaError, JellyError, networkError, PbError, type BbgateError } from '../errors.js';
 import { whenEnded } from '../stream-end.js';
 import { DIALECTS } from './banana/constants.js';
 import { BananaParser, type ParserLimits } from './banana/parser.js';
@@ -96,12 +96,13 @@ export class Broker {
     stream.on('data', (chunk: Buffer) => this.dataReceived(chunk));
     // Stays for the stream's life: an error after the end is no one else's to hear.
     stream.on('error', (err: Error) => {
-      this.closeReason ??= err;
+      // Typed here, so a reset reads NET_RESET in the worker's log and the probe alike.
+      this.closeReason ??= networkError(err, 'the connection failed', 'PB_CONNECTION_LOST');
     });
     // The first of end, close or error ends the connection, even one that came before
     // this broker existed (a TLS server that hung up right after the handshake).
     whenEnded(stream, (err) => {
-      this.closeReason ??= err ?? new PbError('PB_CONNECTION_LOST', this.dialect === undefined
+      this.closeReason ??= err ? networkError(err, 'the connection failed', 'PB_CONNECTION_LOST') : new PbError('PB_CONNECTION_LOST', this.dialect === undefined
         ? 'the peer closed the connection without a PB greeting'
         : 'the peer closed the connection');
       stream.destroy();

@@ -22,6 +22,8 @@ function ourCertificate(cert: X509Certificate): string {
   return `our client certificate "${subject}" (issued by "${issuer}")`;
 }
 
+const LOAD_BALANCER = 'a TLS-terminating load balancer or proxy with no healthy backend does this';
+
 /** A peer that closed without a TLS alert, during the handshake or right after it. */
 export function closedFailure(context: HandshakeContext, when: 'during' | 'right after', cause?: unknown): BbgateError {
   // A peer that sent something other than TLS and hung up told us what it is.
@@ -33,9 +35,11 @@ export function closedFailure(context: HandshakeContext, when: 'during' | 'right
       { cause },
     );
   }
-  const guess = context.clientCertificate
+  const certificate = context.clientCertificate
     ? `it may have refused ${ourCertificate(context.clientCertificate)}`
     : 'it may require a client certificate (give certificate= and privateKey=)';
+  // Right after it, the other common cause: nothing behind the server that completed the handshake.
+  const guess = when === 'during' ? certificate : `${certificate}; or ${LOAD_BALANCER}`;
   return new BbgateError('TLS_HANDSHAKE', `the server closed the connection ${when} the TLS handshake, without a TLS alert: ${guess}`, { cause });
 }
 

@@ -1,6 +1,6 @@
 import { lookup } from 'node:dns/promises';
 import { createConnection, isIP, type Socket } from 'node:net';
-import { BbgateError, type ErrorCode } from '../errors.js';
+import { BbgateError, networkError } from '../errors.js';
 import { withDeadline } from './deadline.js';
 import type { TcpEndpoint } from './endpoint.js';
 import { hostPort } from './host-port.js';
@@ -17,27 +17,6 @@ export async function resolveHost(host: string, timeout = 30): Promise<string[]>
     if (err instanceof BbgateError) throw err;
     throw new BbgateError('NET_DNS', `cannot resolve "${host}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
   }
-}
-
-const ERRNO_CODES: Record<string, ErrorCode> = {
-  ECONNREFUSED: 'NET_REFUSED',
-  ETIMEDOUT: 'NET_TIMEOUT',
-  EHOSTUNREACH: 'NET_UNREACHABLE',
-  ENETUNREACH: 'NET_UNREACHABLE',
-  EADDRNOTAVAIL: 'NET_UNREACHABLE',
-  ECONNRESET: 'NET_RESET',
-  EPIPE: 'NET_RESET',
-  ENOTFOUND: 'NET_DNS',
-  EAI_AGAIN: 'NET_DNS',
-};
-
-/** A socket error as a typed error that says where we tried to go. */
-export function networkError(err: unknown, where: string): BbgateError {
-  if (err instanceof BbgateError) return err;
-  const errno = (err as NodeJS.ErrnoException).code ?? '';
-  const code = ERRNO_CODES[errno] ?? 'NET_UNREACHABLE';
-  const what = code === 'NET_REFUSED' ? 'connection refused' : (err as Error).message;
-  return new BbgateError(code, `${where}: ${what}`, { cause: err });
 }
 
 /** Opens a TCP connection to `address` (already resolved), failing with a typed error. */

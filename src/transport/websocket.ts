@@ -2,11 +2,10 @@ import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import WebSocket, { createWebSocketStream } from 'ws';
-import { BbgateError } from '../errors.js';
+import { BbgateError, networkError } from '../errors.js';
 import { whenEnded } from '../stream-end.js';
 import { describePlainBytes } from '../tls/plain-bytes.js';
 import { webSocketUrl, type WsEndpoint } from './endpoint.js';
-import { networkError } from './tcp.js';
 
 /** A finished upgrade: the byte stream PB runs over, and the server's 101 answer. */
 export interface WebSocketUpgrade {
