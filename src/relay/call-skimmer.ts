@@ -1,5 +1,5 @@
 import { BananaError } from '../errors.js';
-import { DEFAULT_MAX_DEPTH } from '../pb/banana/parser.js';
+import { DEFAULT_MAX_DEPTH, DEFAULT_MAX_EXPRESSION_BYTES, elementCost, expressionTooLarge } from '../pb/banana/parser.js';
 import { FLOAT, INT, LIST, LONGINT, LONGNEG, NEG, PB_VOCABULARY, PREFIX_LIMIT, SIZE_LIMIT, STRING, VOCAB } from '../pb/banana/constants.js';
 
 /** The first elements of a top-level PB expression: which command, which request, whose method. */
@@ -22,7 +22,9 @@ const HEAD_SLOTS = 5;
  * bodies (log output, file chunks) are skipped by length, never copied, so
  * the relay can watch every call a worker makes for the whole connection at
  * little cost. For each top-level list it reports the head (command, request
- * id, target, method, answer flag). Framing that Banana forbids throws a BananaError.
+ * id, target, method, answer flag). Framing that Banana forbids throws a BananaError,
+ * and so does an expression over the parser's default budget, charged as the
+ * parser charges it: what a bbgate peer would refuse, the relay refuses first.
  */
 export class CallSkimmer {
   private prefix = 0;
@@ -30,6 +32,10 @@ export class CallSkimmer {
   private scale = 1;
   /** Body bytes of the current string or float still to come. */
   private skipping = 0;
+  /** Wire bytes of the string or float being skipped, charged once its body is complete (as the parser does). */
+  private bodyElementBytes = 0;
+  /** What the unfinished top-level expression has been charged so far. */
+  private cost = 0;
   /** The body being kept, when the string sits in a head slot and is short. */
   private kept: number[] | undefined;
   /** Elements still expected by each open list, outermost first. */
@@ -63,18 +69,20 @@ export class CallSkimmer {
         continue;
       }
       const n = this.prefix;
+      const headerBytes = this.prefixBytes + 1;
       this.prefix = 0;
       this.prefixBytes = 0;
       this.scale = 1;
-      this.element(byte, n);
+      this.element(byte, n, headerBytes);
     }
   }
 
-  private element(type: number, n: number): void {
+  private element(type: number, n: number, headerBytes: number): void {
     const inHead = this.remaining.length === 1 && this.slot < HEAD_SLOTS;
     switch (type) {
       case LIST:
         if (n > SIZE_LIMIT) throw new BananaError('BANANA_LIST_TOO_LONG', 'Security precaution: List too long.');
+        this.charge(headerBytes);
         if (n === 0) return this.done(undefined);
         if (this.remaining.length >= DEFAULT_MAX_DEPTH) throw new BananaError('BANANA_TOO_DEEP', `lists nested more than ${DEFAULT_MAX_DEPTH} deep`);
         if (this.remaining.length === 0) {
@@ -87,20 +95,24 @@ export class CallSkimmer {
         if (n > SIZE_LIMIT) throw new BananaError('BANANA_STRING_TOO_LONG', 'Security precaution: String too long.');
         this.kept = inHead && n <= MAX_HEAD_STRING ? [] : undefined;
         this.skipping = n;
+        this.bodyElementBytes = headerBytes + n;
         if (n === 0) this.bodyDone();
         return;
       case FLOAT:
         this.kept = undefined;
         this.skipping = 8;
+        this.bodyElementBytes = headerBytes + 8;
         return;
       case INT:
       case NEG:
       case LONGINT:
       case LONGNEG:
+        this.charge(headerBytes);
         return this.done(type === INT && inHead ? n : undefined);
       case VOCAB: {
         const word = PB_VOCABULARY[n - 1];
         if (word === undefined || !this.vocab) throw new BananaError('BANANA_BAD_VOCAB', `unexpected vocabulary element ${n}`);
+        this.charge(headerBytes);
         return this.done(word);
       }
       default:
@@ -109,6 +121,7 @@ export class CallSkimmer {
   }
 
   private bodyDone(): void {
+    this.charge(this.bodyElementBytes);
     const kept = this.kept;
     this.kept = undefined;
     this.done(kept ? Buffer.from(kept).toString('latin1') : undefined);
@@ -117,19 +130,28 @@ export class CallSkimmer {
   /** An element is complete: fill its head slot, and close every list it completes. */
   private done(value: string | number | undefined): void {
     const open = this.remaining;
-    if (open.length === 0) return;
+    if (open.length === 0) {
+      this.cost = 0;
+      return;
+    }
     if (open.length === 1) this.fill(value);
     while (open.length > 0) {
       const depth = open.length - 1;
       if (--open[depth]! > 0) return;
       open.pop();
       if (open.length === 0) {
+        this.cost = 0;
         this.onHead(this.head);
         return;
       }
       // A nested list just ended: it was one element of its parent.
       if (open.length === 1) this.fill(undefined);
     }
+  }
+
+  private charge(wireBytes: number): void {
+    this.cost += elementCost(wireBytes);
+    if (this.cost > DEFAULT_MAX_EXPRESSION_BYTES) throw new BananaError('BANANA_EXPRESSION_TOO_LARGE', expressionTooLarge(DEFAULT_MAX_EXPRESSION_BYTES));
   }
 
   private fill(value: string | number | undefined): void {

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PB_VOCABULARY } from '../../src/pb/banana/constants.js';
-import { BananaParser, decodeSexps } from '../../src/pb/banana/parser.js';
+import { BananaParser, decodeSexps, DEFAULT_MAX_EXPRESSION_BYTES, MIN_ELEMENT_COST } from '../../src/pb/banana/parser.js';
 import { encodeSexp, type Sexp } from '../../src/pb/banana/writer.js';
 import { PyFloat } from '../../src/pb/values.js';
 import { CallSkimmer, type CallHead } from '../../src/relay/call-skimmer.js';
@@ -83,6 +83,38 @@ describe('the relay\'s call skimmer', () => {
       const expected = decoded.map(expectedHead).filter((h): h is CallHead => h !== undefined);
       assert.deepEqual(skim(bytes, vocab, random), expected, `stream ${i}`);
     }
+  });
+
+  it('charges elements against the expression budget exactly as the parser does', () => {
+    const outcome = (feed: () => void) => {
+      try {
+        feed();
+        return 'accepted';
+      } catch (err) {
+        return (err as { code?: string }).code ?? String(err);
+      }
+    };
+    const fits = DEFAULT_MAX_EXPRESSION_BYTES / MIN_ELEMENT_COST - 1;
+    const cases: [string, Buffer][] = [
+      ['empty lists that fit', encodeSexp(Array.from({ length: fits }, () => []))],
+      ['one empty list too many', encodeSexp(Array.from({ length: fits + 1 }, () => []))],
+      ['small ints, one too many', encodeSexp(Array.from({ length: fits + 1 }, () => 1))],
+      ['one-byte strings that just fit, in two lists', encodeSexp([Array.from({ length: fits - 3 }, () => Buffer.from('x')), [Buffer.from('y')]])],
+      ['floats, one too many', encodeSexp([Array.from({ length: fits }, () => 0.5)])],
+      ['vocabulary words, one too many', encodeSexp(Array.from({ length: fits + 1 }, () => Buffer.from('None')), true)],
+      ['26 strings of 640 KiB', encodeSexp(Array.from({ length: 26 }, () => Buffer.alloc(640 * 1024)))],
+    ];
+    const expected = ['accepted', 'BANANA_EXPRESSION_TOO_LARGE', 'BANANA_EXPRESSION_TOO_LARGE', 'accepted', 'BANANA_EXPRESSION_TOO_LARGE', 'BANANA_EXPRESSION_TOO_LARGE', 'BANANA_EXPRESSION_TOO_LARGE'];
+    const outcomes = cases.map(([name, bytes]) => {
+      const parser = new BananaParser(() => undefined);
+      parser.vocab = true;
+      const parsed = outcome(() => parser.feed(bytes));
+      // The skimmer sees the same stream twice over: the budget starts afresh with each expression.
+      const skimmed = outcome(() => skim(Buffer.concat([bytes, bytes]), true, seeded(bytes.length)));
+      assert.equal(skimmed, parsed, name);
+      return parsed;
+    });
+    assert.deepEqual(outcomes, expected);
   });
 
   it('refuses exactly the framing the parser refuses, on 3,000 random byte strings', () => {
