@@ -1,5 +1,5 @@
 import { BananaError } from '../errors.js';
-import { DEFAULT_MAX_DEPTH, DEFAULT_MAX_EXPRESSION_BYTES, elementCost, expressionTooLarge } from '../pb/banana/parser.js';
+import { DEFAULT_MAX_DEPTH, DEFAULT_MAX_EXPRESSION_BYTES, elementCost, expressionTooLarge, type ParserLimits } from '../pb/banana/parser.js';
 import { FLOAT, INT, LIST, LONGINT, LONGNEG, NEG, PB_VOCABULARY, PREFIX_LIMIT, SIZE_LIMIT, STRING, VOCAB } from '../pb/banana/constants.js';
 
 /** The first elements of a top-level PB expression: which command, which request, whose method. */
@@ -23,8 +23,9 @@ const HEAD_SLOTS = 5;
  * the relay can watch every call a worker makes for the whole connection at
  * little cost. For each top-level list it reports the head (command, request
  * id, target, method, answer flag). Framing that Banana forbids throws a BananaError,
- * and so does an expression over the parser's default budget, charged as the
- * parser charges it: what a bbgate peer would refuse, the relay refuses first.
+ * and so does one beyond the parser's limits (depth, and the expression budget
+ * charged as the parser charges it): with the same limits, what a bbgate
+ * parser would refuse, the skimmer refuses.
  */
 export class CallSkimmer {
   private prefix = 0;
@@ -44,10 +45,17 @@ export class CallSkimmer {
   private slot = 0;
   private head: CallHead = {};
 
+  private readonly maxDepth: number;
+  private readonly maxExpressionBytes: number;
+
   constructor(
     private readonly vocab: boolean,
     private readonly onHead: (head: CallHead) => void,
-  ) {}
+    limits: ParserLimits = {},
+  ) {
+    this.maxDepth = limits.maxDepth ?? DEFAULT_MAX_DEPTH;
+    this.maxExpressionBytes = limits.maxExpressionBytes ?? DEFAULT_MAX_EXPRESSION_BYTES;
+  }
 
   feed(chunk: Buffer): void {
     const end = chunk.length;
@@ -84,7 +92,7 @@ export class CallSkimmer {
         if (n > SIZE_LIMIT) throw new BananaError('BANANA_LIST_TOO_LONG', 'Security precaution: List too long.');
         this.charge(headerBytes);
         if (n === 0) return this.done(undefined);
-        if (this.remaining.length >= DEFAULT_MAX_DEPTH) throw new BananaError('BANANA_TOO_DEEP', `lists nested more than ${DEFAULT_MAX_DEPTH} deep`);
+        if (this.remaining.length >= this.maxDepth) throw new BananaError('BANANA_TOO_DEEP', `lists nested more than ${this.maxDepth} deep`);
         if (this.remaining.length === 0) {
           this.slot = 0;
           this.head = {};
@@ -106,9 +114,13 @@ export class CallSkimmer {
       case INT:
       case NEG:
       case LONGINT:
-      case LONGNEG:
+      case LONGNEG: {
         this.charge(headerBytes);
-        return this.done(type === INT && inHead ? n : undefined);
+        // As Twisted reads them: a LONGINT 5 is request 5 too, and NEG 0 is 0. Digits
+        // summed as a float are exact below 2^53; a larger number is no request id.
+        const value = type === NEG || type === LONGNEG ? (n === 0 ? 0 : -n) : n;
+        return this.done(inHead && Number.isSafeInteger(value) ? value : undefined);
+      }
       case VOCAB: {
         const word = PB_VOCABULARY[n - 1];
         if (word === undefined || !this.vocab) throw new BananaError('BANANA_BAD_VOCAB', `unexpected vocabulary element ${n}`);
@@ -151,7 +163,7 @@ export class CallSkimmer {
 
   private charge(wireBytes: number): void {
     this.cost += elementCost(wireBytes);
-    if (this.cost > DEFAULT_MAX_EXPRESSION_BYTES) throw new BananaError('BANANA_EXPRESSION_TOO_LARGE', expressionTooLarge(DEFAULT_MAX_EXPRESSION_BYTES));
+    if (this.cost > this.maxExpressionBytes) throw new BananaError('BANANA_EXPRESSION_TOO_LARGE', expressionTooLarge(this.maxExpressionBytes));
   }
 
   private fill(value: string | number | undefined): void {

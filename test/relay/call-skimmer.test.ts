@@ -7,26 +7,11 @@ import { BananaParser, decodeSexps, DEFAULT_MAX_EXPRESSION_BYTES, MIN_ELEMENT_CO
 import { encodeSexp, type Sexp } from '../../src/pb/banana/writer.js';
 import { PyFloat } from '../../src/pb/values.js';
 import { CallSkimmer, type CallHead } from '../../src/relay/call-skimmer.js';
+import { expectedHead } from '../helpers/fuzz.js';
 
 function seeded(seed: number): () => number {
   let state = seed >>> 0;
   return () => ((state = (Math.imul(state ^ (state >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0) / 2 ** 32);
-}
-
-/** What the skimmer should report for one decoded expression: the first five elements when they are small scalars. */
-function expectedHead(expr: Sexp): CallHead | undefined {
-  if (!Array.isArray(expr) || expr.length === 0) return undefined;
-  const word = (v: Sexp | undefined) => (v instanceof Uint8Array && v.length <= 64 ? Buffer.from(v).toString('latin1') : undefined);
-  const int = (v: Sexp | undefined) => (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 2 ** 31 - 1 ? v : undefined);
-  const head: CallHead = {};
-  const [command, requestId, target, method, answerRequired] = expr;
-  if (word(command) !== undefined) head.command = word(command)!;
-  if (int(requestId) !== undefined) head.requestId = int(requestId)!;
-  const t = word(target) ?? int(target);
-  if (t !== undefined) head.target = t;
-  if (word(method) !== undefined) head.method = word(method)!;
-  if (int(answerRequired) !== undefined) head.answerRequired = int(answerRequired)!;
-  return head;
 }
 
 function skim(bytes: Buffer, vocab: boolean, chunking: () => number): CallHead[] {
