@@ -70,6 +70,17 @@ describe('the relay\'s call skimmer', () => {
     }
   });
 
+  it('reads request ids as Twisted does: a LONGINT or a NEG 0 is a number, an inexact one is none', () => {
+    // message, then an id written as LONGINT 5 (0x85), a target as NEG 0 (0x83), then INT 2^63 (a 10-digit prefix).
+    const bytes = Buffer.concat([
+      Buffer.from([0x05, 0x80]), encodeSexp(Buffer.from('message'), true), Buffer.from([0x05, 0x85, 0x83]), encodeSexp(Buffer.from('m')),
+      Buffer.from([0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x81]),
+    ]);
+    const [decoded] = decodeSexps(bytes, true);
+    assert.deepEqual(decoded, [Buffer.from('message'), 5, 0, Buffer.from('m'), 2n ** 63n]);
+    assert.deepEqual(skim(bytes, true, () => 0), [{ command: 'message', requestId: 5, target: 0, method: 'm' }]);
+  });
+
   it('charges elements against the expression budget exactly as the parser does', () => {
     const outcome = (feed: () => void) => {
       try {
