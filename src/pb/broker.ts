@@ -343,6 +343,7 @@ export class Broker {
     const oneWayFailed = (err: unknown) => this.logger?.warn({ method, err: asError(err).message }, 'a one-way call failed');
     // Every reference the arguments bring is counted here; what the method does not keep goes back when it is done.
     const received = new Map<RemoteReference, number>();
+    let unjellied = false;
     let result: unknown;
     try {
       const target = objectId instanceof Uint8Array
@@ -350,12 +351,13 @@ export class Broker {
         : typeof objectId === 'number' ? this.locals.get(objectId)?.object : undefined;
       if (!target) throw new PbFailure(PY.PbError, 'Invalid Object ID');
       const call = this.unjellyCall(method, netArgs!, netKw!, received);
+      unjellied = true;
       const handler = target.remoteMethod(method);
       if (!handler) throw new PbFailure(PY.NoSuchMethod, `No such method: remote_${method}`);
       result = handler.call(target, call);
     } catch (err) {
       // More of the peer's objects than Twisted would ever hand out: not a Twisted peer; drop it.
-      if (err instanceof PbError && err.code === 'PB_TOO_MANY_REFERENCES') throw err;
+      if (!unjellied && err instanceof PbError && err.code === 'PB_TOO_MANY_REFERENCES') throw err;
       if (reply) this.sendError(requestId, PbFailure.fromError(err));
       else oneWayFailed(err);
       this.returnUnkept(received);
