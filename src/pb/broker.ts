@@ -7,14 +7,18 @@ import { BananaWriter, type Sexp } from './banana/writer.js';
 import { PbFailure, PY } from './failure.js';
 import { unjelly } from './jelly/decode.js';
 import { jelly } from './jelly/encode.js';
-import { Referenceable, releaseReferences, RemoteReference, type KwArgs, type RemoteCall } from './references.js';
+import { forEachReference, Referenceable, RemoteReference, type KwArgs, type RemoteCall } from './references.js';
 import { messageText, Tuple, toText, type PbValue } from './values.js';
 
 /** PB protocol version spoken by Twisted since 2004, and checked by both sides. */
 export const PB_VERSION = 6;
 /** How long close() waits for the peer to acknowledge the end before cutting the connection. */
 const CLOSE_WAIT_MS = 2000;
-/** Twisted refuses to hand out more live references than this on one connection. */
+/**
+ * Twisted refuses to hand out more live references than this on one connection,
+ * and bbgate holds no more than this of the peer's: a Twisted peer cannot reach
+ * it, a peer that does is not Twisted and loses the connection.
+ */
 export const MAX_BROKER_REFS = 1024;
 
 export interface BrokerLogger {
@@ -70,6 +74,8 @@ export class Broker {
   private readonly releaseHooks = new Map<Referenceable, () => void>();
   private readonly remotes = new Map<number, RemoteReference>();
   private readonly disconnectListeners = new Set<(reason: Error) => void>();
+  /** While an incoming call's arguments are unjellied: each reference they bring, with its receipts. */
+  private receiving: Map<RemoteReference, number> | undefined;
   private nextRequestId = 1;
   private nextLocalId = 1;
   private settleReady!: { resolve(): void; reject(err: Error): void };
@@ -156,17 +162,35 @@ export class Broker {
   }
 
   releaseRemote(ref: RemoteReference): void {
-    if (typeof ref.luid !== 'number') return;
-    if (this.remotes.get(ref.luid) === ref) this.remotes.delete(ref.luid);
-    if (!this.connected || this.closed) return;
+    this.returnReceipts(ref, ref.receipts);
+  }
+
+  /** Sends `count` of the decrefs `ref` is owed; the proxy dies with its last receipt. */
+  private returnReceipts(ref: RemoteReference, count: number): void {
+    if (typeof ref.luid !== 'number' || ref.receipts === 0) return;
     const luid = ref.luid;
-    for (let i = 0; i < ref.receipts; i++) {
-      this.send((w) => {
+    const owed = Math.min(count, ref.receipts);
+    ref.receipts -= owed;
+    if (ref.receipts === 0) {
+      ref.released = true;
+      if (this.remotes.get(luid) === ref) this.remotes.delete(luid);
+    }
+    if (!this.connected || this.closed) return;
+    // One write for them all: a peer may send the same reference thousands of times in one call.
+    this.send((w) => {
+      for (let i = 0; i < owed; i++) {
         w.list(2);
         w.word('decref');
         w.int(luid);
-      });
-    }
+      }
+    });
+  }
+
+  /** Gives back what an incoming call brought and its method did not keep (Python's GC, for a Twisted peer). */
+  private returnUnkept(received: Map<RemoteReference, number>): void {
+    this.guard(() => {
+      for (const [ref, count] of received) this.returnReceipts(ref, count);
+    });
   }
 
   onDisconnect(listener: (reason: Error) => void): () => void {
@@ -225,13 +249,16 @@ export class Broker {
   }
 
   remoteReference(luid: number): RemoteReference {
-    const known = this.remotes.get(luid);
-    if (known) {
-      known.receipts++;
-      return known;
+    let ref = this.remotes.get(luid);
+    if (ref) ref.receipts++;
+    else {
+      if (this.remotes.size > MAX_BROKER_REFS) {
+        throw new PbError('PB_TOO_MANY_REFERENCES', `the peer holds bbgate to more than ${MAX_BROKER_REFS} of its objects at once (Twisted never hands out more)`);
+      }
+      ref = new RemoteReference(this, luid);
+      this.remotes.set(luid, ref);
     }
-    const ref = new RemoteReference(this, luid);
-    this.remotes.set(luid, ref);
+    if (this.receiving) this.receiving.set(ref, (this.receiving.get(ref) ?? 0) + 1);
     return ref;
   }
 
@@ -334,49 +361,59 @@ export class Broker {
     const method = Buffer.from(rawMethod).toString('utf8');
     const reply = answerRequired !== 0;
     const oneWayFailed = (err: unknown) => this.logger?.warn({ method, err: asError(err).message }, 'a one-way call failed');
+    // Every reference the arguments bring is counted here; what the method does not keep goes back when it is done.
+    const received = new Map<RemoteReference, number>();
+    let unjellied = false;
     let result: unknown;
     try {
       const target = objectId instanceof Uint8Array
         ? (Buffer.from(objectId).toString('latin1') === 'root' ? this.root : undefined)
         : typeof objectId === 'number' ? this.locals.get(objectId)?.object : undefined;
       if (!target) throw new PbFailure(PY.PbError, 'Invalid Object ID');
-      const call = this.unjellyCall(method, netArgs!, netKw!);
+      const call = this.unjellyCall(method, netArgs!, netKw!, received);
+      unjellied = true;
       const handler = target.remoteMethod(method);
-      if (!handler) {
-        // The peer counted the references it sent along; nothing will hold them.
-        releaseReferences([call.args, call.kwargs]);
-        throw new PbFailure(PY.NoSuchMethod, `No such method: remote_${method}`);
-      }
+      if (!handler) throw new PbFailure(PY.NoSuchMethod, `No such method: remote_${method}`);
       result = handler.call(target, call);
     } catch (err) {
+      // More of the peer's objects than Twisted would ever hand out: not a Twisted peer; drop it.
+      if (!unjellied && err instanceof PbError && err.code === 'PB_TOO_MANY_REFERENCES') throw err;
       if (reply) this.sendError(requestId, PbFailure.fromError(err));
       else oneWayFailed(err);
+      this.returnUnkept(received);
       return;
     }
-    if (!reply) {
-      // Nobody waits for the outcome, but a rejection left unhandled would end the process.
-      if (isPromiseLike(result)) result.then(undefined, oneWayFailed);
+    if (!isPromiseLike(result)) {
+      if (reply) this.sendAnswer(requestId, result);
+      this.returnUnkept(received);
       return;
     }
-    if (isPromiseLike(result)) {
-      result.then(
-        (value) => this.guard(() => this.sendAnswer(requestId, value)),
-        (err: unknown) => this.guard(() => this.sendError(requestId, PbFailure.fromError(err))),
-      );
-    } else {
-      this.sendAnswer(requestId, result);
-    }
+    // Nobody may wait for the outcome, but a rejection left unhandled would end the process.
+    result.then(
+      (value) => {
+        if (reply) this.guard(() => this.sendAnswer(requestId, value));
+        this.returnUnkept(received);
+      },
+      (err: unknown) => {
+        if (reply) this.guard(() => this.sendError(requestId, PbFailure.fromError(err)));
+        else oneWayFailed(err);
+        this.returnUnkept(received);
+      },
+    );
   }
 
-  private unjellyCall(method: string, netArgs: Sexp, netKw: Sexp): RemoteCall {
+  private unjellyCall(method: string, netArgs: Sexp, netKw: Sexp, received: Map<RemoteReference, number>): RemoteCall {
     let args: PbValue;
     let kw: PbValue;
+    this.receiving = received;
     try {
       args = unjelly(netArgs, this);
       kw = unjelly(netKw, this);
     } catch (err) {
       if (err instanceof JellyError) throw new PbFailure(PY.InsecureJelly, err.message);
       throw err;
+    } finally {
+      this.receiving = undefined;
     }
     if (!Array.isArray(args) || !(kw instanceof Map)) throw new PbFailure(PY.PbError, 'arguments must be a tuple and a dict');
     const kwargs = new Map<string, PbValue>();
@@ -385,7 +422,7 @@ export class Broker {
       if (name === undefined) throw new PbFailure(PY.PbError, 'keyword argument names must be strings');
       kwargs.set(name, value);
     }
-    return new IncomingCall(method, args, kwargs);
+    return new IncomingCall(method, args, kwargs, received);
   }
 
   private replyReceived(command: 'answer' | 'error', expr: Sexp[]): void {
@@ -515,10 +552,16 @@ class IncomingCall implements RemoteCall {
     readonly method: string,
     readonly args: PbValue[],
     readonly kwargs: Map<string, PbValue>,
+    /** The references this call brought and nobody has kept yet (the broker's list). */
+    private readonly unkept: Map<RemoteReference, number>,
   ) {}
 
   arg(index: number, name: string): PbValue | undefined {
     return index < this.args.length ? this.args[index] : this.kwargs.get(name);
+  }
+
+  keep(value: unknown): void {
+    forEachReference(value, (ref) => this.unkept.delete(ref));
   }
 }
 

@@ -87,10 +87,9 @@ class Challenger extends Referenceable {
     const password = await this.portal.password(this.username);
     const expected = password === undefined ? undefined : respond(this.challenge, password);
     const ok = expected !== undefined && response instanceof Uint8Array && response.length === expected.length && timingSafeEqual(response, expected);
-    if (!ok) {
-      if (mind instanceof RemoteReference) mind.release();
-      throw new UnauthorizedLogin();
-    }
+    // A refused login keeps no mind: the broker gives it back when this call ends.
+    if (!ok) throw new UnauthorizedLogin();
+    call.keep(mind);
     const avatar = await this.portal.avatar(this.username, mind instanceof RemoteReference ? mind : null, this.broker);
     if (avatar.logout) {
       let pending: (() => void) | undefined = avatar.logout;

@@ -8,6 +8,13 @@ export interface RemoteCall {
   readonly kwargs: Map<string, PbValue>;
   /** A parameter passed either positionally at `index` or by keyword `name` (Python callers do both). */
   arg(index: number, name: string): PbValue | undefined;
+  /**
+   * Keeps the remote references inside `value` past the call: the method now
+   * owes their release(). Every reference the call brought and the method did
+   * not keep is released once the method has returned (or its promise settled),
+   * as Python's garbage collector releases what a Twisted method did not store.
+   */
+  keep(value: unknown): void;
 }
 
 export type RemoteMethod = (call: RemoteCall) => unknown;
@@ -30,12 +37,17 @@ export class Referenceable {
  * searched, shared ones once): what Python's garbage collector does for the
  * references of a call nobody kept.
  */
-export function releaseReferences(value: unknown, seen = new Set<object>()): void {
+export function releaseReferences(value: unknown): void {
+  forEachReference(value, (ref) => ref.release());
+}
+
+/** Calls `visit` for every remote reference inside a received value, each once (containers may be shared or cyclic). */
+export function forEachReference(value: unknown, visit: (ref: RemoteReference) => void, seen = new Set<object>()): void {
   if (typeof value !== 'object' || value === null || seen.has(value)) return;
   seen.add(value);
-  if (value instanceof RemoteReference) value.release();
-  else if (Array.isArray(value) || value instanceof Set) for (const item of value) releaseReferences(item, seen);
-  else if (value instanceof Map) for (const [k, v] of value) releaseReferences(k, seen), releaseReferences(v, seen);
+  if (value instanceof RemoteReference) visit(value);
+  else if (Array.isArray(value) || value instanceof Set) for (const item of value) forEachReference(item, visit, seen);
+  else if (value instanceof Map) for (const [k, v] of value) forEachReference(k, visit, seen), forEachReference(v, visit, seen);
 }
 
 /** What a RemoteReference needs from its broker. */

@@ -1,6 +1,6 @@
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { PbFailure } from '../pb/failure.js';
-import { Referenceable, releaseReferences, RemoteReference, type RemoteCall } from '../pb/references.js';
+import { Referenceable, RemoteReference, type RemoteCall } from '../pb/references.js';
 import { toText, type PbValue } from '../pb/values.js';
 import type { CommandLogger, CommandSpec } from './commands/types.js';
 import { withDeadline } from '../transport/deadline.js';
@@ -148,25 +148,20 @@ export class WorkerForBuilder extends Referenceable {
   remote_startCommand(call: RemoteCall): null {
     const [commandRef, stepId, rawName, rawArgs] = call.args;
     const name = toText(rawName);
-    let spec: CommandSpec | undefined;
-    let args: Map<string, PbValue>;
-    try {
-      if (!(commandRef instanceof RemoteReference) || name === undefined || !(rawArgs instanceof Map)) {
-        throw new PbFailure('builtins.TypeError', 'startCommand takes (command, stepId, name, args)');
-      }
-      spec = this.o.commands.get(name);
-      if (!spec) throw new PbFailure(UNKNOWN_COMMAND.type, `unrecognized WorkerCommand '${name}'`, { parents: UNKNOWN_COMMAND.parents });
-      args = textKeys(rawArgs);
-      checkRequired(name, spec, args);
-    } catch (err) {
-      // A refused command keeps none of the master's references (it allows 1024 live ones).
-      releaseReferences(call.args);
-      throw err;
+    // A refused command keeps none of the master's references: the broker gives them back.
+    if (!(commandRef instanceof RemoteReference) || name === undefined || !(rawArgs instanceof Map)) {
+      throw new PbFailure('builtins.TypeError', 'startCommand takes (command, stepId, name, args)');
     }
+    const spec = this.o.commands.get(name);
+    if (!spec) throw new PbFailure(UNKNOWN_COMMAND.type, `unrecognized WorkerCommand '${name}'`, { parents: UNKNOWN_COMMAND.parents });
+    const args = textKeys(rawArgs);
+    checkRequired(name, spec, args);
+    // The runner owns the command's references (its commandRef, an upload's writer) and releases them when it ends.
+    call.keep(call.args);
     if (this.current) void this.current.interrupt('a new command started while this one was running (leftover command)');
     this.o.logger.info({ builder: this.name, command: name, step: toText(stepId) }, `starting command ${name}`);
     const runner = new CommandRunner({
-      name: name!,
+      name,
       spec,
       args,
       commandRef,

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { pyRepr } from '../../src/worker/tac/python.js';
+import { reprText } from '../../src/worker/process/python-format.js';
 import { bbgate } from '../helpers/cli.js';
 import { PYTHON } from '../helpers/buildbot-master.js';
 import { python, pythonCompileErrors, pythonCreateWorker, pythonWorkerCalls, run, tempDir } from './support.js';
@@ -86,7 +86,7 @@ describe('create-worker writes the tac buildbot-worker writes', () => {
     const edited = readFileSync(join(root, 'p', 'buildbot.tac'), 'utf8')
       .split(join(root, 'p'))
       .join('BASEDIR')
-      .replace("buildmaster_host = 'master.example.org'\nport = 9989\n", `buildmaster_host = None\nport = None\nconnection_string = ${pyRepr(cs)}\n`)
+      .replace("buildmaster_host = 'master.example.org'\nport = 9989\n", `buildmaster_host = None\nport = None\nconnection_string = ${reprText(cs)}\n`)
       .replace('proxy_connection_string=proxy_connection_string)', 'proxy_connection_string=proxy_connection_string,\n           connection_string=connection_string)');
     assert.equal(ours, edited);
     assert.deepEqual(await pythonCompileErrors([join(root, 'w', 'buildbot.tac')]), [null]);
@@ -96,7 +96,7 @@ describe('create-worker writes the tac buildbot-worker writes', () => {
     const samples = ['', "'", '"', `'"`, '\\', '\x00\x1f\x7f\x80\x9f\xa0\xad', '\u0378\u2028\u2029\u3000\ufeff\ue000', 'é中😀\u{10ffff}', '\ud800x', 'a\tb\nc\rd'];
     const reprs = await python<string[]>('print(json.dumps([repr(s) for s in data]))', samples.map((s) => s.replace(/[\ud800-\udfff]/g, '?')));
     assert.deepEqual(
-      samples.map((s) => pyRepr(s.replace(/[\ud800-\udfff]/g, '?'))),
+      samples.map((s) => reprText(s.replace(/[\ud800-\udfff]/g, '?'))),
       reprs,
     );
   });

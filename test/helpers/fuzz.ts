@@ -8,7 +8,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { BbgateError } from '../../src/errors.js';
 import { LIST, PREFIX_LIMIT, SIZE_LIMIT, STRING, VOCAB } from '../../src/pb/banana/constants.js';
-import { BananaParser } from '../../src/pb/banana/parser.js';
+import { BananaParser, DEFAULT_MAX_DEPTH, DEFAULT_MAX_EXPRESSION_BYTES, elementCost, type ParserLimits } from '../../src/pb/banana/parser.js';
 import { BananaWriter, encodeSexp, type Sexp } from '../../src/pb/banana/writer.js';
 import { Broker } from '../../src/pb/broker.js';
 import { COPYABLE_FAILURE, PbFailure, PY } from '../../src/pb/failure.js';
@@ -16,6 +16,8 @@ import { unjelly, type UnjellyContext } from '../../src/pb/jelly/decode.js';
 import { jelly } from '../../src/pb/jelly/encode.js';
 import { Referenceable, RemoteReference, type ReferenceOwner, type RemoteCall } from '../../src/pb/references.js';
 import { PyFloat, Tuple } from '../../src/pb/values.js';
+import { CallSkimmer, type CallHead } from '../../src/relay/call-skimmer.js';
+import { MAX_REPR_CHARS, pyRepr, REPR_CUT } from '../../src/worker/process/python-format.js';
 import { memoryPair } from './memory-duplex.js';
 import { int, pick, randomInt, randomValue, rng, type Rng } from './random-values.js';
 
@@ -267,6 +269,21 @@ function chunking(r: Rng, length: number): number[] {
   return [...cuts, length].map((c, i, all) => c - (i === 0 ? 0 : all[i - 1]!));
 }
 
+/** What one input came to: ACCEPTED, an error code, or CRASH; and a problem when a check failed. */
+export interface Checked {
+  outcome: string;
+  problem?: string;
+}
+
+export const ACCEPTED = 'accepted';
+/** The outcome of an input that made code throw something other than a BbgateError. */
+export const CRASH = 'crash';
+
+/** An input's own random stream for settings drawn after its generator's (limits, chunkings). */
+function settingsRng(seed: number, index: number): Rng {
+  return inputRng(~seed >>> 0, index);
+}
+
 function describeError(err: unknown): string {
   if (!(err instanceof Error)) return `${String(err)} (not an Error)`;
   return (err.stack ?? `${err.name}: ${err.message}`).split('\n').slice(0, 4).join('\n    ');
@@ -340,9 +357,9 @@ interface Fed {
   buffered: number;
 }
 
-function feedAll(input: DecoderInput, sizes: number[]): Fed | string {
+function feedAll(input: DecoderInput, sizes: number[], limits?: ParserLimits): Fed | string {
   const exprs: Sexp[] = [];
-  const parser = new BananaParser((e) => exprs.push(e));
+  const parser = new BananaParser((e) => exprs.push(e), limits);
   parser.vocab = input.vocab;
   let fed = 0;
   for (const size of sizes) {
@@ -358,30 +375,191 @@ function feedAll(input: DecoderInput, sizes: number[]): Fed | string {
   return { exprs, buffered: parser.bufferedBytes };
 }
 
-/** Runs one input through the decoder stack; returns what went wrong, if anything. */
-export function checkDecoderInput(input: DecoderInput): string | undefined {
+/** Runs one input through the decoder stack: what it came to, and what went wrong, if anything. */
+export function checkDecoderInput(input: DecoderInput): Checked {
   const whole = feedAll(input, input.bytes.length > 0 ? [input.bytes.length] : []);
-  if (typeof whole === 'string') return whole;
+  if (typeof whole === 'string') return { outcome: CRASH, problem: whole };
   const values: unknown[] = [];
+  let refused: string | undefined;
   for (const expr of whole.exprs) {
     try {
       values.push(unjelly(expr, input.context ? CONTEXT : undefined));
     } catch (err) {
-      if (!(err instanceof BbgateError)) return `unjelly threw ${describeError(err)}`;
-      if (input.valid) return `unjelly refused a valid encoding: ${err.message}`;
+      if (!(err instanceof BbgateError)) return { outcome: CRASH, problem: `unjelly threw ${describeError(err)}` };
+      if (input.valid) return { outcome: err.code, problem: `unjelly refused a valid encoding: ${err.message}` };
+      refused ??= err.code;
     }
   }
+  const outcome = whole.code ?? refused ?? ACCEPTED;
   const chunked = feedAll(input, input.chunks);
-  if (typeof chunked === 'string') return chunked;
+  if (typeof chunked === 'string') return { outcome: CRASH, problem: chunked };
   if (whole.code !== chunked.code || whole.buffered !== chunked.buffered || !isDeepStrictEqual(whole.exprs, chunked.exprs)) {
-    return `chunked feed differs from whole feed: ${whole.exprs.length} expressions, error ${whole.code}, ${whole.buffered} buffered vs ${chunked.exprs.length}, ${chunked.code}, ${chunked.buffered}`;
+    return { outcome, problem: `chunked feed differs from whole feed: ${whole.exprs.length} expressions, error ${whole.code}, ${whole.buffered} buffered vs ${chunked.exprs.length}, ${chunked.code}, ${chunked.buffered}` };
   }
   if (input.valid) {
-    if (whole.code !== undefined || whole.buffered !== 0) return `a valid encoding did not decode: ${whole.code ?? `${whole.buffered} bytes left`}`;
+    if (whole.code !== undefined || whole.buffered !== 0) return { outcome, problem: `a valid encoding did not decode: ${whole.code ?? `${whole.buffered} bytes left`}` };
     const again = Buffer.concat(values.map((v) => jellyBytes(v, input.vocab)));
-    if (!again.equals(input.bytes)) return `decoded values re-encode differently: ${again.toString('hex')}`;
+    if (!again.equals(input.bytes)) return { outcome, problem: `decoded values re-encode differently: ${again.toString('hex')}` };
   }
-  return undefined;
+  return { outcome };
+}
+
+// ---- The Banana parser alone, with its limits ------------------------------------
+
+export interface BananaInput extends DecoderInput {
+  limits: Required<ParserLimits>;
+}
+
+/** The decoder's inputs, with limits that are sometimes small enough for them to matter. */
+export function bananaInput(seed: number, index: number): BananaInput {
+  const input = decoderInput(seed, index);
+  const r = settingsRng(seed, index);
+  return {
+    ...input,
+    limits: {
+      maxDepth: r() < 0.3 ? 1 + int(r, 40) : DEFAULT_MAX_DEPTH,
+      maxExpressionBytes: r() < 0.4 ? 64 + int(r, 8192) : DEFAULT_MAX_EXPRESSION_BYTES,
+    },
+  };
+}
+
+/** The least an expression can have been charged: every element at its canonical size, at least MIN_ELEMENT_COST. */
+function leastCost(expr: Sexp, vocab: boolean): number {
+  if (!Array.isArray(expr)) return elementCost(encodeSexp(expr, vocab).length);
+  let cost = elementCost(digits(BigInt(expr.length)).length + 1);
+  for (const item of expr) cost += leastCost(item, vocab);
+  return cost;
+}
+
+/** Lists open at once while the parser reads `expr`: an empty list is complete as it starts, and opens none. */
+function depthOf(expr: Sexp): number {
+  if (!Array.isArray(expr) || expr.length === 0) return 0;
+  let deepest = 0;
+  for (const item of expr) deepest = Math.max(deepest, depthOf(item));
+  return 1 + deepest;
+}
+
+/**
+ * The parser alone: only BananaErrors, the same result whole and chunked, and
+ * nothing delivered beyond its limits (depth, and the expression budget with
+ * each element charged at least MIN_ELEMENT_COST).
+ */
+export function checkBananaInput(input: BananaInput): Checked {
+  const whole = feedAll(input, input.bytes.length > 0 ? [input.bytes.length] : [], input.limits);
+  if (typeof whole === 'string') return { outcome: CRASH, problem: whole };
+  const outcome = whole.code ?? ACCEPTED;
+  for (const expr of whole.exprs) {
+    if (depthOf(expr) > input.limits.maxDepth) return { outcome, problem: `an expression nested ${depthOf(expr)} deep was delivered (limit ${input.limits.maxDepth})` };
+    const cost = leastCost(expr, input.vocab);
+    if (cost > input.limits.maxExpressionBytes) return { outcome, problem: `an expression costing at least ${cost} was delivered (limit ${input.limits.maxExpressionBytes})` };
+  }
+  const chunked = feedAll(input, input.chunks, input.limits);
+  if (typeof chunked === 'string') return { outcome: CRASH, problem: chunked };
+  if (whole.code !== chunked.code || whole.buffered !== chunked.buffered || !isDeepStrictEqual(whole.exprs, chunked.exprs)) {
+    return { outcome, problem: `chunked feed differs from whole feed: ${whole.exprs.length} expressions, error ${whole.code}, ${whole.buffered} buffered vs ${chunked.exprs.length}, ${chunked.code}, ${chunked.buffered}` };
+  }
+  return { outcome };
+}
+
+// ---- Unjelly alone, on jelly trees -------------------------------------------------
+
+export interface JellyInput {
+  kind: string;
+  sexp: Sexp;
+  context: boolean;
+  /** An unmutated encoding of a value: must unjelly, and jelly back to the same tree. */
+  valid: boolean;
+}
+
+export function jellyInput(seed: number, index: number): JellyInput {
+  const r = inputRng(seed, index);
+  const ops: string[] = [];
+  const roll = r();
+  let sexp: Sexp;
+  let kind: string;
+  if (roll < 0.15) {
+    sexp = jellied(randomValue(r, { maxDepth: 3 }));
+    kind = 'valid';
+  } else if (roll < 0.35) {
+    sexp = randomSexp(r, 3);
+    kind = 'random tree';
+  } else {
+    sexp = jellied(randomValue(r, { maxDepth: 3 }));
+    for (let n = 1 + int(r, 4); n > 0; n--) sexp = mutateSexp(r, sexp, ops);
+    kind = `mutated: ${ops.join(', ')}`;
+  }
+  return { kind, sexp, context: r() < 0.5, valid: kind === 'valid' };
+}
+
+/**
+ * Unjelly alone: only BbgateErrors; valid trees come back as they went; and
+ * whatever it builds, the worker's Python-style repr of it (command headers)
+ * stays within MAX_REPR_CHARS, shared references and cycles included.
+ */
+export function checkJellyInput(input: JellyInput): Checked {
+  let value: unknown;
+  try {
+    value = unjelly(input.sexp, input.context ? CONTEXT : undefined);
+  } catch (err) {
+    if (!(err instanceof BbgateError)) return { outcome: CRASH, problem: `unjelly threw ${describeError(err)}` };
+    return { outcome: err.code, problem: input.valid ? `unjelly refused a valid tree: ${err.message}` : undefined };
+  }
+  if (input.valid && !isDeepStrictEqual(jellied(value), input.sexp)) return { outcome: ACCEPTED, problem: 'a valid tree does not jelly back to itself' };
+  let repr: string;
+  try {
+    repr = pyRepr(value);
+  } catch (err) {
+    return { outcome: CRASH, problem: `pyRepr threw ${describeError(err)}` };
+  }
+  if (repr.length > MAX_REPR_CHARS + REPR_CUT.length) return { outcome: ACCEPTED, problem: `pyRepr built ${repr.length} characters` };
+  return { outcome: ACCEPTED };
+}
+
+// ---- The relay's call skimmer, against the parser --------------------------------------
+
+/** What the skimmer should report for one decoded expression: the first five elements when they are small scalars. */
+export function expectedHead(expr: Sexp): CallHead | undefined {
+  if (!Array.isArray(expr) || expr.length === 0) return undefined;
+  const word = (v: Sexp | undefined) => (v instanceof Uint8Array && v.length <= 64 ? Buffer.from(v).toString('latin1') : undefined);
+  // The parser decodes integers as numbers while they are exact; -0 can only be a float.
+  const int = (v: Sexp | undefined) => (typeof v === 'number' && Number.isSafeInteger(v) && !Object.is(v, -0) ? v : undefined);
+  const head: CallHead = {};
+  const [command, requestId, target, method, answerRequired] = expr;
+  if (word(command) !== undefined) head.command = word(command)!;
+  if (int(requestId) !== undefined) head.requestId = int(requestId)!;
+  const t = word(target) ?? int(target);
+  if (t !== undefined) head.target = t;
+  if (word(method) !== undefined) head.method = word(method)!;
+  if (int(answerRequired) !== undefined) head.answerRequired = int(answerRequired)!;
+  return head;
+}
+
+/**
+ * The skimmer, differentially: on the parser's inputs and limits it must refuse
+ * with the parser's error code and report the head of every expression the
+ * parser delivered before that, in any chunking.
+ */
+export function checkSkimmerInput(input: BananaInput): Checked {
+  const parsed = feedAll(input, input.bytes.length > 0 ? [input.bytes.length] : [], input.limits);
+  if (typeof parsed === 'string') return { outcome: CRASH, problem: parsed };
+  const heads: CallHead[] = [];
+  const skimmer = new CallSkimmer(input.vocab, (head) => heads.push({ ...head }), input.limits);
+  let code: string | undefined;
+  let fed = 0;
+  try {
+    for (const size of input.chunks) {
+      skimmer.feed(input.bytes.subarray(fed, fed + size));
+      fed += size;
+    }
+  } catch (err) {
+    if (!(err instanceof BbgateError)) return { outcome: CRASH, problem: `CallSkimmer.feed threw ${describeError(err)}` };
+    code = err.code;
+  }
+  const outcome = code ?? ACCEPTED;
+  if (code !== parsed.code) return { outcome, problem: `the skimmer ${code ? `refused with ${code}` : 'accepted'}, the parser ${parsed.code ? `refused with ${parsed.code}` : 'accepted'}` };
+  const expected = parsed.exprs.map(expectedHead).filter((h): h is CallHead => h !== undefined);
+  if (!isDeepStrictEqual(heads, expected)) return { outcome, problem: `the skimmer reported heads ${JSON.stringify(heads)}, the parser decoded ${JSON.stringify(expected)}` };
+  return { outcome };
 }
 
 // ---- Brokers -----------------------------------------------------------------
@@ -522,7 +700,7 @@ function checkBrokerOutput(bytes: Buffer): string | undefined {
 }
 
 /** Drives one broker through a handshake and the input's traffic; returns what went wrong, if anything. */
-export async function checkBrokerInput(input: BrokerInput): Promise<string | undefined> {
+export async function checkBrokerInput(input: BrokerInput): Promise<Checked> {
   const [near, far] = memoryPair();
   const written: Buffer[] = [];
   far.on('data', (d: Buffer) => written.push(d));
@@ -553,31 +731,61 @@ export async function checkBrokerInput(input: BrokerInput): Promise<string | und
   if (near.destroyed && broker.connected) problem = 'the stream was destroyed but the broker still says it is connected';
   else if (!broker.connected && untyped()) problem = `the broker closed with an untyped reason: ${describeError(broker.closeReason)}`;
   problem ??= checkBrokerOutput(Buffer.concat(written));
+  const reason = broker.closeReason;
+  const outcome = broker.connected ? 'still connected' : reason instanceof BbgateError ? reason.code : localClose ? 'closed by us' : CRASH;
   near.destroy();
   far.destroy();
   for (let i = 0; i < 10 && broker.connected; i++) await turn();
-  if (broker.connected) return problem ?? 'the broker is still connected after its stream was destroyed';
+  if (broker.connected) return { outcome, problem: problem ?? 'the broker is still connected after its stream was destroyed' };
   if (untyped()) problem ??= `the broker ended with an untyped reason: ${describeError(broker.closeReason)}`;
-  for (const outcome of await Promise.all(calls)) problem ??= outcome;
-  return problem;
+  for (const callProblem of await Promise.all(calls)) problem ??= callProblem;
+  return { outcome, problem };
 }
 
 // ---- Runners -------------------------------------------------------------------
 
 interface Target<I> {
   input(seed: number, index: number): I;
-  check(input: I): string | undefined | Promise<string | undefined>;
+  check(input: I): Checked | Promise<Checked>;
   /** The input as a report shows it. */
   describe(input: I): { kind: string; setting: string; hex: string };
 }
 
+const describeBananaInput = (input: BananaInput) => ({
+  kind: input.kind,
+  setting: `vocab ${input.vocab}, maxDepth ${input.limits.maxDepth}, maxExpressionBytes ${input.limits.maxExpressionBytes}, chunks [${input.chunks.join(', ')}]`,
+  hex: input.bytes.toString('hex'),
+});
+
+const decoderSetting = (input: DecoderInput) =>
+  `vocab ${input.vocab}, unjelly ${input.context ? 'with' : 'without'} a context, chunks [${input.chunks.join(', ')}]`;
+
 const TARGETS = {
+  banana: {
+    input: bananaInput,
+    check: checkBananaInput,
+    describe: describeBananaInput,
+  } satisfies Target<BananaInput>,
+  jelly: {
+    input: jellyInput,
+    check: checkJellyInput,
+    describe: (input) => ({
+      kind: input.kind,
+      setting: `unjelly ${input.context ? 'with' : 'without'} a context; the hex is the tree's Banana encoding`,
+      hex: encodedOrNot(input.sexp),
+    }),
+  } satisfies Target<JellyInput>,
+  skimmer: {
+    input: bananaInput,
+    check: checkSkimmerInput,
+    describe: describeBananaInput,
+  } satisfies Target<BananaInput>,
   decoder: {
     input: decoderInput,
     check: checkDecoderInput,
     describe: (input) => ({
       kind: input.kind,
-      setting: `vocab ${input.vocab}, unjelly ${input.context ? 'with' : 'without'} a context, chunks [${input.chunks.join(', ')}]`,
+      setting: decoderSetting(input),
       hex: input.bytes.toString('hex'),
     }),
   } satisfies Target<DecoderInput>,
@@ -594,6 +802,23 @@ const TARGETS = {
 };
 
 export type TargetName = keyof typeof TARGETS;
+export const TARGET_NAMES = Object.keys(TARGETS) as TargetName[];
+
+function encodedOrNot(sexp: Sexp): string {
+  try {
+    return encodeSexp(sexp).toString('hex');
+  } catch (err) {
+    return `(cannot be encoded: ${describeError(err)})`;
+  }
+}
+
+/** Runs one input in this thread, as a failure report names it: what `--replay` does. */
+export async function replay(name: TargetName, seed: number, index: number): Promise<Checked & { input: FuzzFailure }> {
+  const target: Target<unknown> = TARGETS[name];
+  const input = target.input(seed, index);
+  const checked = await target.check(input);
+  return { ...checked, input: failure(name, seed, index, checked.problem ?? '(none)', input) };
+}
 
 export interface FuzzFailure {
   seed: number;
@@ -614,6 +839,8 @@ export interface FuzzReport {
   moreFailures: number;
   slowestMs: number;
   maxHeapBytes: number;
+  /** How many inputs came to each outcome: accepted, an error code, or crash. */
+  outcomes: Record<string, number>;
 }
 
 export interface RunOptions {
@@ -667,7 +894,7 @@ interface Job {
 
 type WorkerMessage =
   | { type: 'failure'; failure: FuzzFailure }
-  | { type: 'done'; slowestMs: number; maxHeapBytes: number };
+  | { type: 'done'; slowestMs: number; maxHeapBytes: number; outcomes: Record<string, number> };
 
 async function fuzzWorker(job: Job): Promise<void> {
   const target: Target<unknown> = TARGETS[job.target];
@@ -679,16 +906,19 @@ async function fuzzWorker(job: Job): Promise<void> {
   process.on('unhandledRejection', (err) => escaped.push(err));
   let slowestMs = 0;
   let maxHeapBytes = 0;
+  const outcomes = new Map<string, number>();
   for (let index = job.first; index < job.limit && Atomics.load(state, STOP) === 0; index += job.stride) {
     const input = target.input(job.seed, index);
     Atomics.store(state, CURRENT, index);
     const start = performance.now();
-    let problem = await target.check(input);
+    const checked = await target.check(input);
+    let problem = checked.problem;
     let ms = performance.now() - start;
+    outcomes.set(checked.outcome, (outcomes.get(checked.outcome) ?? 0) + 1);
     if (!problem && ms > SLOW_MS) {
       // Being descheduled or a GC pause can make any input slow once; a slow input is slow again.
       const retry = performance.now();
-      problem = await target.check(input);
+      problem = (await target.check(input)).problem;
       ms = Math.min(ms, performance.now() - retry);
       if (!problem && ms > SLOW_MS) problem = `took ${ms.toFixed(0)} ms (the faster of two runs)`;
     }
@@ -703,7 +933,7 @@ async function fuzzWorker(job: Job): Promise<void> {
     }
     if (problem) post({ type: 'failure', failure: failure(job.target, job.seed, index, problem, input) });
   }
-  post({ type: 'done', slowestMs, maxHeapBytes });
+  post({ type: 'done', slowestMs, maxHeapBytes, outcomes: Object.fromEntries(outcomes) });
 }
 
 if (!isMainThread && (workerData as { bbgateFuzz?: Job } | null)?.bbgateFuzz) {
@@ -725,6 +955,7 @@ export async function fuzz(name: TargetName, options: RunOptions): Promise<FuzzR
   const started = performance.now();
   let slowestMs = 0;
   let maxHeapBytes = 0;
+  const outcomes: Record<string, number> = {};
   const runs = Array.from({ length: count }, (_, w) => {
     const state = new Int32Array(new SharedArrayBuffer(3 * Int32Array.BYTES_PER_ELEMENT));
     state[CURRENT] = -1;
@@ -741,6 +972,7 @@ export async function fuzz(name: TargetName, options: RunOptions): Promise<FuzzR
         else {
           slowestMs = Math.max(slowestMs, m.slowestMs);
           maxHeapBytes = Math.max(maxHeapBytes, m.maxHeapBytes);
+          for (const [outcome, n] of Object.entries(m.outcomes)) outcomes[outcome] = (outcomes[outcome] ?? 0) + n;
         }
       });
       worker.on('error', (err) => {
@@ -783,5 +1015,6 @@ export async function fuzz(name: TargetName, options: RunOptions): Promise<FuzzR
     moreFailures: collector.moreFailures,
     slowestMs,
     maxHeapBytes,
+    outcomes,
   };
 }

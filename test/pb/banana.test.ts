@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { BananaError } from '../../src/errors.js';
-import { BananaParser, decodeSexps } from '../../src/pb/banana/parser.js';
+import { BananaParser, decodeSexps, DEFAULT_MAX_EXPRESSION_BYTES, MIN_ELEMENT_COST } from '../../src/pb/banana/parser.js';
 import { encodeSexp, type Sexp } from '../../src/pb/banana/writer.js';
 import { PyFloat } from '../../src/pb/values.js';
 
@@ -21,6 +21,16 @@ function decodeByteByByte(bytes: Buffer, vocab = false): Sexp[] {
   const parser = new BananaParser((e) => out.push(e));
   parser.vocab = vocab;
   for (const byte of bytes) parser.feed(Buffer.from([byte]));
+  return out;
+}
+
+/** A Banana prefix: base-128 digits, least significant first. */
+function prefix(n: number): number[] {
+  const out: number[] = [];
+  do {
+    out.push(n % 128);
+    n = Math.floor(n / 128);
+  } while (n > 0);
   return out;
 }
 
@@ -172,6 +182,27 @@ describe('Banana encoding: byte-level details', () => {
     const parser = new BananaParser(() => undefined, { maxExpressionBytes: 1000 });
     assert.throws(() => parser.feed(Buffer.concat([hex('05 80'), ...Array.from({ length: 5 }, () => Buffer.concat([hex('7f 01 82'), Buffer.alloc(255)]))])),
       (e: unknown) => e instanceof BananaError && e.code === 'BANANA_EXPRESSION_TOO_LARGE');
+  });
+
+  it('charges every element at least MIN_ELEMENT_COST, so one-byte elements cannot fill 16 MiB', () => {
+    // A list of n empty lists: the outer header and each empty list are charged MIN_ELEMENT_COST.
+    const fits = DEFAULT_MAX_EXPRESSION_BYTES / MIN_ELEMENT_COST - 1;
+    const emptyLists = (n: number) => Buffer.concat([Buffer.from([...prefix(n), 0x80]), Buffer.alloc(n, 0x80)]);
+    const out: Sexp[] = [];
+    new BananaParser((e) => out.push(e)).feed(emptyLists(fits));
+    assert.equal(out.length, 1);
+    assert.equal((out[0] as Sexp[]).length, fits);
+    assertBananaError(() => new BananaParser(() => undefined).feed(emptyLists(fits + 1)), 'BANANA_EXPRESSION_TOO_LARGE');
+    // 16 MiB of them, as a hostile peer would send: refused, nothing delivered.
+    const flood = new BananaParser(() => assert.fail('a flood of empty lists was delivered'));
+    assertBananaError(() => flood.feed(emptyLists(640 * 1024)), 'BANANA_EXPRESSION_TOO_LARGE');
+    // A string longer than the minimum is charged its wire bytes: 255 bytes of body, 2 of prefix, 1 of type.
+    const strings = new BananaParser(() => undefined, { maxExpressionBytes: 3 * 258 + MIN_ELEMENT_COST });
+    strings.feed(Buffer.concat([hex('03 80'), ...Array.from({ length: 3 }, () => Buffer.concat([hex('7f 01 82'), Buffer.alloc(255)]))]));
+    // Each top-level expression starts a fresh budget.
+    const each = new BananaParser(() => undefined, { maxExpressionBytes: 2 * MIN_ELEMENT_COST });
+    each.feed(Buffer.concat(Array.from({ length: 100 }, () => hex('01 80 80'))));
+    assertBananaError(() => each.feed(hex('02 80 80 80')), 'BANANA_EXPRESSION_TOO_LARGE');
   });
 
   it('delivers several expressions from one chunk, and one expression across many', () => {

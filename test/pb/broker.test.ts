@@ -4,11 +4,12 @@ import assert from 'node:assert/strict';
 import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { BbgateError } from '../../src/errors.js';
-import { decodeSexps } from '../../src/pb/banana/parser.js';
+import { BananaParser, decodeSexps } from '../../src/pb/banana/parser.js';
 import { encodeSexp, type Sexp } from '../../src/pb/banana/writer.js';
-import { Broker } from '../../src/pb/broker.js';
+import { Broker, MAX_BROKER_REFS } from '../../src/pb/broker.js';
 import { Referenceable, RemoteReference, type RemoteCall } from '../../src/pb/references.js';
 import { waitFor } from '../helpers/wait.js';
+import { memoryPair } from '../helpers/memory-duplex.js';
 
 const b = (s: string) => Buffer.from(s);
 
@@ -46,6 +47,15 @@ async function pair(role: 'client' | 'server', root?: Referenceable) {
       throw new Error(`expected ${n} expressions, got bytes ${received.toString('hex')}`);
     },
   };
+}
+
+/** A server broker past its handshake (offer, choice, version), raw bytes on the other end. */
+async function serving(root: Referenceable) {
+  const p = await pair('server', root);
+  p.send(b('pb'), false);
+  await p.broker.ready;
+  await p.expressions(2);
+  return p;
 }
 
 async function closedWith(broker: Broker, code: string): Promise<void> {
@@ -107,14 +117,6 @@ describe('broker handshake', () => {
 });
 
 describe('broker messages, byte for byte', () => {
-  async function serving(root: Referenceable) {
-    const p = await pair('server', root);
-    p.send(b('pb'), false);
-    await p.broker.ready;
-    await p.expressions(2);
-    return p;
-  }
-
   it('answers a message on root with the exact answer bytes', async () => {
     const p = await serving(new Echo());
     p.send([b('message'), 1, b('root'), b('echo'), 1, [b('tuple'), 42], [b('dictionary')]]);
@@ -199,6 +201,106 @@ describe('broker messages, byte for byte', () => {
     assert.deepEqual(out.slice(3), [[b('decref'), 9], [b('decref'), 9]]);
     await assert.rejects(x!.callRemote('ping'), (e: unknown) => (e as BbgateError).code === 'PB_DEAD_REFERENCE');
     await p.broker.close();
+  });
+});
+
+describe('broker: the references a call brings', () => {
+  /** A root whose methods keep nothing, keep their first argument, or answer later. */
+  class Holder extends Referenceable {
+    kept: RemoteReference[] = [];
+    remote_print(): null {
+      return null;
+    }
+    remote_keep(call: RemoteCall): null {
+      call.keep(call.args[0]);
+      this.kept.push(call.args[0] as RemoteReference);
+      return null;
+    }
+    remote_later(): Promise<null> {
+      return new Promise((resolve) => setImmediate(() => resolve(null)));
+    }
+    remote_fail(): never {
+      throw new Error('refused');
+    }
+  }
+  const message = (id: number, method: string, ...args: Sexp[]) =>
+    [b('message'), id, b('root'), b(method), 1, [b('tuple'), ...args], [b('dictionary')]];
+  const remote = (luid: number) => [b('remote'), luid];
+  const commands = (out: Sexp[]) => out.map((e) => [Buffer.from((e as Sexp[])[0] as Buffer).toString(), (e as Sexp[])[1]]);
+
+  it('gives back what a method did not keep, one decref per receipt, after its answer', async () => {
+    const p = await serving(new Holder());
+    const exchange = async (sexp: Sexp, replies: number) => {
+      const before = (await p.expressions(0)).length;
+      p.send(sexp);
+      return commands((await p.expressions(before + replies)).slice(before));
+    };
+    assert.deepEqual(await exchange(message(1, 'print', remote(7), [b('list'), remote(7), remote(8)]), 4), [['answer', 1], ['decref', 7], ['decref', 7], ['decref', 8]]);
+    assert.deepEqual(await exchange(message(2, 'later', remote(9)), 2), [['answer', 2], ['decref', 9]]);
+    assert.deepEqual(await exchange(message(3, 'fail', remote(10)), 2), [['error', 3], ['decref', 10]]);
+    assert.deepEqual(await exchange(message(4, 'nosuch', remote(11)), 2), [['error', 4], ['decref', 11]]);
+    assert.equal(p.broker.remoteReferenceCount, 0);
+    assert.equal(p.broker.connected, true);
+    await p.broker.close();
+  });
+
+  it('keeps what a method keeps; a second receipt of it in another call goes back alone', async () => {
+    const holder = new Holder();
+    const p = await serving(holder);
+    p.send(message(1, 'keep', remote(5)));
+    p.send(message(2, 'print', remote(5)));
+    const out = await p.expressions(2 + 3);
+    assert.deepEqual(commands(out.slice(2)), [['answer', 1], ['answer', 2], ['decref', 5]]);
+    const [kept] = holder.kept;
+    assert.equal(kept!.released, false, 'the kept reference is still live');
+    assert.equal(p.broker.remoteReferenceCount, 1);
+    kept!.release();
+    assert.deepEqual(commands((await p.expressions(2 + 4)).slice(5)), [['decref', 5]]);
+    assert.equal(p.broker.remoteReferenceCount, 0);
+    await p.broker.close();
+  });
+
+  it('600,000 references in 600 print calls are all given back: nothing is held', { timeout: 120_000 }, async () => {
+    const [near, far] = memoryPair();
+    const broker = new Broker(near, { role: 'server', root: new Holder() });
+    const decrefs = new Set<number>();
+    let decrefCount = 0;
+    const lastAnswer = new Promise<void>((resolve) => {
+      const parser = new BananaParser((e) => {
+        const [command, id] = e as [Buffer, number];
+        if (command.toString() === 'decref') {
+          decrefCount++;
+          decrefs.add(id);
+        } else if (command.toString() === 'answer' && id === 600) resolve();
+      });
+      parser.vocab = true;
+      far.on('data', (d: Buffer) => parser.feed(d));
+    });
+    far.write(encodeSexp(b('pb')));
+    await broker.ready;
+    let luid = 1;
+    for (let call = 1; call <= 600; call++) {
+      far.write(encodeSexp(message(call, 'print', [b('list'), ...Array.from({ length: 1000 }, () => remote(luid++))]), true));
+    }
+    await lastAnswer;
+    // The last call's decrefs follow its answer in the same turn.
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(decrefCount, 600_000);
+    assert.equal(decrefs.size, 600_000);
+    assert.equal(broker.remoteReferenceCount, 0);
+    assert.equal(broker.connected, true);
+    // The peer hangs up (an in-memory stream never closes on our end() alone).
+    const lost = new Promise((resolve) => broker.onDisconnect(resolve));
+    far.destroy();
+    await lost;
+  });
+
+  it('holds no more than Twisted hands out: 1,026 live references close the connection (PB_TOO_MANY_REFERENCES)', async () => {
+    const p = await serving(new Holder());
+    p.send(message(1, 'print', [b('list'), ...Array.from({ length: MAX_BROKER_REFS + 1 }, (_, i) => remote(i + 1))]));
+    assert.deepEqual(commands((await p.expressions(3)).slice(2, 3)), [['answer', 1]], 'the most a Twisted peer can hand out is accepted');
+    p.send(message(2, 'print', [b('list'), ...Array.from({ length: MAX_BROKER_REFS + 2 }, (_, i) => remote(i + 1))]));
+    await closedWith(p.broker, 'PB_TOO_MANY_REFERENCES');
   });
 });
 

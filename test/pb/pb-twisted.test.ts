@@ -115,6 +115,18 @@ describe('bbgate PB client ↔ real Twisted PB server', () => {
     await broker.close();
   });
 
+  it('gives back the references a call to the mind brings and the mind does not keep: 5 × 1,000 fit Twisted\'s 1,024', async () => {
+    const { broker, perspective } = await session();
+    const baseline = await perspective.callRemote('localObjectCount');
+    // Without the decrefs, the second round would leave Twisted 2,000 live objects: it refuses past 1,024.
+    for (let round = 0; round < 5; round++) {
+      await perspective.callRemote('printRefs', [1000]);
+      assert.equal(await perspective.callRemote('localObjectCount'), baseline, `round ${round}`);
+    }
+    assert.equal(broker.remoteReferenceCount, 1, 'only the perspective is still held');
+    await broker.close();
+  });
+
   it('fails pending calls and later calls with typed errors when the connection drops', async () => {
     const { broker, perspective } = await session();
     const lost = new Promise<Error>((resolve) => broker.onDisconnect(resolve));

@@ -116,6 +116,12 @@ class User(pb.Avatar):
     def perspective_makeRefs(self, n):
         return [Counter() for _ in range(n)]
 
+    def perspective_printRefs(self, n):
+        # What a hostile master could do with a Buildbot worker's print():
+        # hand it references it has no use for. Twisted lets no more than
+        # MAX_BROKER_REFS be live at once, so the mind must give them back.
+        return self.mind.callRemote("print", [Counter() for _ in range(n)])
+
     def perspective_localObjectCount(self):
         # Every object this broker has handed to the peer and not yet had
         # decref'd, plus the "root" entry.

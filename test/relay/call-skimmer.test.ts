@@ -3,28 +3,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PB_VOCABULARY } from '../../src/pb/banana/constants.js';
-import { BananaParser, decodeSexps } from '../../src/pb/banana/parser.js';
+import { BananaParser, decodeSexps, DEFAULT_MAX_EXPRESSION_BYTES, MIN_ELEMENT_COST } from '../../src/pb/banana/parser.js';
 import { encodeSexp, type Sexp } from '../../src/pb/banana/writer.js';
 import { PyFloat } from '../../src/pb/values.js';
 import { CallSkimmer, type CallHead } from '../../src/relay/call-skimmer.js';
+import { expectedHead } from '../helpers/fuzz.js';
 import { rng as seeded } from '../helpers/random-values.js';
-
-/** What the skimmer should report for one decoded expression: the first five elements when they are small scalars. */
-function expectedHead(expr: Sexp): CallHead | undefined {
-  if (!Array.isArray(expr) || expr.length === 0) return undefined;
-  const word = (v: Sexp | undefined) => (v instanceof Uint8Array && v.length <= 64 ? Buffer.from(v).toString('latin1') : undefined);
-  // -0 is no int: the writer sends it as a float (-0.0), as Python would.
-  const int = (v: Sexp | undefined) => (typeof v === 'number' && Number.isInteger(v) && !Object.is(v, -0) && v >= 0 && v <= 2 ** 31 - 1 ? v : undefined);
-  const head: CallHead = {};
-  const [command, requestId, target, method, answerRequired] = expr;
-  if (word(command) !== undefined) head.command = word(command)!;
-  if (int(requestId) !== undefined) head.requestId = int(requestId)!;
-  const t = word(target) ?? int(target);
-  if (t !== undefined) head.target = t;
-  if (word(method) !== undefined) head.method = word(method)!;
-  if (int(answerRequired) !== undefined) head.answerRequired = int(answerRequired)!;
-  return head;
-}
 
 function skim(bytes: Buffer, vocab: boolean, chunking: () => number): CallHead[] {
   const heads: CallHead[] = [];
@@ -80,6 +64,49 @@ describe('the relay\'s call skimmer', () => {
       const expected = decoded.map(expectedHead).filter((h): h is CallHead => h !== undefined);
       assert.deepEqual(skim(bytes, vocab, random), expected, `stream ${i}`);
     }
+  });
+
+  it('reads request ids as Twisted does: a LONGINT or a NEG 0 is a number, an inexact one is none', () => {
+    // message, then an id written as LONGINT 5 (0x85), a target as NEG 0 (0x83), then INT 2^63 (a 10-digit prefix).
+    const bytes = Buffer.concat([
+      Buffer.from([0x05, 0x80]), encodeSexp(Buffer.from('message'), true), Buffer.from([0x05, 0x85, 0x83]), encodeSexp(Buffer.from('m')),
+      Buffer.from([0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x81]),
+    ]);
+    const [decoded] = decodeSexps(bytes, true);
+    assert.deepEqual(decoded, [Buffer.from('message'), 5, 0, Buffer.from('m'), 2n ** 63n]);
+    assert.deepEqual(skim(bytes, true, () => 0), [{ command: 'message', requestId: 5, target: 0, method: 'm' }]);
+  });
+
+  it('charges elements against the expression budget exactly as the parser does', () => {
+    const outcome = (feed: () => void) => {
+      try {
+        feed();
+        return 'accepted';
+      } catch (err) {
+        return (err as { code?: string }).code ?? String(err);
+      }
+    };
+    const fits = DEFAULT_MAX_EXPRESSION_BYTES / MIN_ELEMENT_COST - 1;
+    const cases: [string, Buffer][] = [
+      ['empty lists that fit', encodeSexp(Array.from({ length: fits }, () => []))],
+      ['one empty list too many', encodeSexp(Array.from({ length: fits + 1 }, () => []))],
+      ['small ints, one too many', encodeSexp(Array.from({ length: fits + 1 }, () => 1))],
+      ['one-byte strings that just fit, in two lists', encodeSexp([Array.from({ length: fits - 3 }, () => Buffer.from('x')), [Buffer.from('y')]])],
+      ['floats, one too many', encodeSexp([Array.from({ length: fits }, () => 0.5)])],
+      ['vocabulary words, one too many', encodeSexp(Array.from({ length: fits + 1 }, () => Buffer.from('None')), true)],
+      ['26 strings of 640 KiB', encodeSexp(Array.from({ length: 26 }, () => Buffer.alloc(640 * 1024)))],
+    ];
+    const expected = ['accepted', 'BANANA_EXPRESSION_TOO_LARGE', 'BANANA_EXPRESSION_TOO_LARGE', 'accepted', 'BANANA_EXPRESSION_TOO_LARGE', 'BANANA_EXPRESSION_TOO_LARGE', 'BANANA_EXPRESSION_TOO_LARGE'];
+    const outcomes = cases.map(([name, bytes]) => {
+      const parser = new BananaParser(() => undefined);
+      parser.vocab = true;
+      const parsed = outcome(() => parser.feed(bytes));
+      // The skimmer sees the same stream twice over: the budget starts afresh with each expression.
+      const skimmed = outcome(() => skim(Buffer.concat([bytes, bytes]), true, seeded(bytes.length)));
+      assert.equal(skimmed, parsed, name);
+      return parsed;
+    });
+    assert.deepEqual(outcomes, expected);
   });
 
   it('refuses exactly the framing the parser refuses, on 3,000 random byte strings', () => {

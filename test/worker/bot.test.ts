@@ -4,40 +4,45 @@ import { once } from 'node:events';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { PbFailure } from '../../src/pb/failure.js';
-import { RemoteReference, type KwArgs, type ReferenceOwner, type RemoteCall } from '../../src/pb/references.js';
-import type { PbValue } from '../../src/pb/values.js';
+import { BananaParser } from '../../src/pb/banana/parser.js';
+import { encodeSexp, type Sexp } from '../../src/pb/banana/writer.js';
+import { Broker } from '../../src/pb/broker.js';
+import { unjelly } from '../../src/pb/jelly/decode.js';
 import { WorkerForBuilder } from '../../src/worker/bot.js';
 import { COMMANDS } from '../../src/worker/commands/index.js';
 import { startTestWorker } from '../helpers/bbgate-worker.js';
 import { waitFor, within } from '../helpers/wait.js';
+import { memoryPair } from '../helpers/memory-duplex.js';
 
-/** A broker stand-in that counts decrefs. */
-class CountingOwner implements ReferenceOwner {
-  connected = true;
-  released: number[] = [];
-  callRemote(_t: number | 'root', _m: string, _a: readonly unknown[], _k: KwArgs): Promise<PbValue> {
-    return Promise.resolve(null);
-  }
-  releaseRemote(ref: RemoteReference): void {
-    this.released.push(ref.luid as number);
-  }
-  onDisconnect(): () => void {
-    return () => undefined;
-  }
-}
-
-const call = (args: PbValue[]): RemoteCall => ({ method: 'startCommand', args, kwargs: new Map(), arg: (i) => args[i] });
+const b = (s: string) => Buffer.from(s);
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 describe('WorkerForBuilder', () => {
-  it('releases the master\'s references when it refuses a command (unknown name, missing argument)', () => {
-    const owner = new CountingOwner();
+  it('gives back the master\'s references when it refuses a command (unknown name, missing argument)', async () => {
     const quiet = { info: () => undefined, warn: () => undefined };
     const builder = new WorkerForBuilder('b', { basedir: '/nonexistent', deleteLeftoverDirs: false, commands: COMMANDS, environ: {}, logger: quiet, onShutdown: () => undefined });
-    assert.throws(() => builder.remote_startCommand(call([new RemoteReference(owner, 1), '0', 'frobnicate', new Map()])),
-      (err: unknown) => err instanceof PbFailure && err.type === 'buildbot_worker.base.UnknownCommand');
-    assert.throws(() => builder.remote_startCommand(call([new RemoteReference(owner, 2), '1', 'uploadFile', new Map<PbValue, PbValue>([['writer', new RemoteReference(owner, 3)]])])),
-      (err: unknown) => err instanceof PbFailure && err.type === 'builtins.ValueError');
-    assert.deepEqual(owner.released.sort(), [1, 2, 3]);
+    // The master's side, scripted: it reaches the builder as the broker's root.
+    const [near, far] = memoryPair();
+    const back: Sexp[] = [];
+    const parser = new BananaParser((e) => back.push(e));
+    far.on('data', (d: Buffer) => parser.feed(d));
+    const broker = new Broker(near, { role: 'client', root: builder });
+    far.write(encodeSexp([b('pb'), b('none')]));
+    parser.vocab = true;
+    await broker.ready;
+    const startCommand = (id: number, args: Sexp[]) => far.write(encodeSexp([b('message'), id, b('root'), b('startCommand'), 1, [b('tuple'), ...args], [b('dictionary')]], true));
+    startCommand(1, [[b('remote'), 1], [b('unicode'), b('0')], [b('unicode'), b('frobnicate')], [b('dictionary')]]);
+    startCommand(2, [[b('remote'), 2], [b('unicode'), b('1')], [b('unicode'), b('uploadFile')], [b('dictionary'), [[b('unicode'), b('writer')], [b('remote'), 3]]]]);
+    for (let i = 0; i < 50 && back.length < 7; i++) await turn();
+    const commands = back.slice(2).map((e) => [Buffer.from((e as Sexp[])[0] as Buffer).toString(), (e as Sexp[])[1]]);
+    assert.deepEqual(commands, [['error', 1], ['decref', 1], ['error', 2], ['decref', 2], ['decref', 3]]);
+    const failures = back.slice(2).filter((e) => Buffer.from((e as Sexp[])[0] as Buffer).toString() === 'error').map((e) => unjelly((e as Sexp[])[2]!));
+    assert.deepEqual(failures.map((f) => (f as PbFailure).type), ['buildbot_worker.base.UnknownCommand', 'builtins.ValueError']);
+    assert.equal(broker.remoteReferenceCount, 0);
+    // The peer hangs up (an in-memory stream never closes on our end() alone).
+    const lost = new Promise((resolve) => broker.onDisconnect(resolve));
+    far.destroy();
+    await lost;
   });
 });
 

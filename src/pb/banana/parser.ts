@@ -8,12 +8,28 @@ import type { Sexp } from './writer.js';
 export interface ParserLimits {
   /** Deepest list nesting accepted (Twisted has none, but its unjelly recurses). */
   maxDepth?: number;
-  /** Most bytes one top-level expression may span, so a peer cannot grow memory without bound. */
+  /**
+   * Most bytes one top-level expression may span, so a peer cannot grow memory
+   * without bound; each element counts at least MIN_ELEMENT_COST.
+   */
   maxExpressionBytes?: number;
 }
 
 export const DEFAULT_MAX_DEPTH = 256;
 export const DEFAULT_MAX_EXPRESSION_BYTES = 16 * 1024 * 1024;
+/**
+ * What the smallest element is charged against `maxExpressionBytes`. An empty
+ * list is one byte on the wire but some 43 bytes of heap once decoded, a
+ * one-byte string over 100, so charging wire bytes alone let 16 MiB of empty
+ * lists hold 700 MB. At 64 per element, the most a 16 MiB expression can
+ * decode to is a few times 16 MiB, whatever it is made of.
+ */
+export const MIN_ELEMENT_COST = 64;
+
+/** An element's charge against the expression limit, from its size on the wire. */
+export function elementCost(wireBytes: number): number {
+  return Math.max(wireBytes, MIN_ELEMENT_COST);
+}
 
 const VOCAB_BYTES = PB_VOCABULARY.map((w) => Buffer.from(w, 'latin1'));
 const EMPTY = Buffer.alloc(0);
@@ -39,7 +55,7 @@ export class BananaParser {
   private need = 0;
   private stack: Sexp[][] = [];
   private counts: number[] = [];
-  /** Bytes consumed so far by the unfinished top-level expression. */
+  /** What the unfinished top-level expression has been charged so far (see elementCost). */
   private expressionBytes = 0;
   private failed: Error | undefined;
   /** Stream bytes fed so far, and where the buffer being parsed starts in the stream. */
@@ -207,10 +223,10 @@ export class BananaParser {
     }
   }
 
-  private account(bytes: number): void {
-    this.expressionBytes += bytes;
+  private account(wireBytes: number): void {
+    this.expressionBytes += elementCost(wireBytes);
     if (this.expressionBytes > this.maxExpressionBytes) {
-      throw new BananaError('BANANA_EXPRESSION_TOO_LARGE', `one expression exceeds ${this.maxExpressionBytes} bytes`);
+      throw new BananaError('BANANA_EXPRESSION_TOO_LARGE', expressionTooLarge(this.maxExpressionBytes));
     }
   }
 
@@ -221,6 +237,11 @@ export class BananaParser {
     this.pendingLength = rest.length;
     this.need = need;
   }
+}
+
+/** The one wording of BANANA_EXPRESSION_TOO_LARGE, shared with the relay's skimmer. */
+export function expressionTooLarge(limit: number): string {
+  return `one expression exceeds ${limit} bytes (each element counts at least ${MIN_ELEMENT_COST})`;
 }
 
 /** A LIST/STRING size, rejected before any allocation if it exceeds SIZE_LIMIT. */

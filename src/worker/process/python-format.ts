@@ -66,15 +66,95 @@ export function reprFloat(n: number): string {
   return `${sign}${whole.slice(0, exp + 1)}.${whole.slice(exp + 1) || '0'}`;
 }
 
-function reprItems(items: Iterable<unknown>): string {
-  return Array.from(items, pyRepr).join(', ');
+/**
+ * The longest repr bbgate builds. Headers and error messages show values a
+ * master sent, and jelly's shared references let a few hundred bytes stand
+ * for a tree of billions of nodes (a 780-byte chain made a 335-million-character
+ * string); Python would build all of it, bbgate stops here and says so.
+ */
+export const MAX_REPR_CHARS = 64 * 1024;
+
+/** Ends a repr that reached MAX_REPR_CHARS (a cut string may also end in an open quote). */
+export const REPR_CUT = `...[cut at ${MAX_REPR_CHARS} characters]`;
+
+/** Thrown inside ReprBuilder when the output is full; never leaves pyRepr. */
+class ReprFull {}
+
+/**
+ * Python's repr of nested containers: a container already being printed
+ * further up (a cycle) shows as `[...]`, `(...)` or `{...}`, as Python's
+ * Py_ReprEnter makes it; a container shared but not cyclic prints in full
+ * each time, as in Python, which the length cap bounds.
+ */
+class ReprBuilder {
+  private readonly parts: string[] = [];
+  private length = 0;
+  /** Containers on the path from the root to the value being printed. */
+  private readonly open = new Set<object>();
+
+  constructor(private readonly max: number) {}
+
+  build(value: unknown): string {
+    try {
+      this.value(value);
+    } catch (err) {
+      if (!(err instanceof ReprFull)) throw err;
+      this.parts.push(REPR_CUT);
+    }
+    return this.parts.join('');
+  }
+
+  private add(text: string): void {
+    if (this.length + text.length > this.max) {
+      this.parts.push(text.slice(0, this.max - this.length));
+      throw new ReprFull();
+    }
+    this.parts.push(text);
+    this.length += text.length;
+  }
+
+  private value(value: unknown): void {
+    if (value instanceof Tuple) return this.container(value, '(', ')', () => this.items(value, value.length === 1 ? ',' : ''));
+    if (Array.isArray(value)) return this.container(value, '[', ']', () => this.items(value, ''));
+    if (value instanceof Map) return this.container(value, '{', '}', () => this.entries(value));
+    if (typeof value === 'object' && value !== null && value.constructor === Object) {
+      return this.container(value, '{', '}', () => this.entries(Object.entries(value)));
+    }
+    this.add(reprScalar(value));
+  }
+
+  private container(value: object, opening: string, closing: string, body: () => void): void {
+    if (this.open.has(value)) return this.add(`${opening}...${closing}`);
+    this.open.add(value);
+    this.add(opening);
+    body();
+    this.add(closing);
+    this.open.delete(value);
+  }
+
+  private items(items: Iterable<unknown>, trailer: string): void {
+    let first = true;
+    for (const item of items) {
+      if (!first) this.add(', ');
+      first = false;
+      this.value(item);
+    }
+    this.add(trailer);
+  }
+
+  private entries(entries: Iterable<[unknown, unknown]>): void {
+    let first = true;
+    for (const [k, v] of entries) {
+      if (!first) this.add(', ');
+      first = false;
+      this.value(k);
+      this.add(': ');
+      this.value(v);
+    }
+  }
 }
 
-function reprEntries(entries: Iterable<[unknown, unknown]>): string {
-  return Array.from(entries, ([k, v]) => `${pyRepr(k)}: ${pyRepr(v)}`).join(', ');
-}
-
-export function pyRepr(value: unknown): string {
+function reprScalar(value: unknown): string {
   if (value === null || value === undefined) return 'None';
   if (typeof value === 'boolean') return value ? 'True' : 'False';
   if (typeof value === 'bigint') return value.toString();
@@ -82,11 +162,12 @@ export function pyRepr(value: unknown): string {
   if (value instanceof PyFloat) return reprFloat(value.value);
   if (typeof value === 'string') return reprText(value);
   if (value instanceof Uint8Array) return reprBytes(value);
-  if (value instanceof Tuple) return value.length === 1 ? `(${pyRepr(value[0])},)` : `(${reprItems(value)})`;
-  if (Array.isArray(value)) return `[${reprItems(value)}]`;
-  if (value instanceof Map) return `{${reprEntries(value)}}`;
-  if (typeof value === 'object' && value.constructor === Object) return `{${reprEntries(Object.entries(value))}}`;
   return `<${(value as object).constructor?.name ?? typeof value} object>`;
+}
+
+/** Python's repr(), cycles shown as Python shows them and the length capped at MAX_REPR_CHARS. */
+export function pyRepr(value: unknown): string {
+  return new ReprBuilder(MAX_REPR_CHARS).build(value);
 }
 
 /** Python's str(): text as it is, everything else as its repr. */

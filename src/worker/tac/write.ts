@@ -1,4 +1,4 @@
-import { pyRepr } from './python.js';
+import { reprText } from '../process/python-format.js';
 
 /**
  * What `create-worker` puts in a buildbot.tac. Fields typed `string` that say
@@ -71,27 +71,27 @@ export function renderTac(s: TacSettings): string {
   const m = s.master;
   const viaString = 'connectionString' in m;
   const where = viaString
-    ? `buildmaster_host = None\nport = None\nconnection_string = ${pyRepr(m.connectionString)}\n`
-    : `buildmaster_host = ${pyRepr(m.host)}\nport = ${m.port}\n`;
+    ? `buildmaster_host = None\nport = None\nconnection_string = ${reprText(m.connectionString)}\n`
+    : `buildmaster_host = ${reprText(m.host)}\nport = ${m.port}\n`;
   return [
     HEADER,
-    `\nbasedir = ${pyRepr(s.basedir)}\nrotateLength = ${s.logSize}\nmaxRotatedFiles = ${s.logCount}\n`,
+    `\nbasedir = ${reprText(s.basedir)}\nrotateLength = ${s.logSize}\nmaxRotatedFiles = ${s.logCount}\n`,
     RELOCATABLE_AND_APPLICATION,
     s.logRotate ? LOG_FILE : '',
     '\n',
     where,
-    `workername = ${pyRepr(s.workername)}\n`,
-    `passwd = ${pyRepr(s.password)}\n`,
+    `workername = ${reprText(s.workername)}\n`,
+    `passwd = ${reprText(s.password)}\n`,
     `keepalive = ${s.keepalive}\n`,
     `umask = ${s.umask}\n`,
     `maxdelay = ${s.maxdelay}\n`,
     `numcpus = ${s.numcpus}\n`,
-    `allow_shutdown = ${s.allowShutdown === undefined ? 'None' : pyRepr(s.allowShutdown)}\n`,
+    `allow_shutdown = ${s.allowShutdown === undefined ? 'None' : reprText(s.allowShutdown)}\n`,
     `maxretries = ${s.maxretries}\n`,
     `use_tls = ${s.useTls ? 1 : 0}\n`,
     `delete_leftover_dirs = ${s.deleteLeftoverDirs ? 1 : 0}\n`,
-    `proxy_connection_string = ${s.proxyConnectionString === undefined ? 'None' : pyRepr(s.proxyConnectionString)}\n`,
-    `protocol = ${pyRepr(s.protocol)}\n`,
+    `proxy_connection_string = ${s.proxyConnectionString === undefined ? 'None' : reprText(s.proxyConnectionString)}\n`,
+    `protocol = ${reprText(s.protocol)}\n`,
     `
 s = Worker(buildmaster_host, port, workername, passwd, basedir,
            keepalive, umask=umask, maxdelay=maxdelay,
