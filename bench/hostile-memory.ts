@@ -9,7 +9,7 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { BananaParser, DEFAULT_MAX_EXPRESSION_BYTES } from '../src/pb/banana/parser.js';
-import { encodeSexp, type Sexp } from '../src/pb/banana/writer.js';
+import { BananaWriter, encodeSexp, type Sexp } from '../src/pb/banana/writer.js';
 import { Broker } from '../src/pb/broker.js';
 import { Referenceable } from '../src/pb/references.js';
 import { memoryPair } from '../test/helpers/memory-duplex.js';
@@ -30,21 +30,19 @@ function heapAfterGc(): number {
 
 /** A list of lists of `element`, 640 Ki elements each (Banana's list limit), filling 16 MiB less a little. */
 function flood(element: number[]): Buffer {
-  const prefix = (n: number) => {
-    const out: number[] = [];
-    do {
-      out.push(n % 128);
-      n = Math.floor(n / 128);
-    } while (n > 0);
-    return out;
+  // A list's header, as bbgate's own writer writes it.
+  const listHeader = (n: number) => {
+    const w = new BananaWriter(16);
+    w.list(n);
+    return w.take();
   };
   const count = Math.floor((DEFAULT_MAX_EXPRESSION_BYTES - 1024) / element.length);
   const perList = 640 * 1024;
   const lists = Math.ceil(count / perList);
-  const parts = [Buffer.from([...prefix(lists), 0x80])];
+  const parts = [listHeader(lists)];
   for (let left = count; left > 0; left -= perList) {
     const n = Math.min(perList, left);
-    parts.push(Buffer.from([...prefix(n), 0x80]), Buffer.alloc(n * element.length).fill(Buffer.from(element)));
+    parts.push(listHeader(n), Buffer.alloc(n * element.length).fill(Buffer.from(element)));
   }
   return Buffer.concat(parts);
 }

@@ -46,6 +46,10 @@ async function handshake(socket: Duplex, options: TlsOptions, host: string | und
     rejectUnauthorized: false,
     checkServerIdentity: () => undefined,
   });
+  // Node emits a bad record that arrives with the handshake's last flight in the same read as
+  // 'secureConnect', before any later listener exists: without this one that error would be
+  // uncaught (a crashed worker, probe or relay). Destroying ends every wait on the socket.
+  tlsSocket.on('error', (err) => tlsSocket.destroy(err));
   const context: HandshakeContext = {
     get firstBytes() {
       return tap.firstBytes;

@@ -12,12 +12,9 @@ export function withDeadline<T>(promise: Promise<T>, ms: number, expired: () => 
 /** `promise`, unless `signal` aborts first (rejecting with its reason); then whatever it still produces is disposed of. */
 export function abandonable<T>(promise: Promise<T>, signal: AbortSignal, dispose: (value: T) => void): Promise<T> {
   return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      promise.then(dispose, () => undefined);
-      reject(signal.reason);
-    };
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
+    const onAbort = () => reject(signal.reason);
+    // The one place the promise's outcome is taken: a value that comes after the abort is
+    // disposed of, an error after it is no one's to hear (the rejection above came first).
     promise.then(
       (value) => {
         signal.removeEventListener('abort', onAbort);
@@ -29,5 +26,7 @@ export function abandonable<T>(promise: Promise<T>, signal: AbortSignal, dispose
         reject(err);
       },
     );
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
   });
 }

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { BbgateError } from '../errors.js';
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
-import { abandonable } from './deadline.js';
+import { abandonable, withDeadline } from './deadline.js';
 
 /** A live connection the reconnector watches: `closed` settles with the reason it ended. */
 export interface Session {
@@ -29,6 +29,9 @@ export interface ReconnectOptions<S extends Session> {
   /** Every retry is logged with its reason and delay; giving up is logged as an error. */
   logger?: ReconnectLogger;
 }
+
+/** How long stop() waits for a closed session to finish closing (a broker's close takes at most 2 s). */
+const STOP_CLOSE_WAIT_MS = 3000;
 
 export interface RetryEvent {
   attempt: number;
@@ -70,11 +73,14 @@ export class Reconnector<S extends Session> extends EventEmitter {
   /** Stops reconnecting and closes the live session, if any. */
   async stop(): Promise<void> {
     this.running = false;
+    const session = this.current;
     // Through cut(): even a session whose `closed` never settles no longer holds the loop.
     this.cut?.();
     this.attempt?.abort(new BbgateError('NET_TIMEOUT', 'stopped while connecting'));
     this.wake?.();
     await this.loop;
+    // Then the session's own end (its close reaching the peer) before "stopped", within a bound.
+    if (session) await withDeadline(session.closed, STOP_CLOSE_WAIT_MS, () => new Error('the session did not close')).catch(() => undefined);
   }
 
   /** True while a session is live (its `closed` is what the loop waits for). */
@@ -110,15 +116,19 @@ export class Reconnector<S extends Session> extends EventEmitter {
         this.attempt = undefined;
         this.failures = 0;
         this.current = session;
-        if (!this.running) session.close();
-        this.emit('session', session);
-        error = await new Promise<Error>((resolve) => {
-          this.cut = (reason) => {
+        let cut!: (reason?: Error) => void;
+        const ended = new Promise<Error>((resolve) => {
+          cut = (reason) => {
             session.close(reason);
             resolve(reason ?? new BbgateError('PB_CONNECTION_LOST', 'the session was closed'));
           };
           void session.closed.then(resolve);
         });
+        // Ready before anyone hears of the session: a listener may call stop() at once.
+        this.cut = cut;
+        if (!this.running) cut();
+        this.emit('session', session);
+        error = await ended;
         this.cut = undefined;
         this.current = undefined;
       } catch (err) {

@@ -188,6 +188,44 @@ describe('Reconnector.interrupt: a wait nothing else can end', () => {
     await r.stop();
   });
 
+  it('stop() resolves only after the live session has finished closing', async () => {
+    const order: string[] = [];
+    const r = new Reconnector<Session>({
+      connect: async () => {
+        let closed!: (e: Error) => void;
+        return {
+          closed: new Promise<Error>((resolve) => (closed = resolve)),
+          close: () => {
+            order.push('close called');
+            setTimeout(() => {
+              order.push('session closed');
+              closed(new BbgateError('PB_CONNECTION_LOST', 'closed'));
+            }, 30);
+          },
+        };
+      },
+    });
+    r.start();
+    await once(r, 'session');
+    await r.stop();
+    order.push('stop resolved');
+    assert.deepEqual(order, ['close called', 'session closed', 'stop resolved']);
+  });
+
+  it('stop() called by a listener of the session event settles, and closes that session', async () => {
+    let closes = 0;
+    const r = new Reconnector<Session>({
+      connect: async () => {
+        let closed!: (e: Error) => void;
+        return { closed: new Promise<Error>((resolve) => (closed = resolve)), close: () => (closes++, closed(new BbgateError('PB_CONNECTION_LOST', 'closed'))) };
+      },
+    });
+    const stopped = new Promise<void>((resolve) => r.once('session', () => void r.stop().then(resolve)));
+    r.start();
+    await stopped;
+    assert.equal(closes, 1);
+  });
+
   it('while sleeping before a retry there is nothing to interrupt', async () => {
     const r = new Reconnector<Session>({ policy: { initial: 30, factor: 1, max: 30 }, connect: () => Promise.reject(new BbgateError('NET_REFUSED', 'refused')) });
     r.start();
