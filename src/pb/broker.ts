@@ -101,14 +101,15 @@ export class Broker {
     this.parser = new BananaParser((expr) => this.expressionReceived(expr), options.limits);
     stream.on('data', (chunk: Buffer) => this.dataReceived(chunk));
     // Stays for the stream's life: an error after the end is no one else's to hear.
+    // Typed here, so a reset reads NET_RESET in the worker's log and the probe alike.
+    const failed = (err: Error) => networkError(err, 'the connection failed', 'PB_CONNECTION_LOST');
     stream.on('error', (err: Error) => {
-      // Typed here, so a reset reads NET_RESET in the worker's log and the probe alike.
-      this.closeReason ??= networkError(err, 'the connection failed', 'PB_CONNECTION_LOST');
+      this.closeReason ??= failed(err);
     });
     // The first of end, close or error ends the connection, even one that came before
     // this broker existed (a TLS server that hung up right after the handshake).
     whenEnded(stream, (err) => {
-      this.closeReason ??= err ? networkError(err, 'the connection failed', 'PB_CONNECTION_LOST') : new PbError('PB_CONNECTION_LOST', this.dialect === undefined
+      this.closeReason ??= err ? failed(err) : new PbError('PB_CONNECTION_LOST', this.dialect === undefined
         ? 'the peer closed the connection without a PB greeting'
         : 'the peer closed the connection');
       stream.destroy();

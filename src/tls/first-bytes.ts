@@ -25,17 +25,14 @@ export class FirstBytesTap extends Duplex {
     // A close without an end is an abort: nothing more will come either way. After a
     // clean end the tap closes too, once TLS has read what it holds: otherwise the TLS
     // socket above would never hear 'close', and a wait for it would never end.
-    inner.on('close', () => {
-      if (!inner.readableEnded) this.destroy();
-      else if (this.readableEnded) this.destroy();
+    const innerClosed = () => {
+      if (!inner.readableEnded || this.readableEnded) this.destroy();
       else this.once('end', () => this.destroy());
-    });
+    };
+    inner.on('close', innerClosed);
     // A connection that ended or closed before it was handed over emits nothing more.
     if (inner.readableEnded) this.push(null);
-    if (inner.destroyed) {
-      if (inner.readableEnded) this.once('end', () => this.destroy());
-      else this.destroy();
-    }
+    if (inner.destroyed) innerClosed();
   }
 
   /** Up to `limit` bytes, as the peer sent them. */

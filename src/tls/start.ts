@@ -79,8 +79,6 @@ async function handshake(socket: Duplex, options: TlsOptions, host: string | und
     logger?.info?.({ serverName: host, protocol: tlsSocket.getProtocol(), cipher: tlsSocket.getCipher().name, subject: peer.subject, issuer: peer.issuer }, 'TLS established');
     return tlsSocket;
   } catch (err) {
-    // The failure is reported through the throw; what the dying socket still emits is not news.
-    tlsSocket.on('error', () => undefined);
     tlsSocket.destroy();
     throw handshakeFailure(err, context);
   }
@@ -97,11 +95,9 @@ function secured(socket: TLSSocket, ms: number, context: HandshakeContext, timeo
       clearTimeout(timer);
       stopWatching();
       socket.off('secureConnect', onSecure).off('error', finish);
-      if (err) {
-        // Node may still emit the error of the same hang-up on the next tick; it is reported already.
-        socket.on('error', () => undefined);
-        reject(err);
-      } else resolve();
+      // Errors the dying socket still emits land in the listener handshake() adds at creation.
+      if (err) reject(err);
+      else resolve();
     };
     const onSecure = () => finish();
     const timer = setTimeout(() => finish(timeoutFailure(context, timeout)), ms);

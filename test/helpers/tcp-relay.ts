@@ -1,6 +1,6 @@
 // A loopback TCP forwarder that can go silent the way a NAT box does when it forgets a mapping:
 // established connections stop carrying bytes in either direction but are never closed, while
-// new connections work.
+// new connections work. It can also rewrite what the target sends, chunk by chunk.
 import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
 
 export interface TcpRelay {
@@ -14,7 +14,12 @@ export interface TcpRelay {
   close(): Promise<void>;
 }
 
-export async function startTcpRelay(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpRelay> {
+export interface TcpRelayOptions {
+  /** What to forward in place of the target's `index`-th chunk (from 1) on each connection. */
+  fromTarget?: (chunk: Buffer, index: number) => Buffer;
+}
+
+export async function startTcpRelay(targetPort: number, targetHost = '127.0.0.1', options: TcpRelayOptions = {}): Promise<TcpRelay> {
   const live = new Set<{ client: Socket; upstream: Socket; silent: boolean }>();
   let count = 0;
   const server = createServer((client) => {
@@ -22,8 +27,10 @@ export async function startTcpRelay(targetPort: number, targetHost = '127.0.0.1'
     const upstream = createConnection(targetPort, targetHost);
     const link = { client, upstream, silent: false };
     live.add(link);
+    let chunks = 0;
+    const rewrite = options.fromTarget ?? ((d: Buffer) => d);
     client.on('data', (d) => link.silent || upstream.write(d));
-    upstream.on('data', (d) => link.silent || client.write(d));
+    upstream.on('data', (d: Buffer) => link.silent || client.write(rewrite(d, ++chunks)));
     const end = () => {
       live.delete(link);
       if (!link.silent) {

@@ -3,12 +3,13 @@
 // next can listen. It must be a typed handshake failure, never an uncaught error (which ends
 // a worker with no retry, a probe with a stack trace, or a relay with every worker on it).
 import assert from 'node:assert/strict';
-import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
+import { createConnection, type AddressInfo } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { BbgateError } from '../../src/errors.js';
 import { startTls } from '../../src/tls/index.js';
 import { testPki, type TestPki } from '../helpers/pki.js';
+import { startTcpRelay } from '../helpers/tcp-relay.js';
 
 /** An application-data record whose contents no key decrypts. */
 const BAD_RECORD = Buffer.concat([Buffer.from([0x17, 0x03, 0x03, 0x00, 0x20]), Buffer.alloc(32, 0xab)]);
@@ -22,33 +23,21 @@ describe('startTls: garbage in the same read as the end of the handshake', () =>
   });
 
   /**
-   * A real TLS server behind a splice that appends BAD_RECORD to the server's `flight`-th
+   * A real TLS server behind a forwarder that appends BAD_RECORD to the server's `flight`-th
    * chunk: the first for TLS 1.3 (its whole handshake flight), the second for TLS 1.2
    * (ChangeCipherSpec and Finished).
    */
-  async function spoiledServer(version: 'TLSv1.3' | 'TLSv1.2', flight: number): Promise<{ port: number; close(): void }> {
+  async function spoiledServer(version: 'TLSv1.3' | 'TLSv1.2', flight: number): Promise<{ port: number; close(): Promise<void> }> {
     const tls = createTlsServer({ key: pki.server.key, cert: pki.serverChain, minVersion: version, maxVersion: version }, (s) => s.on('error', () => undefined));
     tls.on('tlsClientError', () => undefined);
     await new Promise<void>((r) => tls.listen(0, '127.0.0.1', r));
-    const sockets = new Set<Socket>();
-    const splice = createServer((client) => {
-      const server = createConnection((tls.address() as AddressInfo).port, '127.0.0.1');
-      for (const s of [client, server]) {
-        sockets.add(s);
-        s.on('error', () => undefined).on('close', () => sockets.delete(s));
-      }
-      let chunks = 0;
-      server.on('data', (chunk: Buffer) => client.write(++chunks === flight ? Buffer.concat([chunk, BAD_RECORD]) : chunk));
-      client.on('data', (chunk: Buffer) => server.write(chunk));
-      client.on('close', () => server.destroy());
-      server.on('close', () => client.destroy());
+    const relay = await startTcpRelay((tls.address() as AddressInfo).port, '127.0.0.1', {
+      fromTarget: (chunk, index) => (index === flight ? Buffer.concat([chunk, BAD_RECORD]) : chunk),
     });
-    await new Promise<void>((r) => splice.listen(0, '127.0.0.1', r));
     return {
-      port: (splice.address() as AddressInfo).port,
-      close: () => {
-        for (const s of sockets) s.destroy();
-        splice.close();
+      port: relay.port,
+      close: async () => {
+        await relay.close();
         tls.close();
       },
     };
@@ -73,7 +62,7 @@ describe('startTls: garbage in the same read as the end of the handshake', () =>
         await new Promise((resolve) => setImmediate(resolve));
         assert.deepEqual(uncaught, []);
       } finally {
-        server.close();
+        await server.close();
       }
     });
   }
