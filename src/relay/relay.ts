@@ -6,9 +6,12 @@ import { hostPort } from '../transport/host-port.js';
 import { configError, type ListenerSpec, type RelayConfig } from './config.js';
 import { openListener, type AcceptedStream, type Listener } from './listeners.js';
 import { RelayMetrics, startMetricsServer } from './metrics.js';
+import { WorkerAdmission } from './admission.js';
+import { reportAdmission } from './admission-report.js';
 import { AllowList, plainAddress } from './policy.js';
 import { connectionAddresses } from './proxy-protocol.js';
-import { RelayedConnection, type RelayContext, type RelayLogger } from './relayed-connection.js';
+import type { RelayLogger } from './relay-logger.js';
+import { RelayedConnection, type RelayContext } from './relayed-connection.js';
 
 /** At most one line per this many ms for events a flood repeats: a flood must not flood the log too. */
 const LOG_INTERVAL_MS = 10_000;
@@ -66,11 +69,10 @@ export class Relay {
     };
     this.context = {
       config,
-      policy: new AllowList(config.allow),
+      admission: new WorkerAdmission(new AllowList(config.allow), config.maxPerWorker, reportAdmission(this.metrics, logger)),
       metrics: this.metrics,
       logger,
       route,
-      perWorker: new Map(),
       closed: (c) => this.connectionClosed(c),
     };
   }
