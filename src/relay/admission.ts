@@ -38,7 +38,7 @@ export interface AdmissionRefusal {
   detail: string;
 }
 
-/** One of a name's --max-per-worker slots; release gives it back, once, however often it is called. */
+/** A place held under a limit (here one of a name's --max-per-worker); release gives it back once, however often it is called. */
 export interface Slot {
   release(): void;
 }
