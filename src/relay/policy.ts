@@ -21,9 +21,9 @@ export interface AllowRule {
  * for every reason, so that a stranger learns nothing of the policy (which names exist, from
  * where they may connect). `detail` says why, for the relay's own log.
  */
-export type Admission =
+export type AllowListVerdict =
   | { allowed: true; rule: string }
-  | { allowed: false; reason: 'not_listed' | 'source_address' | 'certificate_name'; message: string; detail: string };
+  | { allowed: false; reason: 'not_listed' | 'source_address'; message: string; detail: string };
 
 /** The one answer to a worker that may not log in, whatever the reason. */
 export function notAllowed(name: string): string {
@@ -48,7 +48,7 @@ export class AllowList {
   }
 
   /** A name may match several rules; it is admitted if any of them admits its address. */
-  check(name: string, address: string): Admission {
+  check(name: string, address: string): AllowListVerdict {
     const peer = plainAddress(address);
     const sources: string[] = [];
     const codePoints = Array.from(name, (c) => c.codePointAt(0) as number);

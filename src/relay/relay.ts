@@ -6,9 +6,13 @@ import { hostPort } from '../transport/host-port.js';
 import { configError, type ListenerSpec, type RelayConfig } from './config.js';
 import { openListener, type AcceptedStream, type Listener } from './listeners.js';
 import { RelayMetrics, startMetricsServer } from './metrics.js';
+import { WorkerAdmission } from './admission.js';
+import { reportAdmission } from './admission-report.js';
 import { AllowList, plainAddress } from './policy.js';
 import { connectionAddresses } from './proxy-protocol.js';
-import { RelayedConnection, type RelayContext, type RelayLogger } from './relayed-connection.js';
+import type { RelayLogger } from './relay-logger.js';
+import { RelayedConnection, type RelayContext } from './relayed-connection.js';
+import { SocketLimits } from './socket-limits.js';
 
 /** At most one line per this many ms for events a flood repeats: a flood must not flood the log too. */
 const LOG_INTERVAL_MS = 10_000;
@@ -41,10 +45,8 @@ export class Relay {
   private metricsServer: { address: AddressInfo; close(): Promise<void> } | undefined;
   private draining = false;
   private finishedBytes = { toMaster: 0, toWorker: 0 };
-  /** Raw connections open, in any stage (TLS, HTTP upgrade, PB): what --max-connections bounds. */
-  private sockets = 0;
-  /** Raw connections open per source address, once known: what --max-per-source bounds. */
-  private readonly perSource = new Map<string, number>();
+  /** Raw connections open, in all (--max-connections) and per source address (--max-per-source). */
+  private readonly limits: SocketLimits;
   private readonly refusals = new LogThrottle(LOG_INTERVAL_MS);
   private readonly sourceRefusals = new LogThrottle(LOG_INTERVAL_MS);
   private readonly clientErrors = new LogThrottle(LOG_INTERVAL_MS);
@@ -57,6 +59,7 @@ export class Relay {
     private readonly logger: RelayLogger,
   ) {
     this.metrics = new RelayMetrics(() => this.bytes());
+    this.limits = new SocketLimits(config.maxConnections, config.maxPerSource);
     const route: RouteOptions = {
       endpoint: config.upstream,
       ...(config.upstreamProxy ? { proxy: config.upstreamProxy } : {}),
@@ -66,11 +69,10 @@ export class Relay {
     };
     this.context = {
       config,
-      policy: new AllowList(config.allow),
+      admission: new WorkerAdmission(new AllowList(config.allow), config.maxPerWorker, reportAdmission(this.metrics, logger)),
       metrics: this.metrics,
       logger,
       route,
-      perWorker: new Map(),
       closed: (c) => this.connectionClosed(c),
     };
   }
@@ -160,22 +162,22 @@ export class Relay {
 
   /** Every raw connection counts until it closes, whatever stage it reached. */
   private admitSocket(socket: Socket): boolean {
-    if (this.draining || this.sockets >= this.config.maxConnections) {
+    const slot = this.draining ? undefined : this.limits.enter();
+    if (!slot) {
       const reason = this.draining ? 'draining' : 'max_connections';
       this.metrics.refused.inc({ reason });
       this.refusals.note((refused) => this.logger.warn({
         reason,
         refused,
         peer: socket.remoteAddress,
-        connections: this.sockets,
+        connections: this.limits.open,
         maxConnections: this.config.maxConnections,
       }, reason === 'draining' ? 'connection refused: the relay is draining' : 'connection refused: too many connections (--max-connections)'));
       return false;
     }
-    this.sockets++;
     this.metrics.sockets.inc();
     socket.once('close', () => {
-      this.sockets--;
+      slot.release();
       this.metrics.sockets.dec();
     });
     return true;
@@ -188,20 +190,15 @@ export class Relay {
    */
   private admitSource(socket: Socket): boolean {
     const source = plainAddress(connectionAddresses(socket).remote.address);
-    const open = this.perSource.get(source) ?? 0;
-    const { maxPerSource } = this.config;
-    if (open >= maxPerSource) {
+    const slot = this.limits.enterFrom(source);
+    if (!slot) {
+      const { maxPerSource } = this.config;
       this.metrics.refused.inc({ reason: 'max_per_source' });
-      this.sourceRefusals.note((refused) => this.logger.warn({ reason: 'max_per_source', refused, peer: source, connections: open, maxPerSource },
+      this.sourceRefusals.note((refused) => this.logger.warn({ reason: 'max_per_source', refused, peer: source, connections: this.limits.openFrom(source), maxPerSource },
         'connection refused: too many connections from one address (--max-per-source)'));
       return false;
     }
-    this.perSource.set(source, open + 1);
-    socket.once('close', () => {
-      const left = (this.perSource.get(source) ?? 1) - 1;
-      if (left > 0) this.perSource.set(source, left);
-      else this.perSource.delete(source);
-    });
+    socket.once('close', () => slot.release());
     return true;
   }
 

@@ -3,37 +3,27 @@ import type { TLSSocket } from 'node:tls';
 import { BbgateError } from '../errors.js';
 import { dial, type RouteOptions } from '../transport/dial.js';
 import { hostPort } from '../transport/host-port.js';
+import type { Slot, WorkerAdmission } from './admission.js';
 import { certificateNames } from './certificate-names.js';
 import type { ListenerSpec, RelayConfig } from './config.js';
 import type { AcceptedStream } from './listeners.js';
 import { LoginGuard, type LoginVerdict, type MasterRefusal } from './login-guard.js';
 import { greetMaster } from './master-greeting.js';
 import type { RelayMetrics } from './metrics.js';
-import { notAllowed, type Admission, type AllowList } from './policy.js';
 import { proxyV2Header } from './proxy-protocol.js';
 import { refusal, type RefusalCode } from './refusals.js';
+import type { RelayLogger } from './relay-logger.js';
 import { HandshakeError, readWorkerHello, refuseLogin, type WorkerHello } from './worker-hello.js';
-
-export interface RelayLogger {
-  info(fields: object, message: string): void;
-  warn(fields: object, message: string): void;
-  error(fields: object, message: string): void;
-}
 
 export type ConnectionState = 'handshake' | 'dialing' | 'login' | 'relaying';
 
 /** What every connection of one relay shares. */
 export interface RelayContext {
   config: RelayConfig;
-  policy: AllowList;
+  admission: WorkerAdmission;
   metrics: RelayMetrics;
   logger: RelayLogger;
   route: RouteOptions;
-  /**
-   * Connections per worker name, for maxPerWorker: from admission, so that logins awaiting the
-   * master's verdict count as well as those it accepted. Oldest first.
-   */
-  perWorker: Map<string, Set<RelayedConnection>>;
   closed(connection: RelayedConnection): void;
 }
 
@@ -60,8 +50,8 @@ export class RelayedConnection {
   worker: string | undefined;
   private readonly started = Date.now();
   private master: Duplex | undefined;
-  /** Holds a slot in perWorker: from admission until it closes or is refused. */
-  private counted = false;
+  /** Its worker name's slot: from admission until it closes or is refused. */
+  private slot: Slot | undefined;
   private guard: LoginGuard | undefined;
   private ended = false;
   private reason: string | undefined;
@@ -87,10 +77,10 @@ export class RelayedConnection {
   /**
    * Holds a slot for its worker name but has not shown that it knows the password: admitted,
    * and the master's challenge not yet answered. A newer login for the same name may take its
-   * slot (see claimSlot).
+   * slot (see WorkerAdmission.claim).
    */
   get unproven(): boolean {
-    return this.counted && !this.ended && this.state !== 'relaying' && !this.guard?.answeredChallenge;
+    return this.slot !== undefined && !this.ended && this.state !== 'relaying' && !this.guard?.answeredChallenge;
   }
 
   get bytesToWorker(): number {
@@ -213,71 +203,32 @@ export class RelayedConnection {
   }
 
   /**
-   * The allow-list, the certificate's names, then the per-worker limit; a refusal answers the
-   * login and the master never hears of it. The worker is told only that its name is not
-   * allowed, whatever the reason; the log says which.
+   * The certificate's names, the allow-list, then the per-worker limit; a refusal answers the
+   * login and the master never hears of it.
    */
   private admit(hello: WorkerHello): boolean {
-    const { policy, metrics, logger } = this.ctx;
-    const name = hello.username;
-    const verdict = this.certificateAdmits(name) ?? policy.check(name, this.accepted.remoteAddress);
-    if (!verdict.allowed) {
-      metrics.logins.inc({ result: 'denied', reason: verdict.reason });
-      this.refuse(hello, 'RELAY_DENIED', verdict.message, verdict.detail);
+    const verdict = this.ctx.admission.admit({
+      worker: hello.username,
+      address: this.accepted.remoteAddress,
+      peer: this.peer,
+      listener: this.listener,
+      certificateNames: this.certificateNamesToCheck(),
+    }, this);
+    if (!verdict.admitted) {
+      const { code, message, detail } = verdict.refusal;
+      this.refuse(hello, code, message, detail);
       return false;
     }
-    const full = this.claimSlot(name);
-    if (full) {
-      metrics.logins.inc({ result: 'denied', reason: 'worker_limit' });
-      this.refuse(hello, 'RELAY_LIMIT', full);
-      return false;
-    }
-    metrics.logins.inc({ result: 'admitted', reason: 'allowed' });
-    logger.info({ worker: name, peer: this.peer, listener: this.listener, rule: verdict.rule }, 'worker admitted');
+    this.slot = verdict.slot;
     return true;
   }
 
-  /** On a listener with certNames=1: a refusal unless the client's certificate names `name`. */
-  private certificateAdmits(name: string): Admission | undefined {
-    const required = this.spec.kind === 'tls' ? this.spec.certNames : this.spec.kind === 'ws' ? this.spec.tls?.certNames : undefined;
+  /** The names in the client's certificate, on a listener with certNames=1; undefined elsewhere. */
+  private certificateNamesToCheck(): string[] | undefined {
+    const { spec } = this;
+    const required = spec.kind === 'tls' ? spec.certNames : spec.kind === 'ws' ? spec.tls?.certNames : undefined;
     if (!required) return undefined;
-    const socket = this.accepted.socket as Partial<TLSSocket>;
-    const names = certificateNames(socket.getPeerCertificate?.());
-    if (names.includes(name)) return undefined;
-    return {
-      allowed: false,
-      reason: 'certificate_name',
-      message: notAllowed(name),
-      detail: `worker ${JSON.stringify(name)} is not a name in its client certificate (${names.length ? names.map((n) => JSON.stringify(n)).join(', ') : 'which names none'}; certNames=1)`,
-    };
-  }
-
-  /**
-   * Takes one of the name's --max-per-worker slots, held until the connection closes, or says why
-   * not. Logins still awaiting the master count, so that 300 `login(name)` calls cannot hold 300
-   * master connections; but a slot held by a login that has not answered the master's challenge
-   * (anyone can name a worker) goes to the newer login, the oldest such first, so that clients
-   * that only name a worker cannot lock it out: a real worker answers its challenge within a
-   * round trip. Only logins that answered (the master is judging a password) and logged-in
-   * workers keep theirs.
-   */
-  private claimSlot(name: string): string | undefined {
-    const { perWorker, config, metrics, logger } = this.ctx;
-    const held = perWorker.get(name) ?? new Set<RelayedConnection>();
-    if (held.size >= config.maxPerWorker) {
-      const squatter = [...held].find((c) => c.unproven);
-      if (!squatter) {
-        const live = held.size;
-        return `worker "${name}" already has ${live} connection${live === 1 ? '' : 's'} through this relay (the limit is ${config.maxPerWorker})`;
-      }
-      metrics.logins.inc({ result: 'displaced', reason: 'newer_login' });
-      logger.warn({ worker: name, peer: squatter.peer, listener: squatter.listener, by: this.peer }, 'login displaced by a newer one for the same worker');
-      squatter.close(`displaced by a newer login for worker "${name}" from ${this.peer}: it had not answered the master's challenge (--max-per-worker ${config.maxPerWorker})`);
-    }
-    held.add(this);
-    perWorker.set(name, held);
-    this.counted = true;
-    return undefined;
+    return certificateNames((this.accepted.socket as Partial<TLSSocket>).getPeerCertificate?.());
   }
 
   /** Dials the master through the transport stack and replays the worker's greeting; undefined if that failed. */
@@ -329,12 +280,8 @@ export class RelayedConnection {
   }
 
   private releaseSlot(): void {
-    if (!this.counted || this.worker === undefined) return;
-    this.counted = false;
-    const { perWorker } = this.ctx;
-    const held = perWorker.get(this.worker);
-    held?.delete(this);
-    if (held?.size === 0) perWorker.delete(this.worker);
+    this.slot?.release();
+    this.slot = undefined;
   }
 
   private setState(state: ConnectionState): void {
