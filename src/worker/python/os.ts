@@ -1,23 +1,11 @@
 import { lstat, mkdir, stat } from 'node:fs/promises';
+import { splitPath } from './os-path.js';
 
 /**
- * The few pieces of Python's os and os.path that buildbot-worker's file
- * commands lean on, where Node's equivalents answer differently (dirname of
- * a path with a trailing slash, mkdir -p over a dangling symbolic link).
+ * The few file system calls of Python's os and os.path that buildbot-worker's
+ * file commands lean on, where Node's equivalents answer differently (mkdir -p
+ * over a dangling symbolic link, errors that mean "no").
  */
-
-/** os.path.split: the head keeps a root made only of slashes, and otherwise loses its trailing slashes. */
-export function splitPath(p: string): [string, string] {
-  const i = p.lastIndexOf('/') + 1;
-  let head = p.slice(0, i);
-  const tail = p.slice(i);
-  if (head && !/^\/+$/.test(head)) head = head.replace(/\/+$/, '');
-  return [head, tail];
-}
-
-export function pyDirname(p: string): string {
-  return splitPath(p)[0];
-}
 
 /** os.path.exists: follows symbolic links; any error means no. */
 export async function exists(path: string): Promise<boolean> {
