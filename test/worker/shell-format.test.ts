@@ -27,7 +27,7 @@ print(json.dumps({
 }))
 `;
 
-describe('python-format', () => {
+describe('python repr and shlex.quote', () => {
   const python = () => {
     const input = JSON.stringify({ texts: TEXTS, floats: FLOATS.map((f) => (Number.isFinite(f) ? (Object.is(f, -0) ? '-0.0' : String(f)) : String(f).toLowerCase())) });
     return JSON.parse(execFileSync(PYTHON, ['-c', PYTHON_SCRIPT, input], { encoding: 'utf8' })) as Record<string, string[]>;
