@@ -1,4 +1,4 @@
-import type { PbValue } from '../../pb/values.js';
+import type { PbValue } from '../../pb/index.js';
 import type { CommandLogger, CommandUpdates } from '../process/index.js';
 
 export type { CommandLogger, CommandUpdates } from '../process/index.js';

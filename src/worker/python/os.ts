@@ -7,32 +7,28 @@ import { splitPath } from './os-path.js';
  * over a dangling symbolic link, errors that mean "no").
  */
 
-/** os.path.exists: follows symbolic links; any error means no. */
-export async function exists(path: string): Promise<boolean> {
+/** os.path's predicates answer False for any error (a missing name, a directory that cannot be searched). */
+async function falseOnError(check: () => Promise<boolean>): Promise<boolean> {
   try {
-    await stat(path);
-    return true;
+    return await check();
   } catch {
     return false;
   }
+}
+
+/** os.path.exists: follows symbolic links. */
+export function exists(path: string): Promise<boolean> {
+  return falseOnError(async () => Boolean(await stat(path)));
 }
 
 /** os.path.lexists: the name itself exists, even as a dangling link. */
-export async function lexists(path: string): Promise<boolean> {
-  try {
-    await lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
+export function lexists(path: string): Promise<boolean> {
+  return falseOnError(async () => Boolean(await lstat(path)));
 }
 
-export async function isDir(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isDirectory();
-  } catch {
-    return false;
-  }
+/** os.path.isdir: follows symbolic links. */
+export function isDir(path: string): Promise<boolean> {
+  return falseOnError(async () => (await stat(path)).isDirectory());
 }
 
 /**
