@@ -125,19 +125,6 @@ describe('real builds on the bbgate worker', () => {
     assert.equal(build.results, Results.SUCCESS, JSON.stringify(build.steps.map((s) => [s.name, s.resultName])));
   });
 
-  it('fails a step whose arguments the worker cannot use: EXCEPTION, the master showing the Python error', async () => {
-    for (const [builder, name, error] of [
-      ['badargs', 'bad-dir', "RemoteException: b'builtins.TypeError': 'dir' must be a string, not 3\n"],
-      ['badenv', 'bad-env', "RemoteException: b'builtins.TypeError': 'env' values must be strings or lists; key 'X' is incorrect\n"],
-    ] as const) {
-      const failed = step(await master.runBuild(builder), name);
-      assert.equal(failed.results, Results.EXCEPTION, builder);
-      // The master keeps the worker's failure in the step's err.text log, after its own traceback.
-      const errLog = failed.logs.find((log) => log.name === 'err.text');
-      assert.ok(errLog?.content.includes(error), `${builder}: err.text ends with ${error}:\n${errLog?.content}`);
-    }
-  });
-
   it('stops a running build when the master interrupts it, killing the process', async () => {
     const forced = await master.forceBuild('interrupted');
     // This build's own process (earlier builds logged "starting command shell" too).
@@ -149,5 +136,19 @@ describe('real builds on the bbgate worker', () => {
     const build = await master.waitForBuild(forced);
     assert.equal(build.results, Results.CANCELLED);
     await worker.waitForLog(/interrupting command/);
+  });
+
+  // Last: after an EXCEPTION build the master quarantines the worker (10 s, then 20 s), which would hold up later tests.
+  it('fails a step whose arguments the worker cannot use: EXCEPTION, the master showing the Python error', async () => {
+    for (const [builder, name, error] of [
+      ['badargs', 'bad-dir', "RemoteException: b'builtins.TypeError': 'dir' must be a string, not 3\n"],
+      ['badenv', 'bad-env', "RemoteException: b'builtins.TypeError': 'env' values must be strings or lists; key 'X' is incorrect\n"],
+    ] as const) {
+      const failed = step(await master.runBuild(builder), name);
+      assert.equal(failed.results, Results.EXCEPTION, builder);
+      // The master keeps the worker's failure in the step's err.text log, after its own traceback.
+      const errLog = failed.logs.find((log) => log.name === 'err.text');
+      assert.ok(errLog?.content.includes(error), `${builder}: err.text ends with ${error}:\n${errLog?.content}`);
+    }
   });
 });
