@@ -4,7 +4,7 @@ import { Referenceable, RemoteReference, type RemoteCall } from '../pb/reference
 import { toText, type PbValue } from '../pb/values.js';
 import type { CommandLogger, CommandSpec } from './commands/types.js';
 import { withDeadline } from '../transport/deadline.js';
-import { pythonJoin } from './paths.js';
+import { pythonJoin } from './python/os-path.js';
 import { checkRequired, CommandRunner } from './runner.js';
 import { workerInfo, workerVersion } from './info.js';
 

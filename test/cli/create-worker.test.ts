@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { reprText } from '../../src/worker/process/python-format.js';
+import { reprText } from '../../src/worker/python/repr.js';
 import { bbgate } from '../helpers/cli.js';
 import { PYTHON } from '../helpers/buildbot-master.js';
 import { python, pythonCompileErrors, pythonCreateWorker, pythonWorkerCalls, run, tempDir } from './support.js';

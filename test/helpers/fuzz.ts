@@ -17,7 +17,7 @@ import { jelly } from '../../src/pb/jelly/encode.js';
 import { Referenceable, RemoteReference, type ReferenceOwner, type RemoteCall } from '../../src/pb/references.js';
 import { PyFloat, Tuple } from '../../src/pb/values.js';
 import { CallSkimmer, type CallHead } from '../../src/relay/call-skimmer.js';
-import { MAX_REPR_CHARS, pyRepr, REPR_CUT } from '../../src/worker/process/python-format.js';
+import { MAX_REPR_CHARS, pyRepr, REPR_CUT } from '../../src/worker/python/repr.js';
 import { memoryPair } from './memory-duplex.js';
 import { int, pick, randomInt, randomValue, rng, type Rng } from './random-values.js';
 

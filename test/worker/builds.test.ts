@@ -46,6 +46,8 @@ describe('real builds on the bbgate worker', () => {
         `steps.ShellCommand(name='check', command=['sh', '-c', 'test ! -e made && test -f copied/f'])`,
       ],
       interrupted: [`steps.ShellCommand(name='forever', command=['sh', '-c', 'echo started; sleep 300'])`],
+      badargs: [`steps.MakeDirectory(name='bad-dir', dir=3)`],
+      badenv: [`steps.ShellCommand(name='bad-env', command=['true'], env={'X': 5})`],
     });
     master = await startMaster({
       workers: [{ name: 'bw', password: 'pw' }],
@@ -134,5 +136,19 @@ describe('real builds on the bbgate worker', () => {
     const build = await master.waitForBuild(forced);
     assert.equal(build.results, Results.CANCELLED);
     await worker.waitForLog(/interrupting command/);
+  });
+
+  // Last: after an EXCEPTION build the master quarantines the worker (10 s, then 20 s), which would hold up later tests.
+  it('fails a step whose arguments the worker cannot use: EXCEPTION, the master showing the Python error', async () => {
+    for (const [builder, name, error] of [
+      ['badargs', 'bad-dir', "RemoteException: b'builtins.TypeError': 'dir' must be a string, not 3\n"],
+      ['badenv', 'bad-env', "RemoteException: b'builtins.TypeError': 'env' values must be strings or lists; key 'X' is incorrect\n"],
+    ] as const) {
+      const failed = step(await master.runBuild(builder), name);
+      assert.equal(failed.results, Results.EXCEPTION, builder);
+      // The master keeps the worker's failure in the step's err.text log, after its own traceback.
+      const errLog = failed.logs.find((log) => log.name === 'err.text');
+      assert.ok(errLog?.content.includes(error), `${builder}: err.text ends with ${error}:\n${errLog?.content}`);
+    }
   });
 });

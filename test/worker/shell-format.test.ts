@@ -7,7 +7,8 @@ import { BananaWriter } from '../../src/pb/banana/writer.js';
 import { unjelly } from '../../src/pb/jelly/decode.js';
 import { jelly } from '../../src/pb/jelly/encode.js';
 import { PyFloat, Tuple, tuple } from '../../src/pb/values.js';
-import { MAX_REPR_CHARS, pyRepr, REPR_CUT, reprBytes, reprFloat, reprText, shellQuote } from '../../src/worker/process/python-format.js';
+import { MAX_REPR_CHARS, pyRepr, REPR_CUT, reprBytes, reprFloat, reprText } from '../../src/worker/python/repr.js';
+import { shellQuote } from '../../src/worker/python/shlex.js';
 import { PYTHON } from '../helpers/python.js';
 
 const TEXTS = ["it's", 'a"b', `both ' "`, 'tab\there\r\n', '\x00\x1b\x7f\x85\xa0é\u00ad\u200b\u2028😀\u{e0001}', '\\', '', 'plain', 'a b', '-x=1,2:3@%+./', 'ü', '$HOME', '\ud800'];
@@ -26,7 +27,7 @@ print(json.dumps({
 }))
 `;
 
-describe('python-format', () => {
+describe('python repr and shlex.quote', () => {
   const python = () => {
     const input = JSON.stringify({ texts: TEXTS, floats: FLOATS.map((f) => (Number.isFinite(f) ? (Object.is(f, -0) ? '-0.0' : String(f)) : String(f).toLowerCase())) });
     return JSON.parse(execFileSync(PYTHON, ['-c', PYTHON_SCRIPT, input], { encoding: 'utf8' })) as Record<string, string[]>;

@@ -125,6 +125,20 @@ describe('uploadFile', () => {
     assert.equal(times[1], 1_600_000_000.75);
   });
 
+  it('keepstamp is read with Python truthiness: an empty dict, set or list keeps no stamp (no utime), a full one does', async () => {
+    await writeFile(join(builderDir, 'build', 'stamped'), 'x');
+    for (const [keepstamp, calls] of [
+      [new Map(), ['write', 'close']],
+      [new Set(), ['write', 'close']],
+      [[], ['write', 'close']],
+      [new Map([['a', 1]]), ['write', 'close', 'utime']],
+    ] as const) {
+      const writer = fakeRemote();
+      await runCommand(uploadFile, fakeContext(args(writer, { workersrc: 'stamped', keepstamp }), { builderDir }));
+      assert.deepEqual(writer.methods(), calls, `keepstamp ${String(keepstamp.constructor.name)} of size ${'size' in keepstamp ? keepstamp.size : keepstamp.length}`);
+    }
+  });
+
   it('a missing file or a directory: header, close, stderr and rc 1, no writes (utime only with times to keep, as in 3.7)', async () => {
     for (const [workersrc, calls] of [['nope.bin', ['close']], ['out', ['close', 'utime']]] as const) {
       const writer = fakeRemote();

@@ -1,14 +1,14 @@
 import type { BigIntStats } from 'node:fs';
 import { readdir, stat as fsStat, unlink } from 'node:fs/promises';
 import { CommandError } from '../../errors.js';
-import { PbFailure, PY } from '../../pb/failure.js';
-import { Tuple } from '../../pb/values.js';
-import { pythonJoin } from '../paths.js';
-import { argOr, pyTruthy, runProcess, secondsArg, type ProcessSpec } from '../process/index.js';
+import { Tuple } from '../../pb/index.js';
+import { runProcess, type ProcessSpec } from '../process/index.js';
+import { pythonGlob } from '../python/glob.js';
+import { osError, osFailure } from '../python/oserror.js';
+import { exists, isDir, makedirs } from '../python/os.js';
+import { pythonDirname, pythonJoin } from '../python/os-path.js';
 import { CommandArgs } from './command-args.js';
-import { pythonGlob } from './glob.js';
-import { osError, osFailure } from './oserror.js';
-import { exists, isDir, makedirs, pyDirname } from './pyos.js';
+import { processFailure } from './process-failure.js';
 import type { CommandContext, CommandSpec } from './types.js';
 
 /**
@@ -32,7 +32,7 @@ function reportOsError(ctx: CommandContext, command: string, path: string, err: 
 export const mkdir: CommandSpec = {
   required: ['dir'],
   async run(ctx) {
-    const path = pythonJoin(ctx.builderDir, new CommandArgs('mkdir', ctx.args).text('dir'));
+    const path = pythonJoin(ctx.builderDir, new CommandArgs(ctx.args).text('dir'));
     try {
       if (!(await isDir(path))) await makedirs(path);
     } catch (err) {
@@ -47,7 +47,7 @@ export const stat: CommandSpec = {
   // 3.7 declares its required arguments under a misspelt name and so checks none; `file` is what it uses.
   required: ['file'],
   async run(ctx) {
-    const args = new CommandArgs('stat', ctx.args);
+    const args = new CommandArgs(ctx.args);
     const path = pythonJoin(ctx.builderDir, args.optionalText('workdir') ?? '', args.text('file'));
     let st;
     try {
@@ -71,7 +71,7 @@ function statTuple(st: BigIntStats): Tuple<number | bigint> {
 export const glob: CommandSpec = {
   required: ['path'],
   async run(ctx) {
-    const path = pythonJoin(ctx.builderDir, new CommandArgs('glob', ctx.args).text('path'));
+    const path = pythonJoin(ctx.builderDir, new CommandArgs(ctx.args).text('path'));
     // Python's glob swallows every OSError, so 3.7's error branch never runs; neither does one here.
     ctx.updates.send('files', await pythonGlob(path));
     ctx.updates.send('rc', 0);
@@ -81,7 +81,7 @@ export const glob: CommandSpec = {
 export const listdir: CommandSpec = {
   required: ['dir'],
   async run(ctx) {
-    const path = pythonJoin(ctx.builderDir, new CommandArgs('listdir', ctx.args).text('dir'));
+    const path = pythonJoin(ctx.builderDir, new CommandArgs(ctx.args).text('dir'));
     let files: string[];
     try {
       files = await readdir(path);
@@ -97,7 +97,7 @@ export const listdir: CommandSpec = {
 export const rmfile: CommandSpec = {
   required: ['path'],
   async run(ctx) {
-    const path = pythonJoin(ctx.builderDir, new CommandArgs('rmfile', ctx.args).text('path'));
+    const path = pythonJoin(ctx.builderDir, new CommandArgs(ctx.args).text('path'));
     try {
       await unlink(path);
     } catch (err) {
@@ -110,12 +110,13 @@ export const rmfile: CommandSpec = {
 
 /** How rmdir and cpdir run their tools, as 3.7's RunProcess calls do: in the worker's basedir, without an rc of their own. */
 function toolSpec(ctx: CommandContext, argv: string[]): ProcessSpec {
+  const args = new CommandArgs(ctx.args);
   return {
     command: argv,
     workdir: ctx.basedir,
-    timeout: secondsArg('timeout', argOr(ctx.args, 'timeout', 120)),
-    maxTime: secondsArg('maxTime', argOr(ctx.args, 'maxTime', null)),
-    logEnviron: pyTruthy(argOr(ctx.args, 'logEnviron', true)),
+    timeout: args.seconds('timeout', 120),
+    maxTime: args.seconds('maxTime'),
+    logEnviron: args.flag('logEnviron', true),
     sendRC: false,
   };
 }
@@ -129,15 +130,14 @@ async function runTool(ctx: CommandContext, argv: string[]): Promise<number> {
   try {
     return await runProcess(ctx, toolSpec(ctx, argv));
   } catch (err) {
-    if (err instanceof CommandError) throw new PbFailure(err.code === 'COMMAND_ARGS' ? PY.ValueError : PY.RuntimeError, err.message, {}, err.code);
-    throw osFailure(err);
+    throw err instanceof CommandError ? processFailure(err) : osFailure(err);
   }
 }
 
 export const rmdir: CommandSpec = {
   required: ['dir'],
   async run(ctx) {
-    const paths = new CommandArgs('rmdir', ctx.args).textList('dir').map((dir) => pythonJoin(ctx.builderDir, dir));
+    const paths = new CommandArgs(ctx.args).textList('dir').map((dir) => pythonJoin(ctx.builderDir, dir));
     let rc = 0;
     for (const path of paths) {
       if (ctx.interrupted.aborted) break;
@@ -158,10 +158,10 @@ export const rmdir: CommandSpec = {
 export const cpdir: CommandSpec = {
   required: ['fromdir', 'todir'],
   async run(ctx) {
-    const args = new CommandArgs('cpdir', ctx.args);
+    const args = new CommandArgs(ctx.args);
     const from = pythonJoin(ctx.builderDir, args.text('fromdir'));
     const to = pythonJoin(ctx.builderDir, args.text('todir'));
-    const parent = pyDirname(to);
+    const parent = pythonDirname(to);
     if (!(await exists(parent))) {
       try {
         await makedirs(parent);

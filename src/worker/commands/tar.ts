@@ -4,8 +4,8 @@ import { lstat, open, readFile, readdir, readlink } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import { Readable, pipeline, type Transform } from 'node:stream';
 import { createGzip } from 'node:zlib';
-import { reprFloat } from '../process/python-format.js';
-import { osFailure, pyError } from './oserror.js';
+import { osFailure, pyError } from '../python/oserror.js';
+import { reprFloat } from '../python/repr.js';
 
 /**
  * The tar stream uploadDirectory sends, as Python's

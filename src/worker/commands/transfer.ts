@@ -1,10 +1,9 @@
 import { open, stat, type FileHandle } from 'node:fs/promises';
-import { float, tuple } from '../../pb/values.js';
-import type { RemoteReference } from '../../pb/references.js';
-import { expandUser, pythonJoin } from '../paths.js';
+import { float, tuple, type RemoteReference } from '../../pb/index.js';
+import { osFailure, pyError } from '../python/oserror.js';
+import { exists, makedirs } from '../python/os.js';
+import { expandUser, pythonDirname, pythonJoin } from '../python/os-path.js';
 import { CommandArgs } from './command-args.js';
-import { osFailure, pyError } from './oserror.js';
-import { exists, makedirs, pyDirname } from './pyos.js';
 import { openTarStream, pythonTime, type Compression, type TarStream } from './tar.js';
 import type { CommandContext, CommandSpec } from './types.js';
 
@@ -188,7 +187,7 @@ export function uploadFileCommand(options: TransferOptions = {}): CommandSpec {
   return {
     required: ['workdir', 'workersrc', 'writer', 'blocksize', 'maxsize'],
     async run(ctx) {
-      const args = new CommandArgs('uploadFile', ctx.args);
+      const args = new CommandArgs(ctx.args);
       const path = transferPath(ctx, args, 'workersrc');
       const writer = args.reference('writer');
       const blocksize = args.number('blocksize');
@@ -246,7 +245,7 @@ export function uploadDirectoryCommand(options: TransferOptions = {}): CommandSp
   return {
     required: ['workdir', 'workersrc', 'writer', 'blocksize', 'maxsize', 'compress'],
     async run(ctx) {
-      const args = new CommandArgs('uploadDirectory', ctx.args);
+      const args = new CommandArgs(ctx.args);
       const path = transferPath(ctx, args, 'workersrc');
       const writer = args.reference('writer');
       const blocksize = args.number('blocksize');
@@ -307,7 +306,7 @@ export const uploadDirectory: CommandSpec = uploadDirectoryCommand({ writesInFli
 export const downloadFile: CommandSpec = {
   required: ['workdir', 'workerdest', 'reader', 'blocksize', 'maxsize', 'mode'],
   async run(ctx) {
-    const args = new CommandArgs('downloadFile', ctx.args);
+    const args = new CommandArgs(ctx.args);
     const path = transferPath(ctx, args, 'workerdest');
     const reader = args.reference('reader');
     const blocksize = args.number('blocksize');
@@ -319,7 +318,7 @@ export const downloadFile: CommandSpec = {
     let error: unknown;
     let handle: FileHandle | undefined;
     try {
-      const dir = pyDirname(path);
+      const dir = pythonDirname(path);
       try {
         if (!(await exists(dir))) await makedirs(dir);
       } catch (err) {

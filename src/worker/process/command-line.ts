@@ -1,5 +1,6 @@
 import { CommandError } from '../../errors.js';
-import { reprBytes, shellQuote } from './python-format.js';
+import { reprBytes } from '../python/repr.js';
+import { shellQuote } from '../python/shlex.js';
 
 /** An argument that runs as `real` and is shown everywhere as `fake` (a password, a token). */
 export interface Obfuscated {

@@ -1,8 +1,8 @@
-import type { PyFloat } from '../../pb/values.js';
-import { pyRepr } from './python-format.js';
+import { pyRepr, type PyNumber } from '../python/repr.js';
+import { pyTruthy } from '../python/truth.js';
 
-/** Seconds as the master sent them: an int, or a float (PyFloat when integral, so it prints as `600.0`). */
-export type Seconds = number | PyFloat;
+/** Seconds as the master sent them, int or float, so the headers print them as 3.7 does. */
+export type Seconds = PyNumber;
 
 /** A watched logfile as the master describes it: a path relative to the workdir, or `{filename, follow}`. */
 export type LogfileSpec = string | { readonly filename: string; readonly follow?: boolean };
@@ -21,7 +21,7 @@ export interface StartHeaderFacts {
 
 /** Python's `if timeout:`: None and 0 (or 0.0, which arrives as a PyFloat object) mean no limit. */
 export function hasLimit(seconds: Seconds | null | undefined): seconds is Seconds {
-  return seconds !== null && seconds !== undefined && Number(seconds) !== 0;
+  return seconds !== undefined && pyTruthy(seconds);
 }
 
 function limit(name: string, seconds: Seconds | null): string {

@@ -3,4 +3,4 @@ export { runProcess, type ProcessContext, type ProcessSpec } from './run-process
 export type { ArgvItem, CommandLine, Obfuscated } from './command-line.js';
 export type { EnvChanges, EnvValue } from './environment.js';
 export type { LogfileSpec, Seconds } from './headers.js';
-export { argOr, pyTruthy, secondsArg } from './wire-args.js';
+export type { CommandLogger, CommandUpdates } from './reporting.js';

@@ -1,12 +1,12 @@
 import { mkdir } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { CommandError } from '../../errors.js';
-import { pythonJoin } from '../paths.js';
+import { pythonJoin } from '../python/os-path.js';
+import { reprText } from '../python/repr.js';
 import { resolveCommand } from './command-line.js';
 import { buildEnvironment } from './environment.js';
 import { NO_PTY_WARNING, startHeaders, type LogfileSpec } from './headers.js';
 import { LogfileWatcher } from './logfile-watcher.js';
-import { reprText } from './python-format.js';
 import type { ProcessContext, ProcessSpec } from './spec.js';
 import { ProcessSupervisor } from './supervisor.js';
 

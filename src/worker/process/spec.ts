@@ -1,4 +1,4 @@
-import type { CommandLogger, CommandUpdates } from '../commands/types.js';
+import type { CommandLogger, CommandUpdates } from './reporting.js';
 import type { CommandLine } from './command-line.js';
 import type { EnvChanges } from './environment.js';
 import type { LogfileSpec, Seconds } from './headers.js';

@@ -3,12 +3,12 @@ import { constants as osConstants } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { getSystemErrorMap } from 'node:util';
 import { CommandError } from '../../errors.js';
+import { reprText } from '../python/repr.js';
 import type { ResolvedCommand } from './command-line.js';
 import { signalGroup, spawnGroup } from './group.js';
 import { INTERRUPT_REASON, hasLimit, maxTimeReason, silenceTimeoutReason, type Seconds } from './headers.js';
 import type { LogfileWatcher } from './logfile-watcher.js';
 import { OutputStream } from './output-stream.js';
-import { reprText } from './python-format.js';
 import type { ProcessContext, ProcessSpec } from './spec.js';
 import type { Readable } from 'node:stream';
 

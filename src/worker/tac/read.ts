@@ -7,7 +7,7 @@ import { BbgateError, isBbgateError } from '../../errors.js';
 import { parseProxyString } from '../../proxy/config.js';
 import { masterConnectionString, parseEndpoint } from '../../transport/endpoint.js';
 import { DEFAULT_MAXDELAY, type WorkerConfig } from '../config.js';
-import { pythonJoin } from '../paths.js';
+import { pythonDirname, pythonJoin } from '../python/os-path.js';
 import { TacError } from './errors.js';
 import { parseTacSource, type Alias, type Expr, type Stmt } from './parse.js';
 
@@ -490,10 +490,4 @@ function describeValue(v: Value): string {
 
 function formatBound(name: string, n: number): string {
   return name === 'umask' ? `0o${n.toString(8)}` : String(n);
-}
-
-/** Python's os.path.dirname: everything before the last "/", trailing slashes removed unless that is all there is. */
-function pythonDirname(p: string): string {
-  const head = p.slice(0, p.lastIndexOf('/') + 1);
-  return /^\/+$/.test(head) ? head : head.replace(/\/+$/, '');
 }

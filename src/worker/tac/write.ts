@@ -1,4 +1,4 @@
-import { reprText } from '../process/python-format.js';
+import { reprText } from '../python/repr.js';
 
 /**
  * What `create-worker` puts in a buildbot.tac. Fields typed `string` that say

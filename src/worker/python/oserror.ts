@@ -1,7 +1,8 @@
 import { constants } from 'node:os';
 import { getSystemErrorMap } from 'node:util';
-import { PbFailure, PY } from '../../pb/failure.js';
-import { reprText } from '../process/python-format.js';
+import type { ErrorCode } from '../../errors.js';
+import { PbFailure, PY } from '../../pb/index.js';
+import { reprText } from './repr.js';
 
 /**
  * buildbot-worker reports failed file system calls with Python's OSError
@@ -114,6 +115,6 @@ export function osFailure(err: unknown, path?: string): PbFailure {
 }
 
 /** A failure with a Python built-in exception type, for arguments Python would choke on. */
-export function pyError(name: 'TypeError' | 'ValueError' | 'OSError', message: string): PbFailure {
-  return new PbFailure(`builtins.${name}`, message);
+export function pyError(name: 'TypeError' | 'ValueError' | 'OSError', message: string, code: ErrorCode = 'PB_REMOTE_ERROR'): PbFailure {
+  return new PbFailure(`builtins.${name}`, message, {}, code);
 }

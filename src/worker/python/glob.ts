@@ -1,6 +1,6 @@
 import { readdir } from 'node:fs/promises';
-import { pythonJoin } from '../paths.js';
-import { isDir, lexists, splitPath } from './pyos.js';
+import { pythonJoin, splitPath } from './os-path.js';
+import { isDir, lexists } from './os.js';
 
 /**
  * Python's `glob.glob(pathname, recursive=True)` (3.11), which the glob

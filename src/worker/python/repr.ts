@@ -1,9 +1,10 @@
-import { PyFloat, Tuple, isIntegral } from '../../pb/values.js';
+import { PyFloat, Tuple, isIntegral } from '../../pb/index.js';
 
 /**
  * Python's repr() and str() for the values that appear in buildbot-worker's
- * headers (`argv: [b'make', b'all']`, `watching logfiles {'log': 'out.txt'}`).
- * Users and scripts read these lines, so they are spelled as Python spells them.
+ * headers (`argv: [b'make', b'all']`, `watching logfiles {'log': 'out.txt'}`),
+ * its error messages and the buildbot.tac create-worker writes. Users, scripts
+ * and Python itself read these texts, so they are spelled as Python spells them.
  */
 
 // Python's str.isprintable(): everything but the Unicode "Other" and "Separator" categories, except the space.
@@ -47,6 +48,12 @@ export function reprBytes(bytes: Uint8Array): string {
   }
   return out + quote;
 }
+
+/**
+ * A Python int or float as the master sent it. An integral float stays a
+ * PyFloat so that it prints as Python prints it (`600.0`, not `600`).
+ */
+export type PyNumber = number | PyFloat;
 
 /** repr(float): the shortest round-tripping digits, in exponent form below 1e-4 and from 1e16 on. */
 export function reprFloat(n: number): string {
@@ -173,14 +180,4 @@ export function pyRepr(value: unknown): string {
 /** Python's str(): text as it is, everything else as its repr. */
 export function pyStr(value: unknown): string {
   return typeof value === 'string' ? value : pyRepr(value);
-}
-
-// shlex.quote's safe characters, ASCII only as in Python.
-const SHELL_UNSAFE = /[^\w@%+=:,./-]/;
-
-/** shlex.quote, except that the empty string shows as "" (buildbot-worker's shell_quote). */
-export function shellQuote(arg: string): string {
-  if (arg === '') return '""';
-  if (!SHELL_UNSAFE.test(arg)) return arg;
-  return `'${arg.replaceAll("'", `'"'"'`)}'`;
 }

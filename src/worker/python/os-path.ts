@@ -1,6 +1,8 @@
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 
+// Python's os.path for POSIX: the master's paths and the tac's were written for it, and Node's path module answers differently.
+
 /**
  * Python's os.path.join, which the master's paths rely on: an absolute part
  * replaces everything before it, and `..` is kept as it is.
@@ -19,4 +21,18 @@ export function expandUser(path: string): string {
   if (path === '~') return homedir();
   if (path.startsWith('~/')) return join(homedir(), path.slice(2));
   return path;
+}
+
+/** os.path.split: the head keeps a root made only of slashes, and otherwise loses its trailing slashes. */
+export function splitPath(p: string): [string, string] {
+  const i = p.lastIndexOf('/') + 1;
+  let head = p.slice(0, i);
+  const tail = p.slice(i);
+  if (head && !/^\/+$/.test(head)) head = head.replace(/\/+$/, '');
+  return [head, tail];
+}
+
+/** os.path.dirname: everything before the last "/", trailing slashes removed unless that is all there is. */
+export function pythonDirname(p: string): string {
+  return splitPath(p)[0];
 }
