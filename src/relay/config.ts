@@ -1,8 +1,13 @@
 import { isIP } from 'node:net';
+import { parseEndpoint } from '../address/connection-string.js';
+import type { Endpoint } from '../address/endpoint.js';
+import { present } from '../address/fields.js';
+import { hostPort, readPort, splitHostPort } from '../address/host-port.js';
+import { parseProxyString, type ProxyConfig } from '../address/proxy-string.js';
+import { EndpointSyntaxError } from '../address/syntax-error.js';
+import { splitEndpoint } from '../address/twisted-syntax.js';
+import { isWebSocketUrl, splitWebSocketUrl, type WebSocketUrl } from '../address/websocket-url.js';
 import { BbgateError } from '../errors.js';
-import { parseProxyString, type ProxyConfig } from '../proxy/index.js';
-import { EndpointSyntaxError, parseEndpoint, present, splitEndpoint, splitWebSocketUrl, type Endpoint, type WebSocketUrl } from '../transport/endpoint.js';
-import { hostPort } from '../transport/host-port.js';
 import { AddressSet, parseAllowRule, type AllowRule } from './policy.js';
 
 /**
@@ -207,14 +212,15 @@ function flag(key: keyof RelaySettings, value: unknown, fallback: boolean): bool
   return value;
 }
 
+/** A local address to listen on: both parts required, port 0 picking a free one. */
 function parseHostPort(key: keyof RelaySettings, text: string): { host: string; port: number } {
-  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d+)$/.exec(text);
-  const host = match?.[1] ?? match?.[2];
-  const port = Number(match?.[3]);
-  if (!match || !host || !(port >= 0 && port <= 65535) || (match[1] !== undefined && isIP(host) !== 6)) {
+  const split = splitHostPort(text);
+  const port = 'problem' in split || split.port === undefined ? undefined : readPort(split.port, 0);
+  // A plain host holds no bracket: "[" or "]" there is a mistyped IPv6 address.
+  if ('problem' in split || port === undefined || split.host === '' || (!split.bracketed && /[[\]]/.test(split.host))) {
     throw configError(`${label(key)} must be HOST:PORT (such as 127.0.0.1:9100 or [::1]:9100), not "${text}"`);
   }
-  return { host, port };
+  return { host: split.host, port };
 }
 
 /**
@@ -226,7 +232,7 @@ function parseHostPort(key: keyof RelaySettings, text: string): { host: string; 
  * them with proxyFrom=CIDR,... (an IPv6 one escaped as `\:` in Twisted's syntax).
  */
 export function parseListener(text: string): ListenerSpec {
-  if (/^wss?:\/\//i.test(text)) return webSocketListener(text);
+  if (isWebSocketUrl(text)) return webSocketListener(text);
   const parts = wrap('listen', () => splitEndpoint(text));
   const fail = (problem: string) => configError(`${label('listen')} "${text}": ${problem}`);
   const kind = parts.type === 'ssl' ? 'tls' : parts.type;
@@ -278,8 +284,9 @@ function certNames(value: string | undefined, caCertsDir: string | undefined, fa
 
 function listenPort(value: string | undefined, fail: (problem: string) => Error): number {
   if (value === undefined) throw fail('no port');
-  if (!/^\d+$/.test(value) || Number(value) > 65535) throw fail(`port must be a number from 0 to 65535, not "${value}"`);
-  return Number(value);
+  const port = readPort(value, 0);
+  if (port === undefined) throw fail(`port must be a number from 0 to 65535, not "${value}"`);
+  return port;
 }
 
 const WS_LISTENER_KEYS = ['proxyFrom'];

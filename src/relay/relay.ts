@@ -1,8 +1,8 @@
 import type { AddressInfo, Socket } from 'node:net';
 import { loadClientCertificate } from '../tls/client-certificate.js';
 import { loadTrustRoots } from '../tls/index.js';
-import type { RouteOptions } from '../transport/dial.js';
-import { hostPort } from '../transport/host-port.js';
+import { routeTo } from '../route/route.js';
+import { hostPort } from '../address/host-port.js';
 import { configError, type ListenerSpec, type RelayConfig } from './config.js';
 import { openListener, type AcceptedStream, type Listener } from './listeners.js';
 import { RelayMetrics, startMetricsServer } from './metrics.js';
@@ -57,13 +57,11 @@ export class Relay {
     private readonly logger: RelayLogger,
   ) {
     this.metrics = new RelayMetrics(() => this.bytes());
-    const route: RouteOptions = {
-      endpoint: config.upstream,
-      ...(config.upstreamProxy ? { proxy: config.upstreamProxy } : {}),
+    const route = routeTo({ endpoint: config.upstream, ...(config.upstreamProxy ? { proxy: config.upstreamProxy } : {}) }, {
       environmentProxy: config.environmentProxy,
       tcpKeepalive: config.keepalive,
       logger,
-    };
+    });
     this.context = {
       config,
       policy: new AllowList(config.allow),
