@@ -1,41 +1,19 @@
 /**
  * How bbgate keeps credentials out of everything it prints: error messages,
  * the probe's report (text and JSON), the worker's twistd.log, the relay's log.
- * Two rules, both here and nowhere else:
+ * Two rules:
  *
- * - A string the user gave (a connection string, a proxy string, a WebSocket
- *   URL, a proxy variable) is quoted only through `redactCredentials`, which
- *   hides its user info, so that a password written into it is never echoed.
+ * - A string the user gave is quoted only through `redactCredentials`
+ *   (./address/redact.ts, next to the grammars of those strings), which hides
+ *   its user info, so that a password written into it is never echoed.
  * - A sink that knows the secrets of its process (the worker's password, a
  *   proxy's password and the Basic token made of it) passes every line through
  *   `secretScrubber` on its way out: the last line of defence, for text that
  *   quotes a secret by some path no rule foresaw (a peer's error message, say).
  */
 
-/** What stands where user info was hidden. */
-export const HIDDEN = '***';
 /** What stands where a known secret was scrubbed out of a line. */
 export const CENSOR = '[redacted]';
-
-/**
- * An optional scheme (`http://`, `ws://`) or connection type (`tcp:`, `tls:`,
- * `ssl:`), then everything up to the last "@". The last, not the first: a
- * password may hold an "@", or a "/" or "#" that would end a URL's authority
- * early, so nothing before the last "@" can be shown safely.
- */
-const USER_INFO = /^((?:[a-z][a-z0-9+.-]*:\/\/|(?:tcp|tls|ssl):)?)[\s\S]*@/i;
-
-/**
- * The string with its user info, `USER[:PASSWORD]@`, shown as `***@`:
- * `http://bob:pw@proxy:3128` → `http://***@proxy:3128`, `tcp:bob:pw@master:9989`
- * → `tcp:***@master:9989`, `bob:pw@proxy` → `***@proxy`. Nothing else changes:
- * a string without an "@" comes back as written. A file path holding an "@"
- * (`trustRoots=/home/a@b/ca`) is hidden up to it too: too much hidden is a less
- * helpful message, too little is a leaked password.
- */
-export function redactCredentials(text: string | URL): string {
-  return String(text).replace(USER_INFO, (_m, prefix: string) => `${prefix}${HIDDEN}@`);
-}
 
 /**
  * Secrets shorter than this are not scrubbed from text: a three-letter

@@ -3,7 +3,8 @@
 // test/cli/no-echo.test.ts checks every command's every channel end to end.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { redactCredentials, secretScrubber } from '../src/redact.js';
+import { redactCredentials } from '../src/address/redact.js';
+import { secretScrubber } from '../src/redact.js';
 
 describe('redactCredentials', () => {
   it('hides the user name and password of URLs, connection strings and bare HOST strings', () => {

@@ -3,8 +3,9 @@
 import { closeSync, existsSync, fchmodSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { BbgateError } from '../errors.js';
-import { parseProxyString } from '../proxy/config.js';
-import { parseEndpoint, parseMasterAddress } from '../transport/endpoint.js';
+import { parseEndpoint } from '../address/connection-string.js';
+import { parseMasterAddress } from '../address/master-address.js';
+import { parseProxyString } from '../address/proxy-string.js';
 import { DEFAULT_KEEPALIVE, DEFAULT_LOG_ROTATE, DEFAULT_MAXDELAY } from '../worker/config.js';
 import { renderTac, type TacSettings } from '../worker/tac/write.js';
 import { parseCommand, report, strerror } from './common.js';

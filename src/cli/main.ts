@@ -6,7 +6,7 @@ import { VERSION } from '../version.js';
 import { exitStatusFor } from '../probe/diagnosis.js';
 import { probe } from '../probe/probe.js';
 import { formatReport } from '../probe/report.js';
-import { masterConnectionString, parseMasterAddress } from '../transport/endpoint.js';
+import { masterConnectionString, parseMasterAddress } from '../address/master-address.js';
 
 const USAGE = `Usage: bbgate <command> [options]
 

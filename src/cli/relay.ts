@@ -2,7 +2,7 @@
 // container), logging JSON lines to stdout (readable lines on a terminal).
 import { readFileSync } from 'node:fs';
 import { BbgateError } from '../errors.js';
-import { proxySecrets } from '../proxy/index.js';
+import { proxySecrets } from '../address/proxy-string.js';
 import { configError, resolveRelayConfig, type RelaySettings } from '../relay/config.js';
 import { Relay } from '../relay/relay.js';
 import { jsonLogger, type Logger } from '../worker/log/logger.js';

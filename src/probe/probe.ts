@@ -4,12 +4,13 @@ import { Broker } from '../pb/broker.js';
 import { PbFailure, PY } from '../pb/failure.js';
 import { login } from '../pb/login.js';
 import type { RemoteReference } from '../pb/references.js';
-import { parseProxyString, type ProxyConfig } from '../proxy/index.js';
-import { redactCredentials } from '../redact.js';
+import { formatEndpoint, parseEndpoint } from '../address/connection-string.js';
+import { parseProxyString } from '../address/proxy-string.js';
+import { redactCredentials } from '../address/redact.js';
 import { join } from 'node:path';
 import { withDeadline } from '../transport/deadline.js';
-import { dial, type DialStep, type StepOutcome } from '../transport/dial.js';
-import { formatEndpoint, parseEndpoint, type Endpoint } from '../transport/endpoint.js';
+import { dial, type DialStep, type StepOutcome } from '../route/dial.js';
+import { routeTo, type Destination } from '../route/route.js';
 import { readTac } from '../worker/tac/read.js';
 import { readRefusal } from '../relay/refusals.js';
 import { stallMessage, watchLiveness } from '../liveness.js';
@@ -97,14 +98,14 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
     const target = await step('parse', async () => resolveTarget(options), (t) =>
       (t.tac ? `${t.tac}: worker "${t.name}" at ` : '') + formatEndpoint(t.endpoint) + (t.proxy ? ` via ${redactCredentials(t.proxy.url)}` : ''));
     // No step may outlast --timeout, the connect included (a connection string's timeout= may be longer).
-    const route = { ...target, endpoint: { ...target.endpoint, timeout: Math.min(target.endpoint.timeout, timeout / 1000) } };
+    const endpoint = { ...target.endpoint, timeout: Math.min(target.endpoint.timeout, timeout / 1000) };
     const warnings = target.endpoint.type === 'tls' ? target.endpoint.warnings : [];
     if (warnings.length) steps[steps.length - 1]!.warnings = [...warnings];
-    const stream = await dial({
-      ...route,
+    const route = routeTo({ ...target, endpoint }, {
       ...(options.environmentProxy !== undefined ? { environmentProxy: options.environmentProxy } : {}),
       ...(options.env ? { env: options.env } : {}),
-    }, step);
+    });
+    const stream = await dial(route, step);
     broker = new Broker(stream, { role: 'client' });
     const ready = broker;
     const overTls = target.endpoint.type === 'tls';
@@ -157,9 +158,7 @@ async function roundTrip(perspective: RemoteReference, timeout: number): Promise
   return Math.round((performance.now() - start) * 10) / 10;
 }
 
-interface Target {
-  endpoint: Endpoint;
-  proxy?: ProxyConfig;
+interface Target extends Destination {
   name?: string;
   password?: string;
   /** The buildbot.tac it came from, when probing a basedir. */
@@ -170,14 +169,14 @@ interface Target {
 function resolveTarget(options: ProbeOptions): Target {
   const tac = options.basedir === undefined ? undefined : join(options.basedir, 'buildbot.tac');
   const config = tac === undefined ? undefined : readTac(tac);
-  const connection = options.connection ?? config?.connection;
-  if (connection === undefined) throw new BbgateError('USAGE', 'give a connection string or --basedir');
-  const proxy = options.proxy ?? config?.proxyConnectionString;
+  const endpoint = options.connection !== undefined ? parseEndpoint(options.connection) : config?.endpoint;
+  if (endpoint === undefined) throw new BbgateError('USAGE', 'give a connection string or --basedir');
+  const proxy = options.proxy !== undefined ? parseProxyString(options.proxy) : config?.proxy;
   const name = options.name ?? config?.workername;
   const password = options.password ?? config?.password;
   return {
-    endpoint: parseEndpoint(connection),
-    ...(proxy !== undefined ? { proxy: parseProxyString(proxy) } : {}),
+    endpoint,
+    ...(proxy !== undefined ? { proxy } : {}),
     ...(name !== undefined ? { name } : {}),
     ...(password !== undefined ? { password } : {}),
     ...(tac !== undefined ? { tac } : {}),

@@ -1,8 +1,8 @@
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { hostPort } from '../transport/host-port.js';
+import { hostPort, isPort } from '../address/host-port.js';
 import { VERSION } from '../version.js';
-import { basicToken, type ProxyConfig } from './config.js';
+import { basicToken, type ProxyConfig } from '../address/proxy-string.js';
 import { closedFailure, ProxyError, replyFailure, socketFailure, timeoutFailure, type Attempt, type Phase } from './failures.js';
 import { parseConnectReply } from './reply.js';
 
@@ -116,7 +116,7 @@ function checkTarget(host: string, port: number, a: Attempt): void {
   if (!isIP(host) && !/^[A-Za-z0-9_.-]+$/.test(host)) {
     throw new ProxyError('ENDPOINT_SYNTAX', `cannot ask the proxy ${a.proxy} for ${JSON.stringify(host)}: not a host name or IP address`);
   }
-  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+  if (!isPort(port)) {
     throw new ProxyError('ENDPOINT_SYNTAX', `cannot ask the proxy ${a.proxy} for ${a.target}: ports are whole numbers from 1 to 65535`);
   }
 }

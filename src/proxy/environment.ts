@@ -1,5 +1,5 @@
-import { hostPort } from '../transport/host-port.js';
-import { proxyFromUrl, type ProxyConfig } from './config.js';
+import { hostPort } from '../address/host-port.js';
+import { proxyFromUrl, type ProxyConfig } from '../address/proxy-string.js';
 import { noProxyMatch, parentDomainEntries } from './no-proxy.js';
 
 /**

@@ -1,7 +1,7 @@
 import { BbgateError } from '../errors.js';
 import type { ConnectReply } from './reply.js';
 
-/** A proxy could not be configured or reached, or would not open the tunnel. */
+/** A proxy could not be reached, or would not open the tunnel (a proxy string that does not parse is ../address/proxy-string.ts's ProxySyntaxError). */
 export class ProxyError extends BbgateError {}
 
 /** Who was asked for what, named in every message; `proxy` is an origin, so it can never carry credentials. */

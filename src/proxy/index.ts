@@ -1,4 +1,3 @@
-export { parseProxyString, proxySecrets, type ProxyConfig } from './config.js';
 export { connectThroughProxy, type Tunnel, type TunnelOptions } from './connect.js';
 export { proxyFromEnvironment } from './environment.js';
 export { ProxyError } from './failures.js';

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import type { TlsOptions, TLSSocket } from 'node:tls';
 import { BbgateError } from '../errors.js';
-import { hostPort } from '../transport/host-port.js';
+import { hostPort } from '../address/host-port.js';
 import type { AddressSet } from './policy.js';
 import { connectionAddresses, proxyHeaderGate } from './proxy-protocol.js';
 

@@ -8,7 +8,7 @@
  */
 import { isIP, type Socket } from 'node:net';
 import { BbgateError } from '../errors.js';
-import { hostPort } from '../transport/host-port.js';
+import { hostPort } from '../address/host-port.js';
 import type { AddressSet } from './policy.js';
 
 // ---------------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 import type { AddressInfo, Socket } from 'node:net';
 import { loadClientCertificate } from '../tls/client-certificate.js';
 import { loadTrustRoots } from '../tls/index.js';
-import type { RouteOptions } from '../transport/dial.js';
-import { hostPort } from '../transport/host-port.js';
+import { routeTo } from '../route/route.js';
+import { hostPort } from '../address/host-port.js';
 import { configError, type ListenerSpec, type RelayConfig } from './config.js';
 import { openListener, type AcceptedStream, type Listener } from './listeners.js';
 import { RelayMetrics, startMetricsServer } from './metrics.js';
@@ -60,13 +60,11 @@ export class Relay {
   ) {
     this.metrics = new RelayMetrics(() => this.bytes());
     this.limits = new SocketLimits(config.maxConnections, config.maxPerSource);
-    const route: RouteOptions = {
-      endpoint: config.upstream,
-      ...(config.upstreamProxy ? { proxy: config.upstreamProxy } : {}),
+    const route = routeTo({ endpoint: config.upstream, ...(config.upstreamProxy ? { proxy: config.upstreamProxy } : {}) }, {
       environmentProxy: config.environmentProxy,
       tcpKeepalive: config.keepalive,
       logger,
-    };
+    });
     this.context = {
       config,
       admission: new WorkerAdmission(new AllowList(config.allow), config.maxPerWorker, reportAdmission(this.metrics, logger)),

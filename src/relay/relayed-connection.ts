@@ -1,8 +1,9 @@
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { BbgateError } from '../errors.js';
-import { dial, type RouteOptions } from '../transport/dial.js';
-import { hostPort } from '../transport/host-port.js';
+import { dial } from '../route/dial.js';
+import type { RouteOptions } from '../route/route.js';
+import { hostPort } from '../address/host-port.js';
 import type { Slot, WorkerAdmission } from './admission.js';
 import { certificateNames } from './certificate-names.js';
 import type { ListenerSpec, RelayConfig } from './config.js';

@@ -3,7 +3,7 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
-import { hostPort } from '../transport/host-port.js';
+import { hostPort } from '../address/host-port.js';
 import { WEBSOCKET_MAX_PAYLOAD, webSocketByteStream } from '../transport/websocket.js';
 import { frontDoor, listenOrFail, onTlsFailure, readTlsIdentity, requireClientCertificate, tlsServerOrFail, type TlsIdentityFiles } from './front-door.js';
 import type { AddressSet } from './policy.js';

@@ -2,8 +2,8 @@ import { lookup } from 'node:dns/promises';
 import { createConnection, isIP, type Socket } from 'node:net';
 import { BbgateError, networkError } from '../errors.js';
 import { withDeadline } from './deadline.js';
-import type { TcpEndpoint } from './endpoint.js';
-import { hostPort } from './host-port.js';
+import type { TcpEndpoint } from '../address/endpoint.js';
+import { hostPort } from '../address/host-port.js';
 
 /** Every address a host name resolves to (an IP literal resolves to itself), within `timeout` seconds. */
 export async function resolveHost(host: string, timeout = 30): Promise<string[]> {

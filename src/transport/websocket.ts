@@ -5,7 +5,8 @@ import WebSocket, { createWebSocketStream } from 'ws';
 import { BbgateError, networkError } from '../errors.js';
 import { whenEnded } from '../stream-end.js';
 import { describePlainBytes } from '../tls/plain-bytes.js';
-import { webSocketUrl, type WsEndpoint } from './endpoint.js';
+import type { WsEndpoint } from '../address/endpoint.js';
+import { webSocketUrl } from '../address/websocket-url.js';
 
 /** A finished upgrade: the byte stream PB runs over, and the server's 101 answer. */
 export interface WebSocketUpgrade {

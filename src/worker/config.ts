@@ -1,10 +1,12 @@
-import { parseProxyString, proxySecrets } from '../proxy/config.js';
-import { redactCredentials } from '../redact.js';
+import type { Endpoint } from '../address/endpoint.js';
+import { proxySecrets, type ProxyConfig } from '../address/proxy-string.js';
+import { redactCredentials } from '../address/redact.js';
 
 /**
  * Everything the worker core needs to run, as read from `buildbot.tac` (see
- * `readTac` in ./tac/read.ts). Values are already checked: the connection
- * string parses, the proxy string parses, numbers are in range.
+ * `readTac` in ./tac/read.ts). Values are already checked and parsed: the
+ * connection and proxy strings into the endpoint and proxy the worker dials,
+ * numbers into range.
  */
 export interface WorkerConfig {
   /** Absolute. Builds run in its subdirectories; the log is `basedir/twistd.log`. */
@@ -12,13 +14,18 @@ export interface WorkerConfig {
   workername: string;
   /** Never log it: see `loggableConfig`. */
   password: string;
+  /** The master, parsed from `connection`: what the worker dials. */
+  endpoint: Endpoint;
   /**
    * A Twisted client endpoint string: the tac's `connection_string`, or the one
    * buildbot-worker builds from `buildmaster_host`, `port` and `use_tls`
-   * (`tcp:host=H:port=P` or `tls:host=H:port=P`).
+   * (`tcp:host=H:port=P` or `tls:host=H:port=P`). Kept as written for the log's
+   * config line only; never parsed again.
    */
   connection: string;
-  /** As written in the tac: `tcp:HOST:PORT`, or bbgate's `http(s)://[USER:PASSWORD@]HOST:PORT`; may hold credentials. */
+  /** The proxy, parsed from `proxyConnectionString`; holds its password, so it is never logged. */
+  proxy?: ProxyConfig;
+  /** As written in the tac: `tcp:HOST:PORT`, or bbgate's `http(s)://[USER:PASSWORD@]HOST:PORT`; may hold credentials. Shown only redacted. */
   proxyConnectionString?: string;
   /** Seconds between keepalives; 0 turns them off (buildbot-worker's None and 0 both mean off). */
   keepalive: number;
@@ -54,12 +61,11 @@ export const LOG_ROTATE_TWISTD = { size: 1_000_000, count: null } as const;
 
 /** The config as it may appear in a log line: no password, proxy credentials masked. */
 export function loggableConfig(config: WorkerConfig): Record<string, unknown> {
-  const { password: _password, proxyConnectionString, ...rest } = config;
+  const { password: _password, endpoint: _endpoint, proxy: _proxy, proxyConnectionString, ...rest } = config;
   return { ...rest, ...(proxyConnectionString !== undefined ? { proxyConnectionString: redactCredentials(proxyConnectionString) } : {}) };
 }
 
 /** The secret strings of a config, for the log's last line of defence (see ../redact.ts). */
 export function configSecrets(config: WorkerConfig): string[] {
-  const proxy = config.proxyConnectionString === undefined ? undefined : parseProxyString(config.proxyConnectionString);
-  return [config.password, ...proxySecrets(proxy)];
+  return [config.password, ...proxySecrets(config.proxy)];
 }

@@ -3,10 +3,9 @@ import { join } from 'node:path';
 import { BbgateError, EXIT_INTERNAL_ERROR } from '../errors.js';
 import { stallMessage, watchLiveness } from '../liveness.js';
 import { openPbSession, type PbSession } from '../pb/session.js';
-import { parseProxyString } from '../proxy/index.js';
 import { abandonable } from '../transport/deadline.js';
-import { dial, type StepRunner } from '../transport/dial.js';
-import { parseEndpoint } from '../transport/endpoint.js';
+import { dial, type StepRunner } from '../route/dial.js';
+import { routeTo } from '../route/route.js';
 import { defaultKeepaliveTimeout, startKeepalive } from '../transport/keepalive.js';
 import { Reconnector } from '../transport/reconnect.js';
 import { Bot } from './bot.js';
@@ -36,8 +35,8 @@ const SHUTDOWN_FILE_POLL_MS = 10_000;
  */
 export async function runWorker(config: WorkerConfig, logger: WorkerLogger, signals: NodeJS.EventEmitter = process): Promise<number> {
   if (config.umask !== undefined) process.umask(config.umask);
-  const endpoint = parseEndpoint(config.connection);
-  const proxy = config.proxyConnectionString ? parseProxyString(config.proxyConnectionString) : undefined;
+  const { endpoint } = config;
+  const route = routeTo(config, { tcpKeepalive: config.keepalive || 600, logger });
   let finish!: (status: number) => void;
   const finished = new Promise<number>((resolve) => (finish = resolve));
   let current: PbSession | undefined;
@@ -65,7 +64,7 @@ export async function runWorker(config: WorkerConfig, logger: WorkerLogger, sign
         stage = `the ${step} step of the connection to the master`;
         return run();
       };
-      const stream = await abandonable(dial({ endpoint, ...(proxy ? { proxy } : {}), tcpKeepalive: config.keepalive || 600, logger }, track), signal, (s) => s.destroy());
+      const stream = await abandonable(dial(route, track), signal, (s) => s.destroy());
       signal.addEventListener('abort', () => stream.destroy(), { once: true });
       stage = "the master's PB greeting and login answer";
       const session = await openPbSession(stream, {

@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { parseEndpoint } from '../../src/address/connection-string.js';
+import { parseProxyString } from '../../src/address/proxy-string.js';
 import type { WorkerConfig } from '../../src/worker/config.js';
 import { readTac } from '../../src/worker/tac/read.js';
 import { renderTac, type TacSettings } from '../../src/worker/tac/write.js';
@@ -12,6 +14,15 @@ import { pythonCompileErrors, pythonCreateWorker, pythonWorkerCalls, tempDir } f
 
 /** Adds keyword arguments to the Worker call of a real tac. */
 const worker = (extra: string) => (t: string) => t.replace('proxy_connection_string=proxy_connection_string)', `proxy_connection_string=proxy_connection_string, ${extra})`);
+
+/** A config as written in a test, with the endpoint and proxy readTac parses from its strings. */
+function parsed<T extends { connection: string; proxyConnectionString?: string }>(config: T): T & Pick<WorkerConfig, 'endpoint' | 'proxy'> {
+  return {
+    ...config,
+    endpoint: parseEndpoint(config.connection),
+    ...(config.proxyConnectionString !== undefined ? { proxy: parseProxyString(config.proxyConnectionString) } : {}),
+  };
+}
 
 const BASE = { keepalive: 600, maxdelay: 300, deleteLeftoverDirs: false, protocol: 'pb', logRotate: { size: 10_000_000, count: 10 } } as const;
 
@@ -49,7 +60,7 @@ describe('readTac reads what buildbot-worker create-worker writes', () => {
       const dir = await pythonTac(options, master);
       const want = { basedir: dir, workername: 'bob', password: 'pw', connection: 'tcp:host=master.example.org:port=9999', ...BASE, ...expected };
       if ('logRotate' in expected && expected.logRotate === undefined) delete (want as Partial<WorkerConfig>).logRotate;
-      assert.deepEqual(readTac(join(dir, 'buildbot.tac')), want);
+      assert.deepEqual(readTac(join(dir, 'buildbot.tac')), parsed(want));
     });
   }
 
@@ -57,7 +68,7 @@ describe('readTac reads what buildbot-worker create-worker writes', () => {
     const dir = await pythonTac(['-r', '-n', '--umask=0o27', '-a', 'file', '--maxretries=3', '--numcpus=2', '-k', '60', '--maxdelay', '30', '--use-tls', '--delete-leftover-dirs'], '[fd00::5]:9000', "w'ö\"rk", 'p\\a"s\'s\n');
     const moved = join(tempDir(), 'elsewhere');
     renameSync(dir, moved);
-    assert.deepEqual(readTac(join(moved, 'buildbot.tac')), {
+    assert.deepEqual(readTac(join(moved, 'buildbot.tac')), parsed({
       basedir: moved,
       workername: "w'ö\"rk",
       password: 'p\\a"s\'s\n',
@@ -70,7 +81,7 @@ describe('readTac reads what buildbot-worker create-worker writes', () => {
       allowShutdown: 'file',
       deleteLeftoverDirs: true,
       protocol: 'pb',
-    });
+    }));
   });
 
   it('a tac that is not relocatable keeps its basedir when moved, as buildbot-worker does', async () => {
@@ -180,7 +191,7 @@ describe('readTac reads hand-edited tacs', () => {
       protocol: 'pb',
     };
     writeFileSync(join(dir, 'buildbot.tac'), renderTac(settings));
-    assert.deepEqual(readTac(join(dir, 'buildbot.tac')), {
+    assert.deepEqual(readTac(join(dir, 'buildbot.tac')), parsed({
       basedir: dir,
       workername: 'w',
       password: '\'"\\\n\u2028',
@@ -195,7 +206,7 @@ describe('readTac reads hand-edited tacs', () => {
       deleteLeftoverDirs: true,
       protocol: 'pb',
       logRotate: { size: 5, count: null },
-    });
+    }));
   });
 });
 

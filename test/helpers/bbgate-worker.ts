@@ -3,6 +3,8 @@ import { EventEmitter } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseEndpoint } from '../../src/address/connection-string.js';
+import { parseProxyString } from '../../src/address/proxy-string.js';
 import type { WorkerConfig } from '../../src/worker/config.js';
 import { runWorker } from '../../src/worker/run.js';
 
@@ -18,6 +20,7 @@ export interface TestWorker {
   exited: Promise<number>;
 }
 
+/** `connection` and `proxyConnectionString` are parsed here, as readTac parses a tac's. */
 export async function startTestWorker(config: Partial<WorkerConfig> & { connection: string; workername: string; password: string }): Promise<TestWorker> {
   const basedir = config.basedir ?? (await mkdtemp(join(tmpdir(), 'bbgate-worker-')));
   const lines: string[] = [];
@@ -28,7 +31,16 @@ export async function startTestWorker(config: Partial<WorkerConfig> & { connecti
   };
   const signals = new EventEmitter();
   const exited = runWorker(
-    { keepalive: 600, maxdelay: 2, deleteLeftoverDirs: false, protocol: 'pb', ...config, basedir },
+    {
+      keepalive: 600,
+      maxdelay: 2,
+      deleteLeftoverDirs: false,
+      protocol: 'pb',
+      endpoint: parseEndpoint(config.connection),
+      ...(config.proxyConnectionString !== undefined ? { proxy: parseProxyString(config.proxyConnectionString) } : {}),
+      ...config,
+      basedir,
+    },
     { info: record('info'), warn: record('warn'), error: record('error') },
     signals,
   );

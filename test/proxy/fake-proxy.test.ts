@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
-import { connectThroughProxy, parseProxyString } from '../../src/proxy/index.js';
+import { parseProxyString } from '../../src/address/proxy-string.js';
+import { connectThroughProxy } from '../../src/proxy/index.js';
 import { VERSION } from '../../src/version.js';
 import { rejectsWith, secretForms } from './expect.js';
 import { closedPort, readUntil, startFakeProxy, startGreeter, trickle, type Peer } from './peers.js';

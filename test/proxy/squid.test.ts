@@ -4,7 +4,8 @@ import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import { startSquid, type RunningSquid } from '../helpers/squid.js';
 import { waitFor } from '../helpers/wait.js';
-import { connectThroughProxy, parseProxyString } from '../../src/proxy/index.js';
+import { parseProxyString } from '../../src/address/proxy-string.js';
+import { connectThroughProxy } from '../../src/proxy/index.js';
 import { rejectsWith, secretForms } from './expect.js';
 import { closedPort, readUntil, startTarget, type Peer } from './peers.js';
 

@@ -12,8 +12,8 @@ import { TLSSocket } from 'node:tls';
 import { AddressSet } from '../../src/relay/policy.js';
 import { proxyV2Header } from '../../src/relay/proxy-protocol.js';
 import { listenWebSocket, type AcceptedStream, type WebSocketListener } from '../../src/relay/websocket-listener.js';
-import { dial } from '../../src/transport/dial.js';
-import { parseEndpoint } from '../../src/transport/endpoint.js';
+import { dial } from '../../src/route/dial.js';
+import { parseEndpoint } from '../../src/address/connection-string.js';
 import { testPki, type TestPki } from '../helpers/pki.js';
 import { within } from '../helpers/wait.js';
 

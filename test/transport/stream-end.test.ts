@@ -11,7 +11,8 @@ import { Broker } from '../../src/pb/broker.js';
 import { hasEnded, whenEnded } from '../../src/stream-end.js';
 import { FirstBytesTap } from '../../src/tls/first-bytes.js';
 import { Reconnector, type Session } from '../../src/transport/reconnect.js';
-import { parseEndpoint, type WsEndpoint } from '../../src/transport/endpoint.js';
+import { parseEndpoint } from '../../src/address/connection-string.js';
+import type { WsEndpoint } from '../../src/address/endpoint.js';
 import { upgradeToWebSocket } from '../../src/transport/websocket.js';
 import { dial, plainPeer } from '../tls/support.js';
 

@@ -4,8 +4,10 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { BbgateError, isBbgateError } from '../../errors.js';
-import { parseProxyString } from '../../proxy/config.js';
-import { masterConnectionString, parseEndpoint } from '../../transport/endpoint.js';
+import { parseEndpoint } from '../../address/connection-string.js';
+import type { Endpoint } from '../../address/endpoint.js';
+import { masterConnectionString } from '../../address/master-address.js';
+import { parseProxyString, type ProxyConfig } from '../../address/proxy-string.js';
 import { DEFAULT_MAXDELAY, type WorkerConfig } from '../config.js';
 import { pythonDirname, pythonJoin } from '../python/os-path.js';
 import { TacError } from './errors.js';
@@ -64,7 +66,8 @@ const LOGFILE_PARAMS = ['filename', 'rotateLength', 'defaultMode', 'maxRotatedFi
  * `buildbot-worker create-worker`, by `bbgate create-worker`, or edited by
  * hand. Throws a TacError (TAC_SYNTAX, TAC_UNSUPPORTED, TAC_INVALID) naming
  * the file and line, or ENDPOINT_SYNTAX / PROXY_SYNTAX for a connection or
- * proxy string that does not parse.
+ * proxy string that does not parse. The connection and proxy come back parsed
+ * (and as written, for the log), so that nothing parses them again.
  */
 export function readTac(path: string): WorkerConfig {
   const file = resolve(path);
@@ -355,7 +358,7 @@ class WorkerArguments {
     const protocol = this.protocol();
     const basedir = resolve(this.cwd, this.requiredString('basedir'));
     const connection = this.connection();
-    const proxyConnectionString = this.proxy();
+    const proxy = this.proxy();
     const keepalive = this.integer('keepalive', 0, 86_400 * 365) ?? 0;
     const umask = this.integer('umask', 0, 0o777, ' (octal: 0o022)');
     const maxdelay = this.integer('maxdelay', 0, 86_400 * 365) ?? DEFAULT_MAXDELAY;
@@ -370,8 +373,8 @@ class WorkerArguments {
       basedir,
       workername: this.requiredString('name'),
       password: this.requiredString('passwd', true),
-      connection,
-      ...(proxyConnectionString !== undefined ? { proxyConnectionString } : {}),
+      ...connection,
+      ...proxy,
       keepalive,
       ...(umask !== undefined ? { umask } : {}),
       maxdelay,
@@ -396,8 +399,8 @@ class WorkerArguments {
     throw this.invalid(a, `unknown protocol ${describeValue(a.v)}: buildbot-worker knows 'pb' and 'msgpack_experimental_v7'`);
   }
 
-  /** The connection string, or the one buildbot-worker builds from host, port and useTls. */
-  private connection(): string {
+  /** The connection string (or the one buildbot-worker builds from host, port and useTls) and the endpoint it parses to. */
+  private connection(): { connection: string; endpoint: Endpoint } {
     const stringArg = this.arg('connection_string');
     const given = this.string('connection_string');
     const host = this.arg('buildmaster_host');
@@ -406,28 +409,28 @@ class WorkerArguments {
       if (host.v !== null || port.v !== null) {
         throw this.invalid(stringArg, 'with a connection_string, buildmaster_host and port must be None (buildbot-worker refuses both)');
       }
-      return this.checked(stringArg, 'connection_string', given, parseEndpoint);
+      return { connection: given, endpoint: this.checked(stringArg, 'connection_string', given, parseEndpoint) };
     }
     const hostName = this.string('buildmaster_host');
     if (hostName === undefined) throw this.invalid(host, 'buildmaster_host is None and there is no connection_string: the worker has no master to connect to');
     const portNumber = typeof port.v === 'string' && /^\d+$/.test(port.v) ? Number(port.v) : port.v;
     if (typeof portNumber !== 'number' || !Number.isInteger(portNumber)) throw this.invalid(port, `port must be a whole number, not ${describeValue(port.v)}`);
-    return this.checked(port, 'buildmaster_host and port', masterConnectionString(hostName, portNumber, truthy(this.arg('useTls').v)), parseEndpoint);
+    const connection = masterConnectionString(hostName, portNumber, truthy(this.arg('useTls').v));
+    return { connection, endpoint: this.checked(port, 'buildmaster_host and port', connection, parseEndpoint) };
   }
 
   /** buildbot-worker's proxy strings are tcp: endpoints; bbgate also takes http(s):// URLs, and a proxy together with a connection_string. */
-  private proxy(): string | undefined {
+  private proxy(): { proxyConnectionString?: string; proxy?: ProxyConfig } {
     const a = this.arg('proxy_connection_string');
     const s = this.string('proxy_connection_string');
-    if (s === undefined || s === '') return undefined;
-    return this.checked(a, 'proxy_connection_string', s, parseProxyString);
+    if (s === undefined || s === '') return {};
+    return { proxyConnectionString: s, proxy: this.checked(a, 'proxy_connection_string', s, parseProxyString) };
   }
 
   /** Runs a parser, giving its error (ENDPOINT_SYNTAX, PROXY_SYNTAX) the tac's file and line. */
-  private checked<T>(a: Located, what: string, value: string, parse: (s: string) => T): string {
+  private checked<T>(a: Located, what: string, value: string, parse: (s: string) => T): T {
     try {
-      parse(value);
-      return value;
+      return parse(value);
     } catch (err) {
       if (!isBbgateError(err)) throw err;
       throw new BbgateError(err.code, `${this.file}:${a.line}: ${what}: ${err.message}`, { cause: err });

@@ -1,28 +1,13 @@
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
-import { connectThroughProxy, proxyFromEnvironment, type ProxyConfig } from '../proxy/index.js';
-import { redactCredentials } from '../redact.js';
-import { describeCertificate, startTls, type TlsLogger, type TlsOptions } from '../tls/index.js';
-import type { Endpoint, TlsEndpoint, WsEndpoint } from './endpoint.js';
-import { connectTcp, resolveHost } from './tcp.js';
-import { upgradeToWebSocket, type WebSocketUpgrade } from './websocket.js';
-
-export interface TransportLogger extends TlsLogger {
-  info(fields: object, message: string): void;
-}
-
-export interface RouteOptions {
-  endpoint: Endpoint;
-  /** From --proxy-connection-string: wins over the environment. */
-  proxy?: ProxyConfig;
-  /** Read HTTPS_PROXY/ALL_PROXY/NO_PROXY when no explicit proxy is given (default true). */
-  environmentProxy?: boolean;
-  env?: NodeJS.ProcessEnv;
-  /** Seconds between TCP keepalive probes on the socket (0 turns them off). */
-  tcpKeepalive?: number;
-  logger?: TransportLogger;
-}
+import type { Endpoint, TlsEndpoint, WsEndpoint } from '../address/endpoint.js';
+import { redactCredentials } from '../address/redact.js';
+import { connectThroughProxy } from '../proxy/index.js';
+import { describeCertificate, startTls, type TlsOptions } from '../tls/index.js';
+import { connectTcp, resolveHost } from '../transport/tcp.js';
+import { upgradeToWebSocket, type WebSocketUpgrade } from '../transport/websocket.js';
+import { chooseProxy, type RouteOptions, type TransportLogger } from './route.js';
 
 export type DialStep = 'proxy' | 'dns' | 'tcp' | 'connect' | 'tls' | 'websocket';
 
@@ -33,18 +18,6 @@ export type StepOutcome = string | { message: string; details: string[] };
 export type StepRunner = <T>(step: DialStep, run: () => Promise<T>, describe: (value: T) => StepOutcome) => Promise<T>;
 
 const untimed: StepRunner = (_step, run) => run();
-
-export interface ProxyChoice {
-  proxy?: ProxyConfig;
-  reason: string;
-}
-
-/** Which proxy, if any, carries the connection, and why: the flag, the environment, or NO_PROXY. */
-export function chooseProxy(options: RouteOptions): ProxyChoice {
-  if (options.proxy) return { proxy: options.proxy, reason: `${redactCredentials(options.proxy.url)} from --proxy-connection-string` };
-  if (options.environmentProxy === false) return { reason: 'direct: environment proxies are turned off' };
-  return proxyFromEnvironment(options.endpoint.host, options.endpoint.port, options.env ?? process.env);
-}
 
 /**
  * Turns an endpoint (and maybe a proxy) into a verified byte stream to the

@@ -2,7 +2,10 @@
 // its exact message. The password of a URL with credentials must not appear in the error.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { EndpointSyntaxError, formatEndpoint, parseEndpoint, webSocketUrl, type WsEndpoint } from '../../src/transport/endpoint.js';
+import { formatEndpoint, parseEndpoint } from '../../src/address/connection-string.js';
+import type { WsEndpoint } from '../../src/address/endpoint.js';
+import { EndpointSyntaxError } from '../../src/address/syntax-error.js';
+import { webSocketUrl } from '../../src/address/websocket-url.js';
 
 function ws(fields: Partial<Extract<WsEndpoint, { secure: false }>> & { host: string }): WsEndpoint {
   return { type: 'ws', secure: false, port: 80, path: '/', timeout: 30, ...fields };

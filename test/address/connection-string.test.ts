@@ -7,16 +7,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import {
-  EndpointSyntaxError,
-  formatEndpoint,
-  masterConnectionString,
-  parseEndpoint,
-  parseMasterAddress,
-  splitEndpoint,
-  type Endpoint,
-  type TlsEndpoint,
-} from '../../src/transport/endpoint.js';
+import { formatEndpoint, parseEndpoint } from '../../src/address/connection-string.js';
+import type { Endpoint, TlsEndpoint } from '../../src/address/endpoint.js';
+import { masterConnectionString, parseMasterAddress } from '../../src/address/master-address.js';
+import { EndpointSyntaxError } from '../../src/address/syntax-error.js';
+import { splitEndpoint } from '../../src/address/twisted-syntax.js';
 import { PYTHON } from '../helpers/python.js';
 
 const NO_CHECK = 'ssl: without caCertsDir= verifies nothing: anyone can impersonate the master; use tls:HOST:PORT:trustRoots=DIR';

@@ -1,7 +1,7 @@
 // --proxy-connection-string parsing (redaction itself: test/redact.test.ts).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseProxyString, type ProxyConfig } from '../../src/proxy/index.js';
+import { parseProxyString, type ProxyConfig } from '../../src/address/proxy-string.js';
 
 function fails(s: string, code: string, re: RegExp, secrets: string[] = []): void {
   assert.throws(() => parseProxyString(s), (err: Error & { code?: string }) => {

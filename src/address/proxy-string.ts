@@ -1,7 +1,17 @@
-import { parseEndpoint } from '../transport/endpoint.js';
-import { redactCredentials } from '../redact.js';
-import { hostPort } from '../transport/host-port.js';
-import { ProxyError } from './failures.js';
+import { BbgateError } from '../errors.js';
+import { parseClientString } from './client-string.js';
+import { hostPort } from './host-port.js';
+import { redactCredentials } from './redact.js';
+
+// The proxy setting: a Twisted tcp: string (buildbot-worker's proxy_connection_string) or an
+// http(s):// URL, from a flag, a tac or the environment; and the forms its password takes.
+
+/** A proxy string that does not parse (PROXY_SYNTAX); its message quotes the string redacted. */
+export class ProxySyntaxError extends BbgateError {
+  constructor(message: string) {
+    super('PROXY_SYNTAX', message);
+  }
+}
 
 /** An HTTP proxy to open CONNECT tunnels through. */
 export interface ProxyConfig {
@@ -69,7 +79,7 @@ export function proxyFromUrl(s: string, origin: { source: ProxyConfig['source'];
 }
 
 function fromEndpoint(s: string): ProxyConfig {
-  const endpoint = parseEndpoint(s);
+  const endpoint = parseClientString(s);
   let url: URL;
   try {
     url = new URL(`http://${hostPort(endpoint.host, endpoint.port)}`);
@@ -90,8 +100,8 @@ function quoted(s: string): string {
 }
 
 /** `where` is the quoted string (and the variable it came from): the only way an error shows the input. */
-function syntax(where: string, problem: string): ProxyError {
-  return new ProxyError('PROXY_SYNTAX', `${where}: ${problem}`);
+function syntax(where: string, problem: string): ProxySyntaxError {
+  return new ProxySyntaxError(`${where}: ${problem}`);
 }
 
 /**
