@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PB_VOCABULARY } from '../../src/pb/banana/constants.js';
-import { BananaParser, decodeSexps, DEFAULT_MAX_EXPRESSION_BYTES, MIN_ELEMENT_COST } from '../../src/pb/banana/parser.js';
+import { BananaParser, decodeSexps } from '../../src/pb/banana/parser.js';
+import { DEFAULT_MAX_EXPRESSION_BYTES, MIN_ELEMENT_COST } from '../../src/pb/banana/scanner.js';
 import { encodeSexp, type Sexp } from '../../src/pb/banana/writer.js';
 import { PyFloat } from '../../src/pb/values.js';
 import { CallSkimmer, type CallHead } from '../../src/relay/call-skimmer.js';

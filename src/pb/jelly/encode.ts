@@ -1,5 +1,5 @@
 import { JellyError } from '../../errors.js';
-import { DEFAULT_MAX_DEPTH } from '../banana/parser.js';
+import { DEFAULT_MAX_DEPTH } from '../banana/scanner.js';
 import { describe, type BananaWriter } from '../banana/writer.js';
 import { COPYABLE_FAILURE, PbFailure } from '../failure.js';
 import { Referenceable, RemoteReference } from '../references.js';
