@@ -15,7 +15,7 @@ import { BananaParser } from '../src/pb/banana/parser.js';
 import { BananaWriter, type Sexp } from '../src/pb/banana/writer.js';
 import { unjelly } from '../src/pb/jelly/decode.js';
 import { jelly } from '../src/pb/jelly/encode.js';
-import { Tuple, type PbValue } from '../src/pb/values.js';
+import { Tuple, type PbValue } from '../src/pb/values/values.js';
 import { PYTHON } from '../test/helpers/python.js';
 import { int, pick, rng, type Rng } from '../test/helpers/random-values.js';
 import { toTagged } from '../test/helpers/tagged.js';

@@ -5,11 +5,11 @@ import { DIALECTS } from './banana/constants.js';
 import { BananaParser } from './banana/parser.js';
 import type { ParserLimits } from './banana/scanner.js';
 import { BananaWriter, type Sexp } from './banana/writer.js';
-import { PbFailure, PY } from './failure.js';
+import { PbFailure, PY } from './values/failure.js';
 import { unjelly } from './jelly/decode.js';
 import { jelly } from './jelly/encode.js';
-import { forEachReference, Referenceable, RemoteReference, type KwArgs, type RemoteCall } from './references.js';
-import { messageText, Tuple, toText, type PbValue } from './values.js';
+import { forEachReference, Referenceable, RemoteReference, type KwArgs, type RemoteCall } from './values/references.js';
+import { messageText, Tuple, toText, type PbValue } from './values/values.js';
 
 /** PB protocol version spoken by Twisted since 2004, and checked by both sides. */
 export const PB_VERSION = 6;

@@ -1,6 +1,6 @@
-export * from './values.js';
-export * from './failure.js';
-export * from './references.js';
+export * from './values/values.js';
+export * from './values/failure.js';
+export * from './values/references.js';
 export { Broker, PB_VERSION, MAX_BROKER_REFS, type BrokerOptions, type BrokerLogger } from './broker.js';
 export { login, respond, PortalRoot, type Portal, type Avatar } from './login.js';
 export { BananaParser, decodeSexps } from './banana/parser.js';

@@ -1,7 +1,7 @@
 import { BbgateError } from '../errors.js';
 import { BananaParser } from '../pb/banana/parser.js';
 import type { Sexp } from '../pb/banana/writer.js';
-import { PbFailure, PY } from '../pb/failure.js';
+import { PbFailure, PY } from '../pb/values/failure.js';
 import { unjelly } from '../pb/jelly/decode.js';
 import { CallSkimmer, type CallHead } from './call-skimmer.js';
 

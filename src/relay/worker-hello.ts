@@ -3,10 +3,10 @@ import { BbgateError } from '../errors.js';
 import { DIALECTS } from '../pb/banana/constants.js';
 import { BananaWriter, encodeSexp, type Sexp } from '../pb/banana/writer.js';
 import { PB_VERSION } from '../pb/broker.js';
-import type { PbFailure } from '../pb/failure.js';
+import type { PbFailure } from '../pb/values/failure.js';
 import { unjelly } from '../pb/jelly/decode.js';
 import { jelly } from '../pb/jelly/encode.js';
-import { toText } from '../pb/values.js';
+import { toText } from '../pb/values/values.js';
 import { sniff } from './sniffer.js';
 
 /** Why a worker's handshake failed, as metrics label it. */

@@ -6,7 +6,7 @@ import { PB_VOCABULARY } from '../../src/pb/banana/constants.js';
 import { BananaParser, decodeSexps } from '../../src/pb/banana/parser.js';
 import { DEFAULT_MAX_EXPRESSION_BYTES, MIN_ELEMENT_COST } from '../../src/pb/banana/scanner.js';
 import { encodeSexp, type Sexp } from '../../src/pb/banana/writer.js';
-import { PyFloat } from '../../src/pb/values.js';
+import { PyFloat } from '../../src/pb/values/values.js';
 import { CallSkimmer, type CallHead } from '../../src/relay/call-skimmer.js';
 import { expectedHead } from '../helpers/fuzz.js';
 import { rng as seeded } from '../helpers/random-values.js';

@@ -1,5 +1,5 @@
 import { BananaError } from '../../errors.js';
-import { isIntegral, PyFloat } from '../values.js';
+import { isIntegral, PyFloat } from '../values/values.js';
 import { PB_VOCABULARY } from './constants.js';
 import { BananaScanner, type BananaEvents, type ParserLimits } from './scanner.js';
 import type { Sexp } from './writer.js';

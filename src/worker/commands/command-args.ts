@@ -1,5 +1,5 @@
-import { RemoteReference } from '../../pb/references.js';
-import { toNumber, toText, type PbValue } from '../../pb/values.js';
+import { RemoteReference } from '../../pb/values/references.js';
+import { toNumber, toText, type PbValue } from '../../pb/values/values.js';
 import { pyError } from './oserror.js';
 
 /**

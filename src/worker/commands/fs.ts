@@ -1,8 +1,8 @@
 import type { BigIntStats } from 'node:fs';
 import { readdir, stat as fsStat, unlink } from 'node:fs/promises';
 import { CommandError } from '../../errors.js';
-import { PbFailure, PY } from '../../pb/failure.js';
-import { Tuple } from '../../pb/values.js';
+import { PbFailure, PY } from '../../pb/values/failure.js';
+import { Tuple } from '../../pb/values/values.js';
 import { pythonJoin } from '../paths.js';
 import { argOr, pyTruthy, runProcess, secondsArg, type ProcessSpec } from '../process/index.js';
 import { CommandArgs } from './command-args.js';

@@ -1,6 +1,6 @@
 import { constants } from 'node:os';
 import { getSystemErrorMap } from 'node:util';
-import { PbFailure, PY } from '../../pb/failure.js';
+import { PbFailure, PY } from '../../pb/values/failure.js';
 import { reprText } from '../process/python-format.js';
 
 /**

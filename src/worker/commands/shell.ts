@@ -1,6 +1,6 @@
 import { CommandError } from '../../errors.js';
-import { PY, PbFailure } from '../../pb/failure.js';
-import type { PbValue } from '../../pb/values.js';
+import { PY, PbFailure } from '../../pb/values/failure.js';
+import type { PbValue } from '../../pb/values/values.js';
 import { pythonJoin } from '../paths.js';
 import { runProcess, type ProcessSpec } from '../process/run-process.js';
 import {

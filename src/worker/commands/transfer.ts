@@ -1,6 +1,6 @@
 import { open, stat, type FileHandle } from 'node:fs/promises';
-import { float, tuple } from '../../pb/values.js';
-import type { RemoteReference } from '../../pb/references.js';
+import { float, tuple } from '../../pb/values/values.js';
+import type { RemoteReference } from '../../pb/values/references.js';
 import { expandUser, pythonJoin } from '../paths.js';
 import { CommandArgs } from './command-args.js';
 import { osFailure, pyError } from './oserror.js';

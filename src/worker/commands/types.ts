@@ -1,4 +1,4 @@
-import type { PbValue } from '../../pb/values.js';
+import type { PbValue } from '../../pb/values/values.js';
 
 /**
  * What a command reports to the master. Text goes through the runner's line

@@ -1,4 +1,4 @@
-import type { PyFloat } from '../../pb/values.js';
+import type { PyFloat } from '../../pb/values/values.js';
 import { pyRepr } from './python-format.js';
 
 /** Seconds as the master sent them: an int, or a float (PyFloat when integral, so it prints as `600.0`). */

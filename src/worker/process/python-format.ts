@@ -1,4 +1,4 @@
-import { PyFloat, Tuple, isIntegral } from '../../pb/values.js';
+import { PyFloat, Tuple, isIntegral } from '../../pb/values/values.js';
 
 /**
  * Python's repr() and str() for the values that appear in buildbot-worker's

@@ -1,5 +1,5 @@
 import { CommandError } from '../../errors.js';
-import { PyFloat, Tuple, toText, type PbValue } from '../../pb/values.js';
+import { PyFloat, Tuple, toText, type PbValue } from '../../pb/values/values.js';
 import type { ArgvItem, CommandLine } from './command-line.js';
 import type { EnvChanges, EnvValue } from './environment.js';
 import type { LogfileSpec, Seconds } from './headers.js';
