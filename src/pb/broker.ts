@@ -7,7 +7,7 @@ import type { ParserLimits } from './banana/scanner.js';
 import { BananaWriter, type Sexp } from './banana/writer.js';
 import { unjelly } from './jelly/decode.js';
 import {
-  commandOf, decodeCall, decodeDecref, decodeDialectChoice, decodeDialectOffer, decodeReply, PB_VERSION,
+  commandOf, decodeCall, decodeDecref, decodeDialectChoice, decodeDialectOffer, decodeReply, decodeVersion, PB_VERSION,
   writeAnswer, writeCall, writeDecref, writeDialectChoice, writeDialectOffer, writeError, writeVersion,
 } from './messages.js';
 import { PbFailure, PY } from './values/failure.js';
@@ -284,12 +284,12 @@ export class Broker {
         return this.replyReceived(command, expr);
       case 'decref':
         return this.decrefReceived(expr);
-      case 'version':
-        if (expr[1] !== PB_VERSION) {
-          throw new PbError('PB_VERSION', `the peer speaks PB version ${String(expr[1])}; bbgate speaks ${PB_VERSION}`);
-        }
+      case 'version': {
+        const version = decodeVersion(expr)?.version;
+        if (version !== PB_VERSION) throw new PbError('PB_VERSION', `the peer speaks PB version ${String(version)}; bbgate speaks ${PB_VERSION}`);
         this.settleVersion.resolve(PB_VERSION);
         return;
+      }
       case 'cachemessage': {
         // bbgate never sends Cacheables, so there is nothing a cache message could address.
         const call = decodeCall(expr);
@@ -403,14 +403,14 @@ export class Broker {
 
   private replyReceived(command: 'answer' | 'error', expr: Sexp[]): void {
     const reply = decodeReply(expr);
-    const pending = reply && this.pending.get(reply.requestId);
-    if (!pending) {
+    const pending = reply ? this.pending.get(reply.requestId) : undefined;
+    if (!reply || !pending) {
       throw new PbError('PB_PROTOCOL', `the peer sent an ${command} for request ${String(expr[1])}, which is not pending`);
     }
-    this.pending.delete(reply!.requestId);
+    this.pending.delete(reply.requestId);
     let value: PbValue;
     try {
-      value = unjelly(reply!.body, this);
+      value = unjelly(reply.body, this);
     } catch (err) {
       // Twisted drops the connection here too: the reply cannot be understood.
       pending.reject(asError(err));
@@ -423,9 +423,9 @@ export class Broker {
   private decrefReceived(expr: Sexp[]): void {
     const luid = decodeDecref(expr);
     const local = luid === undefined ? undefined : this.locals.get(luid);
-    if (!local) throw new PbError('PB_PROTOCOL', `the peer released object ${String(expr[1])}, which it does not hold`);
+    if (luid === undefined || !local) throw new PbError('PB_PROTOCOL', `the peer released object ${String(expr[1])}, which it does not hold`);
     if (--local.refcount > 0) return;
-    this.locals.delete(luid as number);
+    this.locals.delete(luid);
     this.localIds.delete(local.object);
     const hook = this.releaseHooks.get(local.object);
     if (hook) {

@@ -1,5 +1,6 @@
 // The relay's call skimmer at the byte level: the heads it reports match what the full Banana
-// parser decodes, whatever the chunking, and it refuses exactly the framing the parser refuses.
+// parser decodes, whatever the chunking, and (the two share one scanner) it refuses exactly the
+// framing the parser refuses.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PB_VOCABULARY } from '../../src/pb/banana/constants.js';
