@@ -82,6 +82,14 @@ describe('the Banana scanner', () => {
     const { ends, buffered } = scan(stream, () => 1, { vocab: true });
     assert.deepEqual(ends, [first, stream.length]);
     assert.equal(buffered, 0);
+    // An integer whose prefix digits came in two chunks before its type byte.
+    const scanner = new BananaScanner(new Recorder());
+    scanner.feed(hex('01'));
+    scanner.feed(hex('01'));
+    assert.equal(scanner.bufferedBytes, 2);
+    scanner.feed(hex('81'));
+    assert.equal(scanner.bufferedBytes, 0);
+    assert.equal(scanner.position, 3);
   });
 
   it('hands over a kept string as a view of the chunk when it is whole there, as a fresh copy when it spanned chunks', () => {

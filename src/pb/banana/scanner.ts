@@ -111,13 +111,13 @@ export class BananaScanner {
 
   feed(chunk: Buffer): void {
     if (this.failed) throw this.failed;
+    if (chunk.length === 0) return;
     this.chunkStart = this.fed;
     this.fed += chunk.length;
     try {
-      let pos = 0;
-      if (this.body) pos = this.continueBody(chunk);
-      else if (this.digits) pos = this.continuePrefix(chunk);
-      while (pos < chunk.length) pos = this.next(chunk, pos);
+      const held = this.digits;
+      this.digits = undefined;
+      this.scan(chunk, this.body ? this.continueBody(chunk) : 0, held);
     } catch (err) {
       // Whatever failed (the framing or a reader), the rest of the stream is lost: stay failed.
       this.failed = err instanceof Error ? err : new Error(String(err));
@@ -128,131 +128,120 @@ export class BananaScanner {
     }
   }
 
-  /** Reads the element at `pos`; returns where the next one starts. */
-  private next(buf: Buffer, pos: number): number {
-    const end = buf.length;
-    // The prefix: base-128 digits (high bit clear) up to the type byte.
-    let p = pos;
-    while (p < end && buf[p]! < 0x80) p++;
-    if (p - pos > PREFIX_LIMIT) throw prefixTooLong();
-    if (p === end) {
-      // A private copy of the few digits, so the caller's chunk is not held for them.
-      this.digits = Buffer.from(buf.subarray(pos));
-      this.partialBytes = this.digits.length;
-      return end;
-    }
-    return this.element(buf[p]!, buf, pos, p, buf, p + 1);
-  }
-
-  private continuePrefix(chunk: Buffer): number {
-    const end = chunk.length;
-    let p = 0;
-    while (p < end && chunk[p]! < 0x80) p++;
-    const held = this.digits!;
-    if (held.length + p > PREFIX_LIMIT) throw prefixTooLong();
-    const digits = Buffer.concat([held, chunk.subarray(0, p)]);
-    if (p === end) {
-      this.digits = digits;
-      this.partialBytes = digits.length;
-      return end;
-    }
-    this.digits = undefined;
-    this.partialBytes = 0;
-    return this.element(chunk[p]!, digits, 0, digits.length, chunk, p + 1);
-  }
-
   /**
-   * One element whose prefix is `digits[from, to)` and whose type byte is read;
-   * its body, if any, starts at `buf[body]`. Returns where the next element starts.
+   * Reads the elements of `buf` from `pos` on; `held` are prefix digits an
+   * earlier chunk ended with, for the first of them. One loop for all element
+   * types, as the parser's speed on small elements depends on it.
    */
-  private element(type: number, digits: Buffer, from: number, to: number, buf: Buffer, body: number): number {
-    const headerBytes = to - from + 1;
-    switch (type) {
-      case LIST: {
-        const count = readCount(digits, from, to, 'List');
-        this.charge(headerBytes);
-        if (count === 0) {
-          this.atEnd(body);
-          this.events.emptyList();
+  private scan(buf: Buffer, pos: number, held: Buffer | undefined): void {
+    const end = buf.length;
+    while (pos < end) {
+      // The prefix: base-128 digits (high bit clear) up to the type byte.
+      let p = pos;
+      while (p < end && buf[p]! < 0x80) p++;
+      let digits = buf;
+      let from = pos;
+      let to = p;
+      if (held) {
+        if (held.length + p - pos > PREFIX_LIMIT) throw prefixTooLong();
+        digits = Buffer.concat([held, buf.subarray(pos, p)]);
+        from = 0;
+        to = digits.length;
+        held = undefined;
+        this.partialBytes = 0;
+      } else if (p - pos > PREFIX_LIMIT) throw prefixTooLong();
+      if (p === end) {
+        // A private copy of the few digits, so the caller's chunk is not held for them.
+        this.digits = digits === buf ? Buffer.from(buf.subarray(pos)) : digits;
+        this.partialBytes = this.digits.length;
+        return;
+      }
+      const type = buf[p]!;
+      const body = p + 1;
+      const headerBytes = to - from + 1;
+      switch (type) {
+        case LIST: {
+          const count = readCount(digits, from, to, 'List');
+          if (count === 0) {
+            this.complete(headerBytes, body);
+            this.events.emptyList();
+            this.elementDone(body);
+            pos = body;
+            continue;
+          }
+          this.charge(headerBytes);
+          if (this.remaining.length >= this.maxDepth) throw this.tooDeep();
+          this.remaining.push(count);
+          this.events.listStart(count);
+          pos = body;
+          continue;
+        }
+        case STRING: {
+          const length = readCount(digits, from, to, 'String');
+          const keep = this.events.keepString(length);
+          const next = body + length;
+          if (next > end) return this.awaitBody(STRING, buf, body, length, keep, headerBytes);
+          this.complete(headerBytes + length, next);
+          this.events.string(keep ? buf.subarray(body, next) : undefined, false);
+          this.elementDone(next);
+          pos = next;
+          continue;
+        }
+        case INT:
+        case LONGINT:
+          this.complete(headerBytes, body);
+          this.events.int(readInteger(digits, from, to));
           this.elementDone(body);
-          return body;
+          pos = body;
+          continue;
+        case NEG:
+        case LONGNEG: {
+          const n = readInteger(digits, from, to);
+          this.complete(headerBytes, body);
+          // Python's -0 is plain 0; a JavaScript -0 would re-encode as a float.
+          this.events.int(n === 0 ? 0 : -n);
+          this.elementDone(body);
+          pos = body;
+          continue;
         }
-        if (this.remaining.length >= this.maxDepth) {
-          throw new BananaError('BANANA_TOO_DEEP', `lists nested more than ${this.maxDepth} deep`);
+        case FLOAT: {
+          const next = body + 8;
+          if (next > end) return this.awaitBody(FLOAT, buf, body, 8, true, headerBytes);
+          this.complete(headerBytes + 8, next);
+          this.events.float(buf.readDoubleBE(body));
+          this.elementDone(next);
+          pos = next;
+          continue;
         }
-        this.remaining.push(count);
-        this.events.listStart(count);
-        return body;
-      }
-      case STRING: {
-        const length = readCount(digits, from, to, 'String');
-        const keep = this.events.keepString(length);
-        const available = buf.length - body;
-        if (available < length) {
-          // A private copy of the start of a kept body, so the caller's chunk is not held for it.
-          const pieces = keep ? [Buffer.from(buf.subarray(body))] : undefined;
-          this.body = { type: STRING, left: length - available, pieces, wireBytes: headerBytes + length };
-          this.partialBytes = headerBytes + available;
-          return buf.length;
+        case VOCAB: {
+          const index = readInteger(digits, from, to);
+          if (typeof index !== 'number' || PB_VOCABULARY[index - 1] === undefined || !this.vocab) throw badVocab(index);
+          this.complete(headerBytes, body);
+          this.events.word(index);
+          this.elementDone(body);
+          pos = body;
+          continue;
         }
-        this.charge(headerBytes + length);
-        this.atEnd(body + length);
-        this.events.string(keep ? buf.subarray(body, body + length) : undefined, false);
-        this.elementDone(body + length);
-        return body + length;
+        default:
+          throw new BananaError('BANANA_UNKNOWN_TYPE', `invalid type byte 0x${type.toString(16)}`);
       }
-      case INT:
-      case LONGINT:
-        this.charge(headerBytes);
-        this.atEnd(body);
-        this.events.int(readInteger(digits, from, to));
-        this.elementDone(body);
-        return body;
-      case NEG:
-      case LONGNEG: {
-        const n = readInteger(digits, from, to);
-        this.charge(headerBytes);
-        this.atEnd(body);
-        // Python's -0 is plain 0; a JavaScript -0 would re-encode as a float.
-        this.events.int(n === 0 ? 0 : -n);
-        this.elementDone(body);
-        return body;
-      }
-      case FLOAT: {
-        const available = buf.length - body;
-        if (available < 8) {
-          this.body = { type: FLOAT, left: 8 - available, pieces: [Buffer.from(buf.subarray(body))], wireBytes: headerBytes + 8 };
-          this.partialBytes = headerBytes + available;
-          return buf.length;
-        }
-        this.charge(headerBytes + 8);
-        this.atEnd(body + 8);
-        this.events.float(buf.readDoubleBE(body));
-        this.elementDone(body + 8);
-        return body + 8;
-      }
-      case VOCAB: {
-        const index = readInteger(digits, from, to);
-        const word = typeof index === 'number' ? PB_VOCABULARY[index - 1] : undefined;
-        if (word === undefined) throw new BananaError('BANANA_BAD_VOCAB', `unknown vocabulary index ${index}`);
-        if (!this.vocab) {
-          throw new BananaError('BANANA_BAD_VOCAB', `vocabulary element ${word} before the "pb" dialect was selected`);
-        }
-        this.charge(headerBytes);
-        this.atEnd(body);
-        this.events.word(index as number);
-        this.elementDone(body);
-        return body;
-      }
-      default:
-        throw new BananaError('BANANA_UNKNOWN_TYPE', `invalid type byte 0x${type.toString(16)}`);
     }
+  }
+
+  /** A string or float whose body goes on in later chunks: what has come of it is kept if wanted. */
+  private awaitBody(type: PartialBody['type'], buf: Buffer, body: number, length: number, keep: boolean, headerBytes: number): void {
+    const available = buf.length - body;
+    // A private copy of the start of a kept body, so the caller's chunk is not held for it.
+    const pieces = keep ? [Buffer.from(buf.subarray(body))] : undefined;
+    this.body = { type, left: length - available, pieces, wireBytes: headerBytes + length };
+    this.partialBytes = headerBytes + available;
   }
 
   /** Takes what a string or float body needs from `chunk`; returns where the next element starts. */
   private continueBody(chunk: Buffer): number {
     const partial = this.body!;
     const n = Math.min(partial.left, chunk.length);
+    // Either all of the chunk (the body goes on) or its start, joined with the rest right away.
     partial.pieces?.push(chunk.subarray(0, n));
     partial.left -= n;
     if (partial.left > 0) {
@@ -262,16 +251,20 @@ export class BananaScanner {
     this.body = undefined;
     this.partialBytes = 0;
     const bytes = partial.pieces ? Buffer.concat(partial.pieces) : undefined;
-    this.charge(partial.wireBytes);
-    this.atEnd(n);
+    this.complete(partial.wireBytes, n);
     if (partial.type === FLOAT) this.events.float(bytes!.readDoubleBE(0));
     else this.events.string(bytes, true);
     this.elementDone(n);
     return n;
   }
 
-  /** Before the event of an element that ends at `pos` of this chunk: if it is a whole expression, the budget starts afresh. */
-  private atEnd(pos: number): void {
+  /**
+   * Charges an element that ends at `pos` of this chunk, before its event: if
+   * it is a whole expression, that is where the stream splits, and the next
+   * expression's budget starts afresh.
+   */
+  private complete(wireBytes: number, pos: number): void {
+    this.charge(wireBytes);
     if (this.remaining.length > 0) return;
     this.cost = 0;
     this.end = this.chunkStart + pos;
@@ -291,6 +284,10 @@ export class BananaScanner {
     }
   }
 
+  private tooDeep(): BananaError {
+    return new BananaError('BANANA_TOO_DEEP', `lists nested more than ${this.maxDepth} deep`);
+  }
+
   private charge(wireBytes: number): void {
     this.cost += elementCost(wireBytes);
     if (this.cost > this.maxExpressionBytes) {
@@ -302,6 +299,12 @@ export class BananaScanner {
 /** The one wording of BANANA_EXPRESSION_TOO_LARGE. */
 function expressionTooLarge(limit: number): string {
   return `one expression exceeds ${limit} bytes (each element counts at least ${MIN_ELEMENT_COST})`;
+}
+
+function badVocab(index: number | bigint): BananaError {
+  const word = typeof index === 'number' ? PB_VOCABULARY[index - 1] : undefined;
+  if (word === undefined) return new BananaError('BANANA_BAD_VOCAB', `unknown vocabulary index ${index}`);
+  return new BananaError('BANANA_BAD_VOCAB', `vocabulary element ${word} before the "pb" dialect was selected`);
 }
 
 function prefixTooLong(): BananaError {
