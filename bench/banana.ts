@@ -3,8 +3,8 @@
 //
 //   node dist/bench/banana.js [--messages N] [--seconds S]
 //
-// Encode: jelly + Banana of every message, as Broker.callRemote writes it. Decode: Banana fed
-// in 64 KiB chunks, as from a socket, and unjelly of each call's arguments and keywords.
+// Encode: jelly + Banana of every message, through the encoder Broker.callRemote uses (writeCall).
+// Decode: Banana fed in 64 KiB chunks, as from a socket, and unjelly of each call's arguments and keywords.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,8 +14,8 @@ import { isDeepStrictEqual, parseArgs } from 'node:util';
 import { BananaParser } from '../src/pb/banana/parser.js';
 import { BananaWriter, type Sexp } from '../src/pb/banana/writer.js';
 import { unjelly } from '../src/pb/jelly/decode.js';
-import { jelly } from '../src/pb/jelly/encode.js';
-import { Tuple, type PbValue } from '../src/pb/values.js';
+import { writeCall } from '../src/pb/messages.js';
+import { Tuple, type PbValue } from '../src/pb/values/values.js';
 import { PYTHON } from '../test/helpers/python.js';
 import { int, pick, rng, type Rng } from '../test/helpers/random-values.js';
 import { toTagged } from '../test/helpers/tagged.js';
@@ -112,19 +112,11 @@ function encode(updates: Update[]): Buffer[] {
   w.vocab = true;
   const out: Buffer[] = [];
   for (const u of updates) {
-    w.list(7);
-    w.word('message');
-    w.int(u.requestId);
-    w.int(u.luid);
-    w.bytes(UPDATE);
-    w.int(1);
-    jelly(w, u.args);
-    jelly(w, {});
+    writeCall(w, u.requestId, u.luid, 'update', u.args, {});
     out.push(w.take());
   }
   return out;
 }
-const UPDATE = Buffer.from('update');
 
 /** Hands each call's arguments to `onCall`, which may drop them as a broker serving the call would. */
 function decode(stream: Buffer, onCall: (args: PbValue, kwargs: PbValue) => void): void {

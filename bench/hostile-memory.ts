@@ -8,10 +8,11 @@
 // in a process of its own, so that one case's garbage cannot count in another's figure.
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { BananaParser, DEFAULT_MAX_EXPRESSION_BYTES } from '../src/pb/banana/parser.js';
+import { BananaParser } from '../src/pb/banana/parser.js';
+import { DEFAULT_MAX_EXPRESSION_BYTES } from '../src/pb/banana/scanner.js';
 import { BananaWriter, encodeSexp, type Sexp } from '../src/pb/banana/writer.js';
 import { Broker } from '../src/pb/broker.js';
-import { Referenceable } from '../src/pb/references.js';
+import { Referenceable } from '../src/pb/values/references.js';
 import { memoryPair } from '../test/helpers/memory-duplex.js';
 
 const gc = (globalThis as { gc?: () => void }).gc;

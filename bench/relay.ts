@@ -44,8 +44,8 @@ import { BananaParser } from '../src/pb/banana/parser.js';
 import { BananaWriter, encodeSexp, type Sexp } from '../src/pb/banana/writer.js';
 import { unjelly } from '../src/pb/jelly/decode.js';
 import { jelly, type JellyContext } from '../src/pb/jelly/encode.js';
-import { Referenceable } from '../src/pb/references.js';
-import { toText, Tuple } from '../src/pb/values.js';
+import { Referenceable } from '../src/pb/values/references.js';
+import { toText, Tuple } from '../src/pb/values/values.js';
 
 const { values: options } = parseArgs({
   options: {

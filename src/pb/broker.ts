@@ -2,16 +2,18 @@ import type { Duplex } from 'node:stream';
 import { BananaError, JellyError, networkError, PbError, type BbgateError } from '../errors.js';
 import { whenEnded } from '../stream-end.js';
 import { DIALECTS } from './banana/constants.js';
-import { BananaParser, type ParserLimits } from './banana/parser.js';
+import { BananaParser } from './banana/parser.js';
+import type { ParserLimits } from './banana/scanner.js';
 import { BananaWriter, type Sexp } from './banana/writer.js';
-import { PbFailure, PY } from './failure.js';
 import { unjelly } from './jelly/decode.js';
-import { jelly } from './jelly/encode.js';
-import { forEachReference, Referenceable, RemoteReference, type KwArgs, type RemoteCall } from './references.js';
-import { messageText, Tuple, toText, type PbValue } from './values.js';
+import {
+  commandOf, decodeCall, decodeDecref, decodeDialectChoice, decodeDialectOffer, decodeReply, decodeVersion, PB_VERSION,
+  writeAnswer, writeCall, writeDecref, writeDialectChoice, writeDialectOffer, writeError, writeVersion,
+} from './messages.js';
+import { PbFailure, PY } from './values/failure.js';
+import { forEachReference, Referenceable, RemoteReference, type KwArgs, type RemoteCall } from './values/references.js';
+import { messageText, toText, type PbValue } from './values/values.js';
 
-/** PB protocol version spoken by Twisted since 2004, and checked by both sides. */
-export const PB_VERSION = 6;
 /** How long close() waits for the peer to acknowledge the end before cutting the connection. */
 const CLOSE_WAIT_MS = 2000;
 /**
@@ -115,7 +117,7 @@ export class Broker {
       stream.destroy();
       this.connectionLost();
     });
-    if (this.role === 'server') this.sendSexp(DIALECTS.map((d) => Buffer.from(d)));
+    if (this.role === 'server') this.send((w) => writeDialectOffer(w));
   }
 
   /** The peer's root object (clients use it to log in). Never reference-counted. */
@@ -143,17 +145,7 @@ export class Broker {
     }
     const requestId = this.nextRequestId++;
     try {
-      this.send((w) => {
-        w.list(7);
-        w.word('message');
-        w.int(requestId);
-        if (target === 'root') w.bytes(ROOT);
-        else w.int(target);
-        w.bytes(Buffer.from(method, 'utf8'));
-        w.int(1);
-        jelly(w, Tuple.from(args), this);
-        jelly(w, kwargs instanceof Map ? kwargs : { ...kwargs }, this);
-      });
+      this.send((w) => writeCall(w, requestId, target, method, args, kwargs, this));
     } catch (err) {
       return Promise.reject(err);
     }
@@ -179,11 +171,7 @@ export class Broker {
     if (!this.connected || this.closed) return;
     // One write for them all: a peer may send the same reference thousands of times in one call.
     this.send((w) => {
-      for (let i = 0; i < owed; i++) {
-        w.list(2);
-        w.word('decref');
-        w.int(luid);
-      }
+      for (let i = 0; i < owed; i++) writeDecref(w, luid);
     });
   }
 
@@ -286,10 +274,8 @@ export class Broker {
       this.negotiate(expr);
       return;
     }
-    if (!Array.isArray(expr) || expr.length === 0 || !(expr[0] instanceof Uint8Array)) {
-      throw new PbError('PB_PROTOCOL', 'the peer sent an expression that is not a PB command');
-    }
-    const command = Buffer.from(expr[0]).toString('latin1');
+    const command = commandOf(expr);
+    if (command === undefined || !Array.isArray(expr)) throw new PbError('PB_PROTOCOL', 'the peer sent an expression that is not a PB command');
     switch (command) {
       case 'message':
         return this.messageReceived(expr);
@@ -298,18 +284,16 @@ export class Broker {
         return this.replyReceived(command, expr);
       case 'decref':
         return this.decrefReceived(expr);
-      case 'version':
-        if (expr[1] !== PB_VERSION) {
-          throw new PbError('PB_VERSION', `the peer speaks PB version ${String(expr[1])}; bbgate speaks ${PB_VERSION}`);
-        }
+      case 'version': {
+        const version = decodeVersion(expr)?.version;
+        if (version !== PB_VERSION) throw new PbError('PB_VERSION', `the peer speaks PB version ${String(version)}; bbgate speaks ${PB_VERSION}`);
         this.settleVersion.resolve(PB_VERSION);
         return;
+      }
       case 'cachemessage': {
         // bbgate never sends Cacheables, so there is nothing a cache message could address.
-        const [, requestId, , , answerRequired] = expr;
-        if (answerRequired && typeof requestId === 'number' && Number.isInteger(requestId)) {
-          this.sendError(requestId, new PbFailure(PY.PbError, 'bbgate does not support cached objects (cachemessage)'));
-        }
+        const call = decodeCall(expr);
+        if (call?.answerRequired) this.sendError(call.requestId, new PbFailure(PY.PbError, 'bbgate does not support cached objects (cachemessage)'));
         return;
       }
       case 'didNotUnderstand':
@@ -325,18 +309,18 @@ export class Broker {
 
   private negotiate(expr: Sexp): void {
     if (this.role === 'client') {
-      if (!Array.isArray(expr)) throw new PbError('PB_NOT_PB', 'the server did not open with a PB dialect offer');
-      const offered = expr.map((d) => (d instanceof Uint8Array ? Buffer.from(d).toString('latin1') : '?'));
+      const offered = decodeDialectOffer(expr);
+      if (offered === undefined) throw new PbError('PB_NOT_PB', 'the server did not open with a PB dialect offer');
       this.offered = offered;
       const choice = offered.find((d) => DIALECTS.includes(d));
       if (choice === undefined) {
         throw new PbError('PB_DIALECT', `the server offers dialects [${offered.join(', ')}]; bbgate speaks [${DIALECTS.join(', ')}]`);
       }
-      this.sendSexp(Buffer.from(choice));
+      this.send((w) => writeDialectChoice(w, choice));
       this.selectDialect(choice);
     } else {
-      const choice = expr instanceof Uint8Array ? Buffer.from(expr).toString('latin1') : undefined;
-      if (choice === undefined || !DIALECTS.includes(choice)) {
+      const choice = decodeDialectChoice(expr);
+      if (choice === undefined) {
         throw new PbError('PB_DIALECT', 'the client selected a dialect the server did not offer');
       }
       this.selectDialect(choice);
@@ -346,36 +330,27 @@ export class Broker {
   private selectDialect(dialect: string): void {
     this.dialect = dialect;
     this.writer.vocab = this.parser.vocab = dialect === 'pb';
-    this.send((w) => {
-      w.list(2);
-      w.word('version');
-      w.int(PB_VERSION);
-    });
+    this.send((w) => writeVersion(w));
     this.settleReady.resolve();
   }
 
   private messageReceived(expr: Sexp[]): void {
-    const [, requestId, objectId, rawMethod, answerRequired, netArgs, netKw] = expr;
-    if (expr.length !== 7 || typeof requestId !== 'number' || !Number.isInteger(requestId) || !(rawMethod instanceof Uint8Array)) {
-      throw new PbError('PB_PROTOCOL', 'malformed message command');
-    }
-    const method = Buffer.from(rawMethod).toString('utf8');
-    const reply = answerRequired !== 0;
+    const call = decodeCall(expr);
+    if (!call) throw new PbError('PB_PROTOCOL', 'malformed message command');
+    const { requestId, target: objectId, method, answerRequired: reply } = call;
     const oneWayFailed = (err: unknown) => this.logger?.warn({ method, err: asError(err).message }, 'a one-way call failed');
     // Every reference the arguments bring is counted here; what the method does not keep goes back when it is done.
     const received = new Map<RemoteReference, number>();
     let unjellied = false;
     let result: unknown;
     try {
-      const target = objectId instanceof Uint8Array
-        ? (Buffer.from(objectId).toString('latin1') === 'root' ? this.root : undefined)
-        : typeof objectId === 'number' ? this.locals.get(objectId)?.object : undefined;
+      const target = objectId === 'root' ? this.root : typeof objectId === 'number' ? this.locals.get(objectId)?.object : undefined;
       if (!target) throw new PbFailure(PY.PbError, 'Invalid Object ID');
-      const call = this.unjellyCall(method, netArgs!, netKw!, received);
+      const incoming = this.unjellyCall(method, call.args, call.kwargs, received);
       unjellied = true;
       const handler = target.remoteMethod(method);
       if (!handler) throw new PbFailure(PY.NoSuchMethod, `No such method: remote_${method}`);
-      result = handler.call(target, call);
+      result = handler.call(target, incoming);
     } catch (err) {
       // More of the peer's objects than Twisted would ever hand out: not a Twisted peer; drop it.
       if (!unjellied && err instanceof PbError && err.code === 'PB_TOO_MANY_REFERENCES') throw err;
@@ -427,15 +402,15 @@ export class Broker {
   }
 
   private replyReceived(command: 'answer' | 'error', expr: Sexp[]): void {
-    const [, requestId, body] = expr;
-    const pending = typeof requestId === 'number' ? this.pending.get(requestId) : undefined;
-    if (expr.length !== 3 || !pending) {
-      throw new PbError('PB_PROTOCOL', `the peer sent an ${command} for request ${String(requestId)}, which is not pending`);
+    const reply = decodeReply(expr);
+    const pending = reply ? this.pending.get(reply.requestId) : undefined;
+    if (!reply || !pending) {
+      throw new PbError('PB_PROTOCOL', `the peer sent an ${command} for request ${String(expr[1])}, which is not pending`);
     }
-    this.pending.delete(requestId as number);
+    this.pending.delete(reply.requestId);
     let value: PbValue;
     try {
-      value = unjelly(body!, this);
+      value = unjelly(reply.body, this);
     } catch (err) {
       // Twisted drops the connection here too: the reply cannot be understood.
       pending.reject(asError(err));
@@ -446,11 +421,11 @@ export class Broker {
   }
 
   private decrefReceived(expr: Sexp[]): void {
-    const luid = expr[1];
-    const local = typeof luid === 'number' ? this.locals.get(luid) : undefined;
-    if (!local) throw new PbError('PB_PROTOCOL', `the peer released object ${String(luid)}, which it does not hold`);
+    const luid = decodeDecref(expr);
+    const local = luid === undefined ? undefined : this.locals.get(luid);
+    if (luid === undefined || !local) throw new PbError('PB_PROTOCOL', `the peer released object ${String(expr[1])}, which it does not hold`);
     if (--local.refcount > 0) return;
-    this.locals.delete(luid as number);
+    this.locals.delete(luid);
     this.localIds.delete(local.object);
     const hook = this.releaseHooks.get(local.object);
     if (hook) {
@@ -464,12 +439,7 @@ export class Broker {
   private sendAnswer(requestId: number, value: unknown): void {
     if (!this.connected || this.closed) return;
     try {
-      this.send((w) => {
-        w.list(3);
-        w.word('answer');
-        w.int(requestId);
-        jelly(w, value, this);
-      });
+      this.send((w) => writeAnswer(w, requestId, value, this));
     } catch (err) {
       this.sendError(requestId, PbFailure.fromError(err));
     }
@@ -477,16 +447,7 @@ export class Broker {
 
   private sendError(requestId: number, failure: PbFailure): void {
     if (!this.connected || this.closed) return;
-    this.send((w) => {
-      w.list(3);
-      w.word('error');
-      w.int(requestId);
-      jelly(w, failure, this);
-    });
-  }
-
-  private sendSexp(sexp: Sexp): void {
-    this.send((w) => w.sexp(sexp));
+    this.send((w) => writeError(w, requestId, failure, this));
   }
 
   /** Writes one whole expression; a failure while encoding sends nothing. */
@@ -545,8 +506,6 @@ export class Broker {
     this.releaseHooks.clear();
   }
 }
-
-const ROOT = Buffer.from('root');
 
 class IncomingCall implements RemoteCall {
   constructor(

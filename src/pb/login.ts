@@ -1,9 +1,9 @@
 import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import { PbError } from '../errors.js';
 import type { Broker } from './broker.js';
-import { PbFailure, PY, UnauthorizedLogin } from './failure.js';
-import { Referenceable, RemoteReference, type RemoteCall } from './references.js';
-import { tuple } from './values.js';
+import { PbFailure, PY, UnauthorizedLogin } from './values/failure.js';
+import { Referenceable, RemoteReference, type RemoteCall } from './values/references.js';
+import { tuple } from './values/values.js';
 
 /** PB's challenge response: md5(md5(password) + challenge), as twisted.spread.pb.respond computes it. */
 export function respond(challenge: Uint8Array, password: Uint8Array): Buffer {

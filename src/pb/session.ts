@@ -2,7 +2,7 @@ import type { Duplex } from 'node:stream';
 import { BbgateError } from '../errors.js';
 import { Broker, type BrokerLogger } from './broker.js';
 import { login } from './login.js';
-import type { Referenceable, RemoteReference } from './references.js';
+import type { Referenceable, RemoteReference } from './values/references.js';
 
 /** A logged-in PB connection: the broker, the perspective, and how it ends. */
 export interface PbSession {

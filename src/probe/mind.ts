@@ -1,6 +1,6 @@
 import { cpus } from 'node:os';
-import { Referenceable, type RemoteCall } from '../pb/references.js';
-import { toText } from '../pb/values.js';
+import { Referenceable, type RemoteCall } from '../pb/values/references.js';
+import { toText } from '../pb/values/values.js';
 import { VERSION } from '../version.js';
 
 /**

@@ -1,8 +1,5 @@
 import { BbgateError } from '../errors.js';
-import { BananaParser } from '../pb/banana/parser.js';
-import type { Sexp } from '../pb/banana/writer.js';
-import { PbFailure, PY } from '../pb/failure.js';
-import { unjelly } from '../pb/jelly/decode.js';
+import { BananaParser, commandOf, decodeReply, PbFailure, PY, unjelly, type Sexp } from '../pb/index.js';
 import { CallSkimmer, type CallHead } from './call-skimmer.js';
 
 /** The login's outcome as the master gave it: it accepted or refused the worker's password. */
@@ -119,18 +116,19 @@ export class LoginGuard {
     this.respondId = head.requestId;
   }
 
-  private masterReply(expr: unknown): void {
-    if (this.outcome !== undefined || !Array.isArray(expr)) return;
-    const command = expr[0] instanceof Uint8Array ? Buffer.from(expr[0]).toString('latin1') : '';
-    if (command !== 'answer' && command !== 'error') return;
-    if (expr[1] === this.loginId) {
+  private masterReply(expr: Sexp): void {
+    if (this.outcome !== undefined) return;
+    const command = commandOf(expr);
+    const reply = command === 'answer' || command === 'error' ? decodeReply(expr as Sexp[]) : undefined;
+    if (!reply) return;
+    if (reply.requestId === this.loginId) {
       this.loginAnswered = true;
       return;
     }
-    if (!this.loginAnswered || this.respondId === undefined || expr[1] !== this.respondId) return;
+    if (!this.loginAnswered || this.respondId === undefined || reply.requestId !== this.respondId) return;
     this.outcome = command === 'answer' ? 'accepted' : 'refused';
     this.verdict = undefined;
-    this.decided(command === 'answer' ? { outcome: 'accepted' } : { outcome: 'refused', ...masterRefusal(expr[2]) });
+    this.decided(command === 'answer' ? { outcome: 'accepted' } : { outcome: 'refused', ...masterRefusal(reply.body) });
   }
 }
 

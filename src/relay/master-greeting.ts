@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { PbError } from '../errors.js';
+import { decodeDialectOffer } from '../pb/index.js';
 import type { WorkerHello } from './worker-hello.js';
 import { expectVersion, HandshakeError } from './worker-hello.js';
 import { sniff } from './sniffer.js';
@@ -20,8 +21,8 @@ export async function greetMaster(stream: Duplex, hello: WorkerHello, timeoutMs:
     timeoutMs,
     step: (expr, parser) => {
       if (offered === undefined) {
-        if (!Array.isArray(expr)) throw new PbError('PB_NOT_PB', 'the master did not open with a PB dialect offer');
-        offered = expr.map((d) => (d instanceof Uint8Array ? Buffer.from(d).toString('latin1') : '?'));
+        offered = decodeDialectOffer(expr);
+        if (offered === undefined) throw new PbError('PB_NOT_PB', 'the master did not open with a PB dialect offer');
         if (!offered.includes(hello.dialect)) {
           throw new PbError('PB_DIALECT', `the master offers dialects [${offered.join(', ')}], not the worker's "${hello.dialect}"`);
         }

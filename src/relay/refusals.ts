@@ -1,5 +1,5 @@
 import { BbgateError, type ErrorCode } from '../errors.js';
-import { PbFailure, PY, UnauthorizedLogin } from '../pb/failure.js';
+import { PbFailure, PY, UnauthorizedLogin } from '../pb/index.js';
 
 export type RefusalCode = 'RELAY_DENIED' | 'RELAY_LIMIT' | 'RELAY_UPSTREAM';
 

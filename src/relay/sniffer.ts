@@ -1,7 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { whenEnded } from '../stream-end.js';
-import { BananaParser } from '../pb/banana/parser.js';
-import type { Sexp } from '../pb/banana/writer.js';
+import { BananaParser, type Sexp } from '../pb/index.js';
 
 export interface SniffOptions {
   /** Most bytes the peer may send before the sniff is done: a handshake is small, a flood is not. */

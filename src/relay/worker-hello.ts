@@ -1,12 +1,9 @@
 import type { Duplex } from 'node:stream';
 import { BbgateError } from '../errors.js';
-import { DIALECTS } from '../pb/banana/constants.js';
-import { BananaWriter, encodeSexp, type Sexp } from '../pb/banana/writer.js';
-import { PB_VERSION } from '../pb/broker.js';
-import type { PbFailure } from '../pb/failure.js';
-import { unjelly } from '../pb/jelly/decode.js';
-import { jelly } from '../pb/jelly/encode.js';
-import { toText } from '../pb/values.js';
+import {
+  commandOf, decodeCall, decodeDialectChoice, decodeVersion, encodeMessage, PB_VERSION, toText, unjelly,
+  writeDialectOffer, writeError, writeVersion, type PbFailure, type Sexp,
+} from '../pb/index.js';
 import { sniff } from './sniffer.js';
 
 /** Why a worker's handshake failed, as metrics label it. */
@@ -34,7 +31,7 @@ export interface WorkerHello {
 
 /** A login call carries one user name; anything near this size is not a handshake. */
 const MAX_HELLO_BYTES = 16 * 1024;
-const OFFER = encodeSexp(DIALECTS.map((d) => Buffer.from(d)));
+const OFFER = encodeMessage(false, writeDialectOffer);
 
 /**
  * Plays the master's part up to the worker's login call: offers the dialects,
@@ -56,7 +53,7 @@ export async function readWorkerHello(stream: Duplex, timeoutMs: number): Promis
         dialect = dialectChoice(expr);
         choiceEnd = parser.position;
         parser.vocab = dialect === 'pb';
-        stream.write(encodeSexp([Buffer.from('version'), PB_VERSION], parser.vocab));
+        stream.write(encodeMessage(parser.vocab, writeVersion));
         return false;
       }
       if (!versionSeen) {
@@ -78,8 +75,8 @@ export async function readWorkerHello(stream: Duplex, timeoutMs: number): Promis
 }
 
 function dialectChoice(expr: Sexp): string {
-  const choice = expr instanceof Uint8Array ? Buffer.from(expr).toString('latin1') : undefined;
-  if (choice === undefined || !DIALECTS.includes(choice)) {
+  const choice = decodeDialectChoice(expr);
+  if (choice === undefined) {
     throw new HandshakeError('protocol', 'the client did not answer the PB dialect offer with one of the dialects offered');
   }
   return choice;
@@ -87,38 +84,30 @@ function dialectChoice(expr: Sexp): string {
 
 /** `["version", 6]`, as both sides of PB send it once the dialect is chosen. */
 export function expectVersion(expr: Sexp, who: string): void {
-  const [command, version] = Array.isArray(expr) ? expr : [];
-  if (!(command instanceof Uint8Array) || Buffer.from(command).toString('latin1') !== 'version') {
-    throw new HandshakeError('protocol', `${who} did not announce its PB version`);
-  }
+  const announced = decodeVersion(expr);
+  if (!announced) throw new HandshakeError('protocol', `${who} did not announce its PB version`);
+  const { version } = announced;
   if (version !== PB_VERSION) throw new HandshakeError('protocol', `${who} speaks PB version ${String(version)}; the relay speaks ${PB_VERSION}`);
 }
 
 /** `["message", id, "root", "login", answer, ["tuple", name], kwargs]`: a Twisted cred login. */
 function loginCall(expr: Sexp): { username: string; requestId: number } {
-  const [command, requestId, target, method, , args] = Array.isArray(expr) ? expr : [];
-  const text = (v: Sexp | undefined) => (v instanceof Uint8Array ? Buffer.from(v).toString('latin1') : undefined);
-  if (text(command) !== 'message' || text(target) !== 'root' || text(method) !== 'login' || typeof requestId !== 'number' || !Number.isInteger(requestId) || args === undefined) {
+  const call = commandOf(expr) === 'message' ? decodeCall(expr as Sexp[]) : undefined;
+  if (call?.target !== 'root' || call.method !== 'login') {
     throw new HandshakeError('protocol', 'the client\'s first PB call is not a login: the relay admits logins only');
   }
   let username: string | undefined;
   try {
-    const values = unjelly(args);
+    const values = unjelly(call.args);
     username = Array.isArray(values) && values.length === 1 ? toText(values[0]) : undefined;
   } catch (err) {
     throw new HandshakeError('protocol', `the client's login call cannot be read: ${(err as Error).message}`, { cause: err });
   }
   if (!username) throw new HandshakeError('protocol', 'the client\'s login call carries no worker name');
-  return { username, requestId };
+  return { username, requestId: call.requestId };
 }
 
 /** Answers the worker's login with `failure` and hangs up: the master never hears of it. */
 export function refuseLogin(stream: Duplex, hello: WorkerHello, failure: PbFailure): void {
-  const w = new BananaWriter(512);
-  w.vocab = hello.dialect === 'pb';
-  w.list(3);
-  w.word('error');
-  w.int(hello.requestId);
-  jelly(w, failure);
-  stream.end(w.take());
+  stream.end(encodeMessage(hello.dialect === 'pb', (w) => writeError(w, hello.requestId, failure)));
 }

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
-import { PbFailure, PY } from '../pb/failure.js';
-import { releaseReferences, type RemoteReference } from '../pb/references.js';
-import { float, type PbValue } from '../pb/values.js';
+import { PbFailure, PY } from '../pb/values/failure.js';
+import { releaseReferences, type RemoteReference } from '../pb/values/references.js';
+import { float, type PbValue } from '../pb/values/values.js';
 import type { CommandLogger, CommandSpec } from './commands/types.js';
 import { UpdateBuffer, type UpdateOptions } from './updates.js';
 

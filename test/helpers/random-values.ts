@@ -1,6 +1,6 @@
 // Seeded random Python-shaped values for cross-checks and fuzzing.
 import { PB_VOCABULARY } from '../../src/pb/banana/constants.js';
-import { FrozenSet, PyFloat, Tuple } from '../../src/pb/values.js';
+import { FrozenSet, PyFloat, Tuple } from '../../src/pb/values/values.js';
 
 export type Rng = () => number;
 

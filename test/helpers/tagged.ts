@@ -1,6 +1,6 @@
 // The tagged-JSON value form shared with test/python/tagged.py (see test/python/README.md),
 // so values can cross between bbgate and real Twisted with their exact Python types.
-import { FrozenSet, isIntegral, PyFloat, Tuple } from '../../src/pb/values.js';
+import { FrozenSet, isIntegral, PyFloat, Tuple } from '../../src/pb/values/values.js';
 
 export type Tagged = [string, ...unknown[]];
 

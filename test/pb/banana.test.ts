@@ -3,9 +3,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { BananaError } from '../../src/errors.js';
-import { BananaParser, decodeSexps, DEFAULT_MAX_EXPRESSION_BYTES, MIN_ELEMENT_COST } from '../../src/pb/banana/parser.js';
+import { BananaParser, decodeSexps } from '../../src/pb/banana/parser.js';
+import { DEFAULT_MAX_EXPRESSION_BYTES, MIN_ELEMENT_COST } from '../../src/pb/banana/scanner.js';
 import { encodeSexp, type Sexp } from '../../src/pb/banana/writer.js';
-import { PyFloat } from '../../src/pb/values.js';
+import { PyFloat } from '../../src/pb/values/values.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 const b = (s: string) => Buffer.from(s, 'latin1');

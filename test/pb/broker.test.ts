@@ -7,7 +7,7 @@ import { BbgateError } from '../../src/errors.js';
 import { BananaParser, decodeSexps } from '../../src/pb/banana/parser.js';
 import { encodeSexp, type Sexp } from '../../src/pb/banana/writer.js';
 import { Broker, MAX_BROKER_REFS } from '../../src/pb/broker.js';
-import { Referenceable, RemoteReference, type RemoteCall } from '../../src/pb/references.js';
+import { Referenceable, RemoteReference, type RemoteCall } from '../../src/pb/values/references.js';
 import { waitFor } from '../helpers/wait.js';
 import { memoryPair } from '../helpers/memory-duplex.js';
 

@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { JellyError } from '../../src/errors.js';
-import { DEFAULT_MAX_DEPTH, decodeSexps } from '../../src/pb/banana/parser.js';
+import { decodeSexps } from '../../src/pb/banana/parser.js';
+import { DEFAULT_MAX_DEPTH } from '../../src/pb/banana/scanner.js';
 import { BananaWriter } from '../../src/pb/banana/writer.js';
 import { jelly } from '../../src/pb/jelly/encode.js';
 

@@ -7,7 +7,7 @@ import { decodeSexps } from '../../src/pb/banana/parser.js';
 import { BananaWriter } from '../../src/pb/banana/writer.js';
 import { unjelly } from '../../src/pb/jelly/decode.js';
 import { jelly } from '../../src/pb/jelly/encode.js';
-import { FrozenSet, PyFloat, tuple, Tuple } from '../../src/pb/values.js';
+import { FrozenSet, PyFloat, tuple, Tuple } from '../../src/pb/values/values.js';
 import { TwistedCodec } from '../helpers/python.js';
 import { randomValue, rng } from '../helpers/random-values.js';
 import { fromTagged, sortSets, toTagged, type Tagged } from '../helpers/tagged.js';

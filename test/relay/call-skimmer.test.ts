@@ -1,11 +1,13 @@
 // The relay's call skimmer at the byte level: the heads it reports match what the full Banana
-// parser decodes, whatever the chunking, and it refuses exactly the framing the parser refuses.
+// parser decodes, whatever the chunking, and (the two share one scanner) it refuses exactly the
+// framing the parser refuses.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PB_VOCABULARY } from '../../src/pb/banana/constants.js';
-import { BananaParser, decodeSexps, DEFAULT_MAX_EXPRESSION_BYTES, MIN_ELEMENT_COST } from '../../src/pb/banana/parser.js';
+import { BananaParser, decodeSexps } from '../../src/pb/banana/parser.js';
+import { DEFAULT_MAX_EXPRESSION_BYTES, MIN_ELEMENT_COST } from '../../src/pb/banana/scanner.js';
 import { encodeSexp, type Sexp } from '../../src/pb/banana/writer.js';
-import { PyFloat } from '../../src/pb/values.js';
+import { PyFloat } from '../../src/pb/values/values.js';
 import { CallSkimmer, type CallHead } from '../../src/relay/call-skimmer.js';
 import { expectedHead } from '../helpers/fuzz.js';
 import { rng as seeded } from '../helpers/random-values.js';

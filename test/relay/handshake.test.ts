@@ -7,7 +7,7 @@ import { BbgateError } from '../../src/errors.js';
 import { decodeSexps } from '../../src/pb/banana/parser.js';
 import { encodeSexp, type Sexp } from '../../src/pb/banana/writer.js';
 import { Broker } from '../../src/pb/broker.js';
-import { PbFailure, PY } from '../../src/pb/failure.js';
+import { PbFailure, PY } from '../../src/pb/values/failure.js';
 import { login } from '../../src/pb/login.js';
 import { greetMaster } from '../../src/relay/master-greeting.js';
 import { readRefusal, refusal } from '../../src/relay/refusals.js';

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { BananaWriter, encodeSexp, type Sexp } from '../../src/pb/banana/writer.js';
-import { PbFailure, PY, UnauthorizedLogin } from '../../src/pb/failure.js';
+import { PbFailure, PY, UnauthorizedLogin } from '../../src/pb/values/failure.js';
 import { jelly } from '../../src/pb/jelly/encode.js';
 import { LoginGuard, type LoginVerdict } from '../../src/relay/login-guard.js';
 

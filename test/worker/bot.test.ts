@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
-import { PbFailure } from '../../src/pb/failure.js';
+import { PbFailure } from '../../src/pb/values/failure.js';
 import { BananaParser } from '../../src/pb/banana/parser.js';
 import { encodeSexp, type Sexp } from '../../src/pb/banana/writer.js';
 import { Broker } from '../../src/pb/broker.js';

@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { PbFailure } from '../../src/pb/failure.js';
-import { FrozenSet, PyFloat, Tuple, type PbValue } from '../../src/pb/values.js';
+import { PbFailure } from '../../src/pb/values/failure.js';
+import { FrozenSet, PyFloat, Tuple, type PbValue } from '../../src/pb/values/values.js';
 import { CommandArgs } from '../../src/worker/commands/command-args.js';
 import { pyTruthy } from '../../src/worker/python/truth.js';
 import { PYTHON } from '../helpers/python.js';

@@ -1,9 +1,9 @@
 // A CommandContext for running one command in a unit test, recording what it reports, and fake
 // master-side writer/reader objects that record calls and can be made slow or failing.
 import { spawnSync } from 'node:child_process';
-import { PbFailure } from '../../src/pb/failure.js';
-import { RemoteReference, type ReferenceOwner } from '../../src/pb/references.js';
-import type { PbValue } from '../../src/pb/values.js';
+import { PbFailure } from '../../src/pb/values/failure.js';
+import { RemoteReference, type ReferenceOwner } from '../../src/pb/values/references.js';
+import type { PbValue } from '../../src/pb/values/values.js';
 import type { CommandContext, CommandSpec } from '../../src/worker/commands/types.js';
 
 export const PYTHON = process.env.BBGATE_TEST_PYTHON ?? '/usr/bin/python3';

@@ -6,7 +6,7 @@ import { chmod, lstat, mkdir, mkdtemp, readdir, rm, stat, symlink, utimes, write
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Tuple } from '../../src/pb/values.js';
+import { Tuple } from '../../src/pb/values/values.js';
 import * as fsCommands from '../../src/worker/commands/fs.js';
 import type { CommandSpec } from '../../src/worker/commands/types.js';
 import { canSwitchToNobody, runAsNobody } from '../helpers/nobody.js';

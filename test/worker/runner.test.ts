@@ -5,8 +5,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { RemoteReference } from '../../src/pb/references.js';
-import { PyFloat, type PbValue } from '../../src/pb/values.js';
+import type { RemoteReference } from '../../src/pb/values/references.js';
+import { PyFloat, type PbValue } from '../../src/pb/values/values.js';
 import { shell } from '../../src/worker/commands/shell.js';
 import { CommandRunner, MAX_UPDATES_IN_FLIGHT } from '../../src/worker/runner.js';
 

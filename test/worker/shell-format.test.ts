@@ -6,7 +6,7 @@ import { decodeSexps } from '../../src/pb/banana/parser.js';
 import { BananaWriter } from '../../src/pb/banana/writer.js';
 import { unjelly } from '../../src/pb/jelly/decode.js';
 import { jelly } from '../../src/pb/jelly/encode.js';
-import { PyFloat, Tuple, tuple } from '../../src/pb/values.js';
+import { PyFloat, Tuple, tuple } from '../../src/pb/values/values.js';
 import { MAX_REPR_CHARS, pyRepr, REPR_CUT, reprBytes, reprFloat, reprText } from '../../src/worker/python/repr.js';
 import { shellQuote } from '../../src/worker/python/shlex.js';
 import { PYTHON } from '../helpers/python.js';

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
-import { PbFailure } from '../../src/pb/failure.js';
-import { PyFloat, Tuple } from '../../src/pb/values.js';
+import { PbFailure } from '../../src/pb/values/failure.js';
+import { PyFloat, Tuple } from '../../src/pb/values/values.js';
 import { MAX_BLOCK, UPLOAD_WRITES_IN_FLIGHT, downloadFile, uploadDirectory, uploadDirectoryCommand, uploadFile, uploadFileCommand } from '../../src/worker/commands/transfer.js';
 import { canSwitchToNobody, runAsNobody } from '../helpers/nobody.js';
 import type { CommandSpec } from '../../src/worker/commands/types.js';
@@ -345,7 +345,7 @@ print(json.dumps(bio.getvalue().hex()))
     const child = runAsNobody((src) => `
       const { uploadDirectory } = await import(${JSON.stringify(src + 'worker/commands/transfer.js')});
       const writer = { callRemote: async () => null, release() {} };
-      Object.setPrototypeOf(writer, (await import(${JSON.stringify(src + 'pb/references.js')})).RemoteReference.prototype);
+      Object.setPrototypeOf(writer, (await import(${JSON.stringify(src + 'pb/values/references.js')})).RemoteReference.prototype);
       const ctx = { args: new Map([['workdir', 'build'], ['workersrc', 'locked'], ['writer', writer], ['blocksize', 16384], ['maxsize', null], ['compress', null]]),
         builderDir: ${JSON.stringify(join(root, 'builder'))}, basedir: ${JSON.stringify(root)}, environ: process.env,
         interrupted: new AbortController().signal, logger: { info() {}, warn() {} },

@@ -1,7 +1,7 @@
 // Line splitting and buffering of command output, as buildbot-worker does it, minus its data loss.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Tuple } from '../../src/pb/values.js';
+import { Tuple } from '../../src/pb/values/values.js';
 import { UpdateBuffer, type Update } from '../../src/worker/updates.js';
 import { waitFor } from '../helpers/wait.js';
 

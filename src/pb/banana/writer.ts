@@ -1,5 +1,5 @@
 import { BananaError } from '../../errors.js';
-import { isIntegral, PyFloat } from '../values.js';
+import { isIntegral, PyFloat } from '../values/values.js';
 import {
   FLOAT, INT, LARGEST_INT, LARGEST_LONG, LIST, LONGINT, LONGNEG, NEG, PB_VOCABULARY,
   SIZE_LIMIT, SMALLEST_INT, STRING, VOCAB,

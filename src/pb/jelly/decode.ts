@@ -1,9 +1,9 @@
 import { isAscii, isUtf8, transcode } from 'node:buffer';
 import { JellyError } from '../../errors.js';
 import type { Sexp } from '../banana/writer.js';
-import { COPYABLE_FAILURE, PbFailure } from '../failure.js';
-import type { Referenceable, RemoteReference } from '../references.js';
-import { FrozenSet, Tuple, Unpersistable, type PbValue } from '../values.js';
+import { COPYABLE_FAILURE, PbFailure } from '../values/failure.js';
+import type { Referenceable, RemoteReference } from '../values/references.js';
+import { FrozenSet, Tuple, Unpersistable, type PbValue } from '../values/values.js';
 
 /** How references are received: only a broker can resolve luids. */
 export interface UnjellyContext {

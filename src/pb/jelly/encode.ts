@@ -1,9 +1,9 @@
 import { JellyError } from '../../errors.js';
-import { DEFAULT_MAX_DEPTH } from '../banana/parser.js';
+import { DEFAULT_MAX_DEPTH } from '../banana/scanner.js';
 import { describe, type BananaWriter } from '../banana/writer.js';
-import { COPYABLE_FAILURE, PbFailure } from '../failure.js';
-import { Referenceable, RemoteReference } from '../references.js';
-import { FrozenSet, PyFloat, Tuple, Unpersistable } from '../values.js';
+import { COPYABLE_FAILURE, PbFailure } from '../values/failure.js';
+import { Referenceable, RemoteReference } from '../values/references.js';
+import { FrozenSet, PyFloat, Tuple, Unpersistable } from '../values/values.js';
 
 /** How references are sent: only a broker can give them luids. */
 export interface JellyContext {

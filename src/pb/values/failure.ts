@@ -1,4 +1,4 @@
-import { BbgateError, type ErrorCode } from '../errors.js';
+import { BbgateError, type ErrorCode } from '../../errors.js';
 import { messageText, toText } from './values.js';
 
 /** Qualified names that PB peers match on (`failure.check(...)` compares these strings). */

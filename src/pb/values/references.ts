@@ -1,4 +1,4 @@
-import { PbError } from '../errors.js';
+import { PbError } from '../../errors.js';
 import type { PbValue } from './values.js';
 
 /** One incoming call, as a local remote method sees it. */
