@@ -1,6 +1,5 @@
 import { cpus } from 'node:os';
-import { Referenceable, type RemoteCall } from '../pb/values/references.js';
-import { toText } from '../pb/values/values.js';
+import { Referenceable, type RemoteCall, toText } from '../pb/index.js';
 import { VERSION } from '../version.js';
 
 /**

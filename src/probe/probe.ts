@@ -1,9 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { BbgateError, PbError, type ErrorCode } from '../errors.js';
-import { Broker } from '../pb/broker.js';
-import { PbFailure, PY } from '../pb/values/failure.js';
-import { login } from '../pb/login.js';
-import type { RemoteReference } from '../pb/values/references.js';
+import { Broker, PbFailure, PY, login, type RemoteReference } from '../pb/index.js';
 import { formatEndpoint, parseEndpoint } from '../address/connection-string.js';
 import { parseProxyString } from '../address/proxy-string.js';
 import { redactCredentials } from '../address/redact.js';

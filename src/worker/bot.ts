@@ -1,7 +1,5 @@
 import { mkdir, readdir, rm } from 'node:fs/promises';
-import { PbFailure } from '../pb/values/failure.js';
-import { Referenceable, RemoteReference, type RemoteCall } from '../pb/values/references.js';
-import { toText, type PbValue } from '../pb/values/values.js';
+import { PbFailure, Referenceable, RemoteReference, type RemoteCall, toText, type PbValue } from '../pb/index.js';
 import type { CommandLogger, CommandSpec } from './commands/types.js';
 import { withDeadline } from '../transport/deadline.js';
 import { pythonJoin } from './python/os-path.js';

@@ -2,7 +2,7 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BbgateError, EXIT_INTERNAL_ERROR } from '../errors.js';
 import { stallMessage, watchLiveness } from '../liveness.js';
-import { openPbSession, type PbSession } from '../pb/session.js';
+import { openPbSession, type PbSession } from '../pb/index.js';
 import { abandonable } from '../transport/deadline.js';
 import { dial, type StepRunner } from '../route/dial.js';
 import { routeTo } from '../route/route.js';

@@ -1,7 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { PbFailure, PY } from '../pb/values/failure.js';
-import { releaseReferences, type RemoteReference } from '../pb/values/references.js';
-import { float, type PbValue } from '../pb/values/values.js';
+import { PbFailure, PY, releaseReferences, type RemoteReference, float, type PbValue } from '../pb/index.js';
 import type { CommandLogger, CommandSpec } from './commands/types.js';
 import { UpdateBuffer, type UpdateOptions } from './updates.js';
 

@@ -1,4 +1,4 @@
-import { tuple } from '../pb/values/values.js';
+import { tuple } from '../pb/index.js';
 
 /** One buffered update: a key and its value, as the master's remote_update receives them. */
 export type Update = [key: string, value: unknown];
