@@ -98,6 +98,7 @@ describe('PAC files (pac+file:, pac+http:) against a real master and squid', () 
   it('over HTTP, with the standard helpers choosing by host: squid for the master, DIRECT for the rest', async () => {
     const script = [
       'function FindProxyForURL(url, host) {',
+      '  alert("a PAC\'s debugging output must not reach the probe\'s JSON");',
       '  if (isPlainHostName(host) || dnsDomainIs(host, ".nowhere.example")) return "DIRECT";',
       `  if (shExpMatch(url, "https://127.0.0.1:${master.pbPort}/") && isInNet(dnsResolve(host), "127.0.0.0", "255.0.0.0") && myIpAddress() != "")`,
       `    return "PROXY 127.0.0.1:${squid.port}";`,

@@ -34,7 +34,7 @@ export async function evaluatePac(script: string, url: string, host: string, opt
   // after the deadline still resolves a promise inside it.
   let running: Promise<unknown> = Promise.resolve();
   try {
-    findProxyForURL = createPacResolver(vm, script, { filename: 'proxy.pac', sandbox: { myIpAddress } });
+    findProxyForURL = createPacResolver(vm, script, { filename: 'proxy.pac', sandbox: { myIpAddress, alert } });
     running = findProxyForURL(url, host);
     running.catch(() => undefined);
     let timer: NodeJS.Timeout | undefined;
@@ -53,6 +53,9 @@ export async function evaluatePac(script: string, url: string, host: string, opt
     void running.finally(() => vm.dispose()).catch(() => undefined);
   }
 }
+
+/** PAC scripts' debugging output: pac-resolver's would print to stdout, into the probe's --json. */
+function alert(): void {}
 
 /**
  * The machine's address as PAC scripts see it: the first non-internal IPv4 address of its
