@@ -51,6 +51,11 @@ export type ErrorCode =
   | 'PROXY_FORBIDDEN'
   | 'PROXY_BAD_GATEWAY'
   | 'PROXY_ERROR'
+  // PAC files (pac+file:, pac+http(s):): loading, evaluating, the answer, and its entries all failing
+  | 'PROXY_PAC_LOAD'
+  | 'PROXY_PAC_EVAL'
+  | 'PROXY_PAC_ANSWER'
+  | 'PROXY_ALL_FAILED'
   // TLS: our trust roots and certificate, the handshake, and the server's certificate
   | 'TLS_NO_TRUST_ROOTS'
   | 'TLS_CLIENT_CERT'

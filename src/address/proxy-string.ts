@@ -20,7 +20,8 @@ export interface ProxyConfig {
   /** Decoded from the URL's user info; sent as preemptive Basic `Proxy-Authorization`. */
   username?: string;
   password?: string;
-  source: 'flag' | 'environment';
+  /** `pac`: an entry of a PAC file's answer (see ./pac-string.ts). */
+  source: 'flag' | 'environment' | 'pac';
   /** The variable it came from, as spelled in the environment (`https_proxy` or `HTTPS_PROXY`, ...). */
   envVar?: string;
   /** A `tcp:` proxy string's `timeout=` in seconds: bounds the TCP connect to the proxy, as Twisted's endpoint does for buildbot-worker. */

@@ -5,7 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { BbgateError } from '../errors.js';
 import { parseEndpoint } from '../address/connection-string.js';
 import { parseMasterAddress } from '../address/master-address.js';
-import { parseProxyString } from '../address/proxy-string.js';
+import { isPacSource, parseProxySetting } from '../address/proxy-setting.js';
 import { DEFAULT_KEEPALIVE, DEFAULT_LOG_ROTATE, DEFAULT_MAXDELAY } from '../worker/config.js';
 import { renderTac, type TacSettings } from '../worker/tac/write.js';
 import { parseCommand, report, strerror } from './common.js';
@@ -29,7 +29,8 @@ Options:
                            MASTER[:PORT], e.g. tls:master:9989:trustRoots=/etc/ca
       --proxy-connection-string P
                            tunnel through this HTTP proxy: tcp:HOST:PORT (what
-                           buildbot-worker takes), or http(s)://[USER:PASSWORD@]HOST:PORT
+                           buildbot-worker takes), or http(s)://[USER:PASSWORD@]HOST:PORT,
+                           or a PAC file: pac+file:///PATH, pac+http(s)://HOST/PATH
       --umask MASK         the worker's umask, e.g. 0o022 or 022 (octal; default None:
                            0o077 when started as a daemon)
   -a, --allow-shutdown H   let the worker ask for a graceful shutdown: signal (SIGHUP)
@@ -125,8 +126,9 @@ export function planCreateWorker(argv: string[], cwd = process.cwd()): CreateWor
 
   const proxy = v['proxy-connection-string'] === undefined ? undefined : unquoted(v['proxy-connection-string']);
   if (proxy !== undefined) {
-    const parsed = parseProxyString(proxy);
-    if (!/^tcp:/i.test(proxy)) notes.push(`buildbot-worker cannot run this buildbot.tac: its proxy_connection_string takes only tcp:HOST:PORT (and no credentials); bbgate can (${parsed.url.protocol}// proxy)`);
+    const parsed = parseProxySetting(proxy);
+    const kind = isPacSource(parsed) ? 'a PAC file' : `${parsed.url.protocol}// proxy`;
+    if (!/^tcp:/i.test(proxy)) notes.push(`buildbot-worker cannot run this buildbot.tac: its proxy_connection_string takes only tcp:HOST:PORT (and no credentials); bbgate can (${kind})`);
     if (connectionString !== undefined) notes.push('buildbot-worker cannot run this buildbot.tac: it refuses a proxy_connection_string together with a connection_string; bbgate can');
   }
 

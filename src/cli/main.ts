@@ -56,7 +56,8 @@ Options:
                        verified against the platform's CAs, as buildbot-worker --use-tls does
   --proxy-connection-string P
                        tunnel through this HTTP proxy with CONNECT: tcp:HOST:PORT,
-                       http://[USER:PASSWORD@]HOST:PORT or https://[USER:PASSWORD@]HOST:PORT
+                       http://[USER:PASSWORD@]HOST:PORT or https://[USER:PASSWORD@]HOST:PORT,
+                       or the proxies a PAC file names: pac+file:///PATH, pac+http(s)://URL
                        (without it, HTTPS_PROXY / ALL_PROXY and NO_PROXY apply)
   --no-env-proxy       ignore HTTPS_PROXY, ALL_PROXY and NO_PROXY
   --name NAME          log in as this worker (without it the probe stops after the PB greeting)

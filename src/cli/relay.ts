@@ -2,7 +2,7 @@
 // container), logging JSON lines to stdout (readable lines on a terminal).
 import { readFileSync } from 'node:fs';
 import { BbgateError } from '../errors.js';
-import { proxySecrets } from '../address/proxy-string.js';
+import { proxySettingSecrets } from '../address/proxy-setting.js';
 import { configError, resolveRelayConfig, type RelaySettings } from '../relay/config.js';
 import { Relay } from '../relay/relay.js';
 import { jsonLogger, type Logger } from '../worker/log/logger.js';
@@ -33,7 +33,8 @@ Options (each overrides the same setting in --config):
                            from those addresses must start with one, and its source is the worker's
   --upstream CONN          the master's worker port, as a worker's connection string
                            (tcp:HOST:PORT, tls:HOST:PORT:trustRoots=DIR, ...)
-  --upstream-proxy P       reach the master through this HTTP proxy (CONNECT)
+  --upstream-proxy P       reach the master through this HTTP proxy (CONNECT), or the
+                           proxies a PAC file names: pac+file:///PATH, pac+http(s)://URL
   --no-env-proxy           ignore HTTPS_PROXY, ALL_PROXY and NO_PROXY toward the master
   --allow RULE             admit workers by name: NAME, a glob ('linux-*'), '*' for all,
                            optionally from some addresses only: 'win-*@10.1.0.0/16,10.2.0.5'
@@ -97,7 +98,7 @@ export async function runRelay(argv: string[]): Promise<number> {
     if (values.metrics !== undefined) settings.metrics = values.metrics;
     if (values['proxy-protocol']) settings.proxyProtocol = true;
     const config = resolveRelayConfig(settings);
-    relay = new Relay(config, relayLogger(proxySecrets(config.upstreamProxy)));
+    relay = new Relay(config, relayLogger(proxySettingSecrets(config.upstreamProxy)));
     await relay.start();
   } catch (err) {
     return report(err, RELAY_USAGE);

@@ -47,6 +47,11 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
   PROXY_FORBIDDEN: 'the proxy does not allow tunnels to this port: ask its administrators to allow CONNECT to the master\'s port',
   PROXY_BAD_GATEWAY: 'the proxy could not reach the master: check the master address from the proxy\'s side (its firewall, its DNS)',
   PROXY_ERROR: 'the proxy refused the tunnel: its status line says why',
+  // PAC files (pac+file:, pac+http(s):)
+  PROXY_PAC_LOAD: 'bbgate could not read or download the PAC file: check the path (pac+file:///ABSOLUTE/PATH, readable by the worker\'s user) or the URL (open it with curl from this machine: the PAC file is fetched directly, never through a proxy)',
+  PROXY_PAC_EVAL: 'the PAC file is not valid JavaScript, or FindProxyForURL failed or ran too long: fix the line named, and check the file with the same URL in a browser\'s proxy settings',
+  PROXY_PAC_ANSWER: 'FindProxyForURL must return entries such as "PROXY proxy.corp:3128; DIRECT" (or HTTPS HOST:PORT); bbgate does not speak SOCKS: make the PAC return an HTTP proxy for the master\'s host, or give that proxy with --proxy-connection-string',
+  PROXY_ALL_FAILED: 'no proxy (or DIRECT) the PAC file named could be reached: check each failure listed; the PAC file may name proxies of another network (a VPN that is down), so ask its administrators which proxy serves this machine',
   TLS_NO_TRUST_ROOTS: 'put the CA certificate(s) that signed the master\'s certificate, as .pem files, in the trustRoots directory',
   TLS_CLIENT_CERT: 'check the certificate= and privateKey= files: they must be readable PEM, and the key must match the certificate',
   TLS_NOT_TLS: 'the port answers without TLS: use tcp: instead of tls:, or the master\'s TLS port',

@@ -2,8 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { BbgateError, PbError, type ErrorCode } from '../errors.js';
 import { Broker, PbFailure, PY, login, type RemoteReference } from '../pb/index.js';
 import { formatEndpoint, parseEndpoint } from '../address/connection-string.js';
-import { parseProxyString } from '../address/proxy-string.js';
-import { redactCredentials } from '../address/redact.js';
+import { describeProxySetting, parseProxySetting } from '../address/proxy-setting.js';
 import { join } from 'node:path';
 import { withDeadline } from '../transport/deadline.js';
 import { dial, type DialStep, type StepOutcome } from '../route/dial.js';
@@ -79,7 +78,11 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
       const outcome = describe(value);
       steps.push(typeof outcome === 'string'
         ? { step: name, ok: true, ms: ms(), message: outcome }
-        : { step: name, ok: true, ms: ms(), message: outcome.message, ...(outcome.details.length ? { details: outcome.details } : {}) });
+        : {
+            step: name, ok: true, ms: ms(), message: outcome.message,
+            ...(outcome.details.length ? { details: outcome.details } : {}),
+            ...(outcome.warnings?.length ? { warnings: outcome.warnings } : {}),
+          });
       return value;
     } catch (err) {
       const failure = asBbgateError(err);
@@ -93,7 +96,7 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
 
   try {
     const target = await step('parse', async () => resolveTarget(options), (t) =>
-      (t.tac ? `${t.tac}: worker "${t.name}" at ` : '') + formatEndpoint(t.endpoint) + (t.proxy ? ` via ${redactCredentials(t.proxy.url)}` : ''));
+      (t.tac ? `${t.tac}: worker "${t.name}" at ` : '') + formatEndpoint(t.endpoint) + (t.proxy ? ` via ${describeProxySetting(t.proxy)}` : ''));
     // No step may outlast --timeout, the connect included (a connection string's timeout= may be longer).
     const endpoint = { ...target.endpoint, timeout: Math.min(target.endpoint.timeout, timeout / 1000) };
     const warnings = target.endpoint.type === 'tls' ? target.endpoint.warnings : [];
@@ -168,7 +171,7 @@ function resolveTarget(options: ProbeOptions): Target {
   const config = tac === undefined ? undefined : readTac(tac);
   const endpoint = options.connection !== undefined ? parseEndpoint(options.connection) : config?.endpoint;
   if (endpoint === undefined) throw new BbgateError('USAGE', 'give a connection string or --basedir');
-  const proxy = options.proxy !== undefined ? parseProxyString(options.proxy) : config?.proxy;
+  const proxy = options.proxy !== undefined ? parseProxySetting(options.proxy) : config?.proxy;
   const name = options.name ?? config?.workername;
   const password = options.password ?? config?.password;
   return {

@@ -1,3 +1,4 @@
+import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { hostPort } from '../address/host-port.js';
 import { proxyFromUrl, type ProxyConfig } from '../address/proxy-string.js';
 import { noProxyMatch, parentDomainEntries } from './no-proxy.js';
@@ -15,6 +16,12 @@ import { noProxyMatch, parentDomainEntries } from './no-proxy.js';
  * proxy often refuses CONNECT, and in CGI-like settings a request can set it
  * ("httpoxy"). The reason then says HTTP_PROXY was ignored, for the probe.
  *
+ * Loopback destinations (127.0.0.0/8, ::1 and its IPv4-mapped forms, `localhost` and names
+ * under `.localhost`) are never proxied, NO_PROXY or not: a proxy cannot reach this machine's
+ * loopback, and a host whose HTTPS_PROXY was set for apt must not lose its local master when
+ * it switches from buildbot-worker (which ignores the variables) to bbgate. Names are judged as
+ * written, not resolved, as NO_PROXY's are.
+ *
  * One deviation from proxy-from-env: a value without a scheme means http://
  * (as in curl, Go and Python), not the scheme of the request, which would
  * make `HTTPS_PROXY=proxy:3128` a TLS proxy.
@@ -30,6 +37,9 @@ export function proxyFromEnvironment(host: string, port: number, env: NodeJS.Pro
     const ignored = http ? ` (${http.name} is set but not used: it is for plain-HTTP requests, and a PB connection is tunnelled with CONNECT like HTTPS; set HTTPS_PROXY or pass --proxy-connection-string)` : '';
     return { reason: `not proxied: neither HTTPS_PROXY nor ALL_PROXY is set${ignored}` };
   }
+  if (isLoopback(host)) {
+    return { reason: `not proxied: ${target} is this machine (a loopback destination), which ${chosen.name} never applies to; to tunnel to it through a proxy anyway, pass --proxy-connection-string` };
+  }
   const noProxy = variable(env, 'no_proxy');
   const entry = noProxy && noProxyMatch(noProxy.value, host, port);
   if (noProxy && entry) return { reason: `not proxied: ${noProxy.name} entry "${entry}" matches ${target}` };
@@ -42,6 +52,17 @@ export function proxyFromEnvironment(host: string, port: number, env: NodeJS.Pro
     ? ` (an entry without a leading dot matches only that exact name: write ${parents.map((p) => `".${p}"`).join(', ')} to cover its subdomains)`
     : '';
   return { proxy, reason: `proxied through ${proxy.url.origin} from ${chosen.name}${unmatched}${hint}` };
+}
+
+function isLoopback(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '');
+  if (h === 'localhost' || h.endsWith('.localhost')) return true;
+  if (isIPv4(h)) return h.startsWith('127.');
+  if (!isIPv6(h)) return false;
+  const list = new BlockList();
+  list.addAddress('::1', 'ipv6');
+  list.addSubnet('::ffff:127.0.0.0', 104, 'ipv6');
+  return list.check(h, 'ipv6');
 }
 
 function variable(env: NodeJS.ProcessEnv, lower: string): { name: string; value: string } | undefined {

@@ -2,7 +2,7 @@ import { parseEndpoint } from '../address/connection-string.js';
 import type { Endpoint } from '../address/endpoint.js';
 import { hostPort, readPort, splitHostPort } from '../address/host-port.js';
 import { parseListenerString, type ListenerSpec } from '../address/listener.js';
-import { parseProxyString, type ProxyConfig } from '../address/proxy-string.js';
+import { parseProxySetting, type ProxySetting } from '../address/proxy-setting.js';
 import { EndpointSyntaxError } from '../address/syntax-error.js';
 import { isWebSocketUrl } from '../address/websocket-url.js';
 import { BbgateError } from '../errors.js';
@@ -15,7 +15,7 @@ export interface RelayConfig {
   /** The master, as a connection string (what the worker would have used). */
   upstream: Endpoint;
   upstreamText: string;
-  upstreamProxy?: ProxyConfig;
+  upstreamProxy?: ProxySetting;
   /** Let HTTPS_PROXY/ALL_PROXY/NO_PROXY choose a proxy toward the master when none is given. */
   environmentProxy: boolean;
   allow: AllowRule[];
@@ -131,7 +131,7 @@ export function resolveRelayConfig(settings: RelaySettings): RelayConfig {
     listen: listeners,
     upstream: wrap('upstream', () => parseEndpoint(settings.upstream!)),
     upstreamText: settings.upstream,
-    ...(settings.upstreamProxy !== undefined ? { upstreamProxy: wrap('upstreamProxy', () => parseProxyString(settings.upstreamProxy!)) } : {}),
+    ...(settings.upstreamProxy !== undefined ? { upstreamProxy: wrap('upstreamProxy', () => parseProxySetting(settings.upstreamProxy!)) } : {}),
     environmentProxy: flag('environmentProxy', settings.environmentProxy, true),
     allow,
     ...(settings.metrics !== undefined ? { metrics: parseHostPort('metrics', settings.metrics) } : {}),

@@ -7,12 +7,16 @@ import { connectThroughProxy } from '../proxy/index.js';
 import { describeCertificate, startTls, type TlsOptions } from '../tls/index.js';
 import { connectTcp, resolveHost } from '../transport/tcp.js';
 import { upgradeToWebSocket, type WebSocketUpgrade } from '../transport/websocket.js';
-import { chooseProxy, type RouteOptions, type TransportLogger } from './route.js';
+import type { PacSource } from '../address/pac-string.js';
+import { hostPort } from '../address/host-port.js';
+import { BbgateError, networkError } from '../errors.js';
+import { decideByPac, forgetPac } from '../proxy/pac/index.js';
+import { chooseProxy, pacOf, planFromPac, type Hop, type RouteOptions, type RoutePlan, type TransportLogger } from './route.js';
 
-export type DialStep = 'proxy' | 'dns' | 'tcp' | 'connect' | 'tls' | 'websocket';
+export type DialStep = 'pac' | 'proxy' | 'dns' | 'tcp' | 'connect' | 'tls' | 'websocket';
 
-/** What a finished step says: one line, and the particulars the probe shows with --verbose. */
-export type StepOutcome = string | { message: string; details: string[] };
+/** What a finished step says: one line, and the particulars the probe shows with --verbose (and warnings it always shows). */
+export type StepOutcome = string | { message: string; details: string[]; warnings?: string[] };
 
 /** Runs one layer of the dial; the probe passes one that times and reports each. */
 export type StepRunner = <T>(step: DialStep, run: () => Promise<T>, describe: (value: T) => StepOutcome) => Promise<T>;
@@ -24,27 +28,22 @@ const untimed: StepRunner = (_step, run) => run();
  * master: TCP, or a CONNECT tunnel through the proxy, then TLS when the
  * endpoint asks for it, then the WebSocket upgrade for ws:// and wss://. TLS
  * inside a proxy tunnel is verified exactly like a direct one, which
- * buildbot-worker cannot do.
+ * buildbot-worker cannot do. A PAC file's answer may name several ways to the
+ * master: they are tried in order (see failover).
  */
 export async function dial(options: RouteOptions, step: StepRunner = untimed): Promise<Duplex> {
   const { endpoint, logger } = options;
   const tls = tlsTarget(endpoint);
   for (const warning of tls?.warnings ?? []) logger?.warn({ endpoint: endpoint.host }, warning);
-  const { proxy } = await step('proxy', async () => chooseProxy(options), (choice) => choice.reason);
+  const pac = pacOf(options);
+  const plan = pac ? await planByPac(pac, endpoint, step) : await step('proxy', async () => chooseProxy(options), (p) => p.reason);
   let socket: Socket;
-  if (proxy) {
-    const tunnel = await step(
-      'connect',
-      () => connectThroughProxy(proxy, endpoint.host, endpoint.port, { timeoutMs: endpoint.timeout * 1000 }),
-      (t) => ({
-        message: `${redactCredentials(proxy.url)} answered "${t.statusLine}" to CONNECT ${endpoint.host}:${endpoint.port}`,
-        details: Object.entries(t.headers).map(([name, value]) => `${name}: ${value}`),
-      }),
-    );
-    socket = tunnel.socket;
-  } else {
-    const addresses = await step('dns', () => resolveHost(endpoint.host, endpoint.timeout), (a) => `${endpoint.host} → ${a.join(', ')}`);
-    socket = await step('tcp', () => connectFirst(endpoint, addresses), (s) => `connected to ${s.remoteAddress}:${s.remotePort} from ${s.localAddress}:${s.localPort}`);
+  try {
+    socket = plan.hops.length === 1 ? (await openHop(plan.hops[0]!, endpoint, step)).socket : (await step('connect', () => failover(plan.hops, endpoint), describeFailover)).socket;
+  } catch (err) {
+    // A PAC naming a dead proxy may have been changed since: the next dial fetches it again.
+    if (pac) forgetPac(pac);
+    throw err;
   }
   const keepalive = options.tcpKeepalive ?? 60;
   if (keepalive > 0) socket.setKeepAlive(true, keepalive * 1000);
@@ -57,6 +56,95 @@ export async function dial(options: RouteOptions, step: StepRunner = untimed): P
     socket.destroy();
     throw err;
   }
+}
+
+/** The PAC step (load, evaluate, the answer), then the proxy step saying which hops it gave. */
+async function planByPac(pac: PacSource, endpoint: Endpoint, step: StepRunner): Promise<RoutePlan> {
+  const decision = await step('pac', () => decideByPac(pac, endpoint.host, endpoint.port, endpoint.timeout * 1000), (d) => ({
+    message: `${pac.text} answered ${JSON.stringify(d.answer)} for ${d.url}`,
+    details: [`the PAC file: ${d.how}`, `FindProxyForURL(${JSON.stringify(d.url)}, ${JSON.stringify(d.host)})`],
+  }));
+  return step('proxy', async () => planFromPac(pac, decision), (p) => p.reason);
+}
+
+/** A connected socket, and what its step(s) said, for the failover's message. */
+interface Opened {
+  socket: Socket;
+  said: StepOutcome;
+}
+
+/** One hop with its own steps: the proxy's CONNECT, or DNS then TCP. */
+async function openHop(hop: Hop, endpoint: Endpoint, step: StepRunner): Promise<Opened> {
+  if (hop.kind === 'proxy') {
+    const { proxy } = hop;
+    let said: StepOutcome = '';
+    const tunnel = await step(
+      'connect',
+      () => connectThroughProxy(proxy, endpoint.host, endpoint.port, { timeoutMs: endpoint.timeout * 1000 }),
+      (t) => (said = {
+        message: `${redactCredentials(proxy.url)} answered "${t.statusLine}" to CONNECT ${endpoint.host}:${endpoint.port}`,
+        details: Object.entries(t.headers).map(([name, value]) => `${name}: ${value}`),
+      }),
+    );
+    return { socket: tunnel.socket, said };
+  }
+  const addresses = await step('dns', () => resolveHost(endpoint.host, endpoint.timeout), (a) => `${endpoint.host} → ${a.join(', ')}`);
+  let said: StepOutcome = '';
+  const socket = await step('tcp', () => connectFirst(endpoint, addresses), (s) => (said = `connected to ${s.remoteAddress}:${s.remotePort} from ${s.localAddress}:${s.localPort}`));
+  return { socket, said };
+}
+
+/** What a multi-hop connect step reports: the hop that carried it, and the ones that fell through before it. */
+interface FailoverResult extends Opened {
+  hop: Hop;
+  index: number;
+  count: number;
+  failed: { hop: Hop; err: BbgateError }[];
+}
+
+/**
+ * Tries the hops in order, as browsers do with a PAC answer: a proxy that cannot be reached
+ * (refused, unresolvable, silent, hung up, not TLS when it should be) or a direct connection
+ * that fails at the network level falls through to the next. An answer from a proxy (407,
+ * 403, 502) is its verdict and ends the dial, as do failures beyond the connection (TLS with
+ * the master, PB). When every hop fails: PROXY_ALL_FAILED, naming each failure.
+ */
+async function failover(hops: Hop[], endpoint: Endpoint): Promise<FailoverResult> {
+  const failed: FailoverResult['failed'] = [];
+  for (const [index, hop] of hops.entries()) {
+    try {
+      const opened = await openHop(hop, endpoint, describing);
+      return { ...opened, hop, index, count: hops.length, failed };
+    } catch (err) {
+      const failure = err instanceof BbgateError ? err : networkError(err, hop.label);
+      if (!FALLS_THROUGH.has(failure.code)) throw failure;
+      failed.push({ hop, err: failure });
+    }
+  }
+  const each = failed.map(({ hop, err }, i) => `${i + 1}) ${hop.label}: ${err.code}: ${err.message}`).join('; ');
+  throw new BbgateError('PROXY_ALL_FAILED', `none of the ${hops.length} ways to ${hostPort(endpoint.host, endpoint.port)} the PAC file gave worked: ${each}`);
+}
+
+/** Runs each step and keeps what it said, so the failover's one step can report the hop's. */
+const describing: StepRunner = async (_step, run, describe) => {
+  const value = await run();
+  describe(value);
+  return value;
+};
+
+const FALLS_THROUGH = new Set<string>([
+  'PROXY_DNS', 'PROXY_REFUSED', 'PROXY_UNREACHABLE', 'PROXY_TIMEOUT', 'PROXY_CLOSED', 'PROXY_TLS', 'PROXY_NOT_HTTP',
+  'NET_DNS', 'NET_REFUSED', 'NET_TIMEOUT', 'NET_UNREACHABLE', 'NET_RESET',
+]);
+
+function describeFailover(r: FailoverResult): StepOutcome {
+  const said = typeof r.said === 'string' ? { message: r.said, details: [] } : r.said;
+  const after = r.failed.length ? `, after ${r.failed.map((f) => f.hop.label).join(' and ')} failed` : '';
+  return {
+    message: `${r.hop.label} (entry ${r.index + 1} of ${r.count} of the PAC's answer) carried the connection${after}: ${said.message}`,
+    details: said.details,
+    warnings: r.failed.map(({ hop, err }) => `${hop.label} failed, so the next entry was tried: ${err.code}: ${err.message}`),
+  };
 }
 
 /** What the TLS step needs, the same for tls:, ssl: and wss://. */

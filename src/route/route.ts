@@ -1,7 +1,10 @@
 import type { Endpoint } from '../address/endpoint.js';
+import type { PacSource } from '../address/pac-string.js';
 import type { ProxyConfig } from '../address/proxy-string.js';
+import { isPacSource, type ProxySetting } from '../address/proxy-setting.js';
 import { redactCredentials } from '../address/redact.js';
 import { proxyFromEnvironment } from '../proxy/index.js';
+import type { PacDecision } from '../proxy/pac/index.js';
 import type { TlsLogger } from '../tls/index.js';
 
 export interface TransportLogger extends TlsLogger {
@@ -11,8 +14,8 @@ export interface TransportLogger extends TlsLogger {
 /** Everything a dial needs: where to, through which proxy, and the socket's settings. */
 export interface RouteOptions {
   endpoint: Endpoint;
-  /** From --proxy-connection-string: wins over the environment. */
-  proxy?: ProxyConfig;
+  /** From --proxy-connection-string (one proxy, or a PAC file): wins over the environment. */
+  proxy?: ProxySetting;
   /** Read HTTPS_PROXY/ALL_PROXY/NO_PROXY when no explicit proxy is given (default true). */
   environmentProxy?: boolean;
   env?: NodeJS.ProcessEnv;
@@ -24,7 +27,7 @@ export interface RouteOptions {
 /** Where a dial goes, parsed once from what the user wrote: the endpoint, and the proxy given for it, if any. */
 export interface Destination {
   endpoint: Endpoint;
-  proxy?: ProxyConfig;
+  proxy?: ProxySetting;
 }
 
 /**
@@ -36,14 +39,44 @@ export function routeTo({ endpoint, proxy }: Destination, settings: Omit<RouteOp
   return { endpoint, ...(proxy ? { proxy } : {}), ...settings };
 }
 
-export interface ProxyChoice {
-  proxy?: ProxyConfig;
+/** One way to the master: a CONNECT tunnel through a proxy, or a direct TCP connection. `label` names it in messages. */
+export type Hop = { kind: 'proxy'; proxy: ProxyConfig; label: string } | { kind: 'direct'; label: string };
+
+/** The ways to try, in order (a dead one falls through to the next), and why these. */
+export interface RoutePlan {
+  hops: Hop[];
   reason: string;
+  /** Set when a PAC file chose the hops. */
+  pac?: PacSource;
 }
 
-/** Which proxy, if any, carries the connection, and why: the flag, the environment, or NO_PROXY. */
-export function chooseProxy(options: RouteOptions): ProxyChoice {
-  if (options.proxy) return { proxy: options.proxy, reason: `${redactCredentials(options.proxy.url)} from --proxy-connection-string` };
-  if (options.environmentProxy === false) return { reason: 'direct: environment proxies are turned off' };
-  return proxyFromEnvironment(options.endpoint.host, options.endpoint.port, options.env ?? process.env);
+/** The PAC file the route asks, if its proxy setting is one. */
+export function pacOf(options: RouteOptions): PacSource | undefined {
+  return isPacSource(options.proxy) ? options.proxy : undefined;
+}
+
+/** Which proxy, if any, carries the connection, and why: the flag, the environment, or NO_PROXY (a PAC's plan is planFromPac's). */
+export function chooseProxy(options: RouteOptions): RoutePlan {
+  const { proxy } = options;
+  if (proxy && !isPacSource(proxy)) {
+    return { hops: [proxyHop(proxy)], reason: `${redactCredentials(proxy.url)} from --proxy-connection-string` };
+  }
+  if (options.environmentProxy === false) return { hops: [DIRECT], reason: 'direct: environment proxies are turned off' };
+  const choice = proxyFromEnvironment(options.endpoint.host, options.endpoint.port, options.env ?? process.env);
+  return { hops: [choice.proxy ? proxyHop(choice.proxy) : DIRECT], reason: choice.reason };
+}
+
+/** The PAC's answer as hops, and a reason that says it was the PAC's, naming SOCKS entries left out. */
+export function planFromPac(pac: PacSource, decision: PacDecision): RoutePlan {
+  const hops = decision.entries.map((e): Hop => (e.kind === 'direct' ? DIRECT : proxyHop(e.proxy, e.text)));
+  const order = hops.map((h) => h.label).join(', then ');
+  const skipped = decision.skipped.length ? `; skipped ${decision.skipped.join(', ')} (bbgate does not speak SOCKS)` : '';
+  const tried = hops.length > 1 ? ', tried in order until one connects' : '';
+  return { hops, reason: `${order} from the PAC file ${pac.text}${tried}${skipped}`, pac };
+}
+
+const DIRECT: Hop = { kind: 'direct', label: 'DIRECT' };
+
+function proxyHop(proxy: ProxyConfig, label = redactCredentials(proxy.url.origin)): Hop {
+  return { kind: 'proxy', proxy, label };
 }

@@ -1,5 +1,5 @@
 import type { Endpoint } from '../address/endpoint.js';
-import { proxySecrets, type ProxyConfig } from '../address/proxy-string.js';
+import { proxySettingSecrets, type ProxySetting } from '../address/proxy-setting.js';
 import { redactCredentials } from '../address/redact.js';
 
 /**
@@ -24,7 +24,7 @@ export interface WorkerConfig {
    */
   connection: string;
   /** The proxy, parsed from `proxyConnectionString`; holds its password, so it is never logged. */
-  proxy?: ProxyConfig;
+  proxy?: ProxySetting;
   /** As written in the tac: `tcp:HOST:PORT`, or bbgate's `http(s)://[USER:PASSWORD@]HOST:PORT`; may hold credentials. Shown only redacted. */
   proxyConnectionString?: string;
   /** Seconds between keepalives; 0 turns them off (buildbot-worker's None and 0 both mean off). */
@@ -67,5 +67,5 @@ export function loggableConfig(config: WorkerConfig): Record<string, unknown> {
 
 /** The secret strings of a config, for the log's last line of defence (see ../redact.ts). */
 export function configSecrets(config: WorkerConfig): string[] {
-  return [config.password, ...proxySecrets(config.proxy)];
+  return [config.password, ...proxySettingSecrets(config.proxy)];
 }

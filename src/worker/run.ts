@@ -4,7 +4,7 @@ import { BbgateError, EXIT_INTERNAL_ERROR } from '../errors.js';
 import { stallMessage, watchLiveness } from '../liveness.js';
 import { openPbSession, type PbSession } from '../pb/index.js';
 import { abandonable } from '../transport/deadline.js';
-import { dial, type StepRunner } from '../route/dial.js';
+import { dial, type StepOutcome, type StepRunner } from '../route/dial.js';
 import { routeTo } from '../route/route.js';
 import { defaultKeepaliveTimeout, startKeepalive } from '../transport/keepalive.js';
 import { Reconnector } from '../transport/reconnect.js';
@@ -60,9 +60,11 @@ export async function runWorker(config: WorkerConfig, logger: WorkerLogger, sign
     logger,
     connect: async (_attempt, signal) => {
       stage = 'the connection to the master';
-      const track: StepRunner = (step, run) => {
+      const track: StepRunner = async (step, run, describe) => {
         stage = `the ${step} step of the connection to the master`;
-        return run();
+        const value = await run();
+        if (step === 'pac' || step === 'proxy' || step === 'connect') logRoute(logger, step, describe(value));
+        return value;
       };
       const stream = await abandonable(dial(route, track), signal, (s) => s.destroy());
       signal.addEventListener('abort', () => stream.destroy(), { once: true });
@@ -155,6 +157,17 @@ export async function runWorker(config: WorkerConfig, logger: WorkerLogger, sign
   signals.off('SIGINT', stopNow);
   logger.info({ status }, 'worker stopped');
   return status;
+}
+
+/**
+ * Where the connection's proxy came from (the flag, which variable, the PAC file's answer and
+ * the entry that carried it), as the probe's proxy and pac steps say it: one line per dial
+ * step, and a warning for each PAC entry that fell through.
+ */
+function logRoute(logger: WorkerLogger, step: 'pac' | 'proxy' | 'connect', outcome: StepOutcome): void {
+  const { message, warnings = [] } = typeof outcome === 'string' ? { message: outcome } : outcome;
+  logger.info({ step }, step === 'proxy' ? `route: ${message}` : message);
+  for (const warning of warnings) logger.warn({ step }, warning);
 }
 
 /** Calls `onTouched` whenever the file's mtime moves past what it was at start (0 if it did not exist). */

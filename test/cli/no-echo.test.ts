@@ -12,7 +12,7 @@ import { startMaster, type RunningMaster } from '../helpers/buildbot-master.js';
 import { bbgate, CLI, type ProbeJson } from '../helpers/cli.js';
 import { freePort } from '../helpers/ports.js';
 import { startProcess } from '../helpers/processes.js';
-import { startSquid, type RunningSquid } from '../helpers/squid.js';
+import { HOST_ALIAS, startSquid, type RunningSquid } from '../helpers/squid.js';
 import { tempDir } from './support.js';
 
 /** With ":" and "/", so that in a URL it is %-encoded: both forms are looked for. */
@@ -50,7 +50,7 @@ describe('no output echoes a credential', () => {
   let deadPort: number;
   before(async () => {
     master = await startMaster({ workers: [{ name: WORKER, password: 'the-right-password' }] });
-    squid = await startSquid({ auth: { users: { [PROXY_USER]: SECRET } }, allowPorts: [master.pbPort] });
+    squid = await startSquid({ auth: { users: { [PROXY_USER]: SECRET } }, allowPorts: [master.pbPort], hosts: { [HOST_ALIAS]: '127.0.0.1' } });
     deadPort = await freePort();
   });
   after(async () => {
@@ -85,8 +85,9 @@ describe('no output echoes a credential', () => {
     ['a socks5:// proxy', ['tcp:127.0.0.1:9989', '--proxy-connection-string', `socks5://${PROXY_USER}:${ENCODED}@127.0.0.1:1080`], {}, 'PROXY_SYNTAX'],
     ['a malformed %-escape', ['tcp:127.0.0.1:9989', '--proxy-connection-string', `http://${PROXY_USER}:${ENCODED}%zz@127.0.0.1:3128`], {}, 'PROXY_SYNTAX'],
     ['a port out of range', ['tcp:127.0.0.1:9989', '--proxy-connection-string', `${proxyUrl(PROXY_USER, 99999)}`], {}, 'PROXY_SYNTAX'],
-    ['HTTPS_PROXY that is socks5://', ['tcp:127.0.0.1:9989'], { HTTPS_PROXY: `socks5://${PROXY_USER}:${ENCODED}@127.0.0.1:1080` }, 'PROXY_SYNTAX'],
-    ['ALL_PROXY without a scheme', ['tcp:127.0.0.1:9989'], { ALL_PROXY: `${PROXY_USER}:${SECRET}@127.0.0.1:3128` }, 'PROXY_SYNTAX'],
+    // A name for the master, not 127.0.0.1: loopback destinations never go through HTTPS_PROXY/ALL_PROXY, so these would not be read.
+    ['HTTPS_PROXY that is socks5://', [`tcp:${HOST_ALIAS}:9989`], { HTTPS_PROXY: `socks5://${PROXY_USER}:${ENCODED}@127.0.0.1:1080` }, 'PROXY_SYNTAX'],
+    ['ALL_PROXY without a scheme', [`tcp:${HOST_ALIAS}:9989`], { ALL_PROXY: `${PROXY_USER}:${SECRET}@127.0.0.1:3128` }, 'PROXY_SYNTAX'],
   ];
 
   it('probe: malformed connection, WebSocket and proxy strings, in flags and the environment', async () => {
@@ -125,6 +126,8 @@ describe('no output echoes a credential', () => {
 
   it('probe: a wrong password against the real master, a dead proxy, and squid refusing or accepting the proxy credentials', async () => {
     const master_ = `tcp:127.0.0.1:${master.pbPort}`;
+    // The environment's proxies apply only to a master that is not loopback: a name squid resolves to 127.0.0.1.
+    const aliased = `tcp:${HOST_ALIAS}:${master.pbPort}`;
     const login = ['--name', WORKER, '--password', SECRET];
     const basedir = join(tempDir(), 'w');
     const created = await bbgate(['create-worker', '-q', '--proxy-connection-string', proxyUrl(PROXY_USER, squid.port), basedir, `127.0.0.1:${master.pbPort}`, WORKER, SECRET]);
@@ -133,9 +136,9 @@ describe('no output echoes a credential', () => {
       ['--password, wrong', [master_, ...login], {}, 'PB_UNAUTHORIZED'],
       ['BBGATE_PASSWORD, wrong', [master_, '--name', WORKER], { BBGATE_PASSWORD: SECRET }, 'PB_UNAUTHORIZED'],
       ['a dead proxy', [master_, ...login, '--proxy-connection-string', proxyUrl(PROXY_USER, deadPort)], {}, 'PROXY_REFUSED'],
-      ['a dead proxy from HTTPS_PROXY', [master_, ...login], { HTTPS_PROXY: proxyUrl(PROXY_USER, deadPort) }, 'PROXY_REFUSED'],
+      ['a dead proxy from HTTPS_PROXY', [aliased, ...login], { HTTPS_PROXY: proxyUrl(PROXY_USER, deadPort) }, 'PROXY_REFUSED'],
       ['squid refusing the credentials', [master_, ...login, '--proxy-connection-string', proxyUrl(STRANGER, squid.port)], {}, 'PROXY_AUTH_REQUIRED'],
-      ['squid refusing the credentials from ALL_PROXY', [master_, ...login], { ALL_PROXY: proxyUrl(STRANGER, squid.port) }, 'PROXY_AUTH_REQUIRED'],
+      ['squid refusing the credentials from ALL_PROXY', [aliased, ...login], { ALL_PROXY: proxyUrl(STRANGER, squid.port) }, 'PROXY_AUTH_REQUIRED'],
       ['squid accepting, the master refusing', [master_, ...login, '--verbose', '--proxy-connection-string', proxyUrl(PROXY_USER, squid.port)], {}, 'PB_UNAUTHORIZED'],
       ['--basedir: the tac\'s passwd and proxy', ['--basedir', basedir, '--verbose'], {}, 'PB_UNAUTHORIZED'],
     ];
@@ -212,7 +215,8 @@ describe('no output echoes a credential', () => {
   it('relay: configuration errors, and its log and /metrics while its upstream proxy refuses or the master refuses', async () => {
     const dir = tempDir();
     const listen = ['--listen', 'tcp:0:interface=127.0.0.1', '--allow', '*'];
-    const upstream = ['--upstream', `tcp:127.0.0.1:${master.pbPort}`];
+    // A name squid resolves to 127.0.0.1, so that HTTPS_PROXY applies (it never does to a loopback master).
+    const upstream = ['--upstream', `tcp:${HOST_ALIAS}:${master.pbPort}`];
     writeFileSync(join(dir, 'list.json'), JSON.stringify({ upstreamProxy: [proxyUrl(PROXY_USER, 3128)] }));
     // Unquoted, and without its scheme: V8's message quotes the text around the mistake.
     writeFileSync(join(dir, 'bad.json'), `{"upstreamProxy": ${PROXY_USER}:${ENCODED}@127.0.0.1:3128}`);

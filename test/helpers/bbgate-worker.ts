@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseEndpoint } from '../../src/address/connection-string.js';
-import { parseProxyString } from '../../src/address/proxy-string.js';
+import { parseProxySetting } from '../../src/address/proxy-setting.js';
 import type { WorkerConfig } from '../../src/worker/config.js';
 import { runWorker } from '../../src/worker/run.js';
 
@@ -37,7 +37,7 @@ export async function startTestWorker(config: Partial<WorkerConfig> & { connecti
       deleteLeftoverDirs: false,
       protocol: 'pb',
       endpoint: parseEndpoint(config.connection),
-      ...(config.proxyConnectionString !== undefined ? { proxy: parseProxyString(config.proxyConnectionString) } : {}),
+      ...(config.proxyConnectionString !== undefined ? { proxy: parseProxySetting(config.proxyConnectionString) } : {}),
       ...config,
       basedir,
     },

@@ -34,7 +34,16 @@ export interface SquidOptions {
   tls?: boolean;
   /** Listen on this port (to bring a proxy back where it was) instead of a free one. */
   port?: number;
+  /**
+   * Names squid resolves from its own hosts file (name → address), so that a test can ask for
+   * a master by a name that is not loopback to the client (bbgate never sends loopback
+   * destinations through an environment proxy) yet lands on 127.0.0.1. E.g. HOST_ALIAS.
+   */
+  hosts?: Record<string, string>;
 }
+
+/** A name for 127.0.0.1 that only a squid started with `hosts: { [HOST_ALIAS]: '127.0.0.1' }` resolves. */
+export const HOST_ALIAS = 'master.bbgate.test';
 
 export interface RunningSquid {
   port: number;
@@ -69,6 +78,7 @@ async function startOnce(options: SquidOptions): Promise<RunningSquid> {
   const tlsPort = options.tls ? await freePort() : undefined;
   if (options.auth) writeFileSync(join(dir, 'passwd'), passwdFile(options.auth.users));
   if (options.tls) makeCertificate(dir);
+  if (options.hosts) writeFileSync(join(dir, 'hosts'), Object.entries(options.hosts).map(([name, address]) => `${address} ${name}\n`).join(''));
   writeFileSync(join(dir, 'squid.conf'), config(dir, port, tlsPort, options));
   // As root, squid drops to cache_effective_user (proxy) before it opens its logs and runs the
   // auth helper, so that user must own the directory and read the files in it.
@@ -104,6 +114,7 @@ function config(dir: string, port: number, tlsPort: number | undefined, options:
     `http_port 127.0.0.1:${port}`,
     tlsPort ? `https_port 127.0.0.1:${tlsPort} tls-cert=${dir}/cert.pem tls-key=${dir}/key.pem` : '',
     `pid_filename ${dir}/squid.pid`,
+    options.hosts ? `hosts_file ${dir}/hosts` : '',
     process.getuid?.() === 0 ? 'cache_effective_user proxy' : '',
     // Start-up speed and hermeticity: no disk cache, no pinger, no DNS beyond loopback, no
     // grace period on shutdown.

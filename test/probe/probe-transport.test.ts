@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { startMaster, type RunningMaster } from '../helpers/buildbot-master.js';
 import { bbgate, type ProbeJson } from '../helpers/cli.js';
 import { testPki, type TestPki } from '../helpers/pki.js';
-import { startSquid, type RunningSquid } from '../helpers/squid.js';
+import { HOST_ALIAS, startSquid, type RunningSquid } from '../helpers/squid.js';
 
 const login = ['--name', 'tw', '--password', 'tw-pass', '--json'];
 
@@ -30,7 +30,7 @@ describe('bbgate probe through proxies and TLS to a real Buildbot master', () =>
       // The master's own TLS listener, as a Buildbot admin configures it (Twisted ssl: server string).
       extraConfig: `c['protocols'] = {'pb': {'port': 'ssl:%d:interface=127.0.0.1:privateKey=${pki.server.keyFile}:certKey=${pki.server.certFile}:extraCertChain=${pki.intermediate.certFile}' % fx['pbPort']}}`,
     });
-    squid = await startSquid({ auth: { users: { alice: 'pr0xy:pass@' } }, allowPorts: [plain.pbPort, tls.pbPort] });
+    squid = await startSquid({ auth: { users: { alice: 'pr0xy:pass@' } }, allowPorts: [plain.pbPort, tls.pbPort], hosts: { [HOST_ALIAS]: '127.0.0.1' } });
   });
   after(async () => {
     await squid?.stop();
@@ -69,7 +69,8 @@ describe('bbgate probe through proxies and TLS to a real Buildbot master', () =>
 
   it('takes the proxy from HTTPS_PROXY, and --no-env-proxy turns it off', async () => {
     const env = { HTTPS_PROXY: proxyUrl() };
-    const viaEnv = await probe([`tcp:127.0.0.1:${plain.pbPort}`, ...login], env);
+    // By a name squid resolves to 127.0.0.1: HTTPS_PROXY never applies to a loopback master.
+    const viaEnv = await probe([`tcp:${HOST_ALIAS}:${plain.pbPort}`, ...login], env);
     assert.equal(viaEnv.status, 0, JSON.stringify(viaEnv.report));
     assert.match(viaEnv.report.steps[1]!.message, /HTTPS_PROXY/);
     assert.equal(viaEnv.report.steps[2]!.step, 'connect');

@@ -17,7 +17,7 @@ import { startTestWorker } from '../helpers/bbgate-worker.js';
 import { Results, startMaster, type RunningMaster } from '../helpers/buildbot-master.js';
 import { bbgate, type ProbeJson } from '../helpers/cli.js';
 import { testPki, type TestPki } from '../helpers/pki.js';
-import { startSquid, type RunningSquid } from '../helpers/squid.js';
+import { HOST_ALIAS, startSquid, type RunningSquid } from '../helpers/squid.js';
 import { within } from '../helpers/wait.js';
 
 const PROXY_USER = 'alice';
@@ -93,7 +93,7 @@ describe('WebSocket transports (ws://, wss://) to a real Buildbot master', () =>
       { host: '127.0.0.1', port: 0, path: '/pb', tls: { certKey: pki.server.certFile, privateKey: pki.server.keyFile, extraCertChain: pki.intermediate.certFile } },
       toMaster,
     );
-    squid = await startSquid({ auth: { users: { [PROXY_USER]: PROXY_PASSWORD } }, allowPorts: [plain.address.port, secure.address.port] });
+    squid = await startSquid({ auth: { users: { [PROXY_USER]: PROXY_PASSWORD } }, allowPorts: [plain.address.port, secure.address.port], hosts: { [HOST_ALIAS]: '127.0.0.1' } });
   });
   after(async () => {
     for (const a of accepted) a.stream.destroy();
@@ -133,7 +133,8 @@ describe('WebSocket transports (ws://, wss://) to a real Buildbot master', () =>
     assert.match(report.steps[2]!.message, /answered "HTTP\/1\.1 200 .*" to CONNECT 127\.0\.0\.1:\d+/);
     assert.doesNotMatch(text, /s3cret|pr0xy/);
     assert.match(squid.accessLog(), new RegExp(`CONNECT 127\\.0\\.0\\.1:${plain.address.port} ${PROXY_USER}`));
-    const viaEnv = await probe([`ws://127.0.0.1:${plain.address.port}/pb`, ...login], { HTTPS_PROXY: proxyUrl() });
+    // By a name squid resolves to 127.0.0.1: HTTPS_PROXY never applies to a loopback master.
+    const viaEnv = await probe([`ws://${HOST_ALIAS}:${plain.address.port}/pb`, ...login], { HTTPS_PROXY: proxyUrl() });
     assert.equal(viaEnv.status, 0, viaEnv.text);
     assert.match(viaEnv.report.steps[1]!.message, /from HTTPS_PROXY/);
     assert.equal(viaEnv.report.steps[2]!.step, 'connect');

@@ -7,7 +7,7 @@ import { BbgateError, isBbgateError } from '../../errors.js';
 import { parseEndpoint } from '../../address/connection-string.js';
 import type { Endpoint } from '../../address/endpoint.js';
 import { masterConnectionString } from '../../address/master-address.js';
-import { parseProxyString, type ProxyConfig } from '../../address/proxy-string.js';
+import { parseProxySetting, type ProxySetting } from '../../address/proxy-setting.js';
 import { DEFAULT_MAXDELAY, type WorkerConfig } from '../config.js';
 import { pythonDirname, pythonJoin } from '../python/os-path.js';
 import { TacError } from './errors.js';
@@ -419,12 +419,12 @@ class WorkerArguments {
     return { connection, endpoint: this.checked(port, 'buildmaster_host and port', connection, parseEndpoint) };
   }
 
-  /** buildbot-worker's proxy strings are tcp: endpoints; bbgate also takes http(s):// URLs, and a proxy together with a connection_string. */
-  private proxy(): { proxyConnectionString?: string; proxy?: ProxyConfig } {
+  /** buildbot-worker's proxy strings are tcp: endpoints; bbgate also takes http(s):// URLs, pac+ PAC locations, and a proxy together with a connection_string. */
+  private proxy(): { proxyConnectionString?: string; proxy?: ProxySetting } {
     const a = this.arg('proxy_connection_string');
     const s = this.string('proxy_connection_string');
     if (s === undefined || s === '') return {};
-    return { proxyConnectionString: s, proxy: this.checked(a, 'proxy_connection_string', s, parseProxyString) };
+    return { proxyConnectionString: s, proxy: this.checked(a, 'proxy_connection_string', s, parseProxySetting) };
   }
 
   /** Runs a parser, giving its error (ENDPOINT_SYNTAX, PROXY_SYNTAX) the tac's file and line. */

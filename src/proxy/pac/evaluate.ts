@@ -1,0 +1,94 @@
+import { readFile } from 'node:fs/promises';
+import { networkInterfaces } from 'node:os';
+import { createPacResolver } from 'pac-resolver';
+import { QuickJS, type QuickJSOptions } from 'quickjs-wasi';
+import { ProxyError } from '../failures.js';
+
+/** Memory the sandbox may allocate: ample for any PAC file, small enough that a hostile one cannot hurt. */
+const MEMORY_LIMIT = 32 << 20;
+
+// Node has WebAssembly; the project's type libraries (no DOM) do not declare it.
+declare const WebAssembly: { compile(bytes: Uint8Array): Promise<QuickJSOptions['wasm']> };
+
+let engine: Promise<QuickJSOptions['wasm']> | undefined;
+
+/** QuickJS's WebAssembly, compiled once per process (a sandbox per evaluation then costs about a millisecond). */
+function quickjsModule(): Promise<QuickJSOptions['wasm']> {
+  engine ??= readFile(new URL(import.meta.resolve('quickjs-wasi/quickjs.wasm'))).then((bytes) => WebAssembly.compile(bytes));
+  return engine;
+}
+
+/**
+ * Runs the PAC's FindProxyForURL(url, host) in a fresh QuickJS sandbox (pac-resolver's, with
+ * the standard helpers: isInNet, dnsDomainIs, shExpMatch, isPlainHostName, dnsResolve, …),
+ * never with eval in bbgate's own JavaScript engine: the script sees only those helpers, no
+ * `require`, no network, no files. A deadline interrupts a loop that never ends; the memory
+ * limit stops one that allocates without end. Throws PROXY_PAC_EVAL naming the PAC's line
+ * where there is one.
+ */
+export async function evaluatePac(script: string, url: string, host: string, options: { name: string; timeoutMs: number }): Promise<unknown> {
+  const deadline = Date.now() + options.timeoutMs;
+  const vm = await QuickJS.create({ wasm: await quickjsModule(), memoryLimit: MEMORY_LIMIT, interruptHandler: () => Date.now() > deadline });
+  let findProxyForURL: ((url: string, host: string) => Promise<unknown>) | undefined;
+  // The VM goes once nothing can call into it any more: a helper's DNS lookup that answers
+  // after the deadline still resolves a promise inside it.
+  let running: Promise<unknown> = Promise.resolve();
+  try {
+    findProxyForURL = createPacResolver(vm, script, { filename: 'proxy.pac', sandbox: { myIpAddress, alert } });
+    running = findProxyForURL(url, host);
+    running.catch(() => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new ProxyError('PROXY_PAC_EVAL', `${options.name}: FindProxyForURL did not return within ${options.timeoutMs / 1000} s (a DNS lookup in it, dnsResolve or isInNet, may be hanging)`)), Math.max(0, deadline - Date.now()));
+    });
+    try {
+      return await Promise.race([running, expired]);
+    } finally {
+      clearTimeout(timer);
+    }
+  } catch (err) {
+    if (err instanceof ProxyError) throw err;
+    throw evalFailure(err, options.name, script, findProxyForURL ? String(findProxyForURL) : undefined);
+  } finally {
+    void running.finally(() => vm.dispose()).catch(() => undefined);
+  }
+}
+
+/** PAC scripts' debugging output: pac-resolver's would print to stdout, into the probe's --json. */
+function alert(): void {}
+
+/**
+ * The machine's address as PAC scripts see it: the first non-internal IPv4 address of its
+ * interfaces (127.0.0.1 when there is none). pac-resolver's own opens a TCP connection to
+ * 8.8.8.8 to find out, which a worker behind a corporate firewall must not do (and which
+ * waits without limit when the packets are dropped).
+ */
+async function myIpAddress(): Promise<string> {
+  for (const addresses of Object.values(networkInterfaces())) {
+    for (const a of addresses ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}
+
+/**
+ * A syntax error comes from esprima (pac-resolver parses the script to make its helpers
+ * awaitable) with a line of the PAC itself; an error while running comes from QuickJS, with a
+ * line of the script as pac-resolver rewrote it, so that line's text is quoted instead.
+ */
+function evalFailure(err: unknown, name: string, script: string, compiled: string | undefined): ProxyError {
+  const e = err as { message?: string; name?: string; lineNumber?: number; description?: string; stack?: string };
+  if (typeof e.lineNumber === 'number' && e.description) {
+    const line = script.split(/\r?\n/)[e.lineNumber - 1]?.trim() ?? '';
+    return new ProxyError('PROXY_PAC_EVAL', `${name}: syntax error on line ${e.lineNumber} of the PAC file: ${e.description}${line ? ` (${JSON.stringify(cut(line))})` : ''}`);
+  }
+  const message = e.message ?? String(err);
+  const at = /\(proxy\.pac:(\d+):\d+\)/.exec(e.stack ?? '');
+  const source = at && compiled ? compiled.split('\n')[Number(at[1]) - 1]?.trim() : undefined;
+  const where = source ? ` at ${JSON.stringify(cut(source))}` : '';
+  const what = message === 'interrupted' ? 'it ran too long and was stopped (an endless loop?)' : message === 'out of memory' ? `it used more than ${MEMORY_LIMIT >> 20} MiB and was stopped` : message;
+  return new ProxyError('PROXY_PAC_EVAL', `${name}: the PAC file failed while running FindProxyForURL: ${what}${where}`);
+}
+
+function cut(s: string): string {
+  return s.length > 120 ? `${s.slice(0, 117)}...` : s;
+}
