@@ -39,7 +39,9 @@ const KNOWN: Array<{ code: ErrorCode; pattern: RegExp; say: (spn: string) => str
 
 /** A failure of gss_init_sec_context (or of naming the service) as a typed error. */
 export function gssFailure(err: unknown, proxyHost: string, spn: string): NegotiateError {
-  const detail = (err instanceof Error ? err.message : String(err)).trim();
+  // MIT puts "Unspecified GSS failure.  Minor code may provide more information: " before most
+  // Kerberos errors; the minor status after it is the part that says anything.
+  const detail = (err instanceof Error ? err.message : String(err)).replace(/^Unspecified GSS failure\.\s+Minor code may provide more information:\s*/, '').trim();
   const known = KNOWN.find((k) => k.pattern.test(detail));
   const what = known ? known.say(spn) : 'Kerberos failed';
   return new NegotiateError(
