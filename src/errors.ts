@@ -56,6 +56,14 @@ export type ErrorCode =
   | 'PROXY_PAC_EVAL'
   | 'PROXY_PAC_ANSWER'
   | 'PROXY_ALL_FAILED'
+  // Negotiate (SPNEGO/Kerberos) proxy authentication: why no token could be made, or the proxy refused it
+  | 'PROXY_AUTH_NEGOTIATE_UNAVAILABLE'
+  | 'PROXY_AUTH_NEGOTIATE_NO_TICKET'
+  | 'PROXY_AUTH_NEGOTIATE_EXPIRED'
+  | 'PROXY_AUTH_NEGOTIATE_CLOCK_SKEW'
+  | 'PROXY_AUTH_NEGOTIATE_UNKNOWN_SERVICE'
+  | 'PROXY_AUTH_NEGOTIATE_KDC_UNREACHABLE'
+  | 'PROXY_AUTH_NEGOTIATE_FAILED'
   // TLS: our trust roots and certificate, the handshake, and the server's certificate
   | 'TLS_NO_TRUST_ROOTS'
   | 'TLS_CLIENT_CERT'

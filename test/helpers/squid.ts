@@ -13,7 +13,7 @@
 // - Debian builds squid with GnuTLS, which https_port handles with tls-cert=/tls-key=;
 // - the readiness probes leave "error:transaction-end-before-headers" lines in access.log.
 import { execFileSync } from 'node:child_process';
-import { chownSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chownSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { guardDaemon, waitListening } from './daemon.js';
@@ -40,6 +40,12 @@ export interface SquidOptions {
    * destinations through an environment proxy) yet lands on 127.0.0.1. E.g. HOST_ALIAS.
    */
   hosts?: Record<string, string>;
+  /**
+   * Require Negotiate (Kerberos) authentication, checked by squid's negotiate_kerberos_auth with
+   * this service principal (HTTP/localhost@REALM: clients must then name the proxy `localhost`),
+   * its keytab and the realm's krb5.conf (both copied into squid's dir, which its user can read).
+   */
+  negotiate?: { principal: string; keytab: string; krb5Conf: string };
 }
 
 /** A name for 127.0.0.1 that only a squid started with `hosts: { [HOST_ALIAS]: '127.0.0.1' }` resolves. */
@@ -79,13 +85,18 @@ async function startOnce(options: SquidOptions): Promise<RunningSquid> {
   if (options.auth) writeFileSync(join(dir, 'passwd'), passwdFile(options.auth.users));
   if (options.tls) makeCertificate(dir);
   if (options.hosts) writeFileSync(join(dir, 'hosts'), Object.entries(options.hosts).map(([name, address]) => `${address} ${name}\n`).join(''));
+  if (options.negotiate) {
+    copyFileSync(options.negotiate.keytab, join(dir, 'negotiate.keytab'));
+    copyFileSync(options.negotiate.krb5Conf, join(dir, 'krb5.conf'));
+  }
   writeFileSync(join(dir, 'squid.conf'), config(dir, port, tlsPort, options));
   // As root, squid drops to cache_effective_user (proxy) before it opens its logs and runs the
   // auth helper, so that user must own the directory and read the files in it.
   const user = process.getuid?.() === 0 ? effectiveUser() : undefined;
   if (user) for (const f of ['', ...readdirSync(dir)]) chownSync(join(dir, f), user.uid, user.gid);
 
-  const squid = startProcess(SQUID, ['-N', '-f', join(dir, 'squid.conf')], { cwd: dir });
+  const env = options.negotiate ? { env: { ...process.env, KRB5_CONFIG: join(dir, 'krb5.conf'), KRB5RCACHETYPE: 'none' } } : {};
+  const squid = startProcess(SQUID, ['-N', '-f', join(dir, 'squid.conf')], { cwd: dir, ...env });
   const pid = squid.child.pid!;
   // SIGKILL, as SIGTERM takes squid ~1.6 s even with shutdown_lifetime 0; access.log is written as
   // each transaction ends, so nothing is lost, and the auth helpers exit on EOF.
@@ -135,6 +146,15 @@ function config(dir: string, port: number, tlsPort: number | undefined, options:
   if (allow !== 'any') {
     lines.push(`acl bbgate_allowed port ${allow.join(' ')}`, 'http_access deny bbgate_connect !bbgate_allowed');
   }
+  if (options.negotiate) {
+    // Declared first, so that squid offers Negotiate before Basic as corporate proxies do.
+    lines.push(
+      `auth_param negotiate program ${HELPERS}/negotiate_kerberos_auth -k ${dir}/negotiate.keytab -s ${options.negotiate.principal}`,
+      'auth_param negotiate children 2 startup=1',
+      'auth_param negotiate keep_alive on',
+    );
+    if (!options.auth) lines.push('acl bbgate_authed proxy_auth REQUIRED', 'http_access allow bbgate_clients bbgate_authed');
+  }
   if (options.auth) {
     lines.push(
       `auth_param basic program ${HELPERS}/basic_ncsa_auth ${dir}/passwd`,
@@ -143,7 +163,7 @@ function config(dir: string, port: number, tlsPort: number | undefined, options:
       'acl bbgate_authed proxy_auth REQUIRED',
       'http_access allow bbgate_clients bbgate_authed',
     );
-  } else {
+  } else if (!options.negotiate) {
     lines.push('http_access allow bbgate_clients');
   }
   lines.push('http_access deny all');
