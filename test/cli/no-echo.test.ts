@@ -134,8 +134,8 @@ describe('no output echoes a credential', () => {
       ['BBGATE_PASSWORD, wrong', [master_, '--name', WORKER], { BBGATE_PASSWORD: SECRET }, 'PB_UNAUTHORIZED'],
       ['a dead proxy', [master_, ...login, '--proxy-connection-string', proxyUrl(PROXY_USER, deadPort)], {}, 'PROXY_REFUSED'],
       ['a dead proxy from HTTPS_PROXY', [master_, ...login], { HTTPS_PROXY: proxyUrl(PROXY_USER, deadPort) }, 'PROXY_REFUSED'],
-      ['squid refusing the credentials', [master_, ...login, '--proxy-connection-string', proxyUrl(STRANGER, squid.port)], {}, 'PROXY_AUTH_REQUIRED'],
-      ['squid refusing the credentials from ALL_PROXY', [master_, ...login], { ALL_PROXY: proxyUrl(STRANGER, squid.port) }, 'PROXY_AUTH_REQUIRED'],
+      ['squid refusing the credentials', [master_, ...login, '--proxy-connection-string', proxyUrl(STRANGER, squid.port)], {}, 'PROXY_AUTH_FAILED'],
+      ['squid refusing the credentials from ALL_PROXY', [master_, ...login], { ALL_PROXY: proxyUrl(STRANGER, squid.port) }, 'PROXY_AUTH_FAILED'],
       ['squid accepting, the master refusing', [master_, ...login, '--verbose', '--proxy-connection-string', proxyUrl(PROXY_USER, squid.port)], {}, 'PB_UNAUTHORIZED'],
       ['--basedir: the tac\'s passwd and proxy', ['--basedir', basedir, '--verbose'], {}, 'PB_UNAUTHORIZED'],
     ];
@@ -161,7 +161,7 @@ describe('no output echoes a credential', () => {
     const failing: [string, string | undefined, string][] = [
       ['a wrong password', undefined, 'PB_UNAUTHORIZED'],
       ['a dead proxy', proxyUrl(PROXY_USER, deadPort), 'PROXY_REFUSED'],
-      ['squid refusing the credentials', proxyUrl(STRANGER, squid.port), 'PROXY_AUTH_REQUIRED'],
+      ['squid refusing the credentials', proxyUrl(STRANGER, squid.port), 'PROXY_AUTH_FAILED'],
       ['squid accepting, the master refusing', proxyUrl(PROXY_USER, squid.port), 'PB_UNAUTHORIZED'],
     ];
     await Promise.all(failing.map(async ([what, proxy, code]) => {
@@ -233,9 +233,9 @@ describe('no output echoes a credential', () => {
 
     // Running relays: the probe logs in through each; the relay's stdout is its log.
     const running: [string, string[], Record<string, string>, string][] = [
-      ['its upstream proxy refusing the credentials', ['--upstream-proxy', proxyUrl(STRANGER, squid.port)], {}, 'PROXY_AUTH_REQUIRED'],
+      ['its upstream proxy refusing the credentials', ['--upstream-proxy', proxyUrl(STRANGER, squid.port)], {}, 'PROXY_AUTH_FAILED'],
       ['its upstream proxy dead', ['--upstream-proxy', proxyUrl(PROXY_USER, deadPort)], {}, 'PROXY_REFUSED'],
-      ['HTTPS_PROXY refusing the credentials', [], { HTTPS_PROXY: proxyUrl(STRANGER, squid.port) }, 'PROXY_AUTH_REQUIRED'],
+      ['HTTPS_PROXY refusing the credentials', [], { HTTPS_PROXY: proxyUrl(STRANGER, squid.port) }, 'PROXY_AUTH_FAILED'],
       ['HTTPS_PROXY that is socks5://', [], { HTTPS_PROXY: `socks5://${PROXY_USER}:${ENCODED}@127.0.0.1:1080` }, 'PROXY_SYNTAX'],
       ['its upstream proxy accepting, the master refusing the password', ['--upstream-proxy', proxyUrl(PROXY_USER, squid.port)], {}, 'PB_UNAUTHORIZED'],
     ];
