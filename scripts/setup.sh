@@ -12,6 +12,12 @@ cd "$(dirname "$0")/.."
 # front of the relay whose PROXY headers its proxyFrom= listeners read (the tests run their own
 # instance from a temp config, never the system service).
 packages=(buildbot buildbot-worker python3-twisted squid openssl bzip2 iproute2 socat haproxy)
+# --- issue 12, NTLM proxy authentication (helper i12-ntlm) ---
+# gss-ntlmssp (Debian's GSSAPI NTLM mechanism) driven by python3-gssapi is the independent NTLM
+# acceptor that checks bbgate's NTLMv2 responses (test/python/ntlm_acceptor.py); squid's own
+# ntlm_fake_auth helper, in the squid package above, checks the message flow.
+packages+=(gss-ntlmssp python3-gssapi)
+# --- end of issue 12 NTLM block ---
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
