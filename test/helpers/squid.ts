@@ -26,6 +26,11 @@ const HELPERS = process.env.BBGATE_SQUID_HELPERS ?? '/usr/lib/squid';
 export interface SquidOptions {
   /** Require Basic proxy authentication (checked by squid's basic_ncsa_auth) for these users. */
   auth?: { users: Record<string, string> };
+  /**
+   * Require NTLM, through squid's ntlm_fake_auth (which checks the message flow, not the
+   * password, and logs DOMAIN\\user); with `basic` too, squid offers both.
+   */
+  ntlm?: boolean;
   /** Ports CONNECT may reach. Default [443], like squid's stock SSL_ports. */
   allowPorts?: number[] | 'any';
   /** Ports CONNECT may never reach, whatever allowPorts says. */
@@ -124,14 +129,19 @@ function config(dir: string, port: number, tlsPort: number | undefined, options:
   if (allow !== 'any') {
     lines.push(`acl bbgate_allowed port ${allow.join(' ')}`, 'http_access deny bbgate_connect !bbgate_allowed');
   }
+  if (options.ntlm) {
+    // Listed first, so squid offers NTLM before Basic.
+    lines.push(`auth_param ntlm program ${HELPERS}/ntlm_fake_auth`, 'auth_param ntlm children 2 startup=1', 'auth_param ntlm keep_alive on');
+  }
   if (options.auth) {
     lines.push(
       `auth_param basic program ${HELPERS}/basic_ncsa_auth ${dir}/passwd`,
       'auth_param basic children 2 startup=1',
       'auth_param basic realm bbgate-test-squid',
-      'acl bbgate_authed proxy_auth REQUIRED',
-      'http_access allow bbgate_clients bbgate_authed',
     );
+  }
+  if (options.auth || options.ntlm) {
+    lines.push('acl bbgate_authed proxy_auth REQUIRED', 'http_access allow bbgate_clients bbgate_authed');
   } else {
     lines.push('http_access allow bbgate_clients');
   }

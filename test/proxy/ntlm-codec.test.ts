@@ -65,7 +65,16 @@ describe('NTLM messages', () => {
     assert.deepEqual(m.subarray(16, 32), hex('0000000028000000 0000000028000000'));
   });
 
-  it('reads a CHALLENGE without the version field (squid ntlm_fake_auth\'s 48-byte form) and one with it', () => {
+  it('reads squid ntlm_fake_auth\'s CHALLENGE: 40 fixed bytes, no target info, a TargetName offset pointing nowhere', () => {
+    // As ntlm_fake_auth (squid 5.7) answered a NEGOTIATE, verbatim but for the server challenge.
+    const fake = Buffer.from('TlRMTVNTUAACAAAACQAJAK6qqqoHggiiQn+gtXF15GoAAAAAAAA6AFdPUktHUk9VUA==', 'base64');
+    const c = decodeChallenge(fake);
+    assert.equal(c.serverChallenge.toString('hex'), '427fa0b57175e46a');
+    assert.equal(c.targetInfo.length, 0);
+    assert.equal(c.targetName.length, 0);
+  });
+
+  it('reads a CHALLENGE without the version field (48 fixed bytes) and one with it', () => {
     const info = encodeAvPairs([{ id: AV.NbDomainName, value: Buffer.from('SQ', 'utf16le') }]);
     const name = Buffer.from('SQ', 'utf16le');
     const build = (fixed: number) => {
@@ -73,7 +82,7 @@ describe('NTLM messages', () => {
       m.write('NTLMSSP\0', 0, 'latin1');
       m.writeUInt32LE(2, 8);
       m.writeUInt16LE(name.length, 12); m.writeUInt16LE(name.length, 14); m.writeUInt32LE(fixed, 16);
-      m.writeUInt32LE(0x00820205, 20);
+      m.writeUInt32LE(0x00820205 | 0x00800000, 20);
       hex('1122334455667788').copy(m, 24);
       m.writeUInt16LE(info.length, 40); m.writeUInt16LE(info.length, 42); m.writeUInt32LE(fixed + name.length, 44);
       name.copy(m, fixed);
@@ -89,6 +98,7 @@ describe('NTLM messages', () => {
     // A 32-byte challenge (no target info at all) is read too.
     const old = Buffer.from(build(48).subarray(0, 32));
     old.fill(0, 12, 20);
+    old.writeUInt32LE(0x00000205, 20);
     assert.equal(decodeChallenge(old).targetInfo.length, 0);
   });
 
@@ -98,8 +108,10 @@ describe('NTLM messages', () => {
     bad(Buffer.alloc(48), /does not begin with the NTLMSSP signature/);
     const type3 = Buffer.alloc(48); type3.write('NTLMSSP\0', 0, 'latin1'); type3.writeUInt32LE(3, 8);
     bad(type3, /message type 3 where a CHALLENGE/);
-    const overrun = Buffer.alloc(48); overrun.write('NTLMSSP\0', 0, 'latin1'); overrun.writeUInt32LE(2, 8); overrun.writeUInt16LE(100, 40); overrun.writeUInt32LE(40, 44);
-    bad(overrun, /TargetInfo field \(100 bytes at 40\) runs past its end/);
+    const overrun = Buffer.alloc(48); overrun.write('NTLMSSP\0', 0, 'latin1'); overrun.writeUInt32LE(2, 8); overrun.writeUInt32LE(0x00800000, 20); overrun.writeUInt16LE(100, 40); overrun.writeUInt32LE(40, 44);
+    // Target info that does not fit is ignored, as ntlm_fake_auth's must be; malformed pairs inside are not.
+    assert.equal(decodeChallenge(overrun).targetInfo.length, 0);
+    assert.throws(() => decodeAvPairs(hex('0200ff00414141')), /pair \(id 2, 255 bytes\) that runs past its end/);
   });
 
   it('says a bare "NTLM" after NEGOTIATE and a non-base64 challenge are protocol errors', async () => {

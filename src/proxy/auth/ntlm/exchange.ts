@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { NtlmCredentials } from './credentials.js';
-import { CLIENT_FLAGS, NTLMSSP_NEGOTIATE_UNICODE } from './flags.js';
+import { CLIENT_FLAGS, NTLM_NEGOTIATE_OEM, NTLMSSP_NEGOTIATE_UNICODE } from './flags.js';
 import { AV, decodeAvPairs, decodeChallenge, encodeAuthenticate, encodeAvPairs, encodeNegotiate, MIC_OFFSET, NtlmMessageError, type AvPair } from './messages.js';
 import { fileTime, messageIntegrityCode, ntlmv2Response } from './ntlmv2.js';
 
@@ -60,7 +60,7 @@ export class NtlmExchange {
       targetInfo,
     });
     const message = encodeAuthenticate({
-      flags: (challenge.flags & CLIENT_FLAGS) | NTLMSSP_NEGOTIATE_UNICODE,
+      flags: authenticateFlags(challenge.flags),
       lmResponse: withMic ? Buffer.alloc(24) : response.lmResponse,
       ntResponse: response.ntResponse,
       domain: this.credentials.domain,
@@ -71,6 +71,15 @@ export class NtlmExchange {
     if (withMic) messageIntegrityCode(response.sessionBaseKey, negotiate, challengeBytes, message).copy(message, MIC_OFFSET);
     return message;
   }
+}
+
+/**
+ * The flags both sides agreed on, with exactly one character set: Unicode, which bbgate's
+ * strings are in. A server that echoes both (ntlm_fake_auth does) must not be told OEM, or it
+ * reads the UTF-16 names as 8-bit strings (squid then logs "C\\j" for CORP\\jane).
+ */
+function authenticateFlags(server: number): number {
+  return (((server & CLIENT_FLAGS) | NTLMSSP_NEGOTIATE_UNICODE) & ~NTLM_NEGOTIATE_OEM) >>> 0;
 }
 
 function withMicFlag(pairs: AvPair[]): AvPair[] {

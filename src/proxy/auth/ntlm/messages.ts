@@ -1,4 +1,5 @@
 import { BbgateError } from '../../../errors.js';
+import { NTLMSSP_NEGOTIATE_TARGET_INFO } from './flags.js';
 
 /**
  * The three NTLM messages (MS-NLMP 2.2.1) as bytes: pure codecs, no crypto and no I/O. Every
@@ -40,9 +41,12 @@ export interface Challenge {
 }
 
 /**
- * Reads a CHALLENGE_MESSAGE. The version field (8 bytes at 48) is optional: squid's
- * ntlm_fake_auth and older servers send a 48-byte fixed part, with the payload starting right
- * there, so field offsets are trusted and bounds-checked rather than a fixed layout assumed.
+ * Reads a CHALLENGE_MESSAGE. Short forms are common: squid's ntlm_fake_auth sends 40 fixed bytes
+ * (no TargetInfo fields, no version) with the payload right after them, a TargetName offset
+ * that points nowhere, and echoes the client's flags, TARGET_INFO included. So TargetInfo is
+ * read only when the flags announce it and its field fits in the message, and a TargetName that
+ * does not fit is dropped. Neither is trusted for anything: without target info the response is
+ * NTLMv2 all the same, made with the client's clock and without a MIC.
  */
 export function decodeChallenge(bytes: Buffer): Challenge {
   if (bytes.length < 32) throw new NtlmMessageError(`the NTLM challenge is ${bytes.length} bytes long, shorter than any CHALLENGE message (32)`);
@@ -51,9 +55,9 @@ export function decodeChallenge(bytes: Buffer): Challenge {
   if (type !== 2) throw new NtlmMessageError(`the proxy sent NTLM message type ${type} where a CHALLENGE (type 2) belongs`);
   const flags = bytes.readUInt32LE(20);
   const serverChallenge = Buffer.from(bytes.subarray(24, 32));
-  const targetName = readField(bytes, 12, 'TargetName');
-  // TargetInfoFields sit at 40..48; a 32-byte (NTLMv1-era) message has none.
-  const targetInfo = bytes.length >= 48 ? readField(bytes, 40, 'TargetInfo') : Buffer.alloc(0);
+  const targetName = fieldIfItFits(bytes, 12);
+  const announced = (flags & NTLMSSP_NEGOTIATE_TARGET_INFO) !== 0 && bytes.length >= 48;
+  const targetInfo = announced ? fieldIfItFits(bytes, 40) : Buffer.alloc(0);
   return { flags, serverChallenge, targetName, targetInfo };
 }
 
@@ -106,13 +110,10 @@ function writeField(out: Buffer, at: number, length: number, offset: number): vo
   out.writeUInt32LE(offset, at + 4);
 }
 
-function readField(bytes: Buffer, at: number, name: string): Buffer {
+function fieldIfItFits(bytes: Buffer, at: number): Buffer {
   const length = bytes.readUInt16LE(at);
   const offset = bytes.readUInt32LE(at + 4);
-  if (length === 0) return Buffer.alloc(0);
-  if (offset + length > bytes.length) {
-    throw new NtlmMessageError(`the NTLM challenge's ${name} field (${length} bytes at ${offset}) runs past its end (${bytes.length} bytes)`);
-  }
+  if (length === 0 || offset + length > bytes.length) return Buffer.alloc(0);
   return Buffer.from(bytes.subarray(offset, offset + length));
 }
 
