@@ -3,7 +3,7 @@
 // cryptographically. A small HTTP proxy here only carries the tokens between the two; the verdict
 // is gss-ntlmssp's.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -14,6 +14,7 @@ import { parseProxyString } from '../../src/address/proxy-string.js';
 import { AV, decodeAvPairs, decodeChallenge } from '../../src/proxy/auth/ntlm/messages.js';
 import { ntHash, ntlmv2Hash } from '../../src/proxy/auth/ntlm/ntlmv2.js';
 import { connectThroughProxy } from '../../src/proxy/index.js';
+import { bbgateEnv, CLI } from '../helpers/cli.js';
 import { PYTHON } from '../helpers/python.js';
 import { assertNoSecrets, rejectsWith } from './expect.js';
 
@@ -142,9 +143,12 @@ describe('NTLMv2 against gss-ntlmssp (an independent acceptor)', () => {
     assert.ok(!bridge.authorizations.some((a) => a.startsWith('Basic')), 'the password never went out as Basic');
   });
 
-  it('is accepted as user@DOMAIN, and with the NT hash or the NTLMv2 hash in place of the password', async () => {
-    const nt = ntHash(PASSWORD).toString('hex').toUpperCase();
-    const v2 = ntlmv2Hash(ntHash(PASSWORD), USER, DOMAIN).toString('hex');
+  it('is accepted as user@DOMAIN, and with the NT hash or the NTLMv2 hash that `bbgate ntlm-hash` prints in place of the password', async () => {
+    // The password on stdin, never in argv.
+    const printed = execFileSync(process.execPath, [CLI, 'ntlm-hash', `${DOMAIN}\\${USER}`], { input: `${PASSWORD}\n`, env: bbgateEnv() }).toString();
+    const nt = /^PassNT {6}([0-9A-F]{32})$/m.exec(printed)![1]!;
+    const v2 = /^PassNTLMv2 {2}([0-9A-F]{32}) {4}# only for user 'jane', domain 'CORP'$/m.exec(printed)![1]!;
+    assert.equal(v2, ntlmv2Hash(ntHash(PASSWORD), USER, DOMAIN).toString('hex').toUpperCase());
     for (const [userinfo, options] of [[`${USER}@${DOMAIN}:${password}`, ''], [`${user}:${nt}`, '#hash=nt'], [`${USER}%40${DOMAIN}:${v2}`, '#hash=ntlmv2&auth=ntlm']] as const) {
       const before = bridge.accepted.length;
       const tunnel = await connectThroughProxy(proxy(userinfo, options), '127.0.0.1', 9989, opts);
