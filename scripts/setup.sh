@@ -12,14 +12,17 @@ cd "$(dirname "$0")/.."
 # front of the relay whose PROXY headers its proxyFrom= listeners read (the tests run their own
 # instance from a temp config, never the system service).
 packages=(buildbot buildbot-worker python3-twisted squid openssl bzip2 iproute2 socat haproxy)
-# --- issue 12: Negotiate (Kerberos) proxy authentication ---
+# --- issue 12: NTLM and Negotiate (Kerberos) proxy authentication ---
 # libkrb5-dev, make, g++ and python3 (for node-gyp) build the optional `kerberos` npm package (MIT
 # krb5's GSSAPI) during npm ci; without them it is skipped and only Negotiate is unavailable.
 # The tests' realm on loopback: krb5-kdc (krb5kdc, kdb5_util), krb5-admin-server (kadmin.local),
 # krb5-user (kinit); faketime's library runs a KDC with its clock off (the clock-skew and
-# expired-ticket tests); python3-gssapi is the independent acceptor that checks bbgate's tokens.
-packages+=(libkrb5-dev make g++ python3 krb5-kdc krb5-admin-server krb5-user faketime python3-gssapi)
-# --- end issue 12 Negotiate ---
+# expired-ticket tests). python3-gssapi drives the independent acceptors that check bbgate's
+# tokens: the KDC's service keytab for Negotiate, and gss-ntlmssp (Debian's GSSAPI NTLM mechanism)
+# for NTLMv2 responses (test/python/ntlm_acceptor.py); squid's own ntlm_fake_auth helper, in the
+# squid package above, checks NTLM's message flow.
+packages+=(libkrb5-dev make g++ python3 krb5-kdc krb5-admin-server krb5-user faketime python3-gssapi gss-ntlmssp)
+# --- end of issue 12 block ---
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -28,9 +28,13 @@ export interface ProxyConfig {
   connectTimeoutS?: number;
   /** A `tcp:` proxy string's `bindAddress=`: the local address to connect to the proxy from. */
   bindAddress?: string;
+  /** `#auth=basic|ntlm|negotiate`: use this scheme only, whatever else the proxy offers (spelled as ../proxy/auth/scheme.ts's AuthSchemeName). */
+  auth?: 'Basic' | 'NTLM' | 'Negotiate';
+  /** `#hash=nt|ntlmv2`: the URL's password is that hash in hex (as `bbgate ntlm-hash` prints it), usable by NTLM only. */
+  passwordHash?: 'nt' | 'ntlmv2';
 }
 
-const FORMS = 'write tcp:HOST:PORT, http://[USER:PASSWORD@]HOST:PORT or https://[USER:PASSWORD@]HOST:PORT';
+const FORMS = 'write tcp:HOST:PORT, http://[USER:PASSWORD@]HOST:PORT[#OPTIONS] or https://[USER:PASSWORD@]HOST:PORT[#OPTIONS]';
 
 /**
  * Parses a `--proxy-connection-string`: a Twisted `tcp:` endpoint (what
@@ -57,9 +61,12 @@ export function proxyFromUrl(s: string, origin: { source: ProxyConfig['source'];
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw syntax(where, `"${url.protocol}//" proxies are not supported; bbgate tunnels through HTTP proxies (http:// or https://)`);
   }
-  if (url.pathname !== '/' || url.search !== '' || url.hash !== '') {
-    throw syntax(where, `a proxy URL is only [USER:PASSWORD@]HOST[:PORT], without a path, query or fragment`);
+  if (url.pathname !== '/' || url.search !== '') {
+    // WHATWG URLs read "\\" as "/" in http:, so DOMAIN\user:pw@host parses as host DOMAIN.
+    const backslash = /^[^@]*\\[^@]*@/.test(s.replace(/^[a-z]+:\/\//i, '')) ? '; write DOMAIN\\user as DOMAIN%5Cuser' : '';
+    throw syntax(where, `a proxy URL is only [USER:PASSWORD@]HOST[:PORT][#OPTIONS], without a path or query${backslash}`);
   }
+  const options = proxyOptions(url.hash, where);
   let username: string;
   let password: string;
   try {
@@ -71,12 +78,40 @@ export function proxyFromUrl(s: string, origin: { source: ProxyConfig['source'];
   if (username.includes(':')) {
     throw syntax(where, `the user name contains ":", which Basic authentication cannot carry (a ":" in the password is fine, escaped as %3A)`);
   }
+  if (options.passwordHash) {
+    // The hash is never quoted: it is as good as the password to an NTLM proxy.
+    if (!/^[0-9a-f]{32}$/i.test(password)) throw syntax(where, `#hash=${options.passwordHash} wants the password to be the 32 hex digits \`bbgate ntlm-hash\` prints`);
+    if (options.auth && options.auth !== 'NTLM') throw syntax(where, `#hash= works with NTLM only, not with #auth=${options.auth.toLowerCase()}`);
+  }
   return {
     url: new URL(`${url.protocol}//${url.host}`),
     ...(username || password ? { username, password } : {}),
     source: origin.source,
     ...(origin.envVar ? { envVar: origin.envVar } : {}),
+    ...options,
   };
+}
+
+const SCHEMES = { basic: 'Basic', ntlm: 'NTLM', negotiate: 'Negotiate' } as const;
+const HASHES = { nt: 'nt', ntlmv2: 'ntlmv2' } as const;
+
+/**
+ * The options after "#": `auth=basic|ntlm|negotiate` and `hash=nt|ntlmv2`, joined by "&" (the
+ * form ws:// strings' TLS options take). They sit after the host, outside the user info that
+ * redaction hides, so they carry no secret.
+ */
+function proxyOptions(fragment: string, where: string): Pick<ProxyConfig, 'auth' | 'passwordHash'> {
+  const options: Pick<ProxyConfig, 'auth' | 'passwordHash'> = {};
+  for (const option of fragment.replace(/^#/, '').split('&')) {
+    if (option === '') continue;
+    const [key = '', value = ''] = option.split('=', 2);
+    const lower = value.toLowerCase();
+    if (key === 'auth' && Object.hasOwn(SCHEMES, lower)) options.auth = SCHEMES[lower as keyof typeof SCHEMES];
+    else if (key === 'hash' && Object.hasOwn(HASHES, lower)) options.passwordHash = HASHES[lower as keyof typeof HASHES];
+    else if (key === 'auth' || key === 'hash') throw syntax(where, `#${key}= takes ${key === 'auth' ? 'basic, ntlm or negotiate' : 'nt or ntlmv2'}, not ${JSON.stringify(value)}`);
+    else throw syntax(where, `unknown proxy option ${JSON.stringify(key)} after "#": the options are auth=basic|ntlm|negotiate and hash=nt|ntlmv2`);
+  }
+  return options;
 }
 
 function fromEndpoint(s: string): ProxyConfig {
@@ -112,6 +147,8 @@ function syntax(where: string, problem: string): ProxySyntaxError {
  */
 export function proxySecrets(proxy: ProxyConfig | undefined): string[] {
   if (proxy?.password === undefined || proxy.password === '') return [];
+  // A hash in either case, as a user may have pasted it or a tool may print it.
+  if (proxy.passwordHash) return [proxy.password, proxy.password.toLowerCase(), proxy.password.toUpperCase()];
   return [proxy.password, basicToken(proxy)];
 }
 

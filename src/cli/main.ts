@@ -27,6 +27,9 @@ Commands:
   relay [--config relay.json] --listen ADDR --upstream CONN --allow RULE [options]
         Run a PB-aware relay (on a DMZ host) that admits workers by name and
         forwards them to the master.
+  ntlm-hash [--domain DOMAIN] USER
+        Print the NT and NTLMv2 hashes of a proxy password (read from BBGATE_PROXY_PASSWORD or
+        stdin), for a proxy string's #hash=nt or #hash=ntlmv2 in place of the password.
 
 Options:
   --help, -h     this text (also: bbgate COMMAND --help)
@@ -147,6 +150,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./restart.js')).runRestart(rest);
     case 'relay':
       return (await import('./relay.js')).runRelay(rest);
+    case 'ntlm-hash':
+      return (await import('./ntlm-hash.js')).runNtlmHash(rest);
     case '--version':
       process.stdout.write(`bbgate ${VERSION}\n`);
       return 0;

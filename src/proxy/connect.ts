@@ -1,17 +1,42 @@
-import { connect as netConnect, isIP, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import { isIP, type Socket } from 'node:net';
 import { hostPort, isPort } from '../address/host-port.js';
+import type { ProxyConfig } from '../address/proxy-string.js';
+import { isBbgateError } from '../errors.js';
 import { VERSION } from '../version.js';
-import { basicToken, type ProxyConfig } from '../address/proxy-string.js';
-import { closedFailure, ProxyError, replyFailure, socketFailure, timeoutFailure, type Attempt, type Phase } from './failures.js';
-import { parseConnectReply } from './reply.js';
+import { offeredSchemes, parseChallenges } from './auth/challenges.js';
+import type { AuthExchange, AuthSchemeName } from './auth/scheme.js';
+import { preemptiveExchange, selectExchange, type NegotiateFactory } from './auth/select.js';
+import { authConnectionLost, authProtocolFailure, authRejected, authUnsupported, ProxyError, replyFailure, type Attempt } from './failures.js';
+import { ProxyLink } from './link.js';
+import type { ConnectReply } from './reply.js';
 
 export interface TunnelOptions {
-  /** Bounds the whole handshake: reaching the proxy, TLS with it, and its answer. */
+  /** Bounds the whole handshake: reaching the proxy, TLS with it, every authentication leg, and its answer. */
   timeoutMs: number;
   signal?: AbortSignal;
   /** CA certificates (PEM) that verify an https:// proxy, in place of Node's bundled roots. */
   ca?: string | Buffer | Array<string | Buffer>;
+  /** Makes Negotiate exchanges (tests and the Kerberos part pass one); without it Negotiate is never chosen. */
+  negotiate?: NegotiateFactory;
+}
+
+/** One request of the handshake and what the proxy said to it, for the probe's --verbose. */
+export interface AuthLeg {
+  /** `CONNECT` (no credentials), or the scheme's message: `NTLM negotiate`, `NTLM authenticate`, `Basic`, `Negotiate`. */
+  sent: string;
+  /** The status code of the answer, with the schemes a 407 offered or whether it carried a challenge. */
+  answer: string;
+  ms: number;
+  /** True when this leg went out on a new connection, the proxy having closed the last one. */
+  reconnected: boolean;
+}
+
+export interface TunnelAuth {
+  /** The schemes the proxy's first 407 offered (empty when no 407 came). */
+  offered: string[];
+  /** The scheme that got through, if any was needed. */
+  scheme?: AuthSchemeName;
+  legs: AuthLeg[];
 }
 
 export interface Tunnel {
@@ -19,95 +44,114 @@ export interface Tunnel {
   socket: Socket;
   statusLine: string;
   headers: Record<string, string>;
+  auth: TunnelAuth;
 }
 
 /**
- * Opens an HTTP CONNECT tunnel to host:port through the proxy. Written on
- * `net`/`tls` rather than undici's Client#connect, which drops the reason
- * phrase of the status line and cannot say which step failed.
+ * Opens an HTTP CONNECT tunnel to host:port through the proxy, authenticating as its 407s ask:
+ * the first CONNECT goes without credentials (unless the proxy string forces Basic), so that a
+ * password never travels as Basic to a proxy that would have taken NTLM or Negotiate. Legs of a
+ * multi-leg scheme ride one connection; when the proxy closes after a 407 that starts a scheme,
+ * the next leg opens a new one. Written on `net`/`tls` rather than undici's Client#connect, which
+ * drops the reason phrase of the status line and cannot say which step failed.
  */
 export async function connectThroughProxy(proxy: ProxyConfig, host: string, port: number, options: TunnelOptions): Promise<Tunnel> {
   const target = hostPort(host, port);
   const attempt: Attempt = { proxy: proxy.url.origin, target, port };
   checkTarget(host, port, attempt);
   options.signal?.throwIfAborted();
-  const proxyHost = proxy.url.hostname.replace(/^\[(.*)\]$/, '$1');
-  const tls = proxy.url.protocol === 'https:';
-  const credentials = proxy.username !== undefined || proxy.password !== undefined;
+  const linkOptions = { deadline: Date.now() + options.timeoutMs, timeoutMs: options.timeoutMs, ...(options.signal ? { signal: options.signal } : {}), ...(options.ca ? { ca: options.ca } : {}) };
+  const open = () => ProxyLink.open(proxy, attempt, linkOptions);
+  const auth: TunnelAuth = { offered: [], legs: [] };
 
-  return new Promise((resolve, reject) => {
-    const deadline = Date.now() + options.timeoutMs;
-    const connectMs = Math.min(options.timeoutMs, (proxy.connectTimeoutS ?? Infinity) * 1000);
-    let phase: Phase = 'connect';
-    let settled = false;
-    let timer = setTimeout(() => fail(timeoutFailure('connect', connectMs / 1000, attempt)), connectMs);
-    let received = Buffer.alloc(0);
-
-    const endpoint = {
-      host: proxyHost,
-      port: Number(proxy.url.port) || (tls ? 443 : 80),
-      ...(proxy.bindAddress ? { localAddress: proxy.bindAddress } : {}),
-    };
-    const socket: Socket = tls ? tlsConnect({ ...endpoint, ALPNProtocols: ['http/1.1'], ...(options.ca ? { ca: options.ca } : {}) }) : netConnect(endpoint);
-
-    const enter = (next: Phase) => {
-      phase = next;
-      clearTimeout(timer);
-      timer = setTimeout(() => fail(timeoutFailure(next, options.timeoutMs / 1000, attempt)), deadline - Date.now());
-      if (next === 'reply') socket.write(request(target, proxy));
-    };
-    const onReadable = () => {
-      for (let chunk: Buffer | null; (chunk = socket.read() as Buffer | null) !== null; ) received = Buffer.concat([received, chunk]);
-      const reply = parseConnectReply(received);
-      if (reply.kind === 'incomplete') return;
-      if (reply.kind === 'not-http') {
-        fail(new ProxyError('PROXY_NOT_HTTP', `the proxy ${attempt.proxy} does not speak HTTP (asked to tunnel to ${target}): ${reply.detail}`));
-      } else if (reply.statusCode < 200 || reply.statusCode > 299) {
-        fail(replyFailure(reply, attempt, credentials));
-      } else {
-        settle();
-        if (reply.rest.length) socket.unshift(reply.rest);
-        socket.setNoDelay(true);
-        resolve({ socket, statusLine: reply.statusLine, headers: reply.headers });
+  let exchange: AuthExchange | undefined = preemptiveExchange(proxy);
+  let authorization = exchange ? await exchange.step(undefined) : undefined;
+  /** Legs of `exchange` sent so far, and what the request about to go carries, by name. */
+  let sent = exchange ? 1 : 0;
+  let sending = exchange ? legName(exchange, sent) : 'CONNECT';
+  const bound = () => exchange !== undefined && !exchange.done && sent > 0;
+  let link = await open();
+  let reconnected = false;
+  try {
+    for (;;) {
+      const started = performance.now();
+      let reply: ConnectReply;
+      try {
+        reply = await link.request(request(target, authorization));
+      } catch (err) {
+        // A proxy may close a kept-alive connection right after its 407 without saying so: a leg
+        // that carries no connection-bound state may go again, once, on a new connection.
+        if (!(isBbgateError(err) && err.code === 'PROXY_CLOSED' && link.replies > 0 && !reconnected && !bound())) throw err;
+        link.destroy();
+        link = await open();
+        reconnected = true;
+        reply = await link.request(request(target, authorization));
       }
-    };
-    const onError = (err: Error) => fail(socketFailure(err, phase, attempt));
-    const onClose = () => fail(closedFailure(phase, received.length, attempt));
-    const onAbort = () => fail(options.signal!.reason);
+      const challenges = parseChallenges(reply.proxyAuthenticate);
+      if (reply.statusCode === 407 && auth.offered.length === 0) auth.offered = offeredSchemes(challenges);
+      auth.legs.push({ sent: sending, answer: answerName(reply, exchange), ms: performance.now() - started, reconnected });
+      reconnected = false;
+      if (reply.statusCode >= 200 && reply.statusCode <= 299) {
+        if (exchange) auth.scheme = exchange.scheme;
+        return { socket: link.release(), statusLine: reply.statusLine, headers: reply.headers, auth };
+      }
+      if (reply.statusCode !== 407) throw replyFailure(reply, attempt, authorization !== undefined);
 
-    const onConnect = () => enter(tls ? 'tls' : 'reply');
-    const onSecureConnect = () => enter('reply');
-
-    socket.once('connect', onConnect);
-    if (tls) socket.once('secureConnect', onSecureConnect);
-    socket.on('readable', onReadable);
-    socket.on('error', onError);
-    socket.on('end', onClose);
-    socket.on('close', onClose);
-    options.signal?.addEventListener('abort', onAbort, { once: true });
-
-    function settle(): boolean {
-      if (settled) return false;
-      settled = true;
-      clearTimeout(timer);
-      options.signal?.removeEventListener('abort', onAbort);
-      socket.off('connect', onConnect).off('secureConnect', onSecureConnect);
-      socket.off('readable', onReadable).off('error', onError).off('end', onClose).off('close', onClose);
-      return true;
+      const midway = bound();
+      if (exchange?.done) throw authRejected(exchange.scheme, reply, attempt, proxy.passwordHash !== undefined);
+      if (!exchange) {
+        const selection = await selectExchange(challenges, proxy, hostOf(proxy), options.negotiate);
+        if (!selection.exchange) {
+          if (selection.why === 'no-credentials') throw replyFailure(reply, attempt, false);
+          throw authUnsupported(offeredSchemes(challenges), attempt, proxy.auth, proxy.passwordHash !== undefined);
+        }
+        exchange = selection.exchange;
+        sent = 0;
+      }
+      const scheme = exchange.scheme;
+      const challenge = challenges.find((c) => c.scheme.toLowerCase() === scheme.toLowerCase());
+      if (midway && !challenge) throw authRejected(scheme, reply, attempt, proxy.passwordHash !== undefined);
+      try {
+        authorization = await exchange.step(challenge?.token);
+      } catch (err) {
+        throw authProtocolFailure(scheme, err as Error, attempt);
+      }
+      sending = legName(exchange, ++sent);
+      if (!(await link.finishReply(reply))) {
+        if (midway) throw authConnectionLost(scheme, attempt);
+        link.destroy();
+        link = await open();
+        reconnected = true;
+      }
     }
-    function fail(err: unknown): void {
-      if (!settle()) return;
-      socket.destroy();
-      reject(err);
-    }
-  });
+  } catch (err) {
+    link.destroy();
+    throw err;
+  }
 }
 
-function request(target: string, proxy: ProxyConfig): string {
+function hostOf(proxy: ProxyConfig): string {
+  return proxy.url.hostname.replace(/^\[(.*)\]$/, '$1');
+}
+
+/** What a request carried, by name, never by value. */
+function legName(exchange: AuthExchange, n: number): string {
+  if (exchange.scheme === 'NTLM') return n === 1 ? 'NTLM negotiate' : 'NTLM authenticate';
+  return n === 1 ? exchange.scheme : `${exchange.scheme} leg ${n}`;
+}
+
+function answerName(reply: ConnectReply, exchange: AuthExchange | undefined): string {
+  if (reply.statusCode !== 407) return String(reply.statusCode);
+  const challenges = parseChallenges(reply.proxyAuthenticate);
+  const own = exchange && challenges.find((c) => c.scheme.toLowerCase() === exchange.scheme.toLowerCase());
+  if (own?.token) return `407 ${own.scheme} challenge`;
+  const offered = offeredSchemes(challenges);
+  return `407 ${offered.length ? offered.join(', ') : '(no scheme)'}`;
+}
+
+function request(target: string, authorization: string | undefined): string {
   const lines = [`CONNECT ${target} HTTP/1.1`, `Host: ${target}`, `User-Agent: bbgate/${VERSION}`];
-  if (proxy.username !== undefined || proxy.password !== undefined) {
-    lines.push(`Proxy-Authorization: Basic ${basicToken(proxy)}`);
-  }
+  if (authorization !== undefined) lines.push(`Proxy-Authorization: ${authorization}`);
   return `${lines.join('\r\n')}\r\n\r\n`;
 }
 

@@ -1,4 +1,5 @@
 import { BbgateError } from '../errors.js';
+import { offeredSchemes, parseChallenges } from './auth/challenges.js';
 import type { ConnectReply } from './reply.js';
 
 /** A proxy could not be reached, or would not open the tunnel (a proxy string that does not parse is ../address/proxy-string.ts's ProxySyntaxError). */
@@ -20,15 +21,12 @@ export function replyFailure(reply: ConnectReply, a: Attempt, credentialsSent: b
   const said = `it answered "${reply.statusLine}"${squid}`;
   switch (reply.statusCode) {
     case 407: {
-      const schemes = authSchemes(reply.headers['proxy-authenticate']);
+      const schemes = offeredSchemes(parseChallenges(reply.proxyAuthenticate));
       const offered = schemes.length ? `it offers ${schemes.join(', ')}` : 'it names no authentication scheme';
       const sent = credentialsSent
         ? 'the credentials sent were rejected'
-        : 'no credentials were sent: put them in the proxy URL, http://USER:PASSWORD@HOST:PORT';
-      const basicOnly = schemes.length && !schemes.some((s) => s.toLowerCase() === 'basic')
-        ? '; bbgate can send only Basic credentials (for NTLM or Negotiate, run a local authenticating proxy such as CNTLM)'
-        : '';
-      return new ProxyError('PROXY_AUTH_REQUIRED', `the proxy ${a.proxy} requires authentication to tunnel to ${a.target}: ${said}; ${offered}; ${sent}${basicOnly}`);
+        : `no credentials were sent: put them in the proxy URL, ${schemes.some((s) => /^(ntlm|negotiate)$/i.test(s)) ? 'http://DOMAIN%5CUSER:PASSWORD@HOST:PORT (NTLM)' : 'http://USER:PASSWORD@HOST:PORT'}`;
+      return new ProxyError('PROXY_AUTH_REQUIRED', `the proxy ${a.proxy} requires authentication to tunnel to ${a.target}: ${said}; ${offered}; ${sent}`);
     }
     case 403:
       return new ProxyError('PROXY_FORBIDDEN', `the proxy ${a.proxy} refuses to tunnel to ${a.target}: ${said}; proxies often allow CONNECT only to port 443, so ask its administrators to allow port ${a.port}`);
@@ -39,6 +37,40 @@ export function replyFailure(reply: ConnectReply, a: Attempt, credentialsSent: b
     default:
       return new ProxyError('PROXY_ERROR', `the proxy ${a.proxy} would not tunnel to ${a.target}: ${said}`);
   }
+}
+
+/** The proxy answered the last leg of `scheme` with another 407: the credentials are wrong (the user name is not named: it may be sensitive too). */
+export function authRejected(scheme: string, reply: ConnectReply, a: Attempt, hashed: boolean): ProxyError {
+  const fix = {
+    NTLM: `check the domain, user name and ${hashed ? 'hash (made by `bbgate ntlm-hash` for this very user and domain)' : 'password'}: DOMAIN%5CUSER or USER@DOMAIN in the proxy URL; NTLMv2 responses depend on the domain as well`,
+    Negotiate: 'the proxy refused the Kerberos ticket: check that its service principal HTTP/<proxy host> is the one the proxy holds, and the clocks of both sides',
+    Basic: 'check the user name and password in the proxy URL',
+  }[scheme] ?? 'check the credentials';
+  return new ProxyError('PROXY_AUTH_FAILED', `the proxy ${a.proxy} rejected the ${scheme} credentials (to tunnel to ${a.target}): it answered "${reply.statusLine}" to the last ${scheme} message; ${fix}`);
+}
+
+/** Credentials were given, but none of the schemes the proxy offers can use them (or the forced one is not offered). */
+export function authUnsupported(offered: string[], a: Attempt, forced: string | undefined, hashed: boolean): ProxyError {
+  const list = offered.length ? offered.join(', ') : 'no scheme at all';
+  const why = forced
+    ? `the proxy string forces ${forced} (#auth=${forced.toLowerCase()}), which it does not offer`
+    : hashed
+      ? 'a hash (#hash=) works with NTLM only'
+      : 'bbgate speaks Basic, NTLM and Negotiate (Negotiate needs a Kerberos ticket: run kinit)';
+  return new ProxyError('PROXY_AUTH_UNSUPPORTED', `the proxy ${a.proxy} offers ${list} to tunnel to ${a.target}; ${why}`);
+}
+
+/** The proxy's half of a multi-leg scheme made no sense (a malformed NTLM challenge, say). */
+export function authProtocolFailure(scheme: string, err: Error, a: Attempt): ProxyError {
+  return new ProxyError('PROXY_AUTH_PROTOCOL', `the proxy ${a.proxy} broke the ${scheme} handshake (to tunnel to ${a.target}): ${err.message}`, { cause: err });
+}
+
+/** A multi-leg scheme lost the connection its state lives on. */
+export function authConnectionLost(scheme: string, a: Attempt): ProxyError {
+  return new ProxyError(
+    'PROXY_CLOSED',
+    `the proxy ${a.proxy} closed the connection in the middle of the ${scheme} handshake (to tunnel to ${a.target}); ${scheme}'s messages must all ride one connection, so something between here and the proxy does not keep connections open`,
+  );
 }
 
 /** The typed error for a socket error, by phase: before the proxy answered, the master was never involved. */
@@ -87,14 +119,4 @@ export function timeoutFailure(phase: Phase, seconds: number, a: Attempt): Proxy
     reply: `the proxy ${a.proxy} did not answer CONNECT ${a.target} within ${seconds} s; it may still be trying to reach the master, or it is not an HTTP proxy`,
   }[phase];
   return new ProxyError('PROXY_TIMEOUT', message);
-}
-
-/** Scheme names from Proxy-Authenticate, where challenges and their parameters share one comma-separated list. */
-function authSchemes(value: string | undefined): string[] {
-  if (!value) return [];
-  const schemes = value
-    .split(/,(?=(?:[^"]*"[^"]*")*[^"]*$)/)
-    .map((part) => /^\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)(?:\s+[^\s=]|\s*$)/.exec(part)?.[1])
-    .filter((s): s is string => s !== undefined);
-  return [...new Set(schemes)];
 }

@@ -1,3 +1,3 @@
-export { connectThroughProxy, type Tunnel, type TunnelOptions } from './connect.js';
+export { connectThroughProxy, type AuthLeg, type Tunnel, type TunnelAuth, type TunnelOptions } from './connect.js';
 export { proxyFromEnvironment } from './environment.js';
 export { ProxyError } from './failures.js';

@@ -6,6 +6,8 @@ export interface ConnectReply {
   statusCode: number;
   /** Lower-case names; repeated fields joined with ", " as HTTP allows. */
   headers: Record<string, string>;
+  /** Each Proxy-Authenticate field on its own, in order: the joined form above blurs where one challenge ends. */
+  proxyAuthenticate: string[];
   /** Bytes after the header block: already the far end's, e.g. a PB greeting that came in the same packet. */
   rest: Buffer;
 }
@@ -33,11 +35,13 @@ export function parseConnectReply(received: Buffer): ReplyState {
   if (!end) {
     return text.length > MAX_HEAD ? { kind: 'not-http', detail: `no end of the header block within ${MAX_HEAD / 1024} KiB` } : { kind: 'incomplete' };
   }
+  const block = text.slice(firstLineEnd + 1, end.index);
   return {
     kind: 'reply',
     statusLine,
     statusCode: Number(STATUS_LINE.exec(statusLine)![1]),
-    headers: headerFields(text.slice(firstLineEnd + 1, end.index)),
+    headers: headerFields(block),
+    proxyAuthenticate: fieldValues(block, 'proxy-authenticate'),
     rest: received.subarray(end.index + end[0].length),
   };
 }
@@ -58,6 +62,22 @@ function headerFields(block: string): Record<string, string> {
     fields[last] = Object.hasOwn(fields, last) ? `${fields[last]}, ${value}` : value;
   }
   return fields;
+}
+
+/** Every value of one field, unfolded, in order. */
+function fieldValues(block: string, name: string): string[] {
+  const values: string[] = [];
+  let current = false;
+  for (const line of block.split(/\r?\n/)) {
+    if (/^[ \t]/.test(line)) {
+      if (current) values[values.length - 1] += ` ${line.trim()}`;
+      continue;
+    }
+    const colon = line.indexOf(':');
+    current = colon > 0 && line.slice(0, colon).trim().toLowerCase() === name;
+    if (current) values.push(line.slice(colon + 1).trim());
+  }
+  return values;
 }
 
 function notHttp(received: Buffer): ReplyState {

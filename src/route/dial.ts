@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
 import type { Endpoint, TlsEndpoint, WsEndpoint } from '../address/endpoint.js';
 import { redactCredentials } from '../address/redact.js';
-import { connectThroughProxy } from '../proxy/index.js';
+import { connectThroughProxy, type TunnelAuth } from '../proxy/index.js';
 import { describeCertificate, startTls, type TlsOptions } from '../tls/index.js';
 import { connectTcp, resolveHost } from '../transport/tcp.js';
 import { upgradeToWebSocket, type WebSocketUpgrade } from '../transport/websocket.js';
@@ -82,8 +82,11 @@ async function openHop(hop: Hop, endpoint: Endpoint, step: StepRunner): Promise<
       'connect',
       () => connectThroughProxy(proxy, endpoint.host, endpoint.port, { timeoutMs: endpoint.timeout * 1000 }),
       (t) => (said = {
-        message: `${redactCredentials(proxy.url)} answered "${t.statusLine}" to CONNECT ${endpoint.host}:${endpoint.port}`,
-        details: Object.entries(t.headers).map(([name, value]) => `${name}: ${value}`),
+        message: `${redactCredentials(proxy.url)} answered "${t.statusLine}" to CONNECT ${endpoint.host}:${endpoint.port}${describeAuth(t.auth)}`,
+        details: [
+          ...t.auth.legs.map((l) => `${l.reconnected ? 'on a new connection: ' : ''}${l.sent} → ${l.answer} (${l.ms.toFixed(1)} ms)`),
+          ...Object.entries(t.headers).map(([name, value]) => `${name}: ${value}`),
+        ],
       }),
     );
     return { socket: tunnel.socket, said };
@@ -145,6 +148,12 @@ function describeFailover(r: FailoverResult): StepOutcome {
     details: said.details,
     warnings: r.failed.map(({ hop, err }) => `${hop.label} failed, so the next entry was tried: ${err.code}: ${err.message}`),
   };
+}
+
+/** "; authenticated with NTLM (offered NTLM, Basic)", or nothing when the proxy asked for none. */
+function describeAuth(auth: TunnelAuth): string {
+  if (!auth.scheme) return '';
+  return `; authenticated with ${auth.scheme}${auth.offered.length ? ` (offered ${auth.offered.join(', ')})` : ' (sent without asking: #auth=)'}`;
 }
 
 /** What the TLS step needs, the same for tls:, ssl: and wss://. */

@@ -33,11 +33,29 @@ describe('parseProxyString', () => {
   it('says what is wrong, as ENDPOINT_SYNTAX for tcp: strings and PROXY_SYNTAX otherwise', () => {
     fails('tcp:proxy', 'ENDPOINT_SYNTAX', /no port/);
     fails('tcp:proxy:3128:colour=red', 'ENDPOINT_SYNTAX', /unknown key "colour"/);
-    fails('proxy.example:3128', 'PROXY_SYNTAX', /not a proxy connection string: write tcp:HOST:PORT, http:\/\/\[USER:PASSWORD@\]HOST:PORT or https:/);
+    fails('proxy.example:3128', 'PROXY_SYNTAX', /not a proxy connection string: write tcp:HOST:PORT, http:\/\/\[USER:PASSWORD@\]HOST:PORT\[#OPTIONS\] or https:/);
     fails('tls:proxy:3129', 'PROXY_SYNTAX', /for TLS to the proxy write https:\/\/HOST:PORT/);
     fails('socks5://u:s3cret@proxy:1080', 'PROXY_SYNTAX', /"socks5:\/\/" proxies are not supported/, ['s3cret']);
-    fails('http://proxy:3128/some/path', 'PROXY_SYNTAX', /without a path, query or fragment/);
+    fails('http://proxy:3128/some/path', 'PROXY_SYNTAX', /without a path or query$/);
     fails('http://a%3Ab:pw@proxy:3128', 'PROXY_SYNTAX', /user name contains ":"/, ['pw']);
+  });
+
+  it('takes #auth= (a forced scheme) and #hash= (the password is an NTLM hash), and refuses what it cannot use', () => {
+    assert.deepEqual(plain(parseProxyString('http://CORP%5Cjane:pw@proxy:3128#auth=NTLM')), {
+      url: 'http://proxy:3128/', username: 'CORP\\jane', password: 'pw', source: 'flag', auth: 'NTLM',
+    });
+    const hash = '8846F7EAEE8FB117AD06BDD830B7586C';
+    assert.deepEqual(plain(parseProxyString(`http://jane@CORP:${hash}@proxy:3128#hash=nt&auth=ntlm`)), {
+      url: 'http://proxy:3128/', username: 'jane@CORP', password: hash, source: 'flag', auth: 'NTLM', passwordHash: 'nt',
+    });
+    assert.equal(parseProxyString('http://proxy:3128#auth=negotiate').auth, 'Negotiate');
+    assert.equal(parseProxyString(`http://u:${hash}@proxy:3128#hash=ntlmv2`).passwordHash, 'ntlmv2');
+    fails('http://u:pw@proxy:3128#auth=digest', 'PROXY_SYNTAX', /#auth= takes basic, ntlm or negotiate, not "digest"/, ['pw']);
+    fails('http://u:pw@proxy:3128#colour=red', 'PROXY_SYNTAX', /unknown proxy option "colour"/, ['pw']);
+    fails('http://u:n0th3x@proxy:3128#hash=nt', 'PROXY_SYNTAX', /#hash=nt wants the password to be the 32 hex digits/, ['n0th3x']);
+    fails(`http://u:${hash}@proxy:3128#hash=nt&auth=basic`, 'PROXY_SYNTAX', /#hash= works with NTLM only/, [hash]);
+    // WHATWG URLs read a backslash as "/": the message says how to write DOMAIN\user.
+    fails('http://CORP\\jane:s3cret@proxy:3128', 'PROXY_SYNTAX', /write DOMAIN\\user as DOMAIN%5Cuser/, ['s3cret', 'jane']);
   });
 
   it('never repeats a password in its errors, even one that breaks the URL', () => {

@@ -14,6 +14,7 @@ import { freePort } from '../helpers/ports.js';
 import { startProcess } from '../helpers/processes.js';
 import { HOST_ALIAS, startSquid, type RunningSquid } from '../helpers/squid.js';
 import { tempDir } from './support.js';
+import { ntHash } from '../../src/proxy/auth/ntlm/ntlmv2.js';
 
 /** With ":" and "/", so that in a URL it is %-encoded: both forms are looked for. */
 const SECRET = 'Sx9-Qr7:Vw/Pk';
@@ -28,7 +29,9 @@ const basic = (user: string) => Buffer.from(`${user}:${SECRET}`).toString('base6
  * or a few characters of it quoted around a syntax error), the Basic tokens made of it, and the
  * proxy user names, which travel with the password in the same user info.
  */
-const NEEDLES = ['Qr7', basic(PROXY_USER), basic(STRANGER), PROXY_USER, STRANGER];
+/** The secret's NT hash, as `bbgate ntlm-hash` prints it: given with #hash=nt in place of the password. */
+const NT_HASH = ntHash(SECRET).toString('hex').toUpperCase();
+const NEEDLES = ['Qr7', basic(PROXY_USER), basic(STRANGER), PROXY_USER, STRANGER, NT_HASH, NT_HASH.toLowerCase(), 'TlRMTVNT'];
 
 function leaks(text: string): string[] {
   return NEEDLES.filter((n) => text.includes(n));
@@ -43,18 +46,23 @@ function assertClean(what: string, channels: Record<string, string>): void {
 }
 
 const proxyUrl = (user: string, port: number) => `http://${user}:${ENCODED}@127.0.0.1:${port}`;
+/** NTLM credentials, DOMAIN%5CUSER, with the password or (#hash=nt) its NT hash. */
+const ntlmUrl = (port: number, hash = false) => `http://CORP%5C${PROXY_USER}:${hash ? NT_HASH : ENCODED}@127.0.0.1:${port}${hash ? '#hash=nt' : ''}`;
 
 describe('no output echoes a credential', () => {
   let master: RunningMaster;
   let squid: RunningSquid;
+  let ntlmSquid: RunningSquid;
   let deadPort: number;
   before(async () => {
     master = await startMaster({ workers: [{ name: WORKER, password: 'the-right-password' }] });
     squid = await startSquid({ auth: { users: { [PROXY_USER]: SECRET } }, allowPorts: [master.pbPort], hosts: { [HOST_ALIAS]: '127.0.0.1' } });
+    ntlmSquid = await startSquid({ ntlm: true, allowPorts: [master.pbPort] });
     deadPort = await freePort();
   });
   after(async () => {
     await squid?.stop();
+    await ntlmSquid?.stop();
     await master?.stop();
   });
 
@@ -88,6 +96,8 @@ describe('no output echoes a credential', () => {
     // A name for the master, not 127.0.0.1: loopback destinations never go through HTTPS_PROXY/ALL_PROXY, so these would not be read.
     ['HTTPS_PROXY that is socks5://', [`tcp:${HOST_ALIAS}:9989`], { HTTPS_PROXY: `socks5://${PROXY_USER}:${ENCODED}@127.0.0.1:1080` }, 'PROXY_SYNTAX'],
     ['ALL_PROXY without a scheme', [`tcp:${HOST_ALIAS}:9989`], { ALL_PROXY: `${PROXY_USER}:${SECRET}@127.0.0.1:3128` }, 'PROXY_SYNTAX'],
+    ['#hash=nt with a password that is no hash', ['tcp:127.0.0.1:9989', '--proxy-connection-string', `${proxyUrl(PROXY_USER, 3128)}#hash=nt`], {}, 'PROXY_SYNTAX'],
+    ['#hash=nt with #auth=basic', ['tcp:127.0.0.1:9989', '--proxy-connection-string', `${ntlmUrl(3128, true)}&auth=basic`], {}, 'PROXY_SYNTAX'],
   ];
 
   it('probe: malformed connection, WebSocket and proxy strings, in flags and the environment', async () => {
@@ -137,9 +147,12 @@ describe('no output echoes a credential', () => {
       ['BBGATE_PASSWORD, wrong', [master_, '--name', WORKER], { BBGATE_PASSWORD: SECRET }, 'PB_UNAUTHORIZED'],
       ['a dead proxy', [master_, ...login, '--proxy-connection-string', proxyUrl(PROXY_USER, deadPort)], {}, 'PROXY_REFUSED'],
       ['a dead proxy from HTTPS_PROXY', [aliased, ...login], { HTTPS_PROXY: proxyUrl(PROXY_USER, deadPort) }, 'PROXY_REFUSED'],
-      ['squid refusing the credentials', [master_, ...login, '--proxy-connection-string', proxyUrl(STRANGER, squid.port)], {}, 'PROXY_AUTH_REQUIRED'],
-      ['squid refusing the credentials from ALL_PROXY', [aliased, ...login], { ALL_PROXY: proxyUrl(STRANGER, squid.port) }, 'PROXY_AUTH_REQUIRED'],
+      ['squid refusing the credentials', [master_, ...login, '--proxy-connection-string', proxyUrl(STRANGER, squid.port)], {}, 'PROXY_AUTH_FAILED'],
+      ['squid refusing the credentials from ALL_PROXY', [aliased, ...login], { ALL_PROXY: proxyUrl(STRANGER, squid.port) }, 'PROXY_AUTH_FAILED'],
       ['squid accepting, the master refusing', [master_, ...login, '--verbose', '--proxy-connection-string', proxyUrl(PROXY_USER, squid.port)], {}, 'PB_UNAUTHORIZED'],
+      ['squid accepting NTLM, the master refusing', [master_, ...login, '--verbose', '--proxy-connection-string', ntlmUrl(ntlmSquid.port)], {}, 'PB_UNAUTHORIZED'],
+      ['squid accepting an NT hash, the master refusing', [master_, ...login, '--verbose', '--proxy-connection-string', ntlmUrl(ntlmSquid.port, true)], {}, 'PB_UNAUTHORIZED'],
+      ['an NT hash offered to a Basic-only squid', [master_, ...login, '--proxy-connection-string', `http://${PROXY_USER}:${NT_HASH}@127.0.0.1:${squid.port}#hash=nt`], {}, 'PROXY_AUTH_UNSUPPORTED'],
       ['--basedir: the tac\'s passwd and proxy', ['--basedir', basedir, '--verbose'], {}, 'PB_UNAUTHORIZED'],
     ];
     await Promise.all(cases.map(async ([what, args, env, code]) => {
@@ -164,8 +177,9 @@ describe('no output echoes a credential', () => {
     const failing: [string, string | undefined, string][] = [
       ['a wrong password', undefined, 'PB_UNAUTHORIZED'],
       ['a dead proxy', proxyUrl(PROXY_USER, deadPort), 'PROXY_REFUSED'],
-      ['squid refusing the credentials', proxyUrl(STRANGER, squid.port), 'PROXY_AUTH_REQUIRED'],
+      ['squid refusing the credentials', proxyUrl(STRANGER, squid.port), 'PROXY_AUTH_FAILED'],
       ['squid accepting, the master refusing', proxyUrl(PROXY_USER, squid.port), 'PB_UNAUTHORIZED'],
+      ['squid accepting an NT hash, the master refusing', ntlmUrl(ntlmSquid.port, true), 'PB_UNAUTHORIZED'],
     ];
     await Promise.all(failing.map(async ([what, proxy, code]) => {
       const dir = await giveUpWorker(proxy);
@@ -237,9 +251,9 @@ describe('no output echoes a credential', () => {
 
     // Running relays: the probe logs in through each; the relay's stdout is its log.
     const running: [string, string[], Record<string, string>, string][] = [
-      ['its upstream proxy refusing the credentials', ['--upstream-proxy', proxyUrl(STRANGER, squid.port)], {}, 'PROXY_AUTH_REQUIRED'],
+      ['its upstream proxy refusing the credentials', ['--upstream-proxy', proxyUrl(STRANGER, squid.port)], {}, 'PROXY_AUTH_FAILED'],
       ['its upstream proxy dead', ['--upstream-proxy', proxyUrl(PROXY_USER, deadPort)], {}, 'PROXY_REFUSED'],
-      ['HTTPS_PROXY refusing the credentials', [], { HTTPS_PROXY: proxyUrl(STRANGER, squid.port) }, 'PROXY_AUTH_REQUIRED'],
+      ['HTTPS_PROXY refusing the credentials', [], { HTTPS_PROXY: proxyUrl(STRANGER, squid.port) }, 'PROXY_AUTH_FAILED'],
       ['HTTPS_PROXY that is socks5://', [], { HTTPS_PROXY: `socks5://${PROXY_USER}:${ENCODED}@127.0.0.1:1080` }, 'PROXY_SYNTAX'],
       ['its upstream proxy accepting, the master refusing the password', ['--upstream-proxy', proxyUrl(PROXY_USER, squid.port)], {}, 'PB_UNAUTHORIZED'],
     ];

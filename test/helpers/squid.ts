@@ -26,6 +26,11 @@ const HELPERS = process.env.BBGATE_SQUID_HELPERS ?? '/usr/lib/squid';
 export interface SquidOptions {
   /** Require Basic proxy authentication (checked by squid's basic_ncsa_auth) for these users. */
   auth?: { users: Record<string, string> };
+  /**
+   * Require NTLM, through squid's ntlm_fake_auth (which checks the message flow, not the
+   * password, and logs DOMAIN\\user); with `basic` too, squid offers both.
+   */
+  ntlm?: boolean;
   /** Ports CONNECT may reach. Default [443], like squid's stock SSL_ports. */
   allowPorts?: number[] | 'any';
   /** Ports CONNECT may never reach, whatever allowPorts says. */
@@ -147,23 +152,27 @@ function config(dir: string, port: number, tlsPort: number | undefined, options:
     lines.push(`acl bbgate_allowed port ${allow.join(' ')}`, 'http_access deny bbgate_connect !bbgate_allowed');
   }
   if (options.negotiate) {
-    // Declared first, so that squid offers Negotiate before Basic as corporate proxies do.
+    // Declared first, so that squid offers Negotiate before NTLM and Basic as corporate proxies do.
     lines.push(
       `auth_param negotiate program ${HELPERS}/negotiate_kerberos_auth -k ${dir}/negotiate.keytab -s ${options.negotiate.principal}`,
       'auth_param negotiate children 2 startup=1',
       'auth_param negotiate keep_alive on',
     );
-    if (!options.auth) lines.push('acl bbgate_authed proxy_auth REQUIRED', 'http_access allow bbgate_clients bbgate_authed');
+  }
+  if (options.ntlm) {
+    // Before Basic, so squid offers NTLM before Basic.
+    lines.push(`auth_param ntlm program ${HELPERS}/ntlm_fake_auth`, 'auth_param ntlm children 2 startup=1', 'auth_param ntlm keep_alive on');
   }
   if (options.auth) {
     lines.push(
       `auth_param basic program ${HELPERS}/basic_ncsa_auth ${dir}/passwd`,
       'auth_param basic children 2 startup=1',
       'auth_param basic realm bbgate-test-squid',
-      'acl bbgate_authed proxy_auth REQUIRED',
-      'http_access allow bbgate_clients bbgate_authed',
     );
-  } else if (!options.negotiate) {
+  }
+  if (options.auth || options.ntlm || options.negotiate) {
+    lines.push('acl bbgate_authed proxy_auth REQUIRED', 'http_access allow bbgate_clients bbgate_authed');
+  } else {
     lines.push('http_access allow bbgate_clients');
   }
   lines.push('http_access deny all');

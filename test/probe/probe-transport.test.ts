@@ -82,8 +82,8 @@ describe('bbgate probe through proxies and TLS to a real Buildbot master', () =>
   it('proxy failures exit 3: wrong credentials (407) and a port the proxy refuses (403)', async () => {
     const bad = await probe([`tcp:127.0.0.1:${plain.pbPort}`, '--proxy-connection-string', proxyUrl('alice', 'wrong'), ...login]);
     assert.equal(bad.status, 3);
-    assert.equal(last(bad.report).code, 'PROXY_AUTH_REQUIRED');
-    assert.match(last(bad.report).message, /407.*Basic/);
+    assert.equal(last(bad.report).code, 'PROXY_AUTH_FAILED');
+    assert.match(last(bad.report).message, /rejected the Basic credentials.*407/);
     assert.doesNotMatch(bad.text, /wrong/);
     const none = await probe([`tcp:127.0.0.1:${plain.pbPort}`, '--proxy-connection-string', `tcp:127.0.0.1:${squid.port}`, ...login]);
     assert.equal(none.status, 3);

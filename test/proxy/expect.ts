@@ -1,6 +1,7 @@
 // Assertions shared by the proxy tests.
 import assert from 'node:assert/strict';
 import { inspect } from 'node:util';
+import type { TunnelAuth } from '../../src/proxy/index.js';
 
 /**
  * Awaits a rejection with this code and a message matching `re`, and checks
@@ -25,4 +26,15 @@ export function assertNoSecrets(text: string, secrets: string[]): void {
 /** The forms a credential could leak in: as given, URL-encoded, and in a Basic token. */
 export function secretForms(username: string, password: string): string[] {
   return [password, encodeURIComponent(password), Buffer.from(`${username}:${password}`).toString('base64')];
+}
+
+/** A proxy offering NTLM and Basic was passed with NTLM: its three legs, all on the first connection. */
+export function assertNtlmOverBasic(auth: TunnelAuth): void {
+  assert.equal(auth.scheme, 'NTLM');
+  assert.deepEqual(auth.offered, ['NTLM', 'Basic']);
+  assert.deepEqual(auth.legs.map((l) => [l.sent, l.answer, l.reconnected]), [
+    ['CONNECT', '407 NTLM, Basic', false],
+    ['NTLM negotiate', '407 NTLM challenge', false],
+    ['NTLM authenticate', '200', false],
+  ]);
 }

@@ -22,9 +22,9 @@ describe('CONNECT against fake proxies', () => {
   const proxyAt = (p: Peer, userinfo = '') => parseProxyString(`http://${userinfo}127.0.0.1:${p.port}`);
   after(() => Promise.all(peers.map((p) => p.close())));
 
-  it('sends the request line, a bracketed Host, a User-Agent and preemptive Basic with the decoded credentials', async () => {
+  it('sends the request line, a bracketed Host, a User-Agent and, forced with #auth=basic, preemptive Basic with the decoded credentials', async () => {
     const p = await fake((s) => s.write(OK));
-    const tunnel = await connectThroughProxy(proxyAt(p, 'b%C3%B6b:p%40ss%3Aw%2Frd@'), '::1', 9989, opts);
+    const tunnel = await connectThroughProxy(parseProxyString(`http://b%C3%B6b:p%40ss%3Aw%2Frd@127.0.0.1:${p.port}#auth=basic`), '::1', 9989, opts);
     tunnel.socket.destroy();
     const token = Buffer.from('böb:p@ss:w/rd', 'utf8').toString('base64');
     assert.equal(p.requests[0], `CONNECT [::1]:9989 HTTP/1.1\r\nHost: [::1]:9989\r\nUser-Agent: bbgate/${VERSION}\r\nProxy-Authorization: Basic ${token}\r\n\r\n`);
@@ -94,13 +94,22 @@ describe('CONNECT against fake proxies', () => {
     await rejectsWith(connectThroughProxy(proxyAt(partial), '127.0.0.1', 9989, opts), 'PROXY_CLOSED', /in the middle of its answer \(after 17 bytes\)/);
   });
 
-  it('names the schemes of a 407 and says when none of them is Basic', async () => {
+  it('names the schemes of a 407, and the NTLM form of credentials when they are missing', async () => {
     const p = await fake((s) => s.end('HTTP/1.1 407 authenticationrequired\r\nProxy-Authenticate: NTLM\r\nProxy-Authenticate: Negotiate, Kerberos realm="X, Y"\r\nContent-Length: 0\r\n\r\n'));
     await rejectsWith(
-      connectThroughProxy(proxyAt(p, 'u:pw@'), '127.0.0.1', 9989, opts),
+      connectThroughProxy(proxyAt(p), '127.0.0.1', 9989, opts),
       'PROXY_AUTH_REQUIRED',
-      /it answered "HTTP\/1\.1 407 authenticationrequired"; it offers NTLM, Negotiate, Kerberos; the credentials sent were rejected; bbgate can send only Basic credentials \(for NTLM or Negotiate, run a local authenticating proxy such as CNTLM\)$/,
+      /it answered "HTTP\/1\.1 407 authenticationrequired"; it offers NTLM, Negotiate, Kerberos; no credentials were sent: put them in the proxy URL, http:\/\/DOMAIN%5CUSER:PASSWORD@HOST:PORT \(NTLM\)$/,
     );
+  });
+
+  it('says PROXY_AUTH_UNSUPPORTED when no offered scheme can use the credentials, or the forced one is not offered', async () => {
+    const p = await fake((s) => s.end('HTTP/1.1 407 no\r\nProxy-Authenticate: Negotiate\r\nProxy-Authenticate: Kerberos realm="X, Y"\r\nContent-Length: 0\r\n\r\n'));
+    await rejectsWith(connectThroughProxy(proxyAt(p, 'u:pw@'), '127.0.0.1', 9989, opts), 'PROXY_AUTH_UNSUPPORTED', /offers Negotiate, Kerberos to tunnel to 127\.0\.0\.1:9989; bbgate speaks Basic, NTLM and Negotiate \(Negotiate needs a Kerberos ticket: run kinit\)$/, ['pw']);
+    const basic = await fake((s) => s.end('HTTP/1.1 407 no\r\nProxy-Authenticate: Basic realm="r"\r\nContent-Length: 0\r\n\r\n'));
+    await rejectsWith(connectThroughProxy(parseProxyString(`http://u:pw@127.0.0.1:${basic.port}#auth=ntlm`), '127.0.0.1', 9989, opts), 'PROXY_AUTH_UNSUPPORTED', /offers Basic .*forces NTLM \(#auth=ntlm\), which it does not offer$/);
+    const hash = '8846f7eaee8fb117ad06bdd830b7586c';
+    await rejectsWith(connectThroughProxy(parseProxyString(`http://u:${hash}@127.0.0.1:${basic.port}#hash=nt`), '127.0.0.1', 9989, opts), 'PROXY_AUTH_UNSUPPORTED', /a hash \(#hash=\) works with NTLM only$/, [hash]);
   });
 
   it('maps 502, 503 and 504 to PROXY_BAD_GATEWAY, and other refusals to PROXY_ERROR with the verbatim status line', async () => {
@@ -177,7 +186,7 @@ describe('credentials never appear in errors', () => {
     const password = 'v3ry:s3cret/pass@word';
     const secrets = [...secretForms(user, password), user];
     const withCreds = (hostport: string, scheme = 'http') => parseProxyString(`${scheme}://${encodeURIComponent(user)}:${encodeURIComponent(password)}@${hostport}`);
-    await rejectsWith(connectThroughProxy(withCreds(`127.0.0.1:${p.port}`), '127.0.0.1', 9989, opts), 'PROXY_AUTH_REQUIRED', /credentials sent were rejected/, secrets);
+    await rejectsWith(connectThroughProxy(withCreds(`127.0.0.1:${p.port}`), '127.0.0.1', 9989, opts), 'PROXY_AUTH_FAILED', /rejected the Basic credentials/, secrets);
     await rejectsWith(connectThroughProxy(withCreds(`127.0.0.1:${plain.port}`, 'https'), '127.0.0.1', 9989, opts), 'PROXY_TLS', /TLS/, secrets);
     await rejectsWith(connectThroughProxy(withCreds(`127.0.0.1:${await closedPort()}`), '127.0.0.1', 9989, opts), 'PROXY_REFUSED', /refused/, secrets);
   });

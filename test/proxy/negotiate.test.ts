@@ -214,8 +214,8 @@ describe('Negotiate through a real squid (negotiate_kerberos_auth)', () => {
 
   /**
    * One CONNECT on its own connection, the proxy named `localhost` as its principal is
-   * (HTTP/localhost): the negotiation loop of src/proxy/connect.ts is another part's work, so
-   * this test speaks the few lines of HTTP itself.
+   * (HTTP/localhost). This test speaks the few lines of HTTP itself so that squid judges the
+   * token alone; squid-negotiate.test.ts goes through bbgate's own CONNECT loop.
    */
   async function connectOnce(authorization?: string): Promise<{ status: number; headers: Record<string, string>; socket: Socket }> {
     const socket = connect(squid.port, 'localhost');

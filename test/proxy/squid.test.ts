@@ -127,11 +127,11 @@ describe('squid with Basic authentication, over http:// and https://', () => {
     tunnel.socket.destroy();
   });
 
-  it('says PROXY_AUTH_REQUIRED, with the schemes offered, for wrong credentials', async () => {
+  it('says PROXY_AUTH_FAILED, naming Basic, for wrong credentials', async () => {
     await rejectsWith(
       connectThroughProxy(parseProxyString(url(squid.url, USER, 'wrong')), '127.0.0.1', target.port, { timeoutMs: 5000 }),
-      'PROXY_AUTH_REQUIRED',
-      new RegExp(`^the proxy ${squid.url} requires authentication to tunnel to 127\\.0\\.0\\.1:${target.port}: it answered "HTTP/1\\.1 407 Proxy Authentication Required" \\(X-Squid-Error: ERR_CACHE_ACCESS_DENIED 0\\); it offers Basic; the credentials sent were rejected$`),
+      'PROXY_AUTH_FAILED',
+      new RegExp(`^the proxy ${squid.url} rejected the Basic credentials \\(to tunnel to 127\\.0\\.0\\.1:${target.port}\\): it answered "HTTP/1\\.1 407 Proxy Authentication Required" to the last Basic message; check the user name and password in the proxy URL$`),
       [...SECRETS, 'wrong'],
     );
   });
