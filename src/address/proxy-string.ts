@@ -104,12 +104,15 @@ function proxyOptions(fragment: string, where: string): Pick<ProxyConfig, 'auth'
   const options: Pick<ProxyConfig, 'auth' | 'passwordHash'> = {};
   for (const option of fragment.replace(/^#/, '').split('&')) {
     if (option === '') continue;
-    const [key = '', value = ''] = option.split('=', 2);
+    const [key = '', value = '', ...extra] = option.split('=');
+    if (extra.length) throw syntax(where, `an option after "#" is KEY=VALUE (auth=basic|ntlm|negotiate, hash=nt|ntlmv2); a "#" in a password must be written %23`);
     const lower = value.toLowerCase();
     if (key === 'auth' && Object.hasOwn(SCHEMES, lower)) options.auth = SCHEMES[lower as keyof typeof SCHEMES];
     else if (key === 'hash' && Object.hasOwn(HASHES, lower)) options.passwordHash = HASHES[lower as keyof typeof HASHES];
-    else if (key === 'auth' || key === 'hash') throw syntax(where, `#${key}= takes ${key === 'auth' ? 'basic, ntlm or negotiate' : 'nt or ntlmv2'}, not ${JSON.stringify(value)}`);
-    else throw syntax(where, `unknown proxy option ${JSON.stringify(key)} after "#": the options are auth=basic|ntlm|negotiate and hash=nt|ntlmv2`);
+    // Neither the key nor the value is quoted: an unescaped "#" in a password makes the rest of
+    // the password (and the host) look like options, and quoting them would print it.
+    else if (key === 'auth' || key === 'hash') throw syntax(where, `#${key}= takes ${key === 'auth' ? 'basic, ntlm or negotiate' : 'nt or ntlmv2'}; a "#" in a password must be written %23`);
+    else throw syntax(where, `unknown option after "#": the options are auth=basic|ntlm|negotiate and hash=nt|ntlmv2; a "#" in a password must be written %23`);
   }
   return options;
 }

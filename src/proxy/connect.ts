@@ -70,6 +70,12 @@ export async function connectThroughProxy(proxy: ProxyConfig, host: string, port
   let sent = exchange ? 1 : 0;
   let sending = exchange ? legName(exchange, sent) : 'CONNECT';
   const bound = () => exchange !== undefined && !exchange.done && sent > 0;
+  /**
+   * Whether the request about to go may go again on a new connection: a CONNECT without
+   * credentials, Basic, or NTLM's NEGOTIATE carry no state of a connection; NTLM's AUTHENTICATE
+   * answers this connection's challenge, and a Kerberos token is good for one use.
+   */
+  const replayable = () => exchange === undefined || (sent <= 1 && exchange.scheme !== 'Negotiate');
   let link = await open();
   let reconnected = false;
   try {
@@ -81,7 +87,9 @@ export async function connectThroughProxy(proxy: ProxyConfig, host: string, port
       } catch (err) {
         // A proxy may close a kept-alive connection right after its 407 without saying so: a leg
         // that carries no connection-bound state may go again, once, on a new connection.
-        if (!(isBbgateError(err) && err.code === 'PROXY_CLOSED' && link.replies > 0 && !reconnected && !bound())) throw err;
+        const closedAfterReply = isBbgateError(err) && err.code === 'PROXY_CLOSED' && link.replies > 0;
+        if (closedAfterReply && exchange && !replayable()) throw authConnectionLost(exchange.scheme, attempt);
+        if (!closedAfterReply || reconnected) throw err;
         link.destroy();
         link = await open();
         reconnected = true;
@@ -100,7 +108,10 @@ export async function connectThroughProxy(proxy: ProxyConfig, host: string, port
       const midway = bound();
       if (exchange?.done) throw authRejected(exchange.scheme, reply, attempt, proxy.passwordHash !== undefined);
       if (!exchange) {
-        const selection = await selectExchange(challenges, proxy, hostOf(proxy), options.negotiate);
+        // Kerberos may wait on a KDC that does not answer: it gets half the time left, so that
+        // NTLM or Basic credentials still have time to get through when it gives up.
+        const kerberosMs = Math.max(0, (linkOptions.deadline - Date.now()) / 2);
+        const selection = await selectExchange(challenges, proxy, hostOf(proxy), { kerberosMs, ...(options.negotiate ? { negotiate: options.negotiate } : {}) });
         if (!selection.exchange) {
           if (selection.why === 'no-credentials') throw replyFailure(reply, attempt, false);
           throw authUnsupported(offeredSchemes(challenges), attempt, proxy.auth, proxy.passwordHash !== undefined);

@@ -87,12 +87,18 @@ export class ProxyLink {
     const connection = `${reply.headers['connection'] ?? ''},${reply.headers['proxy-connection'] ?? ''}`.toLowerCase();
     const http10 = reply.statusLine.startsWith('HTTP/1.0');
     if (/\bclose\b/.test(connection) || (http10 && !/\bkeep-alive\b/.test(connection))) return false;
-    if (reply.headers['transfer-encoding'] !== undefined) return false;
-    const length = Number(reply.headers['content-length'] ?? '0');
-    if (!Number.isSafeInteger(length) || length < 0) return false;
-    if (length > 64 * 1024) return false;
-    await this.wait('reply', this.options.deadline, this.options.timeoutMs, () => (this.received.length >= length ? true : undefined));
-    this.received = this.received.subarray(length);
+    const encoding = reply.headers['transfer-encoding'];
+    if (encoding !== undefined && encoding.toLowerCase().trim() !== 'chunked') return false;
+    const length = encoding !== undefined ? undefined : Number(reply.headers['content-length'] ?? '0');
+    if (length !== undefined && (!Number.isSafeInteger(length) || length < 0 || length > MAX_407_BODY)) return false;
+    // A 407's body is an error page: read to its end (bounded) so that the next leg starts clean.
+    const end = await this.wait('reply', this.options.deadline, this.options.timeoutMs, () => {
+      const found = length ?? chunkedBodyLength(this.received);
+      if (found === 'malformed' || (found === undefined && this.received.length > MAX_407_BODY)) return -1;
+      return found !== undefined && this.received.length >= found ? found : undefined;
+    });
+    if (end < 0) return false;
+    this.received = this.received.subarray(end);
     return !this.ended;
   }
 
@@ -161,4 +167,34 @@ export class ProxyLink {
     this.ready = true;
     this.wake();
   };
+}
+
+/** The most of a 407's body bbgate reads through to keep the connection; past it, a new connection is cheaper. */
+const MAX_407_BODY = 64 * 1024;
+
+/**
+ * The length of a complete chunked body at the start of `data` (its chunks, the last chunk and any
+ * trailer lines), undefined while it is incomplete, 'malformed' when a size line is not hex.
+ */
+export function chunkedBodyLength(data: Buffer): number | 'malformed' | undefined {
+  let at = 0;
+  for (;;) {
+    const lineEnd = data.indexOf('\r\n', at);
+    if (lineEnd < 0) return data.length - at > 64 ? 'malformed' : undefined;
+    const size = data.toString('latin1', at, lineEnd).split(';')[0]!.trim();
+    if (!/^[0-9a-fA-F]{1,8}$/.test(size)) return 'malformed';
+    at = lineEnd + 2;
+    const n = parseInt(size, 16);
+    if (n === 0) break;
+    if (data.length < at + n + 2) return undefined;
+    if (data[at + n] !== 0x0d || data[at + n + 1] !== 0x0a) return 'malformed';
+    at += n + 2;
+  }
+  // Trailer lines, up to the empty line that ends the body.
+  for (;;) {
+    const lineEnd = data.indexOf('\r\n', at);
+    if (lineEnd < 0) return undefined;
+    if (lineEnd === at) return at + 2;
+    at = lineEnd + 2;
+  }
 }

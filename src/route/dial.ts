@@ -114,9 +114,16 @@ interface FailoverResult extends Opened {
  */
 async function failover(hops: Hop[], endpoint: Endpoint): Promise<FailoverResult> {
   const failed: FailoverResult['failed'] = [];
+  // One timeout for the whole step, as for any other: each hop gets what the ones before it left.
+  const deadline = Date.now() + endpoint.timeout * 1000;
   for (const [index, hop] of hops.entries()) {
+    const left = (deadline - Date.now()) / 1000;
+    if (left <= 0) {
+      failed.push({ hop, err: new BbgateError('NET_TIMEOUT', `not tried: the ${endpoint.timeout} s of the connect step were used up`) });
+      continue;
+    }
     try {
-      const opened = await openHop(hop, endpoint, describing);
+      const opened = await openHop(hop, { ...endpoint, timeout: left }, describing);
       return { ...opened, hop, index, count: hops.length, failed };
     } catch (err) {
       const failure = err instanceof BbgateError ? err : networkError(err, hop.label);

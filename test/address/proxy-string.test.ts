@@ -50,8 +50,12 @@ describe('parseProxyString', () => {
     });
     assert.equal(parseProxyString('http://proxy:3128#auth=negotiate').auth, 'Negotiate');
     assert.equal(parseProxyString(`http://u:${hash}@proxy:3128#hash=ntlmv2`).passwordHash, 'ntlmv2');
-    fails('http://u:pw@proxy:3128#auth=digest', 'PROXY_SYNTAX', /#auth= takes basic, ntlm or negotiate, not "digest"/, ['pw']);
-    fails('http://u:pw@proxy:3128#colour=red', 'PROXY_SYNTAX', /unknown proxy option "colour"/, ['pw']);
+    fails('http://u:pw@proxy:3128#auth=digest', 'PROXY_SYNTAX', /#auth= takes basic, ntlm or negotiate; a "#" in a password must be written %23/, ['pw']);
+    fails('http://u:pw@proxy:3128#colour=red', 'PROXY_SYNTAX', /unknown option after "#"/, ['pw']);
+    fails('http://u:pw@proxy:3128#auth=ntlm=x', 'PROXY_SYNTAX', /an option after "#" is KEY=VALUE/, ['pw']);
+    // An unescaped "#" in a password: what follows it looks like options, and none of it is quoted.
+    fails('http://jane:2024#Winter@proxy.corp:3128', 'PROXY_SYNTAX', /must be written %23/, ['Winter', '2024']);
+    fails('http://jane:2024#auth=Winter@proxy.corp:3128', 'PROXY_SYNTAX', /must be written %23/, ['Winter', '2024']);
     fails('http://u:n0th3x@proxy:3128#hash=nt', 'PROXY_SYNTAX', /#hash=nt wants the password to be the 32 hex digits/, ['n0th3x']);
     fails(`http://u:${hash}@proxy:3128#hash=nt&auth=basic`, 'PROXY_SYNTAX', /#hash= works with NTLM only/, [hash]);
     // WHATWG URLs read a backslash as "/": the message says how to write DOMAIN\user.

@@ -2,6 +2,8 @@
 // bytes that follow the reply, and proxies that misbehave.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseProxyString } from '../../src/address/proxy-string.js';
 import { connectThroughProxy } from '../../src/proxy/index.js';
@@ -103,9 +105,19 @@ describe('CONNECT against fake proxies', () => {
     );
   });
 
-  it('says PROXY_AUTH_UNSUPPORTED when no offered scheme can use the credentials, or the forced one is not offered', async () => {
+  it('says why Kerberos cannot be used when the proxy offers only Negotiate, whatever the URL\'s password', async () => {
     const p = await fake((s) => s.end('HTTP/1.1 407 no\r\nProxy-Authenticate: Negotiate\r\nProxy-Authenticate: Kerberos realm="X, Y"\r\nContent-Length: 0\r\n\r\n'));
-    await rejectsWith(connectThroughProxy(proxyAt(p, 'u:pw@'), '127.0.0.1', 9989, opts), 'PROXY_AUTH_UNSUPPORTED', /offers Negotiate, Kerberos to tunnel to 127\.0\.0\.1:9989; bbgate speaks Basic, NTLM and Negotiate \(Negotiate needs a Kerberos ticket: run kinit\)$/, ['pw']);
+    const saved = process.env.KRB5CCNAME;
+    process.env.KRB5CCNAME = `FILE:${join(tmpdir(), `bbgate-no-such-cache-${process.pid}`)}`;
+    try {
+      await rejectsWith(connectThroughProxy(proxyAt(p, 'u:pw@'), '127.0.0.1', 9989, opts), 'PROXY_AUTH_NEGOTIATE_NO_TICKET', /there is no Kerberos ticket \(cache FILE:.*\): run kinit/, ['pw']);
+    } finally {
+      if (saved === undefined) delete process.env.KRB5CCNAME;
+      else process.env.KRB5CCNAME = saved;
+    }
+  });
+
+  it('says PROXY_AUTH_UNSUPPORTED when no offered scheme can use the credentials, or the forced one is not offered', async () => {
     const basic = await fake((s) => s.end('HTTP/1.1 407 no\r\nProxy-Authenticate: Basic realm="r"\r\nContent-Length: 0\r\n\r\n'));
     await rejectsWith(connectThroughProxy(parseProxyString(`http://u:pw@127.0.0.1:${basic.port}#auth=ntlm`), '127.0.0.1', 9989, opts), 'PROXY_AUTH_UNSUPPORTED', /offers Basic .*forces NTLM \(#auth=ntlm\), which it does not offer$/);
     const hash = '8846f7eaee8fb117ad06bdd830b7586c';

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isPacSource, parseProxySetting, proxySettingSecrets } from '../../src/address/proxy-setting.js';
 import { parsePacAnswer } from '../../src/proxy/pac/answer.js';
+import { evaluatePac, shExpMatch } from '../../src/proxy/pac/evaluate.js';
 import { resolveRelayConfig } from '../../src/relay/config.js';
 
 function refuses(fn: () => unknown, code: string, re: RegExp): void {
@@ -87,5 +88,24 @@ describe('parsePacAnswer', () => {
     refuses(() => parsePacAnswer(3), 'PROXY_PAC_ANSWER', /returned a number/);
     refuses(() => parsePacAnswer('DIRECT;'.repeat(40)), 'PROXY_PAC_ANSWER', /40 entries, more than 32/);
     refuses(() => parsePacAnswer(`PROXY ${'a'.repeat(5000)}:1`), 'PROXY_PAC_ANSWER', /more than the 4096/);
+  });
+});
+
+describe('shExpMatch, as the PAC sandbox gets it', () => {
+  it('matches shell-style: * any run, ? one character, everything else itself (regex characters included)', () => {
+    assert.equal(shExpMatch('https://master.corp:9989/', '*.corp:*'), true);
+    assert.equal(shExpMatch('master.corp', 'master.co?p'), true);
+    assert.equal(shExpMatch('master.corp', 'master.co?'), false);
+    assert.equal(shExpMatch('a.b', 'a?b'), true);
+    assert.equal(shExpMatch('axb', 'a.b'), false, 'a "." is a dot, not any character');
+    assert.equal(shExpMatch('(a+)+', '(a+)+'), true);
+    assert.equal(shExpMatch('', '*'), true);
+    assert.equal(shExpMatch('abc', ''), false);
+  });
+
+  it('answers a pattern that would backtrack catastrophically as a RegExp ("(a+)+" on "aaa…a!") at once, inside a PAC too', async () => {
+    assert.equal(shExpMatch(`${'a'.repeat(5000)}!`, `${'*a'.repeat(50)}?*b`), false);
+    const pac = `function FindProxyForURL(url, host) { return shExpMatch("${'a'.repeat(40)}!", "(a+)+") ? "PROXY evil:1" : "DIRECT"; }`;
+    assert.equal(await evaluatePac(pac, 'https://m:1/', 'm', { name: 'redos.pac', timeoutMs: 5000 }), 'DIRECT');
   });
 });

@@ -55,6 +55,14 @@ export function unavailable(proxyHost: string, reason: string): NegotiateError {
   return new NegotiateError('PROXY_AUTH_NEGOTIATE_UNAVAILABLE', `Negotiate (Kerberos) authentication to the proxy ${proxyHost} is unavailable: ${reason}`);
 }
 
+/** Kerberos took longer than its share of the handshake's time: most often a KDC that does not answer (off the VPN). */
+export function kerberosTimeout(proxyHost: string, ms: number): NegotiateError {
+  return new NegotiateError(
+    'PROXY_AUTH_NEGOTIATE_KDC_UNREACHABLE',
+    `Negotiate (Kerberos) authentication to the proxy ${proxyHost} failed: no Kerberos ticket for HTTP/${proxyHost} within ${(ms / 1000).toFixed(1)} s (a KDC that does not answer?)`,
+  );
+}
+
 /** Where krb5 looks for tickets, so that "no ticket" says which cache was empty. Paths, never secrets. */
 function whereTickets(): string {
   const cache = process.env.KRB5CCNAME ? `cache ${process.env.KRB5CCNAME}` : 'the default cache';

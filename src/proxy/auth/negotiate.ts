@@ -2,7 +2,7 @@ import { loadKerberos, type GssClient } from './kerberos-binding.js';
 import { gssFailure, NegotiateError, unavailable } from './negotiate-failures.js';
 import type { AuthExchange } from './scheme.js';
 
-export { NegotiateError } from './negotiate-failures.js';
+export { kerberosTimeout, NegotiateError } from './negotiate-failures.js';
 
 /**
  * Negotiate (RFC 4559: SPNEGO carrying Kerberos) for a proxy, with what MIT krb5 finds on its

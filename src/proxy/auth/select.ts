@@ -4,7 +4,7 @@ import { BasicExchange } from './basic.js';
 import type { AuthChallenge } from './challenges.js';
 import { ntlmCredentials, type NtlmSecret } from './ntlm/credentials.js';
 import { NtlmExchange } from './ntlm/exchange.js';
-import { createNegotiateExchange, requireNegotiateExchange } from './negotiate.js';
+import { createNegotiateExchange, kerberosTimeout, requireNegotiateExchange } from './negotiate.js';
 import type { AuthExchange, AuthSchemeName } from './scheme.js';
 
 /**
@@ -29,13 +29,19 @@ export type Selection = { exchange: AuthExchange } | { exchange?: undefined; why
  * broken (an expired ticket, clock skew) is the error only when no NTLM or Basic credentials can
  * take its place.
  */
-export async function selectExchange(challenges: AuthChallenge[], proxy: ProxyConfig, proxyHost: string, negotiate: NegotiateFactory = kerberos): Promise<Selection> {
+export interface SelectOptions {
+  /** How long Kerberos may take to make its token (it may wait on a KDC) before it counts as failed. */
+  kerberosMs: number;
+  negotiate?: NegotiateFactory;
+}
+
+export async function selectExchange(challenges: AuthChallenge[], proxy: ProxyConfig, proxyHost: string, { kerberosMs, negotiate = kerberos }: SelectOptions): Promise<Selection> {
   const offered = new Set(challenges.map((c) => c.scheme.toLowerCase()));
   const schemes = (proxy.auth ? [proxy.auth] : PREFERENCE).filter((scheme) => offered.has(scheme.toLowerCase()));
   const byPassword = schemes.map((scheme) => passwordExchange(scheme, proxy)).find((exchange) => exchange !== undefined);
   if (schemes.includes('Negotiate')) {
     try {
-      const exchange = await negotiate(proxyHost, schemes.length === 1);
+      const exchange = await withinMs(negotiate(proxyHost, schemes.length === 1), kerberosMs, () => kerberosTimeout(proxyHost, kerberosMs));
       if (exchange) return { exchange };
     } catch (err) {
       if (!byPassword) throw err;
@@ -69,4 +75,12 @@ function ntlmSecret(proxy: ProxyConfig): NtlmSecret | undefined {
   if (proxy.passwordHash === 'nt') return { kind: 'nt-hash', hash: Buffer.from(proxy.password, 'hex') };
   if (proxy.passwordHash === 'ntlmv2') return { kind: 'ntlmv2-hash', hash: Buffer.from(proxy.password, 'hex') };
   return { kind: 'password', password: proxy.password };
+}
+
+/** `work`, or the error `late()` makes when it has not settled within `ms` (the work itself runs on: a GSSAPI call cannot be cancelled). */
+function withinMs<T>(work: Promise<T>, ms: number, late: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(late()), ms)));
+  work.catch(() => undefined);
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }

@@ -34,7 +34,7 @@ export async function evaluatePac(script: string, url: string, host: string, opt
   // after the deadline still resolves a promise inside it.
   let running: Promise<unknown> = Promise.resolve();
   try {
-    findProxyForURL = createPacResolver(vm, script, { filename: 'proxy.pac', sandbox: { myIpAddress, alert } });
+    findProxyForURL = createPacResolver(vm, script, { filename: 'proxy.pac', sandbox: { myIpAddress, alert, shExpMatch } });
     running = findProxyForURL(url, host);
     running.catch(() => undefined);
     let timer: NodeJS.Timeout | undefined;
@@ -52,6 +52,38 @@ export async function evaluatePac(script: string, url: string, host: string, opt
   } finally {
     void running.finally(() => vm.dispose()).catch(() => undefined);
   }
+}
+
+/**
+ * Shell-style matching (`*` any run, `?` one character, everything else itself), as PAC's
+ * shExpMatch means it. pac-resolver's own runs in bbgate's engine, outside the sandbox and its
+ * deadline, and builds a RegExp from the pattern: a pattern such as "(a+)+" froze the process.
+ * This one never builds a RegExp; it keeps only the last `*` to go back to, so it takes at most
+ * length(text) × length(pattern) steps.
+ */
+export function shExpMatch(text: unknown, pattern: unknown): boolean {
+  const t = String(text);
+  const p = String(pattern);
+  let ti = 0;
+  let pi = 0;
+  let star = -1;
+  let resume = 0;
+  while (ti < t.length) {
+    if (pi < p.length && (p[pi] === '?' || (p[pi] !== '*' && p[pi] === t[ti]))) {
+      ti++;
+      pi++;
+    } else if (pi < p.length && p[pi] === '*') {
+      star = pi++;
+      resume = ti;
+    } else if (star >= 0) {
+      pi = star + 1;
+      ti = ++resume;
+    } else {
+      return false;
+    }
+  }
+  while (p[pi] === '*') pi++;
+  return pi === p.length;
 }
 
 /** PAC scripts' debugging output: pac-resolver's would print to stdout, into the probe's --json. */
