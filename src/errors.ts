@@ -40,6 +40,7 @@ export type ErrorCode =
   | 'NET_KEEPALIVE_TIMEOUT'
   // HTTP CONNECT proxies: reaching the proxy, and what it answered
   | 'PROXY_SYNTAX'
+  | 'PROXY_CREDENTIALS'
   | 'PROXY_DNS'
   | 'PROXY_REFUSED'
   | 'PROXY_UNREACHABLE'

@@ -1,3 +1,4 @@
+import { credentialSecrets, withProxyCredentials, type ProxyCredentials } from './proxy-credentials.js';
 import { isPacString, parsePacString, type PacSource } from './pac-string.js';
 import { parseProxyString, proxySecrets, type ProxyConfig } from './proxy-string.js';
 import { redactCredentials } from './redact.js';
@@ -24,7 +25,16 @@ export function describeProxySetting(setting: ProxySetting): string {
   return isPacSource(setting) ? setting.text : redactCredentials(setting.url);
 }
 
-/** The secrets a setting holds, for the scrubbers (a PAC location holds none). */
-export function proxySettingSecrets(setting: ProxySetting | undefined): string[] {
-  return isPacSource(setting) ? [] : proxySecrets(setting);
+/**
+ * The setting with the environment's credentials (./proxy-credentials.ts) given to its proxy at
+ * start-up, so that a bad combination fails then rather than at the first dial. A PAC location
+ * is unchanged: its proxies get them as its answers name them.
+ */
+export function withSettingCredentials<S extends ProxySetting | undefined>(setting: S, credentials: ProxyCredentials | undefined): S {
+  return setting === undefined || isPacSource(setting) ? setting : (withProxyCredentials(setting, credentials) as S);
+}
+
+/** The secrets a setting and the environment's credentials hold, for the scrubbers (a PAC location holds none). */
+export function proxySettingSecrets(setting: ProxySetting | undefined, credentials?: ProxyCredentials): string[] {
+  return [...(isPacSource(setting) ? [] : proxySecrets(setting)), ...credentialSecrets(credentials)];
 }

@@ -80,7 +80,8 @@ export function proxyFromUrl(s: string, origin: { source: ProxyConfig['source'];
   }
   if (options.passwordHash) {
     // The hash is never quoted: it is as good as the password to an NTLM proxy.
-    if (!/^[0-9a-f]{32}$/i.test(password)) throw syntax(where, `#hash=${options.passwordHash} wants the password to be the 32 hex digits \`bbgate ntlm-hash\` prints`);
+    // An empty password may come from BBGATE_PROXY_PASSWORD(_FILE): ./proxy-credentials.ts checks that one.
+    if (password !== '' && !/^[0-9a-f]{32}$/i.test(password)) throw syntax(where, `#hash=${options.passwordHash} wants the password to be the 32 hex digits \`bbgate ntlm-hash\` prints`);
     if (options.auth && options.auth !== 'NTLM') throw syntax(where, `#hash= works with NTLM only, not with #auth=${options.auth.toLowerCase()}`);
   }
   return {

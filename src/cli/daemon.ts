@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { BbgateError, EXIT_INTERNAL_ERROR, isBbgateError } from '../errors.js';
 import { VERSION } from '../version.js';
-import { configSecrets, LOG_ROTATE_TWISTD, loggableConfig, type WorkerConfig } from '../worker/config.js';
+import { configSecrets, LOG_ROTATE_TWISTD, loggableConfig, withEnvironmentCredentials, type WorkerConfig } from '../worker/config.js';
 import { createWorkerLog, type Logger, type WorkerLog } from '../worker/log/logger.js';
 import { stallMessage, watchLiveness } from '../liveness.js';
 import { runWorker } from '../worker/run.js';
@@ -45,7 +45,7 @@ export async function runWorkerProcess(o: WorkerProcessOptions): Promise<number>
   };
   try {
     process.chdir(o.startDir);
-    config = readTac(join(o.startDir, 'buildbot.tac'));
+    config = withEnvironmentCredentials(readTac(join(o.startDir, 'buildbot.tac')), process.env);
     if (o.daemon) process.umask(config.umask ?? DAEMON_UMASK);
     else if (config.umask !== undefined) process.umask(config.umask);
     if (o.daemon) {

@@ -2,7 +2,8 @@
 // container), logging JSON lines to stdout (readable lines on a terminal).
 import { readFileSync } from 'node:fs';
 import { BbgateError } from '../errors.js';
-import { proxySettingSecrets } from '../address/proxy-setting.js';
+import { readProxyCredentials } from '../address/proxy-credentials.js';
+import { proxySettingSecrets, withSettingCredentials } from '../address/proxy-setting.js';
 import { configError, resolveRelayConfig, type RelaySettings } from '../relay/config.js';
 import { Relay } from '../relay/relay.js';
 import { jsonLogger, type Logger } from '../worker/log/logger.js';
@@ -97,8 +98,13 @@ export async function runRelay(argv: string[]): Promise<number> {
     if (values.allow) settings.allow = values.allow;
     if (values.metrics !== undefined) settings.metrics = values.metrics;
     if (values['proxy-protocol']) settings.proxyProtocol = true;
-    const config = resolveRelayConfig(settings);
-    relay = new Relay(config, relayLogger(proxySettingSecrets(config.upstreamProxy)));
+    const resolved = resolveRelayConfig(settings);
+    // BBGATE_PROXY_*, read once: the upstream proxy takes them now, the environment's or a PAC's per dial.
+    const credentials = readProxyCredentials(process.env);
+    const config = credentials.password === undefined
+      ? resolved
+      : { ...resolved, upstreamProxy: withSettingCredentials(resolved.upstreamProxy, credentials), upstreamProxyCredentials: credentials };
+    relay = new Relay(config, relayLogger(proxySettingSecrets(config.upstreamProxy, config.upstreamProxyCredentials)));
     await relay.start();
   } catch (err) {
     return report(err, RELAY_USAGE);

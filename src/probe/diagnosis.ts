@@ -8,7 +8,7 @@ import { EXIT_INTERNAL_ERROR, type ErrorCode } from '../errors.js';
 export function exitStatusFor(code: ErrorCode | undefined): number {
   if (code === undefined) return 0;
   if (code === 'INTERNAL_STALL') return EXIT_INTERNAL_ERROR;
-  if (code === 'USAGE' || code === 'ENDPOINT_SYNTAX' || code === 'PROXY_SYNTAX' || code.startsWith('TAC_')) return 1;
+  if (code === 'USAGE' || code === 'ENDPOINT_SYNTAX' || code === 'PROXY_SYNTAX' || code === 'PROXY_CREDENTIALS' || code.startsWith('TAC_')) return 1;
   if (code.startsWith('NET_') || code === 'RELAY_UPSTREAM') return 2;
   if (code.startsWith('PROXY_')) return 3;
   if (code.startsWith('TLS_')) return 4;
@@ -36,6 +36,7 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
   PB_CONNECTION_LOST: 'the master closed the connection: its twistd.log says why',
   NET_KEEPALIVE_TIMEOUT: 'the connection went silent: a NAT or firewall probably dropped it; use a keepalive shorter than its idle timeout',
   PROXY_SYNTAX: 'write the proxy as tcp:HOST:PORT, http://[USER:PASSWORD@]HOST:PORT or https://[USER:PASSWORD@]HOST:PORT',
+  PROXY_CREDENTIALS: 'set the proxy password in BBGATE_PROXY_PASSWORD_FILE (a file whose first line is the password, readable by this user) or BBGATE_PROXY_PASSWORD, not both; BBGATE_PROXY_USER (DOMAIN\\user or user@DOMAIN) for proxies whose string names no user; BBGATE_PROXY_HASH=nt|ntlmv2 only with a hash from `bbgate ntlm-hash`',
   PROXY_DNS: 'the proxy\'s own name does not resolve: check the proxy setting (flag or HTTPS_PROXY/ALL_PROXY)',
   PROXY_REFUSED: 'nothing listens at the proxy\'s address: check the proxy host and port',
   PROXY_UNREACHABLE: 'the proxy cannot be reached from here: check the proxy address and this machine\'s network',

@@ -2,7 +2,8 @@ import { performance } from 'node:perf_hooks';
 import { BbgateError, PbError, type ErrorCode } from '../errors.js';
 import { Broker, PbFailure, PY, login, type RemoteReference } from '../pb/index.js';
 import { formatEndpoint, parseEndpoint } from '../address/connection-string.js';
-import { describeProxySetting, parseProxySetting } from '../address/proxy-setting.js';
+import { readProxyCredentials } from '../address/proxy-credentials.js';
+import { describeProxySetting, parseProxySetting, withSettingCredentials } from '../address/proxy-setting.js';
 import { join } from 'node:path';
 import { withDeadline } from '../transport/deadline.js';
 import { dial, type DialStep, type StepOutcome } from '../route/dial.js';
@@ -171,12 +172,15 @@ function resolveTarget(options: ProbeOptions): Target {
   const config = tac === undefined ? undefined : readTac(tac);
   const endpoint = options.connection !== undefined ? parseEndpoint(options.connection) : config?.endpoint;
   if (endpoint === undefined) throw new BbgateError('USAGE', 'give a connection string or --basedir');
-  const proxy = options.proxy !== undefined ? parseProxySetting(options.proxy) : config?.proxy;
+  // BBGATE_PROXY_*, read once: the given proxy takes them now, the environment's or a PAC's per dial.
+  const proxyCredentials = readProxyCredentials(options.env ?? process.env);
+  const proxy = withSettingCredentials(options.proxy !== undefined ? parseProxySetting(options.proxy) : config?.proxy, proxyCredentials);
   const name = options.name ?? config?.workername;
   const password = options.password ?? config?.password;
   return {
     endpoint,
     ...(proxy !== undefined ? { proxy } : {}),
+    ...(proxyCredentials.password !== undefined ? { proxyCredentials } : {}),
     ...(name !== undefined ? { name } : {}),
     ...(password !== undefined ? { password } : {}),
     ...(tac !== undefined ? { tac } : {}),

@@ -2,6 +2,7 @@ import { parseEndpoint } from '../address/connection-string.js';
 import type { Endpoint } from '../address/endpoint.js';
 import { hostPort, readPort, splitHostPort } from '../address/host-port.js';
 import { parseListenerString, type ListenerSpec } from '../address/listener.js';
+import type { ProxyCredentials } from '../address/proxy-credentials.js';
 import { parseProxySetting, type ProxySetting } from '../address/proxy-setting.js';
 import { EndpointSyntaxError } from '../address/syntax-error.js';
 import { isWebSocketUrl } from '../address/websocket-url.js';
@@ -16,6 +17,8 @@ export interface RelayConfig {
   upstream: Endpoint;
   upstreamText: string;
   upstreamProxy?: ProxySetting;
+  /** BBGATE_PROXY_USER/PASSWORD(_FILE)/HASH from the relay's environment, for upstream proxies whose string lacks credentials; never logged. */
+  upstreamProxyCredentials?: ProxyCredentials;
   /** Let HTTPS_PROXY/ALL_PROXY/NO_PROXY choose a proxy toward the master when none is given. */
   environmentProxy: boolean;
   allow: AllowRule[];

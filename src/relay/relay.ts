@@ -60,7 +60,11 @@ export class Relay {
   ) {
     this.metrics = new RelayMetrics(() => this.bytes());
     this.limits = new SocketLimits(config.maxConnections, config.maxPerSource);
-    const route = routeTo({ endpoint: config.upstream, ...(config.upstreamProxy ? { proxy: config.upstreamProxy } : {}) }, {
+    const route = routeTo({
+      endpoint: config.upstream,
+      ...(config.upstreamProxy ? { proxy: config.upstreamProxy } : {}),
+      ...(config.upstreamProxyCredentials ? { proxyCredentials: config.upstreamProxyCredentials } : {}),
+    }, {
       environmentProxy: config.environmentProxy,
       tcpKeepalive: config.keepalive,
       logger,

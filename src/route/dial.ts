@@ -36,7 +36,7 @@ export async function dial(options: RouteOptions, step: StepRunner = untimed): P
   const tls = tlsTarget(endpoint);
   for (const warning of tls?.warnings ?? []) logger?.warn({ endpoint: endpoint.host }, warning);
   const pac = pacOf(options);
-  const plan = pac ? await planByPac(pac, endpoint, step) : await step('proxy', async () => chooseProxy(options), (p) => p.reason);
+  const plan = pac ? await planByPac(pac, options, step) : await step('proxy', async () => chooseProxy(options), (p) => p.reason);
   let socket: Socket;
   try {
     socket = plan.hops.length === 1 ? (await openHop(plan.hops[0]!, endpoint, step)).socket : (await step('connect', () => failover(plan.hops, endpoint), describeFailover)).socket;
@@ -59,12 +59,12 @@ export async function dial(options: RouteOptions, step: StepRunner = untimed): P
 }
 
 /** The PAC step (load, evaluate, the answer), then the proxy step saying which hops it gave. */
-async function planByPac(pac: PacSource, endpoint: Endpoint, step: StepRunner): Promise<RoutePlan> {
+async function planByPac(pac: PacSource, { endpoint, proxyCredentials }: RouteOptions, step: StepRunner): Promise<RoutePlan> {
   const decision = await step('pac', () => decideByPac(pac, endpoint.host, endpoint.port, endpoint.timeout * 1000), (d) => ({
     message: `${pac.text} answered ${JSON.stringify(d.answer)} for ${d.url}`,
     details: [`the PAC file: ${d.how}`, `FindProxyForURL(${JSON.stringify(d.url)}, ${JSON.stringify(d.host)})`],
   }));
-  return step('proxy', async () => planFromPac(pac, decision), (p) => p.reason);
+  return step('proxy', async () => planFromPac(pac, decision, proxyCredentials), (p) => p.reason);
 }
 
 /** A connected socket, and what its step(s) said, for the failover's message. */

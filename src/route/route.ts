@@ -1,5 +1,6 @@
 import type { Endpoint } from '../address/endpoint.js';
 import type { PacSource } from '../address/pac-string.js';
+import { withProxyCredentials, type ProxyCredentials } from '../address/proxy-credentials.js';
 import type { ProxyConfig } from '../address/proxy-string.js';
 import { isPacSource, type ProxySetting } from '../address/proxy-setting.js';
 import { redactCredentials } from '../address/redact.js';
@@ -16,6 +17,8 @@ export interface RouteOptions {
   endpoint: Endpoint;
   /** From --proxy-connection-string (one proxy, or a PAC file): wins over the environment. */
   proxy?: ProxySetting;
+  /** BBGATE_PROXY_USER/PASSWORD(_FILE)/HASH, read once at start-up: for proxies whose string lacks credentials (a PAC's, the environment's too). */
+  proxyCredentials?: ProxyCredentials;
   /** Read HTTPS_PROXY/ALL_PROXY/NO_PROXY when no explicit proxy is given (default true). */
   environmentProxy?: boolean;
   env?: NodeJS.ProcessEnv;
@@ -28,6 +31,7 @@ export interface RouteOptions {
 export interface Destination {
   endpoint: Endpoint;
   proxy?: ProxySetting;
+  proxyCredentials?: ProxyCredentials;
 }
 
 /**
@@ -35,8 +39,8 @@ export interface Destination {
  * upstream) dial: one function, so that a parsed endpoint and proxy mean the same whoever
  * dials them. The settings are the caller's own (the relay's keepalive, the probe's env).
  */
-export function routeTo({ endpoint, proxy }: Destination, settings: Omit<RouteOptions, 'endpoint' | 'proxy'> = {}): RouteOptions {
-  return { endpoint, ...(proxy ? { proxy } : {}), ...settings };
+export function routeTo({ endpoint, proxy, proxyCredentials }: Destination, settings: Omit<RouteOptions, 'endpoint' | 'proxy' | 'proxyCredentials'> = {}): RouteOptions {
+  return { endpoint, ...(proxy ? { proxy } : {}), ...(proxyCredentials ? { proxyCredentials } : {}), ...settings };
 }
 
 /** One way to the master: a CONNECT tunnel through a proxy, or a direct TCP connection. `label` names it in messages. */
@@ -57,18 +61,18 @@ export function pacOf(options: RouteOptions): PacSource | undefined {
 
 /** Which proxy, if any, carries the connection, and why: the flag, the environment, or NO_PROXY (a PAC's plan is planFromPac's). */
 export function chooseProxy(options: RouteOptions): RoutePlan {
-  const { proxy } = options;
+  const { proxy, proxyCredentials } = options;
   if (proxy && !isPacSource(proxy)) {
-    return { hops: [proxyHop(proxy)], reason: `${redactCredentials(proxy.url)} from --proxy-connection-string` };
+    return { hops: [proxyHop(proxy, proxyCredentials)], reason: `${redactCredentials(proxy.url)} from --proxy-connection-string` };
   }
   if (options.environmentProxy === false) return { hops: [DIRECT], reason: 'direct: environment proxies are turned off' };
   const choice = proxyFromEnvironment(options.endpoint.host, options.endpoint.port, options.env ?? process.env);
-  return { hops: [choice.proxy ? proxyHop(choice.proxy) : DIRECT], reason: choice.reason };
+  return { hops: [choice.proxy ? proxyHop(choice.proxy, proxyCredentials) : DIRECT], reason: choice.reason };
 }
 
 /** The PAC's answer as hops, and a reason that says it was the PAC's, naming SOCKS entries left out. */
-export function planFromPac(pac: PacSource, decision: PacDecision): RoutePlan {
-  const hops = decision.entries.map((e): Hop => (e.kind === 'direct' ? DIRECT : proxyHop(e.proxy, e.text)));
+export function planFromPac(pac: PacSource, decision: PacDecision, credentials?: ProxyCredentials): RoutePlan {
+  const hops = decision.entries.map((e): Hop => (e.kind === 'direct' ? DIRECT : proxyHop(e.proxy, credentials, e.text)));
   const order = hops.map((h) => h.label).join(', then ');
   const skipped = decision.skipped.length ? `; skipped ${decision.skipped.join(', ')} (bbgate does not speak SOCKS)` : '';
   const tried = hops.length > 1 ? ', tried in order until one connects' : '';
@@ -77,6 +81,7 @@ export function planFromPac(pac: PacSource, decision: PacDecision): RoutePlan {
 
 const DIRECT: Hop = { kind: 'direct', label: 'DIRECT' };
 
-function proxyHop(proxy: ProxyConfig, label = redactCredentials(proxy.url.origin)): Hop {
-  return { kind: 'proxy', proxy, label };
+/** A hop through the proxy, given the environment's credentials where its string has none (the label names the proxy alone). */
+function proxyHop(proxy: ProxyConfig, credentials: ProxyCredentials | undefined, label = redactCredentials(proxy.url.origin)): Hop {
+  return { kind: 'proxy', proxy: withProxyCredentials(proxy, credentials), label };
 }

@@ -1,5 +1,6 @@
 import type { Endpoint } from '../address/endpoint.js';
-import { proxySettingSecrets, type ProxySetting } from '../address/proxy-setting.js';
+import { readProxyCredentials, type ProxyCredentials } from '../address/proxy-credentials.js';
+import { proxySettingSecrets, withSettingCredentials, type ProxySetting } from '../address/proxy-setting.js';
 import { redactCredentials } from '../address/redact.js';
 
 /**
@@ -25,6 +26,8 @@ export interface WorkerConfig {
   connection: string;
   /** The proxy, parsed from `proxyConnectionString`; holds its password, so it is never logged. */
   proxy?: ProxySetting;
+  /** BBGATE_PROXY_USER/PASSWORD(_FILE)/HASH from the worker's environment (see withEnvironmentCredentials); secrets, never logged. */
+  proxyCredentials?: ProxyCredentials;
   /** As written in the tac: `tcp:HOST:PORT`, or bbgate's `http(s)://[USER:PASSWORD@]HOST:PORT`; may hold credentials. Shown only redacted. */
   proxyConnectionString?: string;
   /** Seconds between keepalives; 0 turns them off (buildbot-worker's None and 0 both mean off). */
@@ -61,11 +64,22 @@ export const LOG_ROTATE_TWISTD = { size: 1_000_000, count: null } as const;
 
 /** The config as it may appear in a log line: no password, proxy credentials masked. */
 export function loggableConfig(config: WorkerConfig): Record<string, unknown> {
-  const { password: _password, endpoint: _endpoint, proxy: _proxy, proxyConnectionString, ...rest } = config;
+  const { password: _password, endpoint: _endpoint, proxy: _proxy, proxyCredentials: _credentials, proxyConnectionString, ...rest } = config;
   return { ...rest, ...(proxyConnectionString !== undefined ? { proxyConnectionString: redactCredentials(proxyConnectionString) } : {}) };
 }
 
 /** The secret strings of a config, for the log's last line of defence (see ../redact.ts). */
 export function configSecrets(config: WorkerConfig): string[] {
-  return [config.password, ...proxySettingSecrets(config.proxy)];
+  return [config.password, ...proxySettingSecrets(config.proxy, config.proxyCredentials)];
+}
+
+/**
+ * The tac's config with the proxy credentials of the worker's environment, read once at
+ * start-up: given to the tac's proxy now, kept for the proxies the environment or a PAC file
+ * names. Throws PROXY_CREDENTIALS.
+ */
+export function withEnvironmentCredentials(config: WorkerConfig, env: NodeJS.ProcessEnv): WorkerConfig {
+  const proxyCredentials = readProxyCredentials(env);
+  if (proxyCredentials.password === undefined) return config;
+  return { ...config, ...(config.proxy ? { proxy: withSettingCredentials(config.proxy, proxyCredentials) } : {}), proxyCredentials };
 }

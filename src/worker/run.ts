@@ -20,7 +20,7 @@ export interface WorkerLogger {
 }
 
 /** Errors no reconnect can fix: the worker stops at once. */
-const FATAL = new Set(['ENDPOINT_SYNTAX', 'PROXY_SYNTAX', 'TLS_CLIENT_CERT', 'TLS_NO_TRUST_ROOTS']);
+const FATAL = new Set(['ENDPOINT_SYNTAX', 'PROXY_SYNTAX', 'PROXY_CREDENTIALS', 'TLS_CLIENT_CERT', 'TLS_NO_TRUST_ROOTS']);
 
 /** How long a stopping worker waits for its commands to end: below `bbgate stop`'s 10 s. */
 const STOP_WAIT_MS = 8000;
@@ -47,7 +47,7 @@ export async function runWorker(config: WorkerConfig, logger: WorkerLogger, sign
     basedir: config.basedir,
     deleteLeftoverDirs: config.deleteLeftoverDirs,
     commands: COMMANDS,
-    environ: process.env,
+    environ: buildEnvironment(process.env),
     logger,
     ...(config.numcpus !== undefined ? { numcpus: config.numcpus } : {}),
     onShutdown: () => finish(0),
@@ -182,4 +182,14 @@ async function watchShutdownFile(path: string, onTouched: () => void): Promise<N
       }
     });
   }, SHUTDOWN_FILE_POLL_MS);
+}
+
+/**
+ * The environment builds run in: the worker's, without the proxy password it was given in
+ * BBGATE_PROXY_PASSWORD (read at start-up), which a build step printing its environment would
+ * otherwise put in the master's logs.
+ */
+function buildEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const { BBGATE_PROXY_PASSWORD: _password, ...rest } = env;
+  return rest;
 }

@@ -47,6 +47,18 @@ function assertClean(what: string, channels: Record<string, string>): void {
 
 const proxyUrl = (user: string, port: number) => `http://${user}:${ENCODED}@127.0.0.1:${port}`;
 /** NTLM credentials, DOMAIN%5CUSER, with the password or (#hash=nt) its NT hash. */
+/** A PAC file naming only the proxy on `port`: its proxy carries no credentials but BBGATE_PROXY_USER's. */
+function pacFor(port: number): string {
+  const file = join(tempDir(), 'proxy.pac');
+  writeFileSync(file, `function FindProxyForURL(url, host) { return "PROXY 127.0.0.1:${port}"; }\n`);
+  return `pac+file://${file}`;
+}
+/** A BBGATE_PROXY_PASSWORD_FILE holding `secret`. */
+function passwordFile(secret = SECRET): string {
+  const file = join(tempDir(), 'proxy-password');
+  writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+  return file;
+}
 const ntlmUrl = (port: number, hash = false) => `http://CORP%5C${PROXY_USER}:${hash ? NT_HASH : ENCODED}@127.0.0.1:${port}${hash ? '#hash=nt' : ''}`;
 
 describe('no output echoes a credential', () => {
@@ -98,6 +110,12 @@ describe('no output echoes a credential', () => {
     ['ALL_PROXY without a scheme', [`tcp:${HOST_ALIAS}:9989`], { ALL_PROXY: `${PROXY_USER}:${SECRET}@127.0.0.1:3128` }, 'PROXY_SYNTAX'],
     ['#hash=nt with a password that is no hash', ['tcp:127.0.0.1:9989', '--proxy-connection-string', `${proxyUrl(PROXY_USER, 3128)}#hash=nt`], {}, 'PROXY_SYNTAX'],
     ['#hash=nt with #auth=basic', ['tcp:127.0.0.1:9989', '--proxy-connection-string', `${ntlmUrl(3128, true)}&auth=basic`], {}, 'PROXY_SYNTAX'],
+    // The environment's proxy credentials (BBGATE_PROXY_*), refused at start-up: no message quotes a value.
+    ['both BBGATE_PROXY_PASSWORD and _FILE', ['tcp:127.0.0.1:9989'], { BBGATE_PROXY_USER: PROXY_USER, BBGATE_PROXY_PASSWORD: SECRET, BBGATE_PROXY_PASSWORD_FILE: '/nonexistent' }, 'PROXY_CREDENTIALS'],
+    ['BBGATE_PROXY_HASH holding the secret', ['tcp:127.0.0.1:9989'], { BBGATE_PROXY_PASSWORD: NT_HASH, BBGATE_PROXY_HASH: NT_HASH }, 'PROXY_CREDENTIALS'],
+    ['BBGATE_PROXY_HASH=nt with a password that is no hash', ['tcp:127.0.0.1:9989'], { BBGATE_PROXY_PASSWORD: SECRET, BBGATE_PROXY_HASH: 'nt' }, 'PROXY_CREDENTIALS'],
+    ['BBGATE_PROXY_USER holding USER:PASSWORD', ['tcp:127.0.0.1:9989'], { BBGATE_PROXY_USER: `${PROXY_USER}:${SECRET}`, BBGATE_PROXY_PASSWORD: SECRET }, 'PROXY_CREDENTIALS'],
+    ['#hash=nt meeting a BBGATE_PROXY_PASSWORD that is no hash', ['tcp:127.0.0.1:9989', '--proxy-connection-string', `http://CORP%5C${PROXY_USER}@127.0.0.1:3128#hash=nt`], { BBGATE_PROXY_PASSWORD: SECRET }, 'PROXY_CREDENTIALS'],
   ];
 
   it('probe: malformed connection, WebSocket and proxy strings, in flags and the environment', async () => {
@@ -154,6 +172,10 @@ describe('no output echoes a credential', () => {
       ['squid accepting an NT hash, the master refusing', [master_, ...login, '--verbose', '--proxy-connection-string', ntlmUrl(ntlmSquid.port, true)], {}, 'PB_UNAUTHORIZED'],
       ['an NT hash offered to a Basic-only squid', [master_, ...login, '--proxy-connection-string', `http://${PROXY_USER}:${NT_HASH}@127.0.0.1:${squid.port}#hash=nt`], {}, 'PROXY_AUTH_UNSUPPORTED'],
       ['--basedir: the tac\'s passwd and proxy', ['--basedir', basedir, '--verbose'], {}, 'PB_UNAUTHORIZED'],
+      ["squid refusing a PAC's proxy the credentials of BBGATE_PROXY_USER and the password file", [master_, ...login, '--proxy-connection-string', pacFor(squid.port)], { BBGATE_PROXY_USER: STRANGER, BBGATE_PROXY_PASSWORD_FILE: passwordFile() }, 'PROXY_AUTH_FAILED'],
+      ["squid accepting the password of BBGATE_PROXY_PASSWORD for the proxy string's user, the master refusing", [master_, ...login, '--verbose', '--proxy-connection-string', `http://${PROXY_USER}@127.0.0.1:${squid.port}`], { BBGATE_PROXY_PASSWORD: SECRET }, 'PB_UNAUTHORIZED'],
+      ["squid accepting NTLM for a PAC's proxy from BBGATE_PROXY_USER and the password file, the master refusing", [master_, ...login, '--verbose', '--proxy-connection-string', pacFor(ntlmSquid.port)], { BBGATE_PROXY_USER: `CORP\\${PROXY_USER}`, BBGATE_PROXY_PASSWORD_FILE: passwordFile() }, 'PB_UNAUTHORIZED'],
+      ['squid accepting an NT hash from BBGATE_PROXY_PASSWORD with BBGATE_PROXY_HASH=nt, the master refusing', [master_, ...login, '--verbose', '--proxy-connection-string', pacFor(ntlmSquid.port)], { BBGATE_PROXY_USER: `CORP\\${PROXY_USER}`, BBGATE_PROXY_PASSWORD: NT_HASH, BBGATE_PROXY_HASH: 'nt' }, 'PB_UNAUTHORIZED'],
     ];
     await Promise.all(cases.map(async ([what, args, env, code]) => {
       const [text, json] = await Promise.all([bbgate(['probe', ...args], env), bbgate(['probe', ...args, '--json'], env)]);
@@ -174,24 +196,26 @@ describe('no output echoes a credential', () => {
   }
 
   it('start, restart, stop and the worker\'s twistd.log: a wrong password, a dead proxy, squid refusing, and proxy strings that do not parse', async () => {
-    const failing: [string, string | undefined, string][] = [
+    const failing: [string, string | undefined, string, Record<string, string>?][] = [
       ['a wrong password', undefined, 'PB_UNAUTHORIZED'],
       ['a dead proxy', proxyUrl(PROXY_USER, deadPort), 'PROXY_REFUSED'],
       ['squid refusing the credentials', proxyUrl(STRANGER, squid.port), 'PROXY_AUTH_FAILED'],
       ['squid accepting, the master refusing', proxyUrl(PROXY_USER, squid.port), 'PB_UNAUTHORIZED'],
       ['squid accepting an NT hash, the master refusing', ntlmUrl(ntlmSquid.port, true), 'PB_UNAUTHORIZED'],
+      ["squid refusing a PAC's proxy the credentials of BBGATE_PROXY_USER and the password file", pacFor(squid.port), 'PROXY_AUTH_FAILED', { BBGATE_PROXY_USER: STRANGER, BBGATE_PROXY_PASSWORD_FILE: passwordFile() }],
+      ["squid accepting NTLM for a PAC's proxy from BBGATE_PROXY_USER and BBGATE_PROXY_PASSWORD, the master refusing", pacFor(ntlmSquid.port), 'PB_UNAUTHORIZED', { BBGATE_PROXY_USER: `CORP\\${PROXY_USER}`, BBGATE_PROXY_PASSWORD: SECRET }],
     ];
-    await Promise.all(failing.map(async ([what, proxy, code]) => {
+    await Promise.all(failing.map(async ([what, proxy, code, env = {}]) => {
       const dir = await giveUpWorker(proxy);
-      const start = await bbgate(['start', dir]);
+      const start = await bbgate(['start', dir], env);
       assert.equal(start.status, 1, `${what}: ${start.stdout}${start.stderr}`);
       assert.match(start.stdout, /exited \(status 1\) before the master attached it/, what);
       const log = readFileSync(join(dir, 'twistd.log'), 'utf8');
       assert.match(log, new RegExp(`"code":"${code}".*gave up after 1 failed attempt`), `${what}: ${log}`);
-      const foreground = await bbgate(['start', '--nodaemon', dir]);
+      const foreground = await bbgate(['start', '--nodaemon', dir], env);
       assert.equal(foreground.status, 1, `${what}: ${foreground.stdout}${foreground.stderr}`);
       assert.match(foreground.stdout, /gave up after 1 failed attempt/, what);
-      const stop = await bbgate(['stop', dir]);
+      const stop = await bbgate(['stop', dir], env);
       assertClean(`start, ${what}`, {
         stdout: start.stdout, stderr: start.stderr, 'twistd.log': readFileSync(join(dir, 'twistd.log'), 'utf8'),
         'stdout of start --nodaemon': foreground.stdout, 'stderr of start --nodaemon': foreground.stderr,
