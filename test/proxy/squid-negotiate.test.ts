@@ -1,6 +1,6 @@
 // Negotiate (Kerberos) through the real CONNECT loop, against a real MIT KDC on loopback and
 // squid's negotiate_kerberos_auth: `bbgate probe` with a kinit ticket gets through and names the
-// scheme, without one it says to run kinit, and a worker runs a real build through the proxy.
+// scheme, without one it says to run kinit, and a worker with a ticket runs a real build through the proxy.
 // The tokens themselves are checked by an independent acceptor in negotiate.test.ts.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -54,10 +54,13 @@ describe('Negotiate through a real squid, with the CONNECT loop bbgate dials wit
     assert.match(failed.message, /run kinit/);
   });
 
-  it('a worker runs a real build through squid with Negotiate, from a client keytab', { timeout: 120_000 }, async () => {
-    // krb5 reads these per call: the in-process worker gets the keytab through this process's environment.
+  it('a worker runs a real build through squid with Negotiate, from a kinit ticket', { timeout: 120_000 }, async () => {
+    // krb5 reads these per call: the in-process worker gets the ticket cache through this process's
+    // environment (a client keytab instead is covered in negotiate.test.ts).
     const saved = KERBEROS_VARS.map((name) => process.env[name]);
-    Object.assign(process.env, { ...realm.env(realm.emptyCache()), KRB5_CLIENT_KTNAME: realm.userKeytab });
+    const ticket = realm.env(await realm.kinit());
+    for (const name of KERBEROS_VARS) delete process.env[name];
+    Object.assign(process.env, ticket);
     const worker = await startTestWorker({ connection: `tcp:127.0.0.1:${master.pbPort}`, proxyConnectionString: proxy(), workername: 'kw', password: 'kw-pass' });
     try {
       await worker.waitForLog(/Connected to buildmaster/);
