@@ -5,7 +5,7 @@ import { formatEndpoint, parseEndpoint } from '../address/connection-string.js';
 import { readProxyCredentials } from '../address/proxy-credentials.js';
 import { describeProxySetting, parseProxySetting, withSettingCredentials } from '../address/proxy-setting.js';
 import { join } from 'node:path';
-import { withDeadline } from '../transport/deadline.js';
+import { withDeadline } from '../deadline.js';
 import { dial, type DialStep, type StepOutcome } from '../route/dial.js';
 import { routeTo, type Destination } from '../route/route.js';
 import { readTac } from '../worker/tac/read.js';

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { BbgateError } from '../errors.js';
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
-import { abandonable, withDeadline } from './deadline.js';
+import { abandonable, withDeadline } from '../deadline.js';
 
 /** A live connection the reconnector watches: `closed` settles with the reason it ended. */
 export interface Session {

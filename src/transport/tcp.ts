@@ -1,7 +1,7 @@
 import { lookup } from 'node:dns/promises';
 import { createConnection, isIP, type Socket } from 'node:net';
 import { BbgateError, networkError } from '../errors.js';
-import { withDeadline } from './deadline.js';
+import { withDeadline } from '../deadline.js';
 import type { TcpEndpoint } from '../address/endpoint.js';
 import { hostPort } from '../address/host-port.js';
 

@@ -1,7 +1,7 @@
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { PbFailure, Referenceable, RemoteReference, type RemoteCall, toText, type PbValue } from '../pb/index.js';
 import type { CommandLogger, CommandSpec } from './commands/types.js';
-import { withDeadline } from '../transport/deadline.js';
+import { withDeadline } from '../deadline.js';
 import { pythonJoin } from './python/os-path.js';
 import { checkRequired, CommandRunner } from './runner.js';
 import { workerInfo, workerVersion } from './info.js';

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { BbgateError, EXIT_INTERNAL_ERROR } from '../errors.js';
 import { stallMessage, watchLiveness } from '../liveness.js';
 import { openPbSession, type PbSession } from '../pb/index.js';
-import { abandonable } from '../transport/deadline.js';
+import { abandonable } from '../deadline.js';
 import { dial, type StepOutcome, type StepRunner } from '../route/dial.js';
 import { routeTo } from '../route/route.js';
 import { defaultKeepaliveTimeout, startKeepalive } from '../transport/keepalive.js';

@@ -1,4 +1,5 @@
 import type { ProxyConfig } from '../../address/proxy-string.js';
+import { withDeadline } from '../../deadline.js';
 import { basicToken } from '../../address/proxy-string.js';
 import { BasicExchange } from './basic.js';
 import type { AuthChallenge } from './challenges.js';
@@ -41,7 +42,7 @@ export async function selectExchange(challenges: AuthChallenge[], proxy: ProxyCo
   const byPassword = schemes.map((scheme) => passwordExchange(scheme, proxy)).find((exchange) => exchange !== undefined);
   if (schemes.includes('Negotiate')) {
     try {
-      const exchange = await withinMs(negotiate(proxyHost, schemes.length === 1), kerberosMs, () => kerberosTimeout(proxyHost, kerberosMs));
+      const exchange = await withDeadline(negotiate(proxyHost, schemes.length === 1), kerberosMs, () => kerberosTimeout(proxyHost, kerberosMs));
       if (exchange) return { exchange };
     } catch (err) {
       if (!byPassword) throw err;
@@ -75,12 +76,4 @@ function ntlmSecret(proxy: ProxyConfig): NtlmSecret | undefined {
   if (proxy.passwordHash === 'nt') return { kind: 'nt-hash', hash: Buffer.from(proxy.password, 'hex') };
   if (proxy.passwordHash === 'ntlmv2') return { kind: 'ntlmv2-hash', hash: Buffer.from(proxy.password, 'hex') };
   return { kind: 'password', password: proxy.password };
-}
-
-/** `work`, or the error `late()` makes when it has not settled within `ms` (the work itself runs on: a GSSAPI call cannot be cancelled). */
-function withinMs<T>(work: Promise<T>, ms: number, late: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(late()), ms)));
-  work.catch(() => undefined);
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }

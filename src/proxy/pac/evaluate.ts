@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { createPacResolver } from 'pac-resolver';
+import { withDeadline } from '../../deadline.js';
 import { QuickJS, type QuickJSOptions } from 'quickjs-wasi';
 import { ProxyError } from '../failures.js';
 
@@ -37,15 +38,7 @@ export async function evaluatePac(script: string, url: string, host: string, opt
     findProxyForURL = createPacResolver(vm, script, { filename: 'proxy.pac', sandbox: { myIpAddress, alert, shExpMatch } });
     running = findProxyForURL(url, host);
     running.catch(() => undefined);
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new ProxyError('PROXY_PAC_EVAL', `${options.name}: FindProxyForURL did not return within ${options.timeoutMs / 1000} s (a DNS lookup in it, dnsResolve or isInNet, may be hanging)`)), Math.max(0, deadline - Date.now()));
-    });
-    try {
-      return await Promise.race([running, expired]);
-    } finally {
-      clearTimeout(timer);
-    }
+    return await withDeadline(running, Math.max(0, deadline - Date.now()), () => new ProxyError('PROXY_PAC_EVAL', `${options.name}: FindProxyForURL did not return within ${options.timeoutMs / 1000} s (a DNS lookup in it, dnsResolve or isInNet, may be hanging)`));
   } catch (err) {
     if (err instanceof ProxyError) throw err;
     throw evalFailure(err, options.name, script, findProxyForURL ? String(findProxyForURL) : undefined);
