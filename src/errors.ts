@@ -144,6 +144,15 @@ const ERRNO_CODES: Record<string, ErrorCode> = {
   EAI_AGAIN: 'NET_DNS',
 };
 
+/** Why a file could not be read, in words (an errno from Node), for messages that name the file. */
+export function fileReadFailure(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  if (e.code === 'ENOENT') return 'no such file';
+  if (e.code === 'EACCES' || e.code === 'EPERM') return 'permission denied';
+  if (e.code === 'EISDIR') return 'it is a directory';
+  return e.message;
+}
+
 /**
  * A socket error (an errno from Node) as a typed error that says where we tried to go:
  * one table for every layer, so a reset reads NET_RESET whether TCP, TLS or PB saw it.

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { BbgateError } from '../errors.js';
+import { BbgateError, fileReadFailure } from '../errors.js';
 import type { ProxyConfig } from './proxy-string.js';
 
 // Proxy credentials from the environment rather than the proxy string, so that neither
@@ -81,9 +81,7 @@ function firstLine(path: string, readFile: (path: string) => string): string {
   try {
     text = readFile(path);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : (code ?? 'unreadable');
-    throw new ProxyCredentialsError(`cannot read the proxy password from BBGATE_PROXY_PASSWORD_FILE=${path}: ${why}`);
+    throw new ProxyCredentialsError(`cannot read the proxy password from BBGATE_PROXY_PASSWORD_FILE=${path}: ${fileReadFailure(err)}`);
   }
   const line = text.split(/\r?\n/, 1)[0] ?? '';
   if (line === '') throw new ProxyCredentialsError(`the proxy password file BBGATE_PROXY_PASSWORD_FILE=${path} is empty (its first line is the password)`);

@@ -1,6 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { PacSource } from '../../address/pac-string.js';
+import { fileReadFailure } from '../../errors.js';
 import { ProxyError } from '../failures.js';
 
 /** A PAC file is a few kilobytes of JavaScript; more is not one, and is not held in memory. */
@@ -43,8 +44,7 @@ async function readPacFile(source: PacSource): Promise<LoadedPac> {
     return { script, how: `read ${info.size} bytes from ${path}` };
   } catch (err) {
     if (err instanceof ProxyError) throw err;
-    const e = err as NodeJS.ErrnoException;
-    throw failure(source, `cannot read ${path}: ${e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.message}`, err);
+    throw failure(source, `cannot read ${path}: ${fileReadFailure(err)}`, err);
   }
 }
 
