@@ -3,7 +3,7 @@ import { hostPort, isPort } from '../address/host-port.js';
 import type { ProxyConfig } from '../address/proxy-string.js';
 import { isBbgateError } from '../errors.js';
 import { VERSION } from '../version.js';
-import { offeredSchemes, parseChallenges } from './auth/challenges.js';
+import { offeredSchemes, parseChallenges, type AuthChallenge } from './auth/challenges.js';
 import type { AuthExchange, AuthSchemeName } from './auth/scheme.js';
 import { preemptiveExchange, selectExchange, type NegotiateFactory } from './auth/select.js';
 import { authConnectionLost, authProtocolFailure, authRejected, authUnsupported, ProxyError, replyFailure, type Attempt } from './failures.js';
@@ -97,7 +97,7 @@ export async function connectThroughProxy(proxy: ProxyConfig, host: string, port
       }
       const challenges = parseChallenges(reply.proxyAuthenticate);
       if (reply.statusCode === 407 && auth.offered.length === 0) auth.offered = offeredSchemes(challenges);
-      auth.legs.push({ sent: sending, answer: answerName(reply, exchange), ms: performance.now() - started, reconnected });
+      auth.legs.push({ sent: sending, answer: answerName(reply, challenges, exchange), ms: performance.now() - started, reconnected });
       reconnected = false;
       if (reply.statusCode >= 200 && reply.statusCode <= 299) {
         if (exchange) auth.scheme = exchange.scheme;
@@ -151,9 +151,8 @@ function legName(exchange: AuthExchange, n: number): string {
   return n === 1 ? exchange.scheme : `${exchange.scheme} leg ${n}`;
 }
 
-function answerName(reply: ConnectReply, exchange: AuthExchange | undefined): string {
+function answerName(reply: ConnectReply, challenges: AuthChallenge[], exchange: AuthExchange | undefined): string {
   if (reply.statusCode !== 407) return String(reply.statusCode);
-  const challenges = parseChallenges(reply.proxyAuthenticate);
   const own = exchange && challenges.find((c) => c.scheme.toLowerCase() === exchange.scheme.toLowerCase());
   if (own?.token) return `407 ${own.scheme} challenge`;
   const offered = offeredSchemes(challenges);
