@@ -33,5 +33,6 @@ chroot "$root" /bin/sh -c 'export DEBIAN_FRONTEND=noninteractive; apt-get update
   >>"$root.debootstrap.log" 2>&1
 chroot "$root" buildbot --version | grep -q 'Buildbot version: 4\.' || { echo "no Buildbot 4 in $root" >&2; exit 1; }
 chroot "$root" apt-get clean
+finish
 touch "$stamp"
-echo "Buildbot 4 root ready: $root ($(du -sh "$root" | cut -f1))"
+echo "Buildbot 4 root ready: $root ($(du -shx "$root" | cut -f1))"

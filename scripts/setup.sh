@@ -39,5 +39,11 @@ if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
   systemctl disable --now krb5-kdc krb5-admin-server >/dev/null 2>&1 || true
 fi
 
+# --- issue 13: a real Buildbot 4.2.1 master (and its own worker) for the 4.x tests ---
+# Debian bookworm packages Buildbot 3.7 only: a trixie root made with debootstrap runs 4.2.1 through
+# chroot (about 400 MB under .cache/, 2-3 minutes once; a finished root is kept).
+bash scripts/buildbot4-root.sh
+# --- end of issue 13 block ---
+
 npm ci --no-audit --no-fund
 npm run build
