@@ -23,6 +23,8 @@ packages=(buildbot buildbot-worker python3-twisted squid openssl bzip2 iproute2 
 # squid package above, checks NTLM's message flow.
 packages+=(libkrb5-dev make g++ python3 krb5-kdc krb5-admin-server krb5-user faketime python3-gssapi gss-ntlmssp)
 # --- end of issue 12 block ---
+# --- issue 13: debootstrap makes the Debian trixie root that runs Buildbot 4.2.1 (see below) ---
+packages+=(debootstrap)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
