@@ -425,6 +425,77 @@ describe('shell: timeouts, interrupts and killing', () => {
   });
 });
 
+describe('shell: failure_reason and max_lines (Buildbot 4.x)', () => {
+  /** The update just before the kill header, and the kill header itself. */
+  const killUpdates = (run: ShellRun) => {
+    const at = run.updates.findIndex(([key, value]) => key === 'header' && /attempting to kill\n$/.test(value as string));
+    assert.ok(at > 0, JSON.stringify(run.updates));
+    return { before: run.updates[at - 1], header: run.updates[at]![1] as string, at };
+  };
+
+  it('sends failure_reason timeout_without_output just before the kill header of a silence timeout', async () => {
+    const run = await runShell({ workdir: 'reason', command: 'sleep 30', timeout: 1, logEnviron: false });
+    assert.equal(run.rc, -1);
+    const { before } = killUpdates(run);
+    assert.deepEqual(before, ['failure_reason', 'timeout_without_output']);
+    assert.equal(run.updates.filter(([key]) => key === 'failure_reason').length, 1);
+  });
+
+  it('sends failure_reason timeout just before the kill header of maxTime', async () => {
+    const run = await runShell({ workdir: 'reason', command: 'while :; do echo tick; sleep 0.1; done', maxTime: 1, timeout: 10, logEnviron: false });
+    assert.equal(run.rc, -1);
+    assert.deepEqual(killUpdates(run).before, ['failure_reason', 'timeout']);
+  });
+
+  it('sends no failure_reason for an interrupt, nor for a command that ends on its own', async () => {
+    const interrupted = await runShell({ workdir: 'reason', command: 'sleep 30' }, { abortAfterMs: 300 });
+    assert.equal(interrupted.rc, -1);
+    const ended = await runShell({ workdir: 'reason', command: 'exit 3', max_lines: 0 });
+    assert.equal(ended.rc, 3);
+    for (const run of [interrupted, ended]) assert.ok(!run.updates.some(([key]) => key === 'failure_reason'), JSON.stringify(run.updates));
+  });
+
+  it('kills a command past max_lines: failure_reason, the 4.2.1 header, signal 9, and no stdout read after it', async () => {
+    // One line per read (the pause lets each echo arrive on its own), so the count trips at 4 of 3.
+    const command = ['sh', '-c', 'for i in 1 2 3 4 5 6 7 8 9 10; do echo $i; sleep 0.05; done; echo done >&2'];
+    const run = await runShell({ workdir: 'maxlines', command, max_lines: 3, logEnviron: false });
+    assert.equal(run.rc, -1);
+    const { before, header, at } = killUpdates(run);
+    assert.deepEqual(before, ['failure_reason', 'max_lines_failure']);
+    assert.equal(header, `\ncommand exceeds max lines: 4/3 written/allowed running [b'sh', b'-c', b'${command[2]}'], attempting to kill\n`);
+    // As in 4.2.1, the read that went over the limit is still sent, after the header; nothing after it.
+    assert.equal(run.text('stdout'), '1\n2\n3\n4\n');
+    assert.deepEqual(run.updates[at + 1], ['stdout', '4\n']);
+    assert.ok(run.headers().includes('process killed by signal 9\n'));
+    assert.equal(run.text('stderr'), '');
+  });
+
+  it('counts CRLF, CR and LF as one line end each, on stdout and stderr together', async () => {
+    const within = await runShell({ workdir: 'maxlines', command: "printf 'a\\r\\nb\\rc\\n'; printf 'x\\n' >&2", max_lines: 4 });
+    assert.equal(within.rc, 0);
+    const over = await runShell({ workdir: 'maxlines', command: "printf 'a\\r\\nb\\rc\\n'; sleep 0.1; printf 'x\\n' >&2; sleep 5", max_lines: 3 });
+    assert.equal(over.rc, -1);
+    assert.match(killUpdates(over).header, /^\ncommand exceeds max lines: 4\/3 written\/allowed running b"printf /);
+  });
+
+  it('does not count a stream the master did not ask for; no limit with None; a float limit prints as one', async () => {
+    const unsent = await runShell({ workdir: 'maxlines', command: 'seq 1 50', max_lines: 2, want_stdout: false });
+    assert.equal(unsent.rc, 0);
+    const none = await runShell({ workdir: 'maxlines', command: 'seq 1 5000', max_lines: null });
+    assert.equal(none.rc, 0);
+    assert.equal(none.text('stdout').split('\n').length, 5001);
+    const float = await runShell({ workdir: 'maxlines', command: 'seq 1 50; sleep 5', max_lines: new PyFloat(2) });
+    assert.equal(float.rc, -1);
+    assert.match(killUpdates(float).header, /^\ncommand exceeds max lines: 50\/2\.0 written\/allowed running /);
+  });
+
+  it('refuses a max_lines that is not a number', async () => {
+    const run = await runShell({ workdir: 'maxlines', command: 'true', max_lines: 'many' });
+    assert.ok(run.error instanceof PbFailure, String(run.error));
+    assert.match((run.error as PbFailure).message, /'max_lines' must be a number of lines, not 'many'/);
+  });
+});
+
 describe('shell: logfiles', () => {
   it('streams a logfile written during the command, while it runs and at the end', async () => {
     const run = await runShell({
