@@ -470,6 +470,15 @@ describe('shell: failure_reason and max_lines (Buildbot 4.x)', () => {
     assert.equal(run.text('stderr'), '');
   });
 
+  it('kills a fast writer past max_lines with the signal (rc -1), not by closing its pipe first (which would end it on EPIPE)', async () => {
+    for (let i = 0; i < 3; i++) {
+      const run = await runShell({ workdir: 'maxlines', command: ['seq', '1', '10000000'], max_lines: 10, logEnviron: false });
+      assert.equal(run.rc, -1, run.headers().join(''));
+      assert.ok(run.headers().includes('process killed by signal 9\n'), run.headers().join(''));
+      assert.ok(run.text('stdout').length < 1_000_000, `${run.text('stdout').length} characters sent`);
+    }
+  });
+
   it('counts CRLF, CR and LF as one line end each, on stdout and stderr together', async () => {
     const within = await runShell({ workdir: 'maxlines', command: "printf 'a\\r\\nb\\rc\\n'; printf 'x\\n' >&2", max_lines: 4 });
     assert.equal(within.rc, 0);

@@ -149,8 +149,9 @@ export class ProcessSupervisor {
   private send(text: string, emit: (text: string) => void): void {
     if (this.lineLimit?.add(text) && !this.done && this.child) {
       this.stdout.close();
-      this.child.stdout.destroy();
       this.kill(this.lineLimit.reason(this.setup.command.fakeRepr), 'max_lines_failure');
+      // Only after the signal: a process still writing would otherwise end on EPIPE first, with its own rc.
+      this.child.stdout.destroy();
     }
     emit(text);
   }
