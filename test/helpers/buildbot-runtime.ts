@@ -52,8 +52,9 @@ export function buildbot4Root(): string {
   return process.env.BBGATE_BUILDBOT4_ROOT ?? path.join(fixtureDir(), '..', '..', '..', '.cache', 'buildbot4-root');
 }
 
-// $1 is the root; the rest is the command to run inside it.
-const ENTER_ROOT = 'root=$1; shift; mount -t proc proc "$root/proc" && mount --bind /dev/pts "$root/dev/pts" && exec chroot "$root" "$@"';
+// $1 is the root; the rest is the command to run inside it. Full paths: the caller's PATH may lack sbin.
+const ENTER_ROOT =
+  'root=$1; shift; /usr/bin/mount -t proc proc "$root/proc" && /usr/bin/mount --bind /dev/pts "$root/dev/pts" && exec /usr/sbin/chroot "$root" "$@"';
 
 function chroot4(root: string): BuildbotRuntime {
   const inside = (hostPath: string) => {
@@ -67,8 +68,8 @@ function chroot4(root: string): BuildbotRuntime {
     invoke(program, args, cwd) {
       const file = program === 'python' ? '/usr/bin/python3' : `/usr/bin/${program}`;
       return {
-        file: 'unshare',
-        args: ['--mount', '--propagation', 'private', '--', 'sh', '-c', ENTER_ROOT, 'sh', root, '/usr/bin/env', '-C', inside(cwd), file, ...args],
+        file: '/usr/bin/unshare',
+        args: ['--mount', '--propagation', 'private', '--', '/bin/sh', '-c', ENTER_ROOT, 'sh', root, '/usr/bin/env', '-C', inside(cwd), file, ...args],
       };
     },
     inside,

@@ -11,7 +11,7 @@ import { PbFailure } from '../../src/pb/values/failure.js';
 import { PyFloat, tuple, type PbValue } from '../../src/pb/values/values.js';
 import { shell } from '../../src/worker/commands/shell.js';
 import type { CommandContext } from '../../src/worker/commands/types.js';
-import { PYTHON } from '../helpers/python.js';
+import { buildbotRuntime } from '../helpers/buildbot-runtime.js';
 
 type Update = [key: string, value: unknown, logname?: string];
 
@@ -592,9 +592,10 @@ describe('shell: headers', () => {
   });
 });
 
-// The real buildbot-worker 3.7 RunProcess, driven with the same arguments, prints the reference headers.
+// The real buildbot-worker RunProcess (3.7, or 4.2.1 in the Buildbot 4 root), driven with the same
+// arguments, prints the reference updates.
 const PYTHON_HARNESS = `
-import json, sys
+import inspect, json, sys
 from twisted.internet import reactor, defer
 from buildbot_worker import runprocess
 
@@ -613,7 +614,9 @@ if isinstance(command, list):
 @defer.inlineCallbacks
 def main():
     try:
-        yield runprocess.RunProcess(command, spec['workdir'], 'utf-8', send_update, **kw).start()
+        # 4.x takes a command id first.
+        first = [command] if 'command_id' in inspect.signature(runprocess.RunProcess).parameters else []
+        yield runprocess.RunProcess(*first, command, spec['workdir'], 'utf-8', send_update, **kw).start()
     except Exception as e:
         updates.append(['EXCEPTION', repr(e)])
     print(json.dumps(updates))
@@ -623,9 +626,11 @@ reactor.callWhenRunning(main)
 reactor.run()
 `;
 
-function runPythonWorker(spec: object, env: NodeJS.ProcessEnv): Promise<Update[]> {
+/** `cwd` (a host path under the runtime's tmpDir) matters for 4.2.1 only, which runs in its root. */
+function runPythonWorker(spec: object, env: NodeJS.ProcessEnv, runtime = buildbotRuntime('3.7'), cwd = base): Promise<Update[]> {
   return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, ['-c', PYTHON_HARNESS, JSON.stringify(spec)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const how = runtime.invoke('python', ['-c', PYTHON_HARNESS, JSON.stringify(spec)], cwd);
+    const child = spawn(how.file, how.args, { cwd: how.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -635,13 +640,20 @@ function runPythonWorker(spec: object, env: NodeJS.ProcessEnv): Promise<Update[]
   });
 }
 
-/** Headers and rc in order, with the elapsed time blanked; text output concatenated per stream. */
-function comparable(updates: Update[]): { headers: unknown[]; stdout: string; stderr: string; logs: string } {
+/**
+ * Headers and rc in order (with failure_reason, which 3.7 does not send, if `reasons`), the elapsed
+ * time blanked and `workdir` (where the run saw it) as WORKDIR; text output concatenated per stream.
+ */
+function comparable(updates: Update[], options: { reasons?: boolean; workdir?: string } = {}): { headers: unknown[]; stdout: string; stderr: string; logs: string } {
   const pick = (key: string) => updates.filter(([k]) => k === key).map(([, v]) => (Array.isArray(v) ? v[1] : v)).join('');
+  const header = (text: string) => {
+    const blanked = text.replace(/^elapsedTime=.*/, 'elapsedTime=…');
+    return options.workdir ? blanked.split(options.workdir).join('WORKDIR') : blanked;
+  };
   return {
     headers: updates
-      .filter(([k]) => k === 'header' || k === 'rc')
-      .map(([k, v]) => (k === 'header' ? (v as string).replace(/^elapsedTime=.*/, 'elapsedTime=…') : `rc=${v}`)),
+      .filter(([k]) => k === 'header' || k === 'rc' || (options.reasons && k === 'failure_reason'))
+      .map(([k, v]) => (k === 'header' ? header(v as string) : `${k}=${v}`)),
     stdout: pick('stdout'),
     stderr: pick('stderr'),
     logs: pick('log'),
@@ -706,6 +718,42 @@ describe('shell: the same headers as the real buildbot-worker 3.7', () => {
         { environ: env },
       );
       assert.deepEqual(comparable(ours.updates), comparable(python), rcNote);
+    }
+  });
+});
+
+describe('shell: the same updates as the real buildbot-worker 4.2.1 (in the Buildbot 4 root)', () => {
+  it('for max_lines and both timeouts: failure_reason, the kill header, signal and rc, in the same order', async () => {
+    const runtime = buildbotRuntime('4');
+    const dir = await mkdtemp(join(runtime.tmpDir, 'bbgate-shell4-'));
+    const env = { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' };
+    // One line per read (each echo has a pause after it), so both count to 4 of 3 at the same line.
+    const lines = ['sh', '-c', 'for i in 1 2 3 4 5 6; do echo $i; sleep 0.1; done'];
+    const cases: [string, PbValue, Record<string, number>][] = [
+      ['max_lines', lines, { max_lines: 3 }],
+      ['timeout', 'sleep 30', { timeout: 1 }],
+      ['maxTime', ['sleep', '30'], { maxTime: 1, timeout: 10 }],
+    ];
+    try {
+      const runs = await Promise.all(
+        cases.map(async ([name, command, limits]) => {
+          const workdir = join(dir, name);
+          const kw = { ...limits, logEnviron: false };
+          const [python, ours] = await Promise.all([
+            runPythonWorker({ command, workdir: runtime.inside(workdir), kw: { ...kw, max_lines: limits.max_lines ?? null } }, env, runtime, dir),
+            runShell({ workdir, command, ...kw }, { environ: env }),
+          ]);
+          return { name, python: comparable(python, { reasons: true, workdir: runtime.inside(workdir) }), ours: comparable(ours.updates, { reasons: true, workdir }) };
+        }),
+      );
+      for (const { name, python, ours } of runs) assert.deepEqual(ours, python, name);
+      const [maxLines, timeout, maxTime] = runs.map((r) => r.python);
+      assert.ok(maxLines!.headers.includes('failure_reason=max_lines_failure'), JSON.stringify(maxLines));
+      assert.equal(maxLines!.stdout, '1\n2\n3\n4\n');
+      assert.ok(timeout!.headers.includes('failure_reason=timeout_without_output'), JSON.stringify(timeout));
+      assert.ok(maxTime!.headers.includes('failure_reason=timeout'), JSON.stringify(maxTime));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
