@@ -23,8 +23,11 @@ packages=(buildbot buildbot-worker python3-twisted squid openssl bzip2 iproute2 
 # squid package above, checks NTLM's message flow.
 packages+=(libkrb5-dev make g++ python3 krb5-kdc krb5-admin-server krb5-user faketime python3-gssapi gss-ntlmssp)
 # --- end of issue 12 block ---
-# --- issue 13: debootstrap makes the Debian trixie root that runs Buildbot 4.2.1 (see below) ---
+# --- issue 13: Buildbot 4.x masters ---
+# debootstrap makes the Debian trixie root that runs Buildbot 4.2.1 for the 4.x tests (bookworm
+# packages 3.7 only); unshare (util-linux) and chroot (coreutils) run it.
 packages+=(debootstrap)
+# --- end of issue 13 block ---
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

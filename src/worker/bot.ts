@@ -6,8 +6,12 @@ import { pythonJoin } from './python/os-path.js';
 import { checkRequired, CommandRunner } from './runner.js';
 import { workerInfo, workerVersion } from './info.js';
 
-/** What every command version is reported as (buildbot-worker 3.7's). */
-export const COMMAND_VERSION = '3.1';
+/**
+ * What every command version is reported as: buildbot-worker 4.2.1's. 3.2 tells a master that
+ * the shell command reports `failure_reason` on a timeout, 3.3 that it honours `max_lines`; a 3.7
+ * master reads neither (it records failure_reason among its updates and sends no max_lines).
+ */
+export const COMMAND_VERSION = '3.3';
 
 /** buildbot-worker's exception for an unknown command, under the names the master matches on. */
 const UNKNOWN_COMMAND = {

@@ -1,5 +1,6 @@
-// Test fixture: a real Buildbot 3.7 master (Debian `buildbot` package), plus the real
-// Python `buildbot-worker`, each run as a child process on 127.0.0.1.
+// Test fixture: a real Buildbot master, plus the real Python `buildbot-worker`, each run as a
+// child process on 127.0.0.1: Debian bookworm's 3.7 (the default), or with `version: '4'`
+// Debian trixie's 4.2.1 from the root that scripts/buildbot4-root.sh makes (buildbot-runtime.ts).
 //
 // See test/helpers/README.md for usage. The master's configuration lives in
 // test/fixtures/master/ (master.cfg, buildbot.tac, wwwstub/); everything per-test goes
@@ -13,14 +14,19 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { buildbotRuntime, type BuildbotRuntime, type BuildbotVersion } from './buildbot-runtime.js';
+import { fixtureDir } from './fixture-dir.js';
 import { freePort } from './ports.js';
 import { PYTHON } from './python.js';
 
+export { buildbot4Root, type BuildbotVersion } from './buildbot-runtime.js';
+export { fixtureDir } from './fixture-dir.js';
+
 /** The Debian interpreter that has buildbot (the `python3` on PATH may not). */
 export { PYTHON } from './python.js';
-export const BUILDBOT = process.env.BBGATE_BUILDBOT ?? '/usr/bin/buildbot';
-export const BUILDBOT_WORKER = process.env.BBGATE_BUILDBOT_WORKER ?? '/usr/bin/buildbot-worker';
+/** This machine's Buildbot 3.7 programs. */
+export { BUILDBOT, BUILDBOT_WORKER } from './buildbot-runtime.js';
+import { BUILDBOT } from './buildbot-runtime.js';
 const HOST = '127.0.0.1';
 
 /** Buildbot result codes (buildbot.process.results). */
@@ -62,6 +68,8 @@ export interface BuilderSpec {
 }
 
 export interface MasterOptions {
+  /** Which Buildbot: '3.7' (default, this machine's) or '4' (4.2.1 in the trixie root). */
+  version?: BuildbotVersion;
   workers: WorkerSpec[];
   /**
    * Each builder also gets a force scheduler named `force-<builder name>`. Buildbot
@@ -71,6 +79,12 @@ export interface MasterOptions {
   builders?: BuilderSpec[];
   /** Python statements run at the end of master.cfg (may modify `c`). */
   extraConfig?: string;
+  /**
+   * Files written into the basedir before the master starts (relative name -> content). The
+   * master runs in its basedir, so master.cfg and steps can name them relatively, e.g. TLS keys in
+   * a `ssl:` port string; that works for both versions (a 4.2.1 master sees other paths).
+   */
+  files?: Record<string, string | Uint8Array>;
   /** Fixed PB port (default: a free one, with retries if it gets taken meanwhile). */
   pbPort?: number;
   /** Give up if the master is not up within this time (default 60 s). */
@@ -163,8 +177,10 @@ export interface WaitForBuildOptions {
 }
 
 export interface RunningMaster {
+  readonly version: BuildbotVersion;
   readonly pbPort: number;
   readonly apiPort: number;
+  /** The basedir on this machine (for 4.2.1, under the root's /tmp). */
   readonly basedir: string;
   readonly pid: number;
   /** `http://127.0.0.1:<apiPort>/api/v2` */
@@ -377,50 +393,45 @@ function httpRequest(port: number, method: string, urlPath: string, body?: unkno
 // ---------------------------------------------------------------------------------------
 // Fixture files and the cached empty database
 
-/** test/fixtures/master, found from this module (dist/test/helpers/...) or the cwd. */
-export function fixtureDir(): string {
-  const env = process.env.BBGATE_MASTER_FIXTURE_DIR;
-  if (env) return env;
-  const starts = [path.dirname(fileURLToPath(import.meta.url)), process.cwd()];
-  for (const start of starts) {
-    for (let d = start; ; d = path.dirname(d)) {
-      const cand = path.join(d, 'test', 'fixtures', 'master');
-      if (existsSync(path.join(cand, 'master.cfg'))) return cand;
-      if (path.dirname(d) === d) break;
-    }
-  }
-  throw new Error('cannot find test/fixtures/master (set BBGATE_MASTER_FIXTURE_DIR)');
-}
-
-let templateDb: Promise<string> | undefined;
+const templateDbs = new Map<BuildbotVersion, Promise<string>>();
 
 /**
  * An empty, fully migrated state.sqlite. `buildbot create-master` takes about a second,
  * so its database is made once and cached in the temp dir (shared by test processes);
  * a master that finds it outdated makes startMaster() rebuild it.
  */
-function getTemplateDb(refresh = false): Promise<string> {
-  if (templateDb && !refresh) return templateDb;
-  templateDb = (async () => {
+function getTemplateDb(runtime: BuildbotRuntime, refresh = false): Promise<string> {
+  const cached = templateDbs.get(runtime.version);
+  if (cached && !refresh) return cached;
+  const made = (async () => {
     const uid = typeof process.getuid === 'function' ? process.getuid() : 'u';
     const cacheDir = path.join(os.tmpdir(), `bbgate-master-cache-${uid}`);
-    const key = createHash('sha1').update(`${PYTHON}\0${BUILDBOT}`).digest('hex').slice(0, 12);
+    const programs = runtime.version === '3.7' ? `${PYTHON}\0${BUILDBOT}` : runtime.tmpDir;
+    const key = createHash('sha1').update(`${runtime.version}\0${programs}`).digest('hex').slice(0, 12);
     const target = path.join(cacheDir, `state-${key}.sqlite`);
     if (!refresh && existsSync(target)) return target;
     await fsp.mkdir(cacheDir, { recursive: true });
-    const tmp = await fsp.mkdtemp(path.join(cacheDir, 'create-'));
+    // Made where the runtime's programs can see it, then moved into the cache.
+    await fsp.mkdir(runtime.tmpDir, { recursive: true });
+    const tmp = await fsp.mkdtemp(path.join(runtime.tmpDir, 'bbgate-create-'));
     try {
-      await run(BUILDBOT, ['create-master', '-q', '-r', path.join(tmp, 'm')]);
-      await fsp.rename(path.join(tmp, 'm', 'state.sqlite'), target); // atomic
+      await runIn(runtime, 'buildbot', ['create-master', '-q', '-r', 'm'], tmp);
+      await fsp.copyFile(path.join(tmp, 'm', 'state.sqlite'), `${target}.${process.pid}`);
+      await fsp.rename(`${target}.${process.pid}`, target); // atomic
     } finally {
       await fsp.rm(tmp, { recursive: true, force: true });
     }
     return target;
   })();
-  templateDb.catch(() => {
-    templateDb = undefined;
-  });
-  return templateDb;
+  templateDbs.set(runtime.version, made);
+  made.catch(() => templateDbs.delete(runtime.version));
+  return made;
+}
+
+/** run() for a program of `runtime`, in `cwd` (a host path under runtime.tmpDir). */
+function runIn(runtime: BuildbotRuntime, program: 'python' | 'buildbot' | 'buildbot-worker', args: string[], cwd: string): Promise<string> {
+  const how = runtime.invoke(program, args, cwd);
+  return run(how.file, how.args, how.cwd ? { cwd: how.cwd } : {});
 }
 
 // ---------------------------------------------------------------------------------------
@@ -452,6 +463,7 @@ class MasterProcess implements RunningMaster {
   private readonly tracked: Tracked;
 
   constructor(
+    readonly version: BuildbotVersion,
     readonly basedir: string,
     readonly pbPort: number,
     readonly apiPort: number,
@@ -708,14 +720,20 @@ class MasterProcess implements RunningMaster {
   }
 }
 
-async function launchMaster(opts: MasterOptions, dbTemplate: string): Promise<MasterProcess> {
+async function launchMaster(runtime: BuildbotRuntime, opts: MasterOptions, dbTemplate: string): Promise<MasterProcess> {
   const fixtures = fixtureDir();
   const keep = keepDirs(opts.keepBasedir);
-  const basedir = await fsp.mkdtemp(path.join(os.tmpdir(), 'bbgate-master-'));
+  const basedir = await fsp.mkdtemp(path.join(runtime.tmpDir, 'bbgate-master-'));
   await fsp.copyFile(path.join(fixtures, 'master.cfg'), path.join(basedir, 'master.cfg'));
   await fsp.copyFile(path.join(fixtures, 'buildbot.tac'), path.join(basedir, 'buildbot.tac'));
   await fsp.cp(path.join(fixtures, 'wwwstub'), path.join(basedir, 'wwwstub'), { recursive: true });
   await fsp.copyFile(dbTemplate, path.join(basedir, 'state.sqlite'));
+  for (const [name, content] of Object.entries(opts.files ?? {})) {
+    const file = path.join(basedir, name);
+    if (path.relative(basedir, file).startsWith('..')) throw new Error(`files: ${name} is outside the basedir`);
+    await fsp.mkdir(path.dirname(file), { recursive: true });
+    await fsp.writeFile(file, content);
+  }
   const pbPort = opts.pbPort ?? (await freePort());
   let apiPort = await freePort();
   while (apiPort === pbPort) apiPort = await freePort();
@@ -730,20 +748,26 @@ async function launchMaster(opts: MasterOptions, dbTemplate: string): Promise<Ma
   };
   await fsp.writeFile(path.join(basedir, 'fixture.json'), JSON.stringify(fixture, null, 2));
   // What `buildbot start --nodaemon` does, minus its own startup cost.
-  const child = spawn(
-    PYTHON,
+  const how = runtime.invoke(
+    'python',
     ['-c', 'from twisted.scripts import twistd; twistd.run()', '--no_save', '--nodaemon', '--pidfile=', '--python=buildbot.tac'],
-    { cwd: basedir, env: pythonEnv({ PYTHONPATH: path.join(basedir, 'wwwstub') }), stdio: ['ignore', 'pipe', 'pipe'] },
+    basedir,
   );
-  return new MasterProcess(basedir, pbPort, apiPort, child, fixture, keep);
+  const child = spawn(how.file, how.args, {
+    cwd: how.cwd,
+    env: pythonEnv({ PYTHONPATH: path.join(runtime.inside(basedir), 'wwwstub') }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new MasterProcess(runtime.version, basedir, pbPort, apiPort, child, fixture, keep);
 }
 
 /** Start a fresh master (new temp basedir, new ports). Remember to `stop()` it. */
 export async function startMaster(opts: MasterOptions): Promise<RunningMaster> {
-  let db = await getTemplateDb();
+  const runtime = buildbotRuntime(opts.version);
+  let db = await getTemplateDb(runtime);
   let refreshed = false;
   for (let attempt = 1; ; attempt++) {
-    const m = await launchMaster(opts, db);
+    const m = await launchMaster(runtime, opts, db);
     try {
       await m.waitStarted(opts.startTimeoutMs ?? 60_000);
       return m;
@@ -753,7 +777,7 @@ export async function startMaster(opts: MasterOptions): Promise<RunningMaster> {
       if (retry === 'ports' && opts.pbPort === undefined && attempt < 5) continue;
       if (retry === 'db' && !refreshed) {
         refreshed = true;
-        db = await getTemplateDb(true);
+        db = await getTemplateDb(runtime, true);
         continue;
       }
       throw e;
@@ -762,15 +786,17 @@ export async function startMaster(opts: MasterOptions): Promise<RunningMaster> {
 }
 
 // ---------------------------------------------------------------------------------------
-// The reference Python worker (buildbot-worker 3.7), for end-to-end comparisons.
+// The reference Python worker (buildbot-worker 3.7, or 4.2.1 in the root), for end-to-end comparisons.
 
 export interface PythonWorkerOptions {
+  /** Which buildbot-worker: '3.7' (default) or '4' (4.2.1 in the trixie root, basedir under its /tmp). */
+  version?: BuildbotVersion;
   /** The master's PB port (on 127.0.0.1 unless `masterHost` is given). */
   masterPort: number;
   masterHost?: string;
   name: string;
   password: string;
-  /** Worker basedir (default: a new temp dir, removed by stop()). */
+  /** Worker basedir (default: a new temp dir, removed by stop()); for version '4', under the root's /tmp. */
   basedir?: string;
   /** Extra `buildbot-worker create-worker` options, e.g. ['--keepalive=60']. */
   createArgs?: string[];
@@ -821,23 +847,22 @@ _bbgate_watch.start(1.0, now=False)
 `;
 
 export async function startPythonWorker(opts: PythonWorkerOptions): Promise<RunningPythonWorker> {
+  const runtime = buildbotRuntime(opts.version);
   const ownDir = opts.basedir === undefined;
-  const basedir = opts.basedir ?? (await fsp.mkdtemp(path.join(os.tmpdir(), 'bbgate-pyworker-')));
-  await run(BUILDBOT_WORKER, [
-    'create-worker',
-    '-q',
-    '-r',
-    ...(opts.createArgs ?? []),
+  if (ownDir) await fsp.mkdir(runtime.tmpDir, { recursive: true });
+  const basedir = opts.basedir ?? (await fsp.mkdtemp(path.join(runtime.tmpDir, 'bbgate-pyworker-')));
+  await runIn(
+    runtime,
+    'buildbot-worker',
+    ['create-worker', '-q', '-r', ...(opts.createArgs ?? []), runtime.inside(basedir), `${opts.masterHost ?? HOST}:${opts.masterPort}`, opts.name, opts.password],
     basedir,
-    `${opts.masterHost ?? HOST}:${opts.masterPort}`,
-    opts.name,
-    opts.password,
-  ]);
+  );
   const keep = keepDirs(opts.keepBasedir) || !ownDir;
   const tac = path.join(basedir, 'buildbot.tac');
   await fsp.appendFile(tac, PARENT_WATCH_TAC(process.pid, !keep) + (opts.tacAppend ? `\n${opts.tacAppend}\n` : ''));
-  const child = spawn(BUILDBOT_WORKER, ['start', '--nodaemon', basedir], {
-    cwd: basedir,
+  const how = runtime.invoke('buildbot-worker', ['start', '--nodaemon', runtime.inside(basedir)], basedir);
+  const child = spawn(how.file, how.args, {
+    cwd: how.cwd,
     env: pythonEnv(opts.env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });

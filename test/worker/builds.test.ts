@@ -95,6 +95,17 @@ describe('real builds on the bbgate worker', () => {
     assert.match(step(build, 'sleeps').logs[0]!.header ?? '', /command timed out: 1 seconds? without output/);
   });
 
+  it('reports a timeout to the 3.7 master as before: FAILURE, no suffix, the failure_reason update taken without complaint', async () => {
+    const since = await master.logSize();
+    const build = await master.runBuild('timeout');
+    assert.equal(build.results, Results.FAILURE);
+    // 3.7 knows no failure_reason: its summary stays as it was before bbgate sent one (4.x adds " (timed out)").
+    assert.equal(step(build, 'sleeps').stateString, "'sleep 60' (failure)");
+    assert.equal(build.stateString, "failed 'sleep 60' (failure)");
+    const log = (await master.log()).slice(since);
+    assert.doesNotMatch(log, /Traceback|Unhandled|failure_reason/, log);
+  });
+
   it('delivers a 100,000-character line intact', async () => {
     const build = await master.runBuild('longline');
     assert.equal(build.results, Results.SUCCESS);

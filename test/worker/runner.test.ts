@@ -45,11 +45,11 @@ describe('CommandRunner', () => {
   });
   after(() => rm(dir, { recursive: true, force: true }));
 
-  const run = (ref: RemoteReference, command: string) =>
+  const run = (ref: RemoteReference, command: string, more: [string, PbValue][] = []) =>
     new CommandRunner({
       name: 'shell',
       spec: shell,
-      args: new Map<string, PbValue>([['workdir', 'w'], ['command', command], ['logEnviron', false]]),
+      args: new Map<string, PbValue>([['workdir', 'w'], ['command', command], ['logEnviron', false], ...more]),
       commandRef: ref,
       builderDir: dir,
       basedir: dir,
@@ -78,5 +78,17 @@ describe('CommandRunner', () => {
     assert.deepEqual(keys.slice(-3), ['rc', 'header', 'elapsed']);
     const elapsed = master.calls.flatMap((c) => (c.method === 'update' ? (c.args[0] as [Map<string, unknown>, number][]) : [])).find(([m]) => m.has('elapsed'))![0].get('elapsed');
     assert.ok(typeof elapsed === 'number' || elapsed instanceof PyFloat);
+  });
+
+  it("sends failure_reason as its own item, [{'failure_reason': reason}, 0], after the output and just before the kill header", async () => {
+    const master = slowCommandRef(0);
+    await run(master.ref, 'echo before; sleep 30', [['timeout', 1]]).done;
+    const items = master.calls.flatMap((c) => (c.method === 'update' ? (c.args[0] as [Map<string, unknown>, number][]) : []));
+    const at = items.findIndex(([m]) => m.has('failure_reason'));
+    assert.ok(at > 0, JSON.stringify(items.map(([m]) => [...m])));
+    assert.deepEqual([...items[at]![0]], [['failure_reason', 'timeout_without_output']]);
+    assert.equal(items[at]![1], 0);
+    assert.match(items[at + 1]![0].get('header') as string, /^\ncommand timed out: 1 seconds without output running b'echo before; sleep 30', attempting to kill\n/);
+    assert.ok(items.slice(0, at).some(([m]) => m.get('stdout') === 'before\n'));
   });
 });

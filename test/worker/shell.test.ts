@@ -11,7 +11,7 @@ import { PbFailure } from '../../src/pb/values/failure.js';
 import { PyFloat, tuple, type PbValue } from '../../src/pb/values/values.js';
 import { shell } from '../../src/worker/commands/shell.js';
 import type { CommandContext } from '../../src/worker/commands/types.js';
-import { PYTHON } from '../helpers/python.js';
+import { buildbotRuntime } from '../helpers/buildbot-runtime.js';
 
 type Update = [key: string, value: unknown, logname?: string];
 
@@ -425,6 +425,86 @@ describe('shell: timeouts, interrupts and killing', () => {
   });
 });
 
+describe('shell: failure_reason and max_lines (Buildbot 4.x)', () => {
+  /** The update just before the kill header, and the kill header itself. */
+  const killUpdates = (run: ShellRun) => {
+    const at = run.updates.findIndex(([key, value]) => key === 'header' && /attempting to kill\n$/.test(value as string));
+    assert.ok(at > 0, JSON.stringify(run.updates));
+    return { before: run.updates[at - 1], header: run.updates[at]![1] as string, at };
+  };
+
+  it('sends failure_reason timeout_without_output just before the kill header of a silence timeout', async () => {
+    const run = await runShell({ workdir: 'reason', command: 'sleep 30', timeout: 1, logEnviron: false });
+    assert.equal(run.rc, -1);
+    const { before } = killUpdates(run);
+    assert.deepEqual(before, ['failure_reason', 'timeout_without_output']);
+    assert.equal(run.updates.filter(([key]) => key === 'failure_reason').length, 1);
+  });
+
+  it('sends failure_reason timeout just before the kill header of maxTime', async () => {
+    const run = await runShell({ workdir: 'reason', command: 'while :; do echo tick; sleep 0.1; done', maxTime: 1, timeout: 10, logEnviron: false });
+    assert.equal(run.rc, -1);
+    assert.deepEqual(killUpdates(run).before, ['failure_reason', 'timeout']);
+  });
+
+  it('sends no failure_reason for an interrupt, nor for a command that ends on its own', async () => {
+    const interrupted = await runShell({ workdir: 'reason', command: 'sleep 30' }, { abortAfterMs: 300 });
+    assert.equal(interrupted.rc, -1);
+    const ended = await runShell({ workdir: 'reason', command: 'exit 3', max_lines: 0 });
+    assert.equal(ended.rc, 3);
+    for (const run of [interrupted, ended]) assert.ok(!run.updates.some(([key]) => key === 'failure_reason'), JSON.stringify(run.updates));
+  });
+
+  it('kills a command past max_lines: failure_reason, the 4.2.1 header, signal 9, and no stdout read after it', async () => {
+    // One line per read (the pause lets each echo arrive on its own), so the count trips at 4 of 3.
+    const command = ['sh', '-c', 'for i in 1 2 3 4 5 6 7 8 9 10; do echo $i; sleep 0.05; done; echo done >&2'];
+    const run = await runShell({ workdir: 'maxlines', command, max_lines: 3, logEnviron: false });
+    assert.equal(run.rc, -1);
+    const { before, header, at } = killUpdates(run);
+    assert.deepEqual(before, ['failure_reason', 'max_lines_failure']);
+    assert.equal(header, `\ncommand exceeds max lines: 4/3 written/allowed running [b'sh', b'-c', b'${command[2]}'], attempting to kill\n`);
+    // As in 4.2.1, the read that went over the limit is still sent, after the header; nothing after it.
+    assert.equal(run.text('stdout'), '1\n2\n3\n4\n');
+    assert.deepEqual(run.updates[at + 1], ['stdout', '4\n']);
+    assert.ok(run.headers().includes('process killed by signal 9\n'));
+    assert.equal(run.text('stderr'), '');
+  });
+
+  it('kills a fast writer past max_lines with the signal (rc -1), not by closing its pipe first (which would end it on EPIPE)', async () => {
+    for (let i = 0; i < 3; i++) {
+      const run = await runShell({ workdir: 'maxlines', command: ['seq', '1', '10000000'], max_lines: 10, logEnviron: false });
+      assert.equal(run.rc, -1, run.headers().join(''));
+      assert.ok(run.headers().includes('process killed by signal 9\n'), run.headers().join(''));
+      assert.ok(run.text('stdout').length < 1_000_000, `${run.text('stdout').length} characters sent`);
+    }
+  });
+
+  it('counts CRLF, CR and LF as one line end each, on stdout and stderr together', async () => {
+    const within = await runShell({ workdir: 'maxlines', command: "printf 'a\\r\\nb\\rc\\n'; printf 'x\\n' >&2", max_lines: 4 });
+    assert.equal(within.rc, 0);
+    const over = await runShell({ workdir: 'maxlines', command: "printf 'a\\r\\nb\\rc\\n'; sleep 0.1; printf 'x\\n' >&2; sleep 5", max_lines: 3 });
+    assert.equal(over.rc, -1);
+    assert.match(killUpdates(over).header, /^\ncommand exceeds max lines: 4\/3 written\/allowed running b"printf /);
+  });
+
+  it('does not count a stream the master did not ask for; no limit with None; a float limit prints as one', async () => {
+    const unsent = await runShell({ workdir: 'maxlines', command: 'seq 1 50', max_lines: 2, want_stdout: false });
+    assert.equal(unsent.rc, 0);
+    const none = await runShell({ workdir: 'maxlines', command: 'seq 1 5000', max_lines: null });
+    assert.equal(none.rc, 0);
+    assert.equal(none.text('stdout').split('\n').length, 5001);
+    const float = await runShell({ workdir: 'maxlines', command: 'seq 1 50; sleep 5', max_lines: new PyFloat(2) });
+    assert.equal(float.rc, -1);
+    assert.match(killUpdates(float).header, /^\ncommand exceeds max lines: 50\/2\.0 written\/allowed running /);
+  });
+
+  it('refuses a max_lines that is not a number', async () => {
+    const run = await runShell({ workdir: 'maxlines', command: 'true', max_lines: 'many' });
+    assert.ok(run.error instanceof PbFailure, String(run.error));
+    assert.match((run.error as PbFailure).message, /'max_lines' must be a number of lines, not 'many'/);
+  });
+});
+
 describe('shell: logfiles', () => {
   it('streams a logfile written during the command, while it runs and at the end', async () => {
     const run = await runShell({
@@ -512,9 +592,10 @@ describe('shell: headers', () => {
   });
 });
 
-// The real buildbot-worker 3.7 RunProcess, driven with the same arguments, prints the reference headers.
+// The real buildbot-worker RunProcess (3.7, or 4.2.1 in the Buildbot 4 root), driven with the same
+// arguments, prints the reference updates.
 const PYTHON_HARNESS = `
-import json, sys
+import inspect, json, sys
 from twisted.internet import reactor, defer
 from buildbot_worker import runprocess
 
@@ -533,7 +614,9 @@ if isinstance(command, list):
 @defer.inlineCallbacks
 def main():
     try:
-        yield runprocess.RunProcess(command, spec['workdir'], 'utf-8', send_update, **kw).start()
+        # 4.x takes a command id first.
+        first = [command] if 'command_id' in inspect.signature(runprocess.RunProcess).parameters else []
+        yield runprocess.RunProcess(*first, command, spec['workdir'], 'utf-8', send_update, **kw).start()
     except Exception as e:
         updates.append(['EXCEPTION', repr(e)])
     print(json.dumps(updates))
@@ -543,9 +626,11 @@ reactor.callWhenRunning(main)
 reactor.run()
 `;
 
-function runPythonWorker(spec: object, env: NodeJS.ProcessEnv): Promise<Update[]> {
+/** `cwd` (a host path under the runtime's tmpDir) matters for 4.2.1 only, which runs in its root. */
+function runPythonWorker(spec: object, env: NodeJS.ProcessEnv, runtime = buildbotRuntime('3.7'), cwd = base): Promise<Update[]> {
   return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, ['-c', PYTHON_HARNESS, JSON.stringify(spec)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const how = runtime.invoke('python', ['-c', PYTHON_HARNESS, JSON.stringify(spec)], cwd);
+    const child = spawn(how.file, how.args, { cwd: how.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -555,13 +640,20 @@ function runPythonWorker(spec: object, env: NodeJS.ProcessEnv): Promise<Update[]
   });
 }
 
-/** Headers and rc in order, with the elapsed time blanked; text output concatenated per stream. */
-function comparable(updates: Update[]): { headers: unknown[]; stdout: string; stderr: string; logs: string } {
+/**
+ * Headers and rc in order (with failure_reason, which 3.7 does not send, if `reasons`), the elapsed
+ * time blanked and `workdir` (where the run saw it) as WORKDIR; text output concatenated per stream.
+ */
+function comparable(updates: Update[], options: { reasons?: boolean; workdir?: string } = {}): { headers: unknown[]; stdout: string; stderr: string; logs: string } {
   const pick = (key: string) => updates.filter(([k]) => k === key).map(([, v]) => (Array.isArray(v) ? v[1] : v)).join('');
+  const header = (text: string) => {
+    const blanked = text.replace(/^elapsedTime=.*/, 'elapsedTime=…');
+    return options.workdir ? blanked.split(options.workdir).join('WORKDIR') : blanked;
+  };
   return {
     headers: updates
-      .filter(([k]) => k === 'header' || k === 'rc')
-      .map(([k, v]) => (k === 'header' ? (v as string).replace(/^elapsedTime=.*/, 'elapsedTime=…') : `rc=${v}`)),
+      .filter(([k]) => k === 'header' || k === 'rc' || (options.reasons && k === 'failure_reason'))
+      .map(([k, v]) => (k === 'header' ? header(v as string) : `${k}=${v}`)),
     stdout: pick('stdout'),
     stderr: pick('stderr'),
     logs: pick('log'),
@@ -626,6 +718,42 @@ describe('shell: the same headers as the real buildbot-worker 3.7', () => {
         { environ: env },
       );
       assert.deepEqual(comparable(ours.updates), comparable(python), rcNote);
+    }
+  });
+});
+
+describe('shell: the same updates as the real buildbot-worker 4.2.1 (in the Buildbot 4 root)', () => {
+  it('for max_lines and both timeouts: failure_reason, the kill header, signal and rc, in the same order', async () => {
+    const runtime = buildbotRuntime('4');
+    const dir = await mkdtemp(join(runtime.tmpDir, 'bbgate-shell4-'));
+    const env = { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' };
+    // One line per read (each echo has a pause after it), so both count to 4 of 3 at the same line.
+    const lines = ['sh', '-c', 'for i in 1 2 3 4 5 6; do echo $i; sleep 0.1; done'];
+    const cases: [string, PbValue, Record<string, number>][] = [
+      ['max_lines', lines, { max_lines: 3 }],
+      ['timeout', 'sleep 30', { timeout: 1 }],
+      ['maxTime', ['sleep', '30'], { maxTime: 1, timeout: 10 }],
+    ];
+    try {
+      const runs = await Promise.all(
+        cases.map(async ([name, command, limits]) => {
+          const workdir = join(dir, name);
+          const kw = { ...limits, logEnviron: false };
+          const [python, ours] = await Promise.all([
+            runPythonWorker({ command, workdir: runtime.inside(workdir), kw: { ...kw, max_lines: limits.max_lines ?? null } }, env, runtime, dir),
+            runShell({ workdir, command, ...kw }, { environ: env }),
+          ]);
+          return { name, python: comparable(python, { reasons: true, workdir: runtime.inside(workdir) }), ours: comparable(ours.updates, { reasons: true, workdir }) };
+        }),
+      );
+      for (const { name, python, ours } of runs) assert.deepEqual(ours, python, name);
+      const [maxLines, timeout, maxTime] = runs.map((r) => r.python);
+      assert.ok(maxLines!.headers.includes('failure_reason=max_lines_failure'), JSON.stringify(maxLines));
+      assert.equal(maxLines!.stdout, '1\n2\n3\n4\n');
+      assert.ok(timeout!.headers.includes('failure_reason=timeout_without_output'), JSON.stringify(timeout));
+      assert.ok(maxTime!.headers.includes('failure_reason=timeout'), JSON.stringify(maxTime));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });

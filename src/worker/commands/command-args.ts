@@ -1,7 +1,7 @@
 import { RemoteReference, PyFloat, Tuple, toNumber, toText, type PbValue } from '../../pb/index.js';
 import type { ArgvItem, CommandLine, EnvChanges, EnvValue, LogfileSpec, Seconds } from '../process/index.js';
 import { pyError } from '../python/oserror.js';
-import { pyRepr, pyStr } from '../python/repr.js';
+import { pyRepr, pyStr, type PyNumber } from '../python/repr.js';
 import { pyTruthy } from '../python/truth.js';
 
 /**
@@ -64,6 +64,14 @@ export class CommandArgs {
     if (typeof value === 'bigint') return Number(value);
     if (typeof value === 'boolean') return value ? 1 : 0;
     throw wrongArgument(`'${name}' must be a number of seconds, not ${pyRepr(value)}`);
+  }
+
+  /** A count as the master sent it (Buildbot 4.x's max_lines, int or float), or null for None; True and False are refused. */
+  lineCount(name: string): PyNumber | null {
+    const value = this.get(name);
+    if (value === null || typeof value === 'number' || value instanceof PyFloat) return value;
+    if (typeof value === 'bigint') return Number(value);
+    throw wrongArgument(`'${name}' must be a number of lines, not ${pyRepr(value)}`);
   }
 
   reference(name: string): RemoteReference {

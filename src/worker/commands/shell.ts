@@ -13,6 +13,7 @@ function shellSpec(args: CommandArgs, builderDir: string): ProcessSpec {
     env: args.env(),
     timeout: args.seconds('timeout'),
     maxTime: args.seconds('maxTime'),
+    maxLines: args.lineCount('max_lines'),
     sigtermTime: args.seconds('sigtermTime'),
     interruptSignal: args.flag('interruptSignal') ? args.text('interruptSignal') : null,
     sendStdout: args.flag('want_stdout', true),

@@ -8,8 +8,11 @@ import { TextDecoder } from 'node:util';
 export class OutputStream {
   // ignoreBOM keeps a leading U+FEFF, as Python's utf-8 codec does.
   private readonly decoder = new TextDecoder('utf-8', { ignoreBOM: true });
+  private emit: ((text: string) => void) | null;
 
-  constructor(private readonly emit: ((text: string) => void) | null) {}
+  constructor(emit: ((text: string) => void) | null) {
+    this.emit = emit;
+  }
 
   push(chunk: Uint8Array): void {
     if (!this.emit) return;
@@ -22,5 +25,10 @@ export class OutputStream {
     if (!this.emit) return;
     const rest = this.decoder.decode();
     if (rest) this.emit(rest);
+  }
+
+  /** Passes nothing more on, not even a held partial character (max_lines closed the stream). */
+  close(): void {
+    this.emit = null;
   }
 }

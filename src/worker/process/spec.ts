@@ -1,6 +1,7 @@
 import type { CommandLogger, CommandUpdates } from './reporting.js';
 import type { CommandLine } from './command-line.js';
 import type { EnvChanges } from './environment.js';
+import type { PyNumber } from '../python/repr.js';
 import type { LogfileSpec, Seconds } from './headers.js';
 
 export interface ProcessContext {
@@ -22,6 +23,11 @@ export interface ProcessSpec {
   readonly timeout?: Seconds | null;
   /** Seconds from the start before the process is killed; 0 or null: never. */
   readonly maxTime?: Seconds | null;
+  /**
+   * Lines of sent output (stdout and stderr) after which stdout is closed and the process killed,
+   * reported as `failure_reason` max_lines_failure (Buildbot 4.x); null: no limit. 0 is a limit.
+   */
+  readonly maxLines?: PyNumber | null;
   /** If set, the kill sends TERM first and `interruptSignal` this many seconds later. */
   readonly sigtermTime?: Seconds | null;
   /** A signal name without SIG; default KILL. */

@@ -7,6 +7,7 @@ import { reprText } from '../python/repr.js';
 import type { ResolvedCommand } from './command-line.js';
 import { signalGroup, spawnGroup } from './group.js';
 import { INTERRUPT_REASON, hasLimit, maxTimeReason, silenceTimeoutReason, type Seconds } from './headers.js';
+import { LineLimit } from './line-limit.js';
 import type { LogfileWatcher } from './logfile-watcher.js';
 import { OutputStream } from './output-stream.js';
 import type { ProcessContext, ProcessSpec } from './spec.js';
@@ -37,6 +38,9 @@ export interface SupervisorSetup {
   readonly stdin: Buffer;
 }
 
+/** Why a limit killed the process, as buildbot-worker 4.x reports it (the master's ` (timed out)` / ` (max lines)`). */
+type FailureReason = 'timeout_without_output' | 'timeout' | 'max_lines_failure';
+
 /**
  * One process from spawn to rc: its output, the silence and maxTime limits,
  * the kill (on interrupt or a limit), the logfiles' last poll, and the closing
@@ -54,6 +58,7 @@ export class ProcessSupervisor {
   private graceTimer: NodeJS.Timeout | undefined;
   private readonly stdout: OutputStream;
   private readonly stderr: OutputStream;
+  private readonly lineLimit: LineLimit | undefined;
   private settle: { resolve: (rc: number) => void; reject: (err: unknown) => void } | undefined;
   private readonly onAbort = () => this.kill(INTERRUPT_REASON);
 
@@ -63,8 +68,9 @@ export class ProcessSupervisor {
     private readonly setup: SupervisorSetup,
   ) {
     const { updates } = ctx;
-    this.stdout = new OutputStream(spec.sendStdout === false ? null : (text) => updates.stdout(text));
-    this.stderr = new OutputStream(spec.sendStderr === false ? null : (text) => updates.stderr(text));
+    this.lineLimit = spec.maxLines === null || spec.maxLines === undefined ? undefined : new LineLimit(spec.maxLines);
+    this.stdout = new OutputStream(spec.sendStdout === false ? null : (text) => this.send(text, (t) => updates.stdout(t)));
+    this.stderr = new OutputStream(spec.sendStderr === false ? null : (text) => this.send(text, (t) => updates.stderr(t)));
   }
 
   /** A watched logfile's new text; it counts as output for the silence timeout. */
@@ -118,8 +124,8 @@ export class ProcessSupervisor {
     child.once('close', (code, signal) => void this.finish(code ?? -1, signal).then(this.settle!.resolve, this.settle!.reject));
     const { timeout, maxTime } = this.spec;
     const { fakeRepr } = this.setup.command;
-    if (hasLimit(timeout)) this.silenceTimer = setTimeout(() => this.kill(silenceTimeoutReason(timeout, fakeRepr)), delayMs(timeout));
-    if (hasLimit(maxTime)) this.maxTimer = setTimeout(() => this.kill(maxTimeReason(maxTime, fakeRepr)), delayMs(maxTime));
+    if (hasLimit(timeout)) this.silenceTimer = setTimeout(() => this.kill(silenceTimeoutReason(timeout, fakeRepr), 'timeout_without_output'), delayMs(timeout));
+    if (hasLimit(maxTime)) this.maxTimer = setTimeout(() => this.kill(maxTimeReason(maxTime, fakeRepr), 'timeout'), delayMs(maxTime));
     for (const watcher of this.watchers) watcher.start();
     this.ctx.interrupted?.addEventListener('abort', this.onAbort, { once: true });
     if (this.ctx.interrupted?.aborted) this.kill(INTERRUPT_REASON);
@@ -136,9 +142,24 @@ export class ProcessSupervisor {
     }
   }
 
-  private kill(reason: string): void {
+  /**
+   * Sent output counts against max_lines. As in 4.2.1, the piece that goes over the limit is
+   * still sent, after the kill header; stdout is closed (stderr is read on), so nothing more of it is.
+   */
+  private send(text: string, emit: (text: string) => void): void {
+    if (this.lineLimit?.add(text) && !this.done && this.child) {
+      this.stdout.close();
+      this.kill(this.lineLimit.reason(this.setup.command.fakeRepr), 'max_lines_failure');
+      // Only after the signal: a process still writing would otherwise end on EPIPE first, with its own rc.
+      this.child.stdout.destroy();
+    }
+    emit(text);
+  }
+
+  private kill(reason: string, failure?: FailureReason): void {
     if (this.done || !this.child) return;
     this.cancelTimers();
+    if (failure) this.ctx.updates.send('failure_reason', failure);
     this.ctx.updates.header(`\n${reason}, attempting to kill\n`);
     this.ctx.logger.warn({ pid: this.child.pid, reason }, 'killing the process group');
     this.killed = true;
