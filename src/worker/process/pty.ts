@@ -1,9 +1,10 @@
 import { EventEmitter } from 'node:events';
-import { constants as fsConstants, existsSync } from 'node:fs';
+import { closeSync, constants as fsConstants, existsSync, openSync, readSync } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { isAbsolute, join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { ReadStream } from 'node:tty';
 import { CommandError } from '../../errors.js';
 import type { ProcessChild } from './child.js';
@@ -127,28 +128,41 @@ function signalName(number: number): NodeJS.Signals | null {
 }
 
 /**
- * A process on a PTY, shaped as the supervisor expects of a child: `exit` when the native
- * waitpid reports it, `close` once it has exited and the terminal is closed: read to its end
- * (EIO once the last process holding it is gone) or abandoned by the supervisor.
+ * A process on a PTY, shaped as the supervisor expects of a child. The terminal is read through
+ * libuv, which takes a hang-up (POLLHUP, once no process holds the terminal) with a short read
+ * for the end of file although the kernel still holds output (up to some 64 KiB, given to the
+ * reader 4 KiB at a time): the tail of a command's output would be lost. So the worker holds the
+ * terminal's other side open itself (no hang-up can reach the reader), and when the process
+ * exits (the kernel has then hung the terminal up for everyone else: nothing more can be
+ * written), reads what is left until the kernel has nothing more, then lets the terminal go.
+ * `stdout` carries all of it in order, and follows the supervisor's pause as a pipe does.
  */
 class PtyChild extends EventEmitter implements ProcessChild {
   exitCode: number | null = null;
   signalCode: NodeJS.Signals | null = null;
   readonly stdin = null;
   readonly stderr = null;
-  readonly stdout: ReadStream;
+  readonly stdout = new PassThrough();
+  private readonly terminal: ReadStream;
   private exited = false;
-  private terminalClosed = false;
+  private outputClosed = false;
 
-  constructor(readonly pid: number, fd: number) {
+  constructor(
+    readonly pid: number,
+    private readonly fd: number,
+    private slave: number | undefined,
+  ) {
     super();
-    this.stdout = new ReadStream(fd);
-    this.stdout.on('error', (err: NodeJS.ErrnoException) => {
-      // Linux answers EIO on the master side once no process holds the terminal: its end of file.
+    this.terminal = new ReadStream(fd);
+    this.terminal.on('error', (err: NodeJS.ErrnoException) => {
+      // EIO is Linux's end of file on a terminal nobody holds (only when the other side could not be held).
       if (err.code !== 'EIO') this.emit('error', err);
     });
+    this.terminal.pipe(this.stdout, { end: false });
     this.stdout.once('close', () => {
-      this.terminalClosed = true;
+      // Read to its end, or abandoned by the supervisor (destroyed).
+      this.outputClosed = true;
+      this.release();
       this.maybeClose();
     });
   }
@@ -158,11 +172,46 @@ class PtyChild extends EventEmitter implements ProcessChild {
     this.exitCode = this.signalCode === null ? code : null;
     this.exited = true;
     this.emit('exit', this.exitCode, this.signalCode);
+    if (!this.stdout.destroyed && !this.terminal.destroyed) this.drain();
+    this.release();
+    this.stdout.end();
     this.maybeClose();
   }
 
+  /** Moves what the reader holds, then what the kernel holds, into stdout, whatever the pause. */
+  private drain(): void {
+    this.terminal.unpipe(this.stdout);
+    for (let chunk; (chunk = this.terminal.read() as Buffer | null) !== null; ) this.stdout.write(chunk);
+    const buffer = Buffer.alloc(65536);
+    for (;;) {
+      let got: number;
+      try {
+        got = readSync(this.fd, buffer);
+      } catch {
+        break; // EAGAIN: nothing left
+      }
+      if (got === 0) break;
+      this.stdout.write(Buffer.from(buffer.subarray(0, got)));
+    }
+  }
+
+  private release(): void {
+    if (this.slave !== undefined) closeSync(this.slave);
+    this.slave = undefined;
+    this.terminal.destroy();
+  }
+
   private maybeClose(): void {
-    if (this.exited && this.terminalClosed) this.emit('close', this.exitCode, this.signalCode);
+    if (this.exited && this.outputClosed) this.emit('close', this.exitCode, this.signalCode);
+  }
+}
+
+/** The terminal's other side, held by the worker (see PtyChild); undefined if it cannot be opened. */
+function holdSlave(path: string): number | undefined {
+  try {
+    return openSync(path, fsConstants.O_RDWR | fsConstants.O_NOCTTY);
+  } catch {
+    return undefined;
   }
 }
 
@@ -177,7 +226,7 @@ export async function spawnPty(argv: readonly string[], options: SpawnOptions): 
   await checkProgram(argv[0]!, options.cwd, options.env.PATH);
   const { cols, rows } = windowSize(options.env);
   const env = Object.entries(options.env).map(([key, value]) => `${key}=${value}`);
-  let forked: { fd: number; pid: number };
+  let forked: { fd: number; pid: number; pty: string };
   // The exit arrives through the event loop, so never before `child` is set.
   let child!: PtyChild;
   try {
@@ -186,7 +235,7 @@ export async function spawnPty(argv: readonly string[], options: SpawnOptions): 
   } catch (err) {
     throw forkFailure(err);
   }
-  child = new PtyChild(forked.pid, forked.fd);
+  child = new PtyChild(forked.pid, forked.fd, holdSlave(forked.pty));
   trackGroup(child);
   return child;
 }
