@@ -2,6 +2,7 @@
 // behaviour is meant to be the same with the real buildbot-worker 3.7 RunProcess (Twisted's
 // spawnProcess(usePTY=True)).
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -113,6 +114,24 @@ describe('usePTY: the terminal', () => {
     );
     // The real one loads: the tests above ran on it.
     assert.equal(typeof loadPtyBinding().fork, 'function');
+  });
+});
+
+describe('usePTY: where no PTY can be made', () => {
+  it('says there is no /dev/pts and fails with PTY_UNAVAILABLE (a mount namespace with /dev/pts hidden)', async () => {
+    const harness = new URL('./shell-harness.js', import.meta.url).href;
+    const script = `
+      const { runShellIn } = await import(${JSON.stringify(harness)});
+      const run = await runShellIn(process.argv[1], { workdir: 'nopts', command: 'true', usePTY: true, logEnviron: false }, { environ: { PATH: '/usr/bin:/bin' } });
+      console.log(JSON.stringify({ headers: run.headers(), rc: run.rc ?? null, code: run.error?.code, message: run.error?.message }));`;
+    // A tmpfs over /dev/pts, in a mount namespace of this child only: the worker's machine without devpts.
+    const child = spawnSync('unshare', ['--mount', 'sh', '-c', 'mount -t tmpfs none /dev/pts && exec "$0" --input-type=module -e "$1" "$2"', process.execPath, script, base], { encoding: 'utf8' });
+    assert.equal(child.status, 0, `unshare --mount (util-linux, as root) must be able to hide /dev/pts: ${child.error?.message ?? child.stderr}`);
+    const result = JSON.parse(child.stdout) as { headers: string[]; rc: number | null; code: string; message: string };
+    assert.equal(result.code, 'PTY_UNAVAILABLE');
+    assert.match(result.message, /this machine has no \/dev\/pts/);
+    assert.equal(result.rc, null, 'no rc: the master marks the step EXCEPTION');
+    assert.match(result.headers.at(-1)!, /^cannot run the command with a PTY: this machine has no \/dev\/pts .*\n$/);
   });
 });
 
