@@ -82,6 +82,7 @@ export type ErrorCode =
   | 'COMMAND_ARGS'
   | 'PROCESS_START'
   | 'PROCESS_KILL_FAILED'
+  | 'PTY_UNAVAILABLE'
   // buildbot.tac: not Python, Python bbgate does not run, or values no worker can run with
   | 'TAC_SYNTAX'
   | 'TAC_UNSUPPORTED'

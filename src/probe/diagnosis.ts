@@ -76,6 +76,7 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
   RELAY_DENIED: 'a bbgate relay refused this worker name: it is not on the relay\'s --allow rules, not from this address, or not a name in this worker\'s client certificate (certNames=1); the relay tells only its log which, so ask its administrator',
   RELAY_LIMIT: 'the relay already carries as many connections for this worker as it allows: stop the other copy of this worker, or wait for the relay to notice its old connection is dead',
   RELAY_UPSTREAM: 'the relay is up but cannot reach the master: the master may be down; the relay\'s log names the error',
+  PTY_UNAVAILABLE: 'a step asked for usePTY=True and no pseudo-terminal could be made: mount devpts on /dev/pts (with /dev/ptmx) where the worker runs, and install bbgate with npm without --omit=optional so that @lydell/node-pty\'s binary for this platform is there; or drop usePTY from the step',
   INTERNAL_STALL: 'this is a bug in bbgate, not in your set-up: please report it with the probe\'s --json output; running the probe again usually gets past it',
   WS_UPGRADE_REFUSED:
     'the server is HTTP but has no WebSocket listener there: check the path (the relay\'s listener path, such as /pb), and that the port is the relay\'s WebSocket listener rather than a web server in front of it; a proxy or gateway that does not pass Upgrade requests answers like this too: use wss://, which it cannot look into',

@@ -25,6 +25,8 @@ export interface BotOptions {
   deleteLeftoverDirs: boolean;
   commands: ReadonlyMap<string, CommandSpec>;
   environ: NodeJS.ProcessEnv;
+  /** The worker's usePTY default (WorkerConfig.usePTY); absent means false. */
+  usePTY?: boolean;
   logger: CommandLogger;
   /** The master asked the worker to stop (after a graceful shutdown). */
   onShutdown(): void;
@@ -170,6 +172,7 @@ export class WorkerForBuilder extends Referenceable {
       builderDir: this.builderDir,
       basedir: this.o.basedir,
       environ: this.o.environ,
+      usePTY: this.o.usePTY ?? false,
       logger: this.o.logger,
     });
     this.current = runner;

@@ -45,6 +45,12 @@ export interface WorkerConfig {
   /** Delete builder directories the master no longer uses, on connection. */
   deleteLeftoverDirs: boolean;
   protocol: 'pb';
+  /**
+   * Whether shell steps run on a PTY when the master leaves it to the worker (usePTY
+   * "slave-config", sent to workers reporting commands older than 3.0); absent means false, the
+   * default of buildbot-worker, which no longer reads one from its tac.
+   */
+  usePTY?: boolean;
   /** The tac's `unicode_encoding`: how command output is decoded; absent means the platform's. */
   unicodeEncoding?: string;
   /**

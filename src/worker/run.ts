@@ -48,6 +48,7 @@ export async function runWorker(config: WorkerConfig, logger: WorkerLogger, sign
     deleteLeftoverDirs: config.deleteLeftoverDirs,
     commands: COMMANDS,
     environ: buildEnvironment(process.env),
+    usePTY: config.usePTY ?? false,
     logger,
     ...(config.numcpus !== undefined ? { numcpus: config.numcpus } : {}),
     onShutdown: () => finish(0),

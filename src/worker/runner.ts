@@ -12,6 +12,8 @@ export interface RunnerOptions {
   builderDir: string;
   basedir: string;
   environ: NodeJS.ProcessEnv;
+  /** The worker's usePTY default: see CommandContext.usePTY. */
+  usePTY?: boolean;
   logger: CommandLogger;
   buffering?: UpdateOptions;
 }
@@ -71,6 +73,7 @@ export class CommandRunner {
         builderDir: o.builderDir,
         basedir: o.basedir,
         environ: o.environ,
+        usePTY: o.usePTY ?? false,
         logger: o.logger,
         interrupted: this.abort.signal,
         updates: {

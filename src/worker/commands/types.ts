@@ -16,6 +16,8 @@ export interface CommandContext {
   readonly logger: CommandLogger;
   /** The worker's own environment: the base for shell environments and ${VAR} expansion. */
   readonly environ: NodeJS.ProcessEnv;
+  /** The worker's usePTY default, for a shell step whose usePTY is "slave-config"; absent means false. */
+  readonly usePTY?: boolean;
 }
 
 /**

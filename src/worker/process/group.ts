@@ -1,4 +1,5 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import type { ProcessChild } from './child.js';
 
 export interface SpawnOptions {
   readonly cwd: string;
@@ -18,15 +19,20 @@ export function spawnGroup(argv: readonly string[], options: SpawnOptions): Prom
     child.once('error', onError);
     child.once('spawn', () => {
       child.off('error', onError);
-      live.add(child);
-      child.once('exit', () => live.delete(child));
+      trackGroup(child);
       resolve(child);
     });
   });
 }
 
 /** Groups started and not yet exited: detached, they would outlive a worker that exits. */
-const live = new Set<ChildProcessWithoutNullStreams>();
+const live = new Set<ProcessChild>();
+
+/** Counts a started group leader (on pipes or on a PTY) among the live ones until it exits. */
+export function trackGroup(child: ProcessChild): void {
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+}
 
 /** Signals every process group still running (a stopping worker's last word). */
 export function signalLiveGroups(signal: NodeJS.Signals): number {
@@ -40,7 +46,7 @@ export function signalLiveGroups(signal: NodeJS.Signals): number {
  * it; falls back to the child alone if the group cannot be signalled. False
  * when nothing could be signalled (everything has already exited).
  */
-export function signalGroup(child: ChildProcessWithoutNullStreams, signal: NodeJS.Signals): boolean {
+export function signalGroup(child: ProcessChild, signal: NodeJS.Signals): boolean {
   try {
     process.kill(-child.pid!, signal);
     return true;

@@ -17,6 +17,7 @@ export interface StartHeaderFacts {
   /** Only when logEnviron is on. */
   readonly environment: Readonly<Record<string, string>> | null;
   readonly stdinBytes: number;
+  readonly usePTY: boolean;
 }
 
 /** Python's `if timeout:`: None and 0 (or 0.0, which arrives as a PyFloat object) mean no limit. */
@@ -44,8 +45,7 @@ export function startHeaders(facts: StartHeaderFacts): string[] {
     headers.push(` environment:\n${lines.join('')}`);
   }
   if (facts.stdinBytes > 0) headers.push(` writing ${facts.stdinBytes} bytes to stdin\n`);
-  // bbgate has no PTY support, so this is always the truth.
-  headers.push(' using PTY: False\n');
+  headers.push(` using PTY: ${facts.usePTY ? 'True' : 'False'}\n`);
   return headers;
 }
 
@@ -59,4 +59,8 @@ export function maxTimeReason(maxTime: Seconds, fakeRepr: string): string {
 
 export const INTERRUPT_REASON = 'command interrupted';
 
-export const NO_PTY_WARNING = 'WARNING: disabling usePTY for this command (bbgate runs commands without a PTY)\n';
+/**
+ * Sent first when usePTY comes with initialStdin (a PTY's input cannot be closed without closing
+ * the terminal), without a newline, exactly as buildbot-worker sends it.
+ */
+export const PTY_DISABLED_WARNING = 'WARNING: disabling usePTY for this command';

@@ -5,7 +5,7 @@ import { pythonJoin } from '../python/os-path.js';
 import { reprText } from '../python/repr.js';
 import { resolveCommand } from './command-line.js';
 import { buildEnvironment } from './environment.js';
-import { NO_PTY_WARNING, startHeaders, type LogfileSpec } from './headers.js';
+import { PTY_DISABLED_WARNING, startHeaders, type LogfileSpec } from './headers.js';
 import { LogfileWatcher } from './logfile-watcher.js';
 import type { ProcessContext, ProcessSpec } from './spec.js';
 import { ProcessSupervisor } from './supervisor.js';
@@ -44,7 +44,10 @@ export async function runProcess(ctx: ProcessContext, spec: ProcessSpec): Promis
   await ensureWorkdir(spec.workdir);
   const env = buildEnvironment(ctx.environ, spec.env, spec.workdir);
   const stdin = typeof spec.initialStdin === 'string' ? Buffer.from(spec.initialStdin, 'utf8') : Buffer.from(spec.initialStdin ?? []);
-  const supervisor = new ProcessSupervisor(ctx, spec, { command, interruptSignal, env, stdin });
+  // As buildbot-worker: any initialStdin, even empty, turns the PTY off (see PTY_DISABLED_WARNING).
+  const hasStdin = spec.initialStdin !== null && spec.initialStdin !== undefined;
+  const usePTY = spec.usePTY === true && !hasStdin;
+  const supervisor = new ProcessSupervisor(ctx, spec, { command, interruptSignal, env, stdin, usePTY });
   const logfiles = spec.logfiles ?? new Map<string, LogfileSpec>();
   const watchers = await Promise.all(
     Array.from(logfiles, ([name, file]) =>
@@ -56,7 +59,7 @@ export async function runProcess(ctx: ProcessContext, spec: ProcessSpec): Promis
       }),
     ),
   );
-  if (spec.usePTY) ctx.updates.header(NO_PTY_WARNING);
+  if (spec.usePTY && hasStdin) ctx.updates.header(PTY_DISABLED_WARNING);
   const headers = startHeaders({
     display: command.display,
     fakeRepr: command.fakeRepr,
@@ -66,6 +69,7 @@ export async function runProcess(ctx: ProcessContext, spec: ProcessSpec): Promis
     logfiles,
     environment: spec.logEnviron === false ? null : env,
     stdinBytes: stdin.length,
+    usePTY,
   });
   for (const header of headers) ctx.updates.header(header);
   return supervisor.run(watchers);

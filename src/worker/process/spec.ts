@@ -39,7 +39,11 @@ export interface ProcessSpec {
   /** Written in full, then stdin is closed; stdin is closed in any case. */
   readonly initialStdin?: string | Uint8Array | null;
   readonly logfiles?: ReadonlyMap<string, LogfileSpec> | null;
-  /** Only produces a warning header: bbgate has no PTY support. */
+  /**
+   * Run on a pseudo-terminal (./pty.ts) as the controlling terminal of a new session: stdout and
+   * stderr merged into stdout. Ignored, with buildbot-worker's warning header, when
+   * initialStdin is given.
+   */
   readonly usePTY?: boolean;
   /** Send the ` environment:` header; default true. */
   readonly logEnviron?: boolean;

@@ -1,15 +1,16 @@
-import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { getSystemErrorMap } from 'node:util';
 import { CommandError } from '../../errors.js';
 import { reprText } from '../python/repr.js';
 import type { ResolvedCommand } from './command-line.js';
-import { signalGroup, spawnGroup } from './group.js';
+import type { ProcessChild } from './child.js';
+import { signalGroup, spawnGroup, type SpawnOptions } from './group.js';
 import { INTERRUPT_REASON, hasLimit, maxTimeReason, silenceTimeoutReason, type Seconds } from './headers.js';
 import { LineLimit } from './line-limit.js';
 import type { LogfileWatcher } from './logfile-watcher.js';
 import { OutputStream } from './output-stream.js';
+import { spawnPty } from './pty.js';
 import type { ProcessContext, ProcessSpec } from './spec.js';
 import type { Readable } from 'node:stream';
 
@@ -36,6 +37,8 @@ export interface SupervisorSetup {
   readonly interruptSignal: NodeJS.Signals;
   readonly env: Readonly<Record<string, string>>;
   readonly stdin: Buffer;
+  /** On a pseudo-terminal (./pty.ts) rather than pipes; initialStdin has already ruled it out. */
+  readonly usePTY: boolean;
 }
 
 /** Why a limit killed the process, as buildbot-worker 4.x reports it (the master's ` (timed out)` / ` (max lines)`). */
@@ -47,7 +50,7 @@ type FailureReason = 'timeout_without_output' | 'timeout' | 'max_lines_failure';
  * `process killed by signal` / `rc` / `elapsedTime` updates.
  */
 export class ProcessSupervisor {
-  private child: ChildProcessWithoutNullStreams | undefined;
+  private child: ProcessChild | undefined;
   private watchers: readonly LogfileWatcher[] = [];
   private startedAt = 0;
   private done = false;
@@ -87,11 +90,12 @@ export class ProcessSupervisor {
       this.ctx.updates.header(`\n${INTERRUPT_REASON} before the process started\n`);
       return this.finish(-1, null);
     }
-    const { command, env, stdin } = this.setup;
-    this.ctx.logger.info({ argv: command.fakeRepr, workdir: this.spec.workdir }, 'starting a process');
-    let child: ChildProcessWithoutNullStreams;
+    const { command, env, stdin, usePTY } = this.setup;
+    this.ctx.logger.info({ argv: command.fakeRepr, workdir: this.spec.workdir, usePTY }, 'starting a process');
+    let child: ProcessChild;
     try {
-      child = await spawnGroup(command.argv, { cwd: this.spec.workdir, env });
+      const options: SpawnOptions = { cwd: this.spec.workdir, env };
+      child = usePTY ? await spawnPty(command.argv, options) : await spawnGroup(command.argv, options);
     } catch (err) {
       return this.notStarted(err as NodeJS.ErrnoException);
     }
@@ -102,6 +106,12 @@ export class ProcessSupervisor {
   }
 
   private notStarted(err: NodeJS.ErrnoException): Promise<number> {
+    if (err instanceof CommandError) {
+      // No PTY can be made here (PTY_UNAVAILABLE): the step's log says why before the master's EXCEPTION.
+      this.done = true;
+      this.ctx.updates.header(`${err.message}\n`);
+      throw err;
+    }
     if (START_FAILURES.has(err.code ?? '')) {
       this.done = true;
       this.ctx.updates.stderr(`error starting the process (${describeSpawnError(err)})\n`);
@@ -113,14 +123,16 @@ export class ProcessSupervisor {
     return this.finish(1, null);
   }
 
-  private attach(child: ChildProcessWithoutNullStreams, stdin: Buffer): void {
+  private attach(child: ProcessChild, stdin: Buffer): void {
     this.child = child;
     child.on('error', (err) => this.ctx.logger.warn({ err, pid: child.pid }, 'process error'));
-    child.stdout.on('data', (chunk: Buffer) => this.output(this.stdout, chunk, child.stdout));
-    child.stderr.on('data', (chunk: Buffer) => this.output(this.stderr, chunk, child.stderr));
+    // Under a PTY, stderr is the terminal too: everything arrives as stdout, as with Twisted's usePTY.
+    const { stdout, stderr } = child;
+    stdout.on('data', (chunk: Buffer) => this.output(this.stdout, chunk, stdout));
+    stderr?.on('data', (chunk: Buffer) => this.output(this.stderr, chunk, stderr));
     // A child that exits without reading its stdin makes the write fail with EPIPE, which is no error of ours.
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(stdin);
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(stdin);
     child.once('close', (code, signal) => void this.finish(code ?? -1, signal).then(this.settle!.resolve, this.settle!.reject));
     const { timeout, maxTime } = this.spec;
     const { fakeRepr } = this.setup.command;
@@ -188,9 +200,9 @@ export class ProcessSupervisor {
    */
   private abandonPipes(): void {
     const child = this.child!;
-    child.stdin.destroy();
+    child.stdin?.destroy();
     child.stdout.destroy();
-    child.stderr.destroy();
+    child.stderr?.destroy();
     this.graceTimer = setTimeout(() => this.killFailed(), KILL_GRACE_MS);
   }
 

@@ -1,0 +1,230 @@
+// Shell steps with usePTY against real processes on real pseudo-terminals, compared where the
+// behaviour is meant to be the same with the real buildbot-worker 3.7 RunProcess (Twisted's
+// spawnProcess(usePTY=True)).
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { BbgateError } from '../../src/errors.js';
+import type { PbValue } from '../../src/pb/values/values.js';
+import { loadPtyBinding, windowSize } from '../../src/worker/process/pty.js';
+import { comparable, groupAfterKill, killGroup, runPythonWorker, runShellIn, type RunOptions, type ShellRun } from './shell-harness.js';
+
+let base: string;
+
+before(async () => {
+  assert.ok(existsSync('/dev/pts/ptmx'), 'PTY tests need a devpts mount on /dev/pts (mount -t devpts devpts /dev/pts)');
+  base = await mkdtemp(join(tmpdir(), 'bbgate-pty-'));
+});
+
+after(async () => {
+  await rm(base, { recursive: true, force: true });
+});
+
+const ENV = { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' };
+const runShell = (args: Record<string, PbValue>, options: RunOptions = {}): Promise<ShellRun> =>
+  runShellIn(base, args, { environ: ENV, ...options });
+
+/** Running, not a zombie: a killed grandchild stays a zombie until its new parent (pid 1 here) reaps it. */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+const TERMINAL_CHECK = 'test -t 0 && test -t 1 && test -t 2 && echo "on a terminal"; echo to-stderr >&2; echo "TERM=${TERM-unset}"';
+
+describe('usePTY: the terminal', () => {
+  it('gives stdin, stdout and stderr a terminal only with usePTY, and merges stderr into stdout', async () => {
+    const pty = await runShell({ workdir: 'tty', command: TERMINAL_CHECK, usePTY: true, logEnviron: false });
+    assert.equal(pty.rc, 0);
+    // The terminal's ONLCR turns \n into \r\n, as under buildbot-worker; TERM stays as the environment had it.
+    assert.equal(pty.text('stdout'), 'on a terminal\r\nto-stderr\r\nTERM=unset\r\n');
+    assert.equal(pty.text('stderr'), '');
+    assert.ok(pty.headers().includes(' using PTY: True\n'));
+
+    const pipes = await runShell({ workdir: 'tty', command: TERMINAL_CHECK, usePTY: false, logEnviron: false });
+    assert.equal(pipes.text('stdout'), 'TERM=unset\n');
+    assert.equal(pipes.text('stderr'), 'to-stderr\n');
+    assert.ok(pipes.headers().includes(' using PTY: False\n'));
+  });
+
+  it('sends the same headers, output and rc as buildbot-worker 3.7 for a terminal check, a failure and a signal death', async () => {
+    const workdir = join(base, 'compare');
+    await mkdir(workdir, { recursive: true });
+    const env = { ...ENV, TERM: 'dumb' };
+    const commands = [TERMINAL_CHECK, 'tty >/dev/null && echo "é"; printf "no newline"; exit 3', 'echo before; kill -TERM $$'];
+    for (const command of commands) {
+      const python = await runPythonWorker({ command, workdir, kw: { usePTY: true, logEnviron: false } }, env);
+      const ours = await runShell({ workdir: 'compare', command, usePTY: true, logEnviron: false }, { environ: env });
+      assert.deepEqual(comparable(ours.updates), comparable(python), command);
+    }
+  });
+
+  it('sets the window from COLUMNS and LINES, 80x24 otherwise (Twisted leaves it 0x0)', async () => {
+    const plain = await runShell({ workdir: 'size', command: 'stty size', usePTY: true });
+    assert.equal(plain.text('stdout'), '24 80\r\n');
+    const sized = await runShell({ workdir: 'size', command: 'stty size', usePTY: true, env: new Map([['COLUMNS', '132'], ['LINES', '50']]) });
+    assert.equal(sized.text('stdout'), '50 132\r\n');
+    assert.deepEqual(windowSize({ COLUMNS: '0', LINES: 'x' }), { cols: 80, rows: 24 });
+    assert.deepEqual(windowSize({ COLUMNS: '70000', LINES: '-3' }), { cols: 80, rows: 24 });
+  });
+
+  it('turns the PTY off with 3.7\'s warning when initialStdin is given, even empty', async () => {
+    for (const stdin of ['data', '']) {
+      const run = await runShell({ workdir: 'stdin', command: 'test -t 0 || echo "stdin is no terminal"; cat', usePTY: true, initial_stdin: stdin, logEnviron: false });
+      assert.equal(run.headers()[0], 'WARNING: disabling usePTY for this command');
+      assert.ok(run.headers().includes(' using PTY: False\n'));
+      assert.equal(run.text('stdout'), `stdin is no terminal\n${stdin}`);
+      assert.equal(run.rc, 0);
+    }
+  });
+
+  it('reports a program that cannot be executed as on pipes (rc 1)', async () => {
+    const pty = await runShell({ workdir: 'missing', command: ['no-such-program-here', 'x'], usePTY: true, logEnviron: false });
+    const pipes = await runShell({ workdir: 'missing', command: ['no-such-program-here', 'x'], usePTY: false, logEnviron: false });
+    assert.equal(pty.rc, 1);
+    assert.match(pty.text('stderr'), /^cannot execute 'no-such-program-here' in dir .*: no such file or directory \(ENOENT\)\n$/);
+    assert.deepEqual(pty.updates.filter(([k]) => k !== 'header'), pipes.updates.filter(([k]) => k !== 'header'));
+    await writeFile(join(base, 'missing', 'not-executable'), 'echo ran\n', { mode: 0o644 });
+    const notExecutable = await runShell({ workdir: 'missing', command: ['./not-executable'], usePTY: true, logEnviron: false });
+    assert.equal(notExecutable.rc, 1);
+    assert.match(notExecutable.text('stderr'), /permission denied \(EACCES\)/);
+  });
+
+  it('takes usePTY "slave-config" as the worker\'s default', async () => {
+    const yes = await runShell({ workdir: 'config', command: 'test -t 1', usePTY: 'slave-config' }, { usePTY: true });
+    assert.equal(yes.rc, 0);
+    const no = await runShell({ workdir: 'config', command: 'test -t 1', usePTY: 'slave-config' }, { usePTY: false });
+    assert.equal(no.rc, 1);
+    const unset = await runShell({ workdir: 'config', command: 'test -t 1', usePTY: 'slave-config' });
+    assert.equal(unset.rc, 1);
+  });
+
+  it('fails with PTY_UNAVAILABLE, saying what is missing, when the library cannot be loaded', () => {
+    assert.throws(
+      () => loadPtyBinding('@bbgate/no-such-pty-package'),
+      (err: unknown) => err instanceof BbgateError && err.code === 'PTY_UNAVAILABLE' && /"@bbgate\/no-such-pty-package" package is not installed/.test(err.message),
+    );
+    // The real one loads: the tests above ran on it.
+    assert.equal(typeof loadPtyBinding().fork, 'function');
+  });
+});
+
+describe('usePTY: where no PTY can be made', () => {
+  it('says there is no /dev/pts and fails with PTY_UNAVAILABLE (a mount namespace with /dev/pts hidden)', async () => {
+    const harness = new URL('./shell-harness.js', import.meta.url).href;
+    const script = `
+      const { runShellIn } = await import(${JSON.stringify(harness)});
+      const run = await runShellIn(process.argv[1], { workdir: 'nopts', command: 'true', usePTY: true, logEnviron: false }, { environ: { PATH: '/usr/bin:/bin' } });
+      console.log(JSON.stringify({ headers: run.headers(), rc: run.rc ?? null, code: run.error?.code, message: run.error?.message }));`;
+    // A tmpfs over /dev/pts, in a mount namespace of this child only: the worker's machine without devpts.
+    const child = spawnSync('unshare', ['--mount', 'sh', '-c', 'mount -t tmpfs none /dev/pts && exec "$0" --input-type=module -e "$1" "$2"', process.execPath, script, base], { encoding: 'utf8' });
+    assert.equal(child.status, 0, `unshare --mount (util-linux, as root) must be able to hide /dev/pts: ${child.error?.message ?? child.stderr}`);
+    const result = JSON.parse(child.stdout) as { headers: string[]; rc: number | null; code: string; message: string };
+    assert.equal(result.code, 'PTY_UNAVAILABLE');
+    assert.match(result.message, /this machine has no \/dev\/pts/);
+    assert.equal(result.rc, null, 'no rc: the master marks the step EXCEPTION');
+    assert.match(result.headers.at(-1)!, /^cannot run the command with a PTY: this machine has no \/dev\/pts .*\n$/);
+  });
+});
+
+describe('usePTY: output', () => {
+  it('sends several MB complete and in order, holding the terminal while the master is behind', async () => {
+    const lines = 400_000; // 13 bytes a line: 5.2 MB, 5.6 MB once the terminal makes \n into \r\n
+    let behind = 0;
+    let calls = 0;
+    const run = await runShell(
+      { workdir: 'big', command: `seq -f 'line %07g' 1 ${lines}`, usePTY: true, logEnviron: false },
+      {
+        // Every 20th chunk the master is "behind" for 5 ms: the reader must pause and lose nothing.
+        backlog: () => {
+          if (++calls % 20 !== 0) return undefined;
+          behind++;
+          return new Promise((resolve) => setTimeout(resolve, 5));
+        },
+      },
+    );
+    assert.equal(run.rc, 0);
+    const text = run.text('stdout');
+    assert.equal(text.length, lines * 14);
+    const expected = Array.from({ length: lines }, (_, i) => `line ${String(i + 1).padStart(7, '0')}\r\n`).join('');
+    assert.ok(text === expected, 'the output arrived complete and in order');
+    assert.ok(behind > 10, `the master was behind ${behind} times`);
+  });
+
+  it('keeps output written just before the exit while reading is paused', async () => {
+    let held = false;
+    const run = await runShell(
+      { workdir: 'tail', command: 'echo first; sleep 0.2; seq 1 2000; echo last', usePTY: true, logEnviron: false },
+      {
+        // Behind for 600 ms once, right after the first output: the process exits meanwhile.
+        backlog: () => {
+          if (held) return undefined;
+          held = true;
+          return new Promise((resolve) => setTimeout(resolve, 600));
+        },
+      },
+    );
+    assert.equal(run.rc, 0);
+    assert.ok(run.text('stdout').endsWith('1999\r\n2000\r\nlast\r\n'), JSON.stringify(run.text('stdout').slice(-40)));
+  });
+});
+
+describe('usePTY: killing the session', () => {
+  it('kills the whole session on interrupt, grandchild included (rc -1)', async () => {
+    let pid = 0;
+    // The grandchild ignores SIGHUP, so the terminal's hang-up when the shell dies cannot be what ends it.
+    const run = await runShell(
+      { workdir: 'interrupt', command: "(trap '' HUP; exec sleep 300) & echo $! > grandchild.pid; echo $$; wait", usePTY: true },
+      {
+        onUpdate: ([key, value], abort) => {
+          if (key === 'stdout' && !pid) {
+            pid = Number(String(value).trim());
+            setTimeout(abort, 100);
+          }
+        },
+      },
+    );
+    const grandchild = Number(await readFile(join(base, 'interrupt', 'grandchild.pid'), 'utf8'));
+    try {
+      assert.ok(pid > 0 && grandchild > 0);
+      assert.equal(run.rc, -1);
+      assert.ok(run.headers().includes('\ncommand interrupted, attempting to kill\n'));
+      assert.ok(run.headers().includes('process killed by signal 9\n'));
+      assert.deepEqual(await groupAfterKill(pid), []);
+      assert.equal(running(grandchild), false, 'the grandchild is gone');
+    } finally {
+      killGroup(pid);
+    }
+  });
+
+  it('kills on timeout and maxTime with the same headers, output and rc as buildbot-worker 3.7', async () => {
+    const workdir = join(base, 'timeouts');
+    await mkdir(workdir, { recursive: true });
+    for (const kw of [{ timeout: 1 }, { maxTime: 1 }] as Record<string, number>[]) {
+      const command = 'echo start; sleep 30';
+      const python = await runPythonWorker({ command, workdir, kw: { ...kw, usePTY: true, logEnviron: false } }, ENV);
+      const ours = await runShell({ workdir: 'timeouts', command, ...kw, usePTY: true, logEnviron: false });
+      assert.deepEqual(comparable(ours.updates), comparable(python), JSON.stringify(kw));
+      assert.equal(ours.rc, -1);
+    }
+  });
+
+  it('sends TERM to the session first with sigtermTime', async () => {
+    const run = await runShell(
+      { workdir: 'sigterm', command: "trap 'echo got TERM; exit 5' TERM; echo ready; while :; do sleep 0.1; done", sigtermTime: 2, usePTY: true, logEnviron: false },
+      { onUpdate: ([key, value], abort) => key === 'stdout' && String(value).includes('ready') && abort() },
+    );
+    assert.match(run.text('stdout'), /got TERM\r\n$/);
+    // Exited 5 after the kill: rc is that code, as 3.7 reports a killed process that exits by itself.
+    assert.equal(run.rc, 5);
+    assert.ok(!run.headers().some((h) => h.startsWith('process killed by signal')));
+  });
+});
