@@ -1,0 +1,58 @@
+import { TextDecoder } from 'node:util';
+
+// Python's codecs for the tac's unicode_encoding, as buildbot-worker decodes a
+// command's output with them: incrementally, with errors='replace'. Only
+// codecs whose Python behaviour bbgate reproduces exactly are known; a tac
+// naming another is refused at start, as Python refuses an unknown codec.
+
+/** A streaming decoder, as TextDecoder: `decode(chunk, { stream: true })` keeps an incomplete character for the next chunk; `decode()` flushes. */
+export interface StreamDecoder {
+  decode(chunk?: Uint8Array, options?: { stream?: boolean }): string;
+}
+
+export interface PythonCodec {
+  /** Python's canonical name, e.g. 'utf-8', 'latin-1'. */
+  readonly name: string;
+  decoder(): StreamDecoder;
+}
+
+/** A decoder for a single-byte codec: one byte, one character (or U+FFFD where Python's table has none). */
+function singleByte(map: (b: number) => string): () => StreamDecoder {
+  return () => ({
+    decode(chunk?: Uint8Array): string {
+      if (!chunk) return '';
+      let out = '';
+      for (const b of chunk) out += map(b);
+      return out;
+    },
+  });
+}
+
+const windows1252 = new TextDecoder('windows-1252');
+/** The five bytes Python's cp1252 leaves undefined (WHATWG's windows-1252 maps them to C1 controls). */
+const CP1252_UNDEFINED = new Set([0x81, 0x8d, 0x8f, 0x90, 0x9d]);
+
+const CODECS: PythonCodec[] = [
+  // ignoreBOM keeps a leading U+FEFF, as Python's utf-8 codec does.
+  { name: 'utf-8', decoder: () => new TextDecoder('utf-8', { ignoreBOM: true }) },
+  { name: 'latin-1', decoder: singleByte((b) => String.fromCharCode(b)) },
+  { name: 'ascii', decoder: singleByte((b) => (b < 0x80 ? String.fromCharCode(b) : '\ufffd')) },
+  { name: 'cp1252', decoder: singleByte((b) => (CP1252_UNDEFINED.has(b) ? '\ufffd' : windows1252.decode(Uint8Array.of(b)))) },
+];
+
+/** Python's aliases (encodings.aliases), compared as Python's normalize_encoding leaves them, without punctuation. */
+const ALIASES: Record<string, string> = {
+  utf8: 'utf-8', u8: 'utf-8', utf: 'utf-8', utf8ucs2: 'utf-8', utf8ucs4: 'utf-8', cp65001: 'utf-8',
+  latin1: 'latin-1', latin: 'latin-1', l1: 'latin-1', iso88591: 'latin-1', iso885911987: 'latin-1', isoir100: 'latin-1', cp819: 'latin-1', ibm819: 'latin-1', '8859': 'latin-1', csisolatin1: 'latin-1',
+  ascii: 'ascii', usascii: 'ascii', us: 'ascii', '646': 'ascii', ansix341968: 'ascii', ansix341986: 'ascii', iso646us: 'ascii', cp367: 'ascii', ibm367: 'ascii', csascii: 'ascii', isoir6: 'ascii',
+  cp1252: 'cp1252', windows1252: 'cp1252',
+};
+
+/** The codec Python's codecs.lookup(name) finds, if bbgate knows it. */
+export function lookupCodec(name: string): PythonCodec | undefined {
+  const canonical = ALIASES[name.toLowerCase().replace(/[^a-z0-9]/g, '')];
+  return CODECS.find((c) => c.name === canonical);
+}
+
+/** The codec for the platform default, sys.getfilesystemencoding() on Linux: UTF-8. */
+export const UTF8: PythonCodec = CODECS[0]!;
