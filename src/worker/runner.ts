@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { PbFailure, PY, releaseReferences, type RemoteReference, float, type PbValue } from '../pb/index.js';
 import type { CommandLogger, CommandSpec } from './commands/types.js';
+import type { PythonCodec } from './python/codec.js';
 import { UpdateBuffer, type UpdateOptions } from './updates.js';
 
 export interface RunnerOptions {
@@ -12,6 +13,7 @@ export interface RunnerOptions {
   builderDir: string;
   basedir: string;
   environ: NodeJS.ProcessEnv;
+  codec?: PythonCodec;
   logger: CommandLogger;
   buffering?: UpdateOptions;
 }
@@ -71,6 +73,7 @@ export class CommandRunner {
         builderDir: o.builderDir,
         basedir: o.basedir,
         environ: o.environ,
+        ...(o.codec ? { codec: o.codec } : {}),
         logger: o.logger,
         interrupted: this.abort.signal,
         updates: {

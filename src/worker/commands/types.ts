@@ -1,4 +1,5 @@
 import type { PbValue } from '../../pb/index.js';
+import type { PythonCodec } from '../python/codec.js';
 import type { CommandLogger, CommandUpdates } from '../process/index.js';
 
 export type { CommandLogger, CommandUpdates } from '../process/index.js';
@@ -16,6 +17,8 @@ export interface CommandContext {
   readonly logger: CommandLogger;
   /** The worker's own environment: the base for shell environments and ${VAR} expansion. */
   readonly environ: NodeJS.ProcessEnv;
+  /** The tac's unicode_encoding: how command output is decoded (default UTF-8). */
+  readonly codec?: PythonCodec;
 }
 
 /**

@@ -63,8 +63,8 @@ export class ProcessSupervisor {
     private readonly setup: SupervisorSetup,
   ) {
     const { updates } = ctx;
-    this.stdout = new OutputStream(spec.sendStdout === false ? null : (text) => updates.stdout(text));
-    this.stderr = new OutputStream(spec.sendStderr === false ? null : (text) => updates.stderr(text));
+    this.stdout = new OutputStream(spec.sendStdout === false ? null : (text) => updates.stdout(text), ctx.codec);
+    this.stderr = new OutputStream(spec.sendStderr === false ? null : (text) => updates.stderr(text), ctx.codec);
   }
 
   /** A watched logfile's new text; it counts as output for the silence timeout. */

@@ -14,18 +14,34 @@ export interface PythonCodec {
   /** Python's canonical name, e.g. 'utf-8', 'latin-1'. */
   readonly name: string;
   decoder(): StreamDecoder;
+  /** str.encode(name) with errors='strict': undefined where Python raises UnicodeEncodeError. */
+  encode(text: string): Uint8Array | undefined;
 }
 
-/** A decoder for a single-byte codec: one byte, one character (or U+FFFD where Python's table has none). */
-function singleByte(map: (b: number) => string): () => StreamDecoder {
-  return () => ({
-    decode(chunk?: Uint8Array): string {
-      if (!chunk) return '';
-      let out = '';
-      for (const b of chunk) out += map(b);
-      return out;
+/** A single-byte codec: one byte, one character (or U+FFFD where Python's table has none). */
+function singleByte(name: string, map: (b: number) => string): PythonCodec {
+  const table = Array.from({ length: 256 }, (_, b) => map(b));
+  const bytes = new Map(table.flatMap((ch, b) => (ch === '\ufffd' ? [] : [[ch, b] as const])));
+  return {
+    name,
+    decoder: () => ({
+      decode(chunk?: Uint8Array): string {
+        if (!chunk) return '';
+        let out = '';
+        for (const b of chunk) out += table[b]!;
+        return out;
+      },
+    }),
+    encode(text: string): Uint8Array | undefined {
+      const out: number[] = [];
+      for (const ch of text) {
+        const b = bytes.get(ch);
+        if (b === undefined) return undefined;
+        out.push(b);
+      }
+      return Uint8Array.from(out);
     },
-  });
+  };
 }
 
 const windows1252 = new TextDecoder('windows-1252');
@@ -34,10 +50,15 @@ const CP1252_UNDEFINED = new Set([0x81, 0x8d, 0x8f, 0x90, 0x9d]);
 
 const CODECS: PythonCodec[] = [
   // ignoreBOM keeps a leading U+FEFF, as Python's utf-8 codec does.
-  { name: 'utf-8', decoder: () => new TextDecoder('utf-8', { ignoreBOM: true }) },
-  { name: 'latin-1', decoder: singleByte((b) => String.fromCharCode(b)) },
-  { name: 'ascii', decoder: singleByte((b) => (b < 0x80 ? String.fromCharCode(b) : '\ufffd')) },
-  { name: 'cp1252', decoder: singleByte((b) => (CP1252_UNDEFINED.has(b) ? '\ufffd' : windows1252.decode(Uint8Array.of(b)))) },
+  {
+    name: 'utf-8',
+    decoder: () => new TextDecoder('utf-8', { ignoreBOM: true }),
+    // Lone surrogates are what Python's strict utf-8 refuses.
+    encode: (text) => (/\p{Cs}/u.test(text) ? undefined : Buffer.from(text, 'utf8')),
+  },
+  singleByte('latin-1', (b) => String.fromCharCode(b)),
+  singleByte('ascii', (b) => (b < 0x80 ? String.fromCharCode(b) : '\ufffd')),
+  singleByte('cp1252', (b) => (CP1252_UNDEFINED.has(b) ? '\ufffd' : windows1252.decode(Uint8Array.of(b)))),
 ];
 
 /** Python's aliases (encodings.aliases), compared as Python's normalize_encoding leaves them, without punctuation. */

@@ -149,6 +149,13 @@ class WorkerArguments {
     const numcpus = this.integer('numcpus', 0, 1_000_000);
     const allowShutdown = this.allowShutdown();
     const unicodeEncoding = this.unicodeEncoding();
+    const codec = lookupCodec(unicodeEncoding ?? 'utf-8')!;
+    for (const [arg, what] of [['name', 'the worker name'], ['passwd', 'the password']] as const) {
+      const value = this.arg(arg);
+      if (typeof value.v === 'string' && codec.encode(value.v) === undefined) {
+        throw this.invalid(value, `${what} cannot be encoded in ${codec.name} (UnicodeEncodeError in Python, which sends both encoded with unicode_encoding)`);
+      }
+    }
     if (this.log?.obj === 'logfile' && this.log.path !== resolve(basedir, 'twistd.log')) {
       throw this.invalid({ v: null, line: this.log.line }, `the LogFile writes to ${this.log.path}, but bbgate logs to twistd.log in the Worker's basedir (${basedir}); point the LogFile there`, 'TAC_UNSUPPORTED');
     }
