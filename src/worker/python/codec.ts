@@ -44,9 +44,15 @@ function singleByte(name: string, map: (b: number) => string): PythonCodec {
   };
 }
 
-const windows1252 = new TextDecoder('windows-1252');
-/** The five bytes Python's cp1252 leaves undefined (WHATWG's windows-1252 maps them to C1 controls). */
-const CP1252_UNDEFINED = new Set([0x81, 0x8d, 0x8f, 0x90, 0x9d]);
+/**
+ * Python's cp1252 from 0x80 to 0x9f (elsewhere it is latin-1); 0 marks the five
+ * bytes it leaves undefined. Written out because Node's TextDecoder decodes
+ * 'windows-1252' as latin-1.
+ */
+const CP1252_HIGH = [
+  0x20ac, 0, 0x201a, 0x0192, 0x201e, 0x2026, 0x2020, 0x2021, 0x02c6, 0x2030, 0x0160, 0x2039, 0x0152, 0, 0x017d, 0,
+  0, 0x2018, 0x2019, 0x201c, 0x201d, 0x2022, 0x2013, 0x2014, 0x02dc, 0x2122, 0x0161, 0x203a, 0x0153, 0, 0x017e, 0x0178,
+];
 
 const CODECS: PythonCodec[] = [
   // ignoreBOM keeps a leading U+FEFF, as Python's utf-8 codec does.
@@ -58,7 +64,11 @@ const CODECS: PythonCodec[] = [
   },
   singleByte('latin-1', (b) => String.fromCharCode(b)),
   singleByte('ascii', (b) => (b < 0x80 ? String.fromCharCode(b) : '\ufffd')),
-  singleByte('cp1252', (b) => (CP1252_UNDEFINED.has(b) ? '\ufffd' : windows1252.decode(Uint8Array.of(b)))),
+  singleByte('cp1252', (b) => {
+    if (b < 0x80 || b >= 0xa0) return String.fromCharCode(b);
+    const ch = CP1252_HIGH[b - 0x80]!;
+    return ch === 0 ? '\ufffd' : String.fromCharCode(ch);
+  }),
 ];
 
 /** Python's aliases (encodings.aliases), compared as Python's normalize_encoding leaves them, without punctuation. */
