@@ -11,6 +11,7 @@ import { PbFailure } from '../../src/pb/values/failure.js';
 import { PyFloat, tuple, type PbValue } from '../../src/pb/values/values.js';
 import { shell } from '../../src/worker/commands/shell.js';
 import type { CommandContext } from '../../src/worker/commands/types.js';
+import { lookupCodec, type PythonCodec } from '../../src/worker/python/codec.js';
 import { PYTHON } from '../helpers/python.js';
 
 type Update = [key: string, value: unknown, logname?: string];
@@ -26,6 +27,8 @@ interface ShellRun {
 
 interface RunOptions {
   environ?: NodeJS.ProcessEnv;
+  /** The tac's unicode_encoding. */
+  codec?: PythonCodec;
   /** Sees each update as it arrives; may abort. */
   onUpdate?: (update: Update, abort: () => void) => void;
   /** Aborts after this many ms. */
@@ -67,6 +70,7 @@ async function runShell(args: Record<string, PbValue>, options: RunOptions = {})
     interrupted: controller.signal,
     logger: { info: () => undefined, warn: () => undefined },
     environ: options.environ ?? WORKER_ENV,
+    ...(options.codec ? { codec: options.codec } : {}),
   };
   const timer = options.abortAfterMs === undefined ? undefined : setTimeout(abort, options.abortAfterMs);
   let error: unknown;
@@ -290,6 +294,18 @@ describe('shell: output', () => {
     assert.equal(split.text('stdout'), '€\n');
     assert.ok(split.updates.every(([k, v]) => k !== 'stdout' || !(v as string).includes('\uFFFD')));
     assert.equal(split.text('stderr'), '\uFFFD', 'an unfinished character at the end is replaced, not dropped');
+  });
+
+  it("decodes stdout, stderr and watched logfiles with the tac's unicode_encoding", async () => {
+    const command = "printf 'caf\\351 \\200' > out.log; printf 'caf\\351 \\200'; printf '\\351' >&2";
+    const latin1 = await runShell({ workdir: 'latin1', command, logfiles: new Map([['out', 'out.log']]) }, { codec: lookupCodec('latin-1')! });
+    assert.equal(latin1.text('stdout'), 'caf\u00e9 \u0080');
+    assert.equal(latin1.text('stderr'), '\u00e9');
+    assert.equal(latin1.logs('out'), 'caf\u00e9 \u0080');
+    const cp1252 = await runShell({ workdir: 'cp1252', command }, { codec: lookupCodec('cp1252')! });
+    assert.equal(cp1252.text('stdout'), 'caf\u00e9 \u20ac');
+    const ascii = await runShell({ workdir: 'ascii', command }, { codec: lookupCodec('ascii')! });
+    assert.equal(ascii.text('stdout'), 'caf\uFFFD \uFFFD');
   });
 });
 
