@@ -48,6 +48,8 @@ export interface Located {
   v: Value;
   line: number;
   origin?: string;
+  /** The variable was not set: `v` is the default the tac gave. */
+  defaulted?: boolean;
 }
 
 const fn = (name: string): Obj => ({ obj: 'function', name });
@@ -460,11 +462,11 @@ export class Evaluator {
     const fallback: Located = args[1] ?? { v: null, line };
     switch (method) {
       case 'get':
-        return value === undefined ? { ...fallback, origin: key } : { v: value, line, origin: key };
+        return value === undefined ? { ...fallback, origin: key, defaulted: true } : { v: value, line, origin: key };
       case 'pop':
         if (value === undefined && args.length < 2) throw this.error('TAC_INVALID', line, `${shown}(): the environment variable ${key} is not set (KeyError in Python)`);
         this.environ.delete(key);
-        return value === undefined ? { ...fallback, origin: key } : { v: value, line, origin: key };
+        return value === undefined ? { ...fallback, origin: key, defaulted: true } : { v: value, line, origin: key };
       default: {
         if (value !== undefined) return { v: value, line, origin: key };
         if (typeof fallback.v !== 'string') throw this.error('TAC_INVALID', fallback.line, `os.environ values must be str, not ${typeName(fallback.v)}`);
@@ -509,7 +511,7 @@ export class Evaluator {
     if (name === 'str' && args.length === 0) return { v: '', line };
     if (args.length !== 1) throw this.error(name === 'int' && args.length === 2 ? 'TAC_UNSUPPORTED' : 'TAC_INVALID', line, `${name}() with ${args.length} arguments is not supported here: give it one`);
     const a = args[0]!;
-    const from = a.origin ? ` (from the environment variable ${a.origin})` : '';
+    const from = a.origin ? (a.defaulted ? ` (the default for the unset environment variable ${a.origin})` : ` (from the environment variable ${a.origin})`) : '';
     switch (name) {
       case 'int': {
         if (typeof a.v === 'number') return { ...a, line };
