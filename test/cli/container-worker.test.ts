@@ -23,8 +23,11 @@ describe('the container entrypoint and its tac, against a real Buildbot 3.7 mast
   let master: RunningMaster;
   before(async () => {
     master = await startMaster({
-      workers: [{ name: 'cw', password: PASSWORD }],
-      builders: [{ name: 'env', workernames: ['cw'], steps: ["steps.ShellCommand(command=['env'])"] }],
+      workers: [{ name: 'cw', password: PASSWORD }, { name: 'latin', password: 'pw' }],
+      builders: [
+        { name: 'env', workernames: ['cw'], steps: ["steps.ShellCommand(command=['env'])"] },
+        { name: 'latin', workernames: ['latin'], steps: ["steps.ShellCommand(command=['printf', 'caf\\\\351 \\\\200\\\\n'])"] },
+      ],
     });
   });
   after(() => master.stop());
@@ -96,6 +99,26 @@ describe('the container entrypoint and its tac, against a real Buildbot 3.7 mast
       assert.ok(!log.includes(PASSWORD));
     } finally {
       assert.equal((await bbgate(['stop', tacDir])).status, 0);
+    }
+  });
+
+  it("a tac's unicode_encoding decodes the step's output: latin-1 bytes reach the master as their characters", { timeout: 120_000 }, async () => {
+    const dir = join(tempDir(), 'w');
+    const created = await bbgate(['create-worker', '-q', dir, `127.0.0.1:${master.pbPort}`, 'latin', 'pw']);
+    assert.equal(created.status, 0, created.stderr);
+    const tac = join(dir, 'buildbot.tac');
+    const text = readFileSync(tac, 'utf8');
+    assert.ok(text.includes('proxy_connection_string=proxy_connection_string)'));
+    writeFileSync(tac, text.replace('proxy_connection_string=proxy_connection_string)', "proxy_connection_string=proxy_connection_string, unicode_encoding='iso-8859-1')"));
+    const r = await bbgate(['start', dir]);
+    try {
+      assert.equal(r.status, 0, r.stdout + r.stderr);
+      const build = await master.runBuild('latin');
+      assert.equal(build.resultName, 'SUCCESS');
+      const stdio = build.steps.flatMap((s) => s.logs).find((l) => l.name === 'stdio')!;
+      assert.equal(stdio.stdout, 'caf\u00e9 \u0080\n', 'UTF-8 would have made U+FFFD of both bytes');
+    } finally {
+      assert.equal((await bbgate(['stop', dir])).status, 0);
     }
   });
 });
