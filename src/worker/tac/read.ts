@@ -10,7 +10,8 @@ import { masterConnectionString } from '../../address/master-address.js';
 import { parseProxySetting, type ProxySetting } from '../../address/proxy-setting.js';
 import { DEFAULT_MAXDELAY, type EnvironmentChanges, type WorkerConfig } from '../config.js';
 import { lookupCodec } from '../python/codec.js';
-import { bindArguments, describeValue, Evaluator, isObj, truthy, typeName, type ApplicationObj, type Located, type LogTarget, type TacOutcome, type WorkerObj } from './evaluate.js';
+import { Evaluator, type TacOutcome } from './evaluate.js';
+import { bindArguments, describeValue, isObj, truthy, typeName, type ApplicationObj, type Located, type LogTarget, type WorkerObj } from './values.js';
 import { TacError } from './errors.js';
 import { parseTacSource } from './parse.js';
 
