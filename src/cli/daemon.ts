@@ -45,7 +45,9 @@ export async function runWorkerProcess(o: WorkerProcessOptions): Promise<number>
   };
   try {
     process.chdir(o.startDir);
+    // bbgate's own BBGATE_PROXY_* settings are read before the tac's deletions apply, so a blacklist may name them.
     config = withEnvironmentCredentials(readTac(join(o.startDir, 'buildbot.tac')), process.env);
+    applyEnvironmentChanges(config, process.env);
     if (o.daemon) process.umask(config.umask ?? DAEMON_UMASK);
     else if (config.umask !== undefined) process.umask(config.umask);
     if (o.daemon) {
@@ -76,6 +78,10 @@ export async function runWorkerProcess(o: WorkerProcessOptions): Promise<number>
   process.on('SIGUSR1', rotateNow);
 
   logger.info({ version: VERSION, config: loggableConfig(config) }, `bbgate ${VERSION} starting worker ${config.workername} in ${config.basedir}`);
+  if (config.logTo && o.daemon) {
+    logger.info({ logTo: config.logTo }, `buildbot.tac logs to ${config.logTo}; a daemon's ${config.logTo} is ${logPath(config)}, so the log is there (bbgate start --nodaemon logs to ${config.logTo})`);
+  }
+  if (config.environ?.unset.length) logger.info({ unset: config.environ.unset }, 'removed from the environment by buildbot.tac: build commands do not see these variables');
   if (config.basedir !== o.startDir) {
     logger.warn({ startDir: o.startDir }, `buildbot.tac's basedir is ${config.basedir}, not the directory it is in (${o.startDir}): builds run there`);
   }
@@ -106,13 +112,33 @@ export async function runWorkerProcess(o: WorkerProcessOptions): Promise<number>
   return status;
 }
 
+/**
+ * The tac's changes to os.environ, made to the worker's own environment as Python's
+ * os.environ does (so the commands it starts inherit them): the container tac's
+ * deletion of WORKERPASS keeps the password out of every build step.
+ */
+export function applyEnvironmentChanges(config: WorkerConfig, env: NodeJS.ProcessEnv): void {
+  for (const name of config.environ?.unset ?? []) delete env[name];
+  Object.assign(env, config.environ?.set ?? {});
+}
+
+/**
+ * Where the log goes. A tac that logs to sys.stdout (or stderr) gets that in the
+ * foreground, as `twistd -ny` gives it, and no twistd.log; --quiet does not silence
+ * it, since it is the only log. A daemon's stdout and stderr are twistd.log (twistd's
+ * would be /dev/null, losing the log), so a daemon logs there as without the observer.
+ */
 function openLog(config: WorkerConfig, o: WorkerProcessOptions): WorkerLog {
   const file = logPath(config);
+  const format = (stream: NodeJS.WriteStream) => (stream.isTTY ? ('pretty' as const) : ('json' as const));
   try {
+    if (config.logTo && !o.daemon) {
+      const stream = config.logTo === 'stderr' ? process.stderr : process.stdout;
+      return createWorkerLog({ stdout: format(stream), stream, secrets: configSecrets(config) });
+    }
     return createWorkerLog({
-      file,
-      rotation: config.logRotate ?? LOG_ROTATE_TWISTD,
-      ...(o.echo ? { stdout: process.stdout.isTTY ? ('pretty' as const) : ('json' as const) } : {}),
+      file: { path: file, rotation: config.logRotate ?? LOG_ROTATE_TWISTD },
+      ...(o.echo ? { stdout: format(process.stdout) } : {}),
       secrets: configSecrets(config),
     });
   } catch (err) {

@@ -22,7 +22,8 @@ Options:
   -q, --quiet     start, and print nothing but errors
       --nodaemon  run in the foreground, logging to twistd.log and (unless
                   --quiet) to stdout: readable on a terminal, JSON lines
-                  otherwise; no pid file
+                  otherwise; no pid file. A tac that logs to sys.stdout
+                  (as container images' do) logs only to stdout
   -h, --help      this text
 `;
 

@@ -1,6 +1,7 @@
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { PbFailure, Referenceable, RemoteReference, type RemoteCall, toText, type PbValue } from '../pb/index.js';
 import type { CommandLogger, CommandSpec } from './commands/types.js';
+import type { PythonCodec } from './python/codec.js';
 import { withDeadline } from '../deadline.js';
 import { pythonJoin } from './python/os-path.js';
 import { checkRequired, CommandRunner } from './runner.js';
@@ -27,6 +28,8 @@ export interface BotOptions {
   environ: NodeJS.ProcessEnv;
   /** The worker's usePTY default (WorkerConfig.usePTY); absent means false. */
   usePTY?: boolean;
+  /** The tac's unicode_encoding, for decoding command output. */
+  codec?: PythonCodec;
   logger: CommandLogger;
   /** The master asked the worker to stop (after a graceful shutdown). */
   onShutdown(): void;
@@ -173,6 +176,7 @@ export class WorkerForBuilder extends Referenceable {
       basedir: this.o.basedir,
       environ: this.o.environ,
       usePTY: this.o.usePTY ?? false,
+      ...(this.o.codec ? { codec: this.o.codec } : {}),
       logger: this.o.logger,
     });
     this.current = runner;

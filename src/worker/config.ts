@@ -46,13 +46,29 @@ export interface WorkerConfig {
   deleteLeftoverDirs: boolean;
   protocol: 'pb';
   /**
-   * Whether shell steps run on a PTY when the master leaves it to the worker (usePTY
-   * "slave-config", sent to workers reporting commands older than 3.0); absent means false, the
-   * default of buildbot-worker, which no longer reads one from its tac.
+   * The tac's `usepty` (old tacs pass 0 or 1 to Worker; buildbot-worker 3.x only takes None):
+   * whether shell steps run on a PTY when the master leaves it to the worker (usePTY
+   * "slave-config", sent only to workers reporting commands older than 3.0).
    */
-  usePTY?: boolean;
-  /** The tac's `unicode_encoding`: how command output is decoded; absent means the platform's. */
+  usePTY: boolean;
+  /**
+   * The tac's `unicode_encoding`, as Python's canonical codec name (see
+   * ../python/codec.ts): how command output and watched logfiles are decoded;
+   * absent means UTF-8, Linux's filesystem encoding.
+   */
   unicodeEncoding?: string;
+  /**
+   * The tac logs to the process's stdout or stderr (`FileLogObserver(sys.stdout).emit`,
+   * `textFileLogObserver(sys.stdout)`), as container images' tacs do, instead of twistd.log.
+   * Honoured by a foreground worker (`start --nodaemon`); a daemon's stdout is twistd.log.
+   */
+  logTo?: 'stdout' | 'stderr';
+  /**
+   * What the tac did to `os.environ` (the container tac deletes the variables
+   * WORKER_ENVIRONMENT_BLACKLIST matches, WORKERPASS by default): applied to the
+   * worker's environment at start, so build commands never see them.
+   */
+  environ?: EnvironmentChanges;
   /**
    * The tac's LogFile rotation: rotate `twistd.log` before a write once it has
    * `size` bytes (0: never), keeping `count` old files (null: all). Absent when
@@ -60,6 +76,12 @@ export interface WorkerConfig {
    * log then applies, 1,000,000 bytes and every old file (see LOG_ROTATE_TWISTD).
    */
   logRotate?: { size: number; count: number | null };
+}
+
+/** Names the tac deleted from the environment, and the values it set. Values may be secret: logged by name only. */
+export interface EnvironmentChanges {
+  unset: string[];
+  set: Record<string, string>;
 }
 
 export const DEFAULT_KEEPALIVE = 600;
@@ -70,8 +92,12 @@ export const LOG_ROTATE_TWISTD = { size: 1_000_000, count: null } as const;
 
 /** The config as it may appear in a log line: no password, proxy credentials masked. */
 export function loggableConfig(config: WorkerConfig): Record<string, unknown> {
-  const { password: _password, endpoint: _endpoint, proxy: _proxy, proxyCredentials: _credentials, proxyConnectionString, ...rest } = config;
-  return { ...rest, ...(proxyConnectionString !== undefined ? { proxyConnectionString: redactCredentials(proxyConnectionString) } : {}) };
+  const { password: _password, endpoint: _endpoint, proxy: _proxy, proxyCredentials: _credentials, proxyConnectionString, environ, ...rest } = config;
+  return {
+    ...rest,
+    ...(proxyConnectionString !== undefined ? { proxyConnectionString: redactCredentials(proxyConnectionString) } : {}),
+    ...(environ ? { environ: { unset: environ.unset, set: Object.keys(environ.set) } } : {}),
+  };
 }
 
 /** The secret strings of a config, for the log's last line of defence (see ../redact.ts). */

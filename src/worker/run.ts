@@ -12,6 +12,7 @@ import { Bot } from './bot.js';
 import { signalLiveGroups } from './process/index.js';
 import { COMMANDS } from './commands/index.js';
 import type { WorkerConfig } from './config.js';
+import { lookupCodec, UTF8 } from './python/codec.js';
 
 export interface WorkerLogger {
   info(fields: object, message: string): void;
@@ -36,6 +37,7 @@ const SHUTDOWN_FILE_POLL_MS = 10_000;
 export async function runWorker(config: WorkerConfig, logger: WorkerLogger, signals: NodeJS.EventEmitter = process): Promise<number> {
   if (config.umask !== undefined) process.umask(config.umask);
   const { endpoint } = config;
+  const codec = config.unicodeEncoding ? lookupCodec(config.unicodeEncoding)! : UTF8;
   const route = routeTo(config, { tcpKeepalive: config.keepalive || 600, logger });
   let finish!: (status: number) => void;
   const finished = new Promise<number>((resolve) => (finish = resolve));
@@ -49,6 +51,7 @@ export async function runWorker(config: WorkerConfig, logger: WorkerLogger, sign
     commands: COMMANDS,
     environ: buildEnvironment(process.env),
     usePTY: config.usePTY ?? false,
+    codec,
     logger,
     ...(config.numcpus !== undefined ? { numcpus: config.numcpus } : {}),
     onShutdown: () => finish(0),
@@ -71,8 +74,9 @@ export async function runWorker(config: WorkerConfig, logger: WorkerLogger, sign
       signal.addEventListener('abort', () => stream.destroy(), { once: true });
       stage = "the master's PB greeting and login answer";
       const session = await openPbSession(stream, {
-        username: config.workername,
-        password: config.password,
+        // buildbot-worker sends both encoded with the tac's unicode_encoding (read.ts checked they encode).
+        username: codec.encode(config.workername)!,
+        password: codec.encode(config.password)!,
         mind: bot,
         logger,
         timeout: endpoint.timeout * 1000,

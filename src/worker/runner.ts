@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { PbFailure, PY, releaseReferences, type RemoteReference, float, type PbValue } from '../pb/index.js';
 import type { CommandLogger, CommandSpec } from './commands/types.js';
+import type { PythonCodec } from './python/codec.js';
 import { UpdateBuffer, type UpdateOptions } from './updates.js';
 
 export interface RunnerOptions {
@@ -14,6 +15,7 @@ export interface RunnerOptions {
   environ: NodeJS.ProcessEnv;
   /** The worker's usePTY default: see CommandContext.usePTY. */
   usePTY?: boolean;
+  codec?: PythonCodec;
   logger: CommandLogger;
   buffering?: UpdateOptions;
 }
@@ -74,6 +76,7 @@ export class CommandRunner {
         basedir: o.basedir,
         environ: o.environ,
         usePTY: o.usePTY ?? false,
+        ...(o.codec ? { codec: o.codec } : {}),
         logger: o.logger,
         interrupted: this.abort.signal,
         updates: {

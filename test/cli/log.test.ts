@@ -105,7 +105,7 @@ print('null')`,
 describe('the worker logger', () => {
   it('writes JSON lines, with credentials redacted by field name and by value', () => {
     const dir = tempDir();
-    const log = createWorkerLog({ file: join(dir, 'twistd.log'), rotation: { size: 0, count: null }, secrets: ['hunter2!', 'p@ss w/"rd', 'abc'] });
+    const log = createWorkerLog({ file: { path: join(dir, 'twistd.log'), rotation: { size: 0, count: null } }, secrets: ['hunter2!', 'p@ss w/"rd', 'abc'] });
     log.logger.info({ password: 'anything', passwd: 'x', config: { password: 'y', proxy: { password: 'z' } }, headers: { 'proxy-authorization': 'Basic Zm9v' } }, 'fields');
     log.logger.warn({ url: 'http://u:hunter2!@proxy:3128' }, 'the master said "p@ss w/"rd" back');
     log.logger.error({ err: new Error('login failed for hunter2!') }, 'error objects too');

@@ -24,7 +24,7 @@ function parsed<T extends { connection: string; proxyConnectionString?: string }
   };
 }
 
-const BASE = { keepalive: 600, maxdelay: 300, deleteLeftoverDirs: false, protocol: 'pb', logRotate: { size: 10_000_000, count: 10 } } as const;
+const BASE = { keepalive: 600, maxdelay: 300, deleteLeftoverDirs: false, protocol: 'pb', usePTY: false, logRotate: { size: 10_000_000, count: 10 } } as const;
 
 async function pythonTac(options: string[], master = 'master.example.org:9999', name = 'bob', password = 'pw'): Promise<string> {
   const dir = join(tempDir(), 'w');
@@ -81,6 +81,7 @@ describe('readTac reads what buildbot-worker create-worker writes', () => {
       allowShutdown: 'file',
       deleteLeftoverDirs: true,
       protocol: 'pb',
+      usePTY: false,
     }));
   });
 
@@ -205,6 +206,7 @@ describe('readTac reads hand-edited tacs', () => {
       allowShutdown: 'signal',
       deleteLeftoverDirs: true,
       protocol: 'pb',
+      usePTY: false,
       logRotate: { size: 5, count: null },
     }));
   });
@@ -222,14 +224,18 @@ describe('readTac refuses what it does not understand, saying where and why', ()
     ['an unclosed call', (t) => t.replace('s.setServiceParent(application)', 's.setServiceParent(application'), 'TAC_SYNTAX', /:48: "\(" was never closed/, false],
     ['a missing colon', (t) => t.replace("if basedir == '.':", "if basedir == '.'"), 'TAC_SYNTAX', /:12: expected ":" after the condition of "if", found the end of the line/, false],
     ['return outside a function', (t) => `${t}return\n`, 'TAC_SYNTAX', /:49: 'return' outside function/, false],
-    ['a for loop', (t) => `${t}for x in range(3):\n    pass\n`, 'TAC_UNSUPPORTED', /:49: "for" statements are not supported: bbgate reads a buildbot.tac without running Python/, true],
+    ['a for loop over range()', (t) => `${t}for x in range(3):\n    pass\n`, 'TAC_UNSUPPORTED', /:49: calling Python's range\(\) is not supported/, true],
+    ['a while loop', (t) => `${t}while False:\n    pass\n`, 'TAC_UNSUPPORTED', /:49: "while" statements are not supported: bbgate reads a buildbot.tac without running Python/, true],
+    ['break outside a loop', (t) => `${t}if True: break\n`, 'TAC_SYNTAX', /:49: 'break' outside loop/, false],
     ['a function', (t) => `${t}def f():\n    return 1\n`, 'TAC_UNSUPPORTED', /:49: "def" statements are not supported/, true],
-    ['another import', (t) => t.replace('import os\n', 'import os\nimport sys\n'), 'TAC_UNSUPPORTED', /:3: importing "sys" is not supported/, true],
+    ['another import', (t) => t.replace('import os\n', 'import os\nimport socket\n'), 'TAC_UNSUPPORTED', /:3: importing "socket" is not supported/, true],
     ['an f-string', (t) => t.replace("workername = 'bob'", "workername = f'bob'"), 'TAC_UNSUPPORTED', /:29: f-strings are not supported/, true],
     ['arithmetic', (t) => t.replace('keepalive = 600', 'keepalive = 60 * 10'), 'TAC_UNSUPPORTED', /:31: the operator "\*" is not supported/, true],
-    ['a list', (t) => t.replace('numcpus = None', 'numcpus = [1]'), 'TAC_UNSUPPORTED', /:34: lists are not supported/, true],
-    ['an environment lookup', (t) => t.replace("passwd = 'pw'", "passwd = os.environ.get('PW')"), 'TAC_UNSUPPORTED', /:30: os\.environ is not supported/, true],
-    ['a subscript', (t) => t.replace("passwd = 'pw'", "passwd = os.environ['PW']"), 'TAC_UNSUPPORTED', /:30: subscripts \(x\[\.\.\.\]\) are not supported/, true],
+    ['a list where a number goes', (t) => t.replace('numcpus = None', 'numcpus = [1]'), 'TAC_INVALID', /:34: Worker's numcpus must be None or a whole number from 0 to 1000000, not a list/, true],
+    ['a dict', (t) => t.replace('numcpus = None', 'numcpus = {}'), 'TAC_UNSUPPORTED', /:34: dicts and sets are not supported/, true],
+    ['a lookup of an unset variable', (t) => t.replace("passwd = 'pw'", "passwd = os.environ.get('BBGATE_TEST_UNSET_PW')"), 'TAC_INVALID', /:30: Worker's passwd must be a str, not None: the environment variable BBGATE_TEST_UNSET_PW is not set$/, true],
+    ['a subscript of an unset variable', (t) => t.replace("passwd = 'pw'", "passwd = os.environ['BBGATE_TEST_UNSET_PW']"), 'TAC_INVALID', /:30: os\.environ\[\.\.\.\]: the environment variable BBGATE_TEST_UNSET_PW is not set \(KeyError in Python\)/, true],
+    ['a subscript of a str', (t) => t.replace("passwd = 'pw'", "passwd = 'pw'[0]"), 'TAC_UNSUPPORTED', /:30: subscripts of a str are not supported/, true],
     ['a float', (t) => t.replace('keepalive = 600', 'keepalive = 600.0'), 'TAC_UNSUPPORTED', /:31: floating-point numbers \(600\.0\) are not supported/, true],
     ['a print call', (t) => `${t}print('hi')\n`, 'TAC_UNSUPPORTED', /:49: calling Python's print\(\) is not supported/, true],
     ['msgpack', (t) => t.replace("protocol = 'pb'", "protocol = 'msgpack_experimental_v7'"), 'TAC_UNSUPPORTED', /:40: protocol 'msgpack_experimental_v7' is not supported by this version of bbgate/, true],

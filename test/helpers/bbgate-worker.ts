@@ -36,6 +36,7 @@ export async function startTestWorker(config: Partial<WorkerConfig> & { connecti
       maxdelay: 2,
       deleteLeftoverDirs: false,
       protocol: 'pb',
+      usePTY: false,
       endpoint: parseEndpoint(config.connection),
       ...(config.proxyConnectionString !== undefined ? { proxy: parseProxySetting(config.proxyConnectionString) } : {}),
       ...config,

@@ -6,6 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import type { PbValue } from '../../src/pb/values/values.js';
 import { shell } from '../../src/worker/commands/shell.js';
 import type { CommandContext } from '../../src/worker/commands/types.js';
+import type { PythonCodec } from '../../src/worker/python/codec.js';
 import { buildbotRuntime } from '../helpers/buildbot-runtime.js';
 
 export type Update = [key: string, value: unknown, logname?: string];
@@ -21,6 +22,8 @@ export interface ShellRun {
 
 export interface RunOptions {
   environ?: NodeJS.ProcessEnv;
+  /** The tac's unicode_encoding. */
+  codec?: PythonCodec;
   /** Sees each update as it arrives; may abort. */
   onUpdate?: (update: Update, abort: () => void) => void;
   /** Aborts after this many ms. */
@@ -58,6 +61,7 @@ export async function runShellIn(base: string, args: Record<string, PbValue>, op
     logger: { info: () => undefined, warn: () => undefined },
     environ: options.environ ?? WORKER_ENV,
     ...(options.usePTY !== undefined ? { usePTY: options.usePTY } : {}),
+    ...(options.codec ? { codec: options.codec } : {}),
   };
   const timer = options.abortAfterMs === undefined ? undefined : setTimeout(abort, options.abortAfterMs);
   let error: unknown;

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PbFailure } from '../../src/pb/values/failure.js';
 import { PyFloat, tuple, type PbValue } from '../../src/pb/values/values.js';
+import { lookupCodec } from '../../src/worker/python/codec.js';
 import { buildbotRuntime } from '../helpers/buildbot-runtime.js';
 import { comparable, groupAfterKill, killGroup, runPythonWorker, runShellIn, WORKER_ENV, type RunOptions, type ShellRun } from './shell-harness.js';
 
@@ -190,6 +191,18 @@ describe('shell: output', () => {
     assert.equal(split.text('stdout'), '€\n');
     assert.ok(split.updates.every(([k, v]) => k !== 'stdout' || !(v as string).includes('\uFFFD')));
     assert.equal(split.text('stderr'), '\uFFFD', 'an unfinished character at the end is replaced, not dropped');
+  });
+
+  it("decodes stdout, stderr and watched logfiles with the tac's unicode_encoding", async () => {
+    const command = "printf 'caf\\351 \\200' > out.log; printf 'caf\\351 \\200'; printf '\\351' >&2";
+    const latin1 = await runShell({ workdir: 'latin1', command, logfiles: new Map([['out', 'out.log']]) }, { codec: lookupCodec('latin-1')! });
+    assert.equal(latin1.text('stdout'), 'caf\u00e9 \u0080');
+    assert.equal(latin1.text('stderr'), '\u00e9');
+    assert.equal(latin1.logs('out'), 'caf\u00e9 \u0080');
+    const cp1252 = await runShell({ workdir: 'cp1252', command }, { codec: lookupCodec('cp1252')! });
+    assert.equal(cp1252.text('stdout'), 'caf\u00e9 \u20ac');
+    const ascii = await runShell({ workdir: 'ascii', command }, { codec: lookupCodec('ascii')! });
+    assert.equal(ascii.text('stdout'), 'caf\uFFFD \uFFFD');
   });
 });
 

@@ -1,4 +1,5 @@
 import type { PbValue } from '../../pb/index.js';
+import type { PythonCodec } from '../python/codec.js';
 import type { CommandLogger, CommandUpdates } from '../process/index.js';
 
 export type { CommandLogger, CommandUpdates } from '../process/index.js';
@@ -18,6 +19,8 @@ export interface CommandContext {
   readonly environ: NodeJS.ProcessEnv;
   /** The worker's usePTY default, for a shell step whose usePTY is "slave-config"; absent means false. */
   readonly usePTY?: boolean;
+  /** The tac's unicode_encoding: how command output is decoded (default UTF-8). */
+  readonly codec?: PythonCodec;
 }
 
 /**

@@ -6,11 +6,15 @@ import { RotatingFile, type Rotation } from './rotating-file.js';
 export type { Logger };
 
 export interface WorkerLogOptions {
-  /** Usually BASEDIR/twistd.log: the name tooling written for buildbot-worker looks for. */
-  file: string;
-  rotation: Rotation;
-  /** Also write each line to stdout (a foreground worker): 'pretty' for a terminal, 'json' for a pipe. */
+  /**
+   * Usually BASEDIR/twistd.log (the name tooling written for buildbot-worker looks
+   * for), rotated as given; absent when the tac logs to a stream instead.
+   */
+  file?: { path: string; rotation: Rotation };
+  /** Also write each line to a stream (a foreground worker): 'pretty' for a terminal, 'json' for a pipe. */
   stdout?: 'pretty' | 'json';
+  /** The stream `stdout` names: the process's stdout unless the tac logs to sys.stderr. */
+  stream?: NodeJS.WritableStream;
   /** Strings no line may contain (the password, proxy credentials): replaced wherever they appear. */
   secrets?: string[];
 }
@@ -54,13 +58,14 @@ export function jsonLogger(write: (line: string) => void, secrets: Iterable<stri
   );
 }
 
-/** The worker's logger: JSON lines in the log file, rotated as the tac says, maybe echoed to stdout. */
+/** The worker's logger: JSON lines in the log file, rotated as the tac says, and/or on stdout. */
 export function createWorkerLog(options: WorkerLogOptions): WorkerLog {
-  const file = new RotatingFile(options.file, options.rotation);
+  const file = options.file && new RotatingFile(options.file.path, options.file.rotation);
+  const stream = options.stream ?? process.stdout;
   const logger = jsonLogger((line) => {
-    file.write(line);
-    if (options.stdout === 'pretty') process.stdout.write(formatLogLine(line));
-    else if (options.stdout === 'json') process.stdout.write(line);
+    file?.write(line);
+    if (options.stdout === 'pretty') stream.write(formatLogLine(line));
+    else if (options.stdout === 'json') stream.write(line);
   }, options.secrets);
-  return { logger, rotate: () => file.rotate(), close: () => file.close() };
+  return { logger, rotate: () => file?.rotate(), close: () => file?.close() };
 }

@@ -1,5 +1,6 @@
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
+import type { PythonCodec } from '../python/codec.js';
 import { OutputStream } from './output-stream.js';
 
 const POLL_MS = 2000;
@@ -30,8 +31,10 @@ export interface LogfileWatcherOptions {
   readonly path: string;
   /** Send only what is written after the command started, instead of the whole file. */
   readonly follow: boolean;
-  /** New text, decoded as UTF-8 with replacement. */
+  /** New text, decoded with replacement. */
   readonly onText: (text: string) => void;
+  /** The tac's unicode_encoding (default UTF-8). */
+  readonly codec?: PythonCodec;
   readonly onError: (err: unknown) => void;
 }
 
@@ -55,7 +58,7 @@ export class LogfileWatcher {
   private failed = false;
 
   private constructor(private readonly options: LogfileWatcherOptions) {
-    this.text = new OutputStream(options.onText);
+    this.text = new OutputStream(options.onText, options.codec);
   }
 
   /** Records the file's state before the command starts. */

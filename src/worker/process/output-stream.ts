@@ -1,17 +1,18 @@
-import { TextDecoder } from 'node:util';
+import { UTF8, type PythonCodec } from '../python/codec.js';
 
 /**
- * One output stream of a process as text: UTF-8 with U+FFFD for invalid
- * bytes, never splitting a character across reads. A stream nobody wants
- * (want_stdout=0) is read and dropped without decoding.
+ * One output stream of a process as text, decoded as the tac's unicode_encoding
+ * says (UTF-8 by default) with U+FFFD for invalid bytes, never splitting a
+ * character across reads. A stream nobody wants (want_stdout=0) is read and
+ * dropped without decoding.
  */
 export class OutputStream {
-  // ignoreBOM keeps a leading U+FEFF, as Python's utf-8 codec does.
-  private readonly decoder = new TextDecoder('utf-8', { ignoreBOM: true });
+  private readonly decoder;
   private emit: ((text: string) => void) | null;
 
-  constructor(emit: ((text: string) => void) | null) {
+  constructor(emit: ((text: string) => void) | null, codec: PythonCodec = UTF8) {
     this.emit = emit;
+    this.decoder = codec.decoder();
   }
 
   push(chunk: Uint8Array): void {

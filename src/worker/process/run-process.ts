@@ -55,6 +55,7 @@ export async function runProcess(ctx: ProcessContext, spec: ProcessSpec): Promis
         path: pythonJoin(spec.workdir, typeof file === 'string' ? file : file.filename),
         follow: typeof file !== 'string' && file.follow === true,
         onText: (text) => supervisor.logfileText(name, text),
+        ...(ctx.codec ? { codec: ctx.codec } : {}),
         onError: (err) => ctx.logger.warn({ logfile: name, err }, 'cannot watch the logfile any longer'),
       }),
     ),

@@ -1,3 +1,4 @@
+import type { PythonCodec } from '../python/codec.js';
 import type { CommandLogger, CommandUpdates } from './reporting.js';
 import type { CommandLine } from './command-line.js';
 import type { EnvChanges } from './environment.js';
@@ -11,6 +12,8 @@ export interface ProcessContext {
   readonly logger: CommandLogger;
   /** When it aborts, the process group is killed under the `command interrupted` header. */
   readonly interrupted?: AbortSignal;
+  /** The tac's unicode_encoding: how output and watched logfiles are decoded (default UTF-8). */
+  readonly codec?: PythonCodec;
 }
 
 /** What to run and how; absent and null mean the same. Defaults are buildbot-worker's. */

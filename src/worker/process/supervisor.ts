@@ -72,8 +72,8 @@ export class ProcessSupervisor {
   ) {
     const { updates } = ctx;
     this.lineLimit = spec.maxLines === null || spec.maxLines === undefined ? undefined : new LineLimit(spec.maxLines);
-    this.stdout = new OutputStream(spec.sendStdout === false ? null : (text) => this.send(text, (t) => updates.stdout(t)));
-    this.stderr = new OutputStream(spec.sendStderr === false ? null : (text) => this.send(text, (t) => updates.stderr(t)));
+    this.stdout = new OutputStream(spec.sendStdout === false ? null : (text) => this.send(text, (t) => updates.stdout(t)), ctx.codec);
+    this.stderr = new OutputStream(spec.sendStderr === false ? null : (text) => this.send(text, (t) => updates.stderr(t)), ctx.codec);
   }
 
   /** A watched logfile's new text; it counts as output for the silence timeout. */

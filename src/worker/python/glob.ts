@@ -114,6 +114,11 @@ function isHidden(name: string): boolean {
 
 const compiled = new Map<string, RegExp>();
 
+/** Python's fnmatch.fnmatch on POSIX (where os.path.normcase changes nothing): a tac's WORKER_ENVIRONMENT_BLACKLIST match. */
+export function fnmatch(name: string, pattern: string): boolean {
+  return fnmatchRegExp(pattern).test(name);
+}
+
 /** fnmatch.translate for POSIX (case-sensitive, no escapes: a backslash is an ordinary character). */
 function fnmatchRegExp(pattern: string): RegExp {
   let re = compiled.get(pattern);

@@ -1,6 +1,9 @@
 // The statements and expressions a buildbot.tac is made of: imports,
-// assignments, calls, attribute access, literals, `if NAME == literal:` blocks.
-// Other valid Python is TAC_UNSUPPORTED, named; broken Python is TAC_SYNTAX.
+// assignments, calls, attribute access, subscripts, literals and lists, `if`
+// blocks with comparisons, `in`, `is`, `not`, `and`, `or`, `for` loops over a
+// list, `del`: what `create-worker` writes and what the container images' tacs,
+// configured from the environment, use. Other valid Python is
+// TAC_UNSUPPORTED, named; broken Python is TAC_SYNTAX.
 import { TacError } from './errors.js';
 import { tokenize, type Token } from './tokenize.js';
 
@@ -10,7 +13,16 @@ export type Expr =
   | { k: 'name'; id: string; line: number }
   | { k: 'attr'; obj: Expr; name: string; line: number }
   | { k: 'call'; fn: Expr; args: Expr[]; kwargs: { name: string; value: Expr }[]; line: number }
-  | { k: 'compare'; op: '==' | '!='; left: Expr; right: Expr; line: number };
+  | { k: 'subscript'; obj: Expr; index: Expr; line: number }
+  | { k: 'list'; items: Expr[]; line: number }
+  | { k: 'compare'; op: CompareOp; left: Expr; right: Expr; line: number }
+  | { k: 'not'; operand: Expr; line: number }
+  | { k: 'boolop'; op: 'and' | 'or'; left: Expr; right: Expr; line: number };
+
+export type CompareOp = '==' | '!=' | 'in' | 'not in' | 'is' | 'is not';
+
+/** What an assignment or `del` may name: a variable, or an item (`os.environ[name]`). */
+export type Target = { k: 'name'; id: string; line: number } | { k: 'subscript'; obj: Expr; index: Expr; line: number };
 
 export interface Alias {
   name: string;
@@ -20,7 +32,10 @@ export interface Alias {
 export type Stmt =
   | { k: 'import'; modules: Alias[]; line: number }
   | { k: 'from'; module: string; names: Alias[]; line: number }
-  | { k: 'assign'; target: string; value: Expr; line: number }
+  | { k: 'assign'; target: Target; value: Expr; line: number }
+  | { k: 'del'; targets: Target[]; line: number }
+  | { k: 'for'; target: string; iter: Expr; body: Stmt[]; orelse: Stmt[]; line: number }
+  | { k: 'break' | 'continue'; line: number }
   | { k: 'expr'; value: Expr; line: number }
   | { k: 'if'; branches: { test: Expr; body: Stmt[] }[]; orelse: Stmt[]; line: number }
   | { k: 'pass'; line: number };
@@ -31,18 +46,28 @@ const KEYWORDS = new Set([
   'while', 'with', 'yield',
 ]);
 
-/** Statements Python refuses outside a function or loop, which a tac (having neither) cannot hold. */
+/** Statements Python refuses outside a function (or loop), which a tac, having no functions, cannot hold there. */
 const OUT_OF_PLACE: Record<string, string> = {
   return: "'return' outside function",
   yield: "'yield' outside function",
   await: "'await' outside function",
+};
+const OUTSIDE_LOOP: Record<string, string> = {
   break: "'break' outside loop",
   continue: "'continue' not properly in loop",
 };
 
+/**
+ * How deeply expressions and blocks may nest. Python's own parser stops near
+ * 200 parentheses; a tac needs a handful. The bound keeps a hostile or broken
+ * file from exhausting the stack.
+ */
+const MAX_NESTING = 100;
+
 /** Operators Python would accept after an operand, which bbgate does not evaluate. */
 const BINARY = new Set(['+', '-', '*', '/', '//', '%', '**', '@', '&', '|', '^', '<<', '>>', '<', '>', '<=', '>=']);
 const BINARY_WORDS = new Set(['and', 'or', 'in', 'is', 'not', 'if']);
+const COMPARISONS = new Set(['==', '!=', '<', '>', '<=', '>=']);
 const AUGMENTED = new Set(['+=', '-=', '*=', '/=', '//=', '%=', '**=', '@=', '&=', '|=', '^=', '<<=', '>>=']);
 
 export function parseTacSource(source: string, file: string): Stmt[] {
@@ -51,6 +76,8 @@ export function parseTacSource(source: string, file: string): Stmt[] {
 
 class Parser {
   private pos = 0;
+  private loops = 0;
+  private depth = 0;
 
   constructor(
     private readonly tokens: Token[],
@@ -86,7 +113,7 @@ class Parser {
   }
 
   private unsupported(what: string, t = this.peek()): TacError {
-    return new TacError('TAC_UNSUPPORTED', this.file, t.line, `${what}: bbgate reads a buildbot.tac without running Python, and understands assignments, imports, calls and \`if basedir == '.':\` blocks`);
+    return new TacError('TAC_UNSUPPORTED', this.file, t.line, `${what}: bbgate reads a buildbot.tac without running Python, and understands assignments, imports, calls, lists, \`if\` blocks, \`for\` loops over lists and \`del\``);
   }
 
   private expectOp(value: string, what: string): Token {
@@ -100,9 +127,10 @@ class Parser {
     if (t.type === 'NAME') {
       if (t.value === 'if') return [this.ifStatement()];
       if (t.value === 'elif' || t.value === 'else') throw this.syntax(`"${t.value}" without an "if"`);
+      if (t.value === 'for') return [this.forStatement()];
       const misplaced = OUT_OF_PLACE[t.value];
       if (misplaced) throw this.syntax(misplaced);
-      if (['for', 'while', 'def', 'class', 'try', 'with', 'async', 'del', 'global', 'nonlocal', 'assert', 'raise'].includes(t.value)) {
+      if (['while', 'def', 'class', 'try', 'with', 'async', 'global', 'nonlocal', 'assert', 'raise'].includes(t.value)) {
         throw this.unsupported(`"${t.value}" statements are not supported`);
       }
     }
@@ -126,22 +154,23 @@ class Parser {
     const t = this.peek();
     if (this.isName('import')) return this.importStatement();
     if (this.isName('from')) return this.fromStatement();
-    if (this.isName('pass')) {
+    if (this.isName('pass') || this.isName('break') || this.isName('continue')) {
+      const word = text(t) as 'pass' | 'break' | 'continue';
+      const outside = OUTSIDE_LOOP[word];
+      if (this.loops === 0 && outside) throw this.syntax(outside);
       this.next();
-      return { k: 'pass', line: t.line };
+      return { k: word, line: t.line };
     }
+    if (this.isName('del')) return this.delStatement();
     const target = this.expression();
     const after = this.peek();
     if (this.isOp('=')) {
       this.next();
-      if (target.k !== 'name') {
-        if (target.k === 'attr') throw this.unsupported(`assigning to an attribute (.${target.name}) is not supported`, t);
-        throw this.syntax(`cannot assign to ${target.k === 'call' ? 'a function call' : target.k === 'compare' ? 'a comparison' : 'a literal'}`, t);
-      }
+      const assigned = this.target(target, t, 'assign to');
       const value = this.expression();
       if (this.isOp('=')) throw this.unsupported('chained assignments (a = b = ...) are not supported');
-      this.endOfAssignment(target.id, value);
-      return { k: 'assign', target: target.id, value, line: t.line };
+      if (assigned.k === 'name') this.endOfAssignment(assigned.id, value);
+      return { k: 'assign', target: assigned, value, line: t.line };
     }
     if (after.type === 'OP' && AUGMENTED.has(after.value)) throw this.unsupported(`"${after.value}" assignments are not supported`, after);
     if (this.isOp(',')) throw this.unsupported('tuples (a, b) are not supported', after);
@@ -165,6 +194,50 @@ class Parser {
     }
     if (this.isOp(',')) throw this.unsupported('tuples (a, b) are not supported', t);
     throw this.syntax(`invalid syntax at ${describe(t)}`);
+  }
+
+  /** An expression that may be assigned to or deleted, as Python decides it. */
+  private target(e: Expr, t: Token, verb: 'assign to' | 'delete'): Target {
+    if (e.k === 'name' || e.k === 'subscript') return e;
+    if (e.k === 'attr') throw this.unsupported(`${verb === 'delete' ? 'deleting' : 'assigning to'} an attribute (.${e.name}) is not supported`, t);
+    if (e.k === 'list') throw this.unsupported(`${verb === 'delete' ? 'deleting' : 'assigning to'} a list of names is not supported`, t);
+    throw this.syntax(`cannot ${verb} ${e.k === 'call' ? 'a function call' : e.k === 'const' || e.k === 'bytes' ? 'a literal' : 'an expression'}`, t);
+  }
+
+  private delStatement(): Stmt {
+    const keyword = this.next();
+    const targets: Target[] = [];
+    do {
+      if (targets.length > 0) this.next();
+      const t = this.peek();
+      targets.push(this.target(this.expression(), t, 'delete'));
+    } while (this.isOp(','));
+    return { k: 'del', targets, line: keyword.line };
+  }
+
+  private forStatement(): Stmt {
+    const keyword = this.next();
+    const t = this.peek();
+    const target = this.name('a name after "for"');
+    if (this.isOp(',')) throw this.unsupported('unpacking in a "for" (for a, b in ...) is not supported', t);
+    if (!this.isName('in')) {
+      if (this.isOp('.') || this.isOp('[')) throw this.unsupported('a "for" target other than a plain name is not supported', t);
+      throw this.syntax(`expected "in" after "for ${target}", found ${describe(this.peek())}`);
+    }
+    this.next();
+    const iter = this.expression();
+    if (this.isOp(',')) throw this.unsupported('tuples (a, b) are not supported');
+    this.expectOp(':', 'after the "for" clause');
+    this.loops++;
+    const body = this.suite(keyword);
+    this.loops--;
+    let orelse: Stmt[] = [];
+    if (this.isName('else')) {
+      const e = this.next();
+      this.expectOp(':', 'after "else"');
+      orelse = this.suite(e);
+    }
+    return { k: 'for', target, iter, body, orelse, line: keyword.line };
   }
 
   private dottedName(): string {
@@ -243,28 +316,96 @@ class Parser {
       throw this.syntax(`expected an indented block after "${text(keyword)}" on line ${keyword.line}`);
     }
     this.next();
+    this.nest();
     const body: Stmt[] = [];
     while (this.peek().type !== 'DEDENT' && this.peek().type !== 'EOF') body.push(...this.statement());
     this.next();
+    this.depth--;
     return body;
   }
 
+  private nest(): void {
+    if (++this.depth > MAX_NESTING) throw this.unsupported(`nesting deeper than ${MAX_NESTING} levels is not supported`);
+  }
+
+  /** Python's `or` / `and` / `not` / one comparison, with its precedence; a chain (a < b < c) is refused. */
   private expression(): Expr {
-    const left = this.unary();
-    const t = this.peek();
-    if (this.isOp('==') || this.isOp('!=')) {
-      this.next();
-      const right = this.unary();
-      this.refuseOperator();
-      return { k: 'compare', op: text(t) === '==' ? '==' : '!=', left, right, line: t.line };
+    this.nest();
+    const e = this.orTest();
+    this.depth--;
+    return e;
+  }
+
+  private orTest(): Expr {
+    let left = this.andTest();
+    while (this.isName('or')) {
+      const t = this.next();
+      left = { k: 'boolop', op: 'or', left, right: this.andTest(), line: t.line };
     }
-    this.refuseOperator();
     return left;
+  }
+
+  private andTest(): Expr {
+    let left = this.notTest();
+    while (this.isName('and')) {
+      const t = this.next();
+      left = { k: 'boolop', op: 'and', left, right: this.notTest(), line: t.line };
+    }
+    return left;
+  }
+
+  private notTest(): Expr {
+    if (this.isName('not')) {
+      const t = this.next();
+      this.nest();
+      const operand = this.notTest();
+      this.depth--;
+      return { k: 'not', operand, line: t.line };
+    }
+    return this.comparison();
+  }
+
+  private comparison(): Expr {
+    const left = this.unary();
+    const op = this.compareOp();
+    if (!op) {
+      this.refuseOperator();
+      return left;
+    }
+    const right = this.unary();
+    if (this.compareOp(true)) throw this.unsupported('chained comparisons (a < b < c) are not supported');
+    this.refuseOperator();
+    return { k: 'compare', op: op.op, left, right, line: op.line };
+  }
+
+  /** Consumes a supported comparison operator (or, with `peekOnly`, says whether one follows). */
+  private compareOp(peekOnly = false): { op: CompareOp; line: number } | undefined {
+    const t = this.peek();
+    let op: CompareOp | undefined;
+    let width = 1;
+    if (t.type === 'OP' && COMPARISONS.has(t.value)) {
+      if (t.value !== '==' && t.value !== '!=') {
+        if (peekOnly) return { op: '==', line: t.line };
+        throw this.unsupported(`the operator "${t.value}" is not supported`);
+      }
+      op = t.value;
+    } else if (this.isName('in')) {
+      op = 'in';
+    } else if (this.isName('is')) {
+      op = this.isName('not', this.peek(1)) ? 'is not' : 'is';
+      width = op === 'is' ? 1 : 2;
+    } else if (this.isName('not') && this.isName('in', this.peek(1))) {
+      op = 'not in';
+      width = 2;
+    }
+    if (!op) return undefined;
+    if (!peekOnly) for (let i = 0; i < width; i++) this.next();
+    return { op, line: t.line };
   }
 
   private refuseOperator(): void {
     const t = this.peek();
-    if ((t.type === 'OP' && (BINARY.has(t.value) || t.value === '==' || t.value === '!=')) || (t.type === 'NAME' && BINARY_WORDS.has(t.value))) {
+    if ((t.type === 'OP' && (BINARY.has(t.value) || t.value === '==' || t.value === '!=')) || (t.type === 'NAME' && BINARY_WORDS.has(t.value) && t.value !== 'and' && t.value !== 'or')) {
       throw this.unsupported(`the operator "${t.value}" is not supported`);
     }
   }
@@ -273,13 +414,15 @@ class Parser {
     const t = this.peek();
     if (this.isOp('-') || this.isOp('+')) {
       this.next();
+      this.nest();
       const operand = this.unary();
+      this.depth--;
       if (operand.k === 'const' && typeof operand.value === 'number') {
         return { ...operand, value: text(t) === '-' ? -operand.value : operand.value, line: t.line };
       }
       throw this.unsupported(`the operator "${text(t)}" is supported only before a number`, t);
     }
-    if (this.isOp('~') || this.isName('not') || this.isName('await')) throw this.unsupported(`the operator "${text(t)}" is not supported`);
+    if (this.isOp('~') || this.isName('await')) throw this.unsupported(`the operator "${text(t)}" is not supported`);
     return this.postfix();
   }
 
@@ -294,7 +437,14 @@ class Parser {
         const name = this.name('an attribute name after "."');
         e = { k: 'attr', obj: e, name, line: t.line };
       } else if (this.isOp('[')) {
-        throw this.unsupported('subscripts (x[...]) are not supported');
+        const open = this.next();
+        if (this.isOp(']')) throw this.syntax('invalid syntax at "]"');
+        if (this.isOp(':')) throw this.unsupported('slices (x[a:b]) are not supported');
+        const index = this.expression();
+        if (this.isOp(':')) throw this.unsupported('slices (x[a:b]) are not supported');
+        if (this.isOp(',')) throw this.unsupported('tuples (a, b) are not supported');
+        this.expectOp(']', `to close the "[" on line ${open.line}`);
+        e = { k: 'subscript', obj: e, index, line: open.line };
       } else {
         return e;
       }
@@ -345,12 +495,27 @@ class Parser {
         return this.strings();
       case 'OP':
         if (t.value === '(') return this.parenthesised();
-        if (t.value === '[' || t.value === '{') throw this.unsupported(t.value === '[' ? 'lists are not supported' : 'dicts and sets are not supported');
+        if (t.value === '[') return this.list();
+        if (t.value === '{') throw this.unsupported('dicts and sets are not supported');
         if (t.value === '...') throw this.unsupported('Ellipsis is not supported');
         throw this.syntax(`invalid syntax at ${describe(t)}`);
       default:
         throw this.syntax(`invalid syntax: expected a value, found ${describe(t)}`);
     }
+  }
+
+  private list(): Expr {
+    const open = this.next();
+    const items: Expr[] = [];
+    while (!this.isOp(']')) {
+      if (this.isOp('*')) throw this.unsupported('*unpacking is not supported');
+      items.push(this.expression());
+      if (this.isName('for')) throw this.unsupported('list comprehensions are not supported');
+      if (!this.isOp(',')) break;
+      this.next();
+    }
+    this.expectOp(']', `to close the "[" on line ${open.line}`);
+    return { k: 'list', items, line: open.line };
   }
 
   /** Adjacent literals are one string, as in Python. */

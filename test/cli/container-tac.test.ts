@@ -1,0 +1,304 @@
+// buildbot.tac files configured from the environment, as container images write
+// them (the official buildbot-worker image's shapes, old and new, and bbgate's
+// own docker/buildbot.tac): bbgate's evaluator against real Python running the
+// same file with the same environment, its errors (file:line, what to change),
+// its bounds, and the codecs unicode_encoding names.
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, it } from 'node:test';
+import { masterConnectionString } from '../../src/address/master-address.js';
+import { fnmatch } from '../../src/worker/python/glob.js';
+import { lookupCodec } from '../../src/worker/python/codec.js';
+import type { WorkerConfig } from '../../src/worker/config.js';
+import { readTac } from '../../src/worker/tac/read.js';
+import { python, tempDir } from './support.js';
+
+const IMAGE_TAC = fileURLToPath(new URL('../../../docker/buildbot.tac', import.meta.url));
+
+/** The official image's tac as of 2024 (twisted.python.log to stdout), in its constructs; written here, not copied. */
+const LEGACY_LOG_TAC = `import fnmatch
+import os
+import sys
+
+from twisted.application import service
+from twisted.python.log import FileLogObserver
+from twisted.python.log import ILogObserver
+
+from buildbot_worker.bot import Worker
+
+basedir = os.environ.get("BUILDBOT_BASEDIR",
+    os.path.abspath(os.path.dirname(__file__)))
+application = service.Application('buildbot-worker')
+
+application.setComponent(ILogObserver, FileLogObserver(sys.stdout).emit)
+buildmaster_host = os.environ.get("BUILDMASTER", 'localhost')
+port = int(os.environ.get("BUILDMASTER_PORT", 9989))
+protocol = os.environ.get("BUILDMASTER_PROTOCOL", 'pb')
+workername = os.environ.get("WORKERNAME", 'docker')
+passwd = os.environ.get("WORKERPASS")
+
+blacklist = os.environ.get("WORKER_ENVIRONMENT_BLACKLIST", "WORKERPASS").split()
+for name in list(os.environ.keys()):
+    for toremove in blacklist:
+        if fnmatch.fnmatch(name, toremove):
+            del os.environ[name]
+
+keepalive = 600
+umask = None
+maxdelay = 300
+allow_shutdown = None
+maxretries = 10
+delete_leftover_dirs = False
+
+s = Worker(buildmaster_host, port, workername, passwd, basedir,
+           keepalive, umask=umask, maxdelay=maxdelay, protocol=protocol,
+           allow_shutdown=allow_shutdown, maxRetries=maxretries,
+           delete_leftover_dirs=delete_leftover_dirs)
+s.setServiceParent(application)
+`;
+
+/** Today's official shape: twisted.logger's textFileLogObserver behind a level filter. */
+const LOGGER_TAC = LEGACY_LOG_TAC.replace(
+  'from twisted.python.log import FileLogObserver\nfrom twisted.python.log import ILogObserver\n',
+  'from twisted.logger import FilteringLogObserver\nfrom twisted.logger import ILogObserver\nfrom twisted.logger import LogLevelFilterPredicate\nfrom twisted.logger import textFileLogObserver\n',
+).replace(
+  'application.setComponent(ILogObserver, FileLogObserver(sys.stdout).emit)\n',
+  'application.setComponent(\n    ILogObserver,\n    FilteringLogObserver(\n        textFileLogObserver(sys.stdout), predicates=[LogLevelFilterPredicate()]\n    ),\n)\n',
+);
+
+/** The 2017 shape: no BUILDBOT_BASEDIR, no protocol, no delete_leftover_dirs. */
+const OLD_TAC = LEGACY_LOG_TAC.replace('os.environ.get("BUILDBOT_BASEDIR",\n    os.path.abspath(os.path.dirname(__file__)))', 'os.path.abspath(os.path.dirname(__file__))')
+  .replace('protocol = os.environ.get("BUILDMASTER_PROTOCOL", \'pb\')\n', '')
+  .replace(' protocol=protocol,', '')
+  .replace(',\n           delete_leftover_dirs=delete_leftover_dirs)', ')');
+
+/** A hand-written variant: os.getenv, os.environ[...], `in`, `is`, `not`, `and`/`or`, break, an old `usepty`, logging to stderr. */
+const HAND_TAC = `import os, sys
+from twisted.application import service
+from twisted.logger import ILogObserver, textFileLogObserver
+from buildbot_worker.bot import Worker
+
+basedir = os.path.abspath(os.path.dirname(__file__))
+application = service.Application('buildbot-worker')
+application.setComponent(ILogObserver, textFileLogObserver(sys.stderr))
+host = os.getenv('MASTER_HOST', 'localhost')
+port = 9989
+if 'MASTER_PORT' in os.environ and os.environ['MASTER_PORT'].strip():
+    port = int(os.environ['MASTER_PORT'])
+passwd = os.environ.pop('WORKERPASS', None)
+if passwd is None or not passwd:
+    passwd = 'unset'
+hidden = ['TOKEN', 'KEY']
+for name in list(os.environ):
+    for word in hidden:
+        if word in name.upper().split('_'):
+            del os.environ[name]
+            break
+    else:
+        continue
+os.environ['BUILD_FLAVOUR'] = os.environ.get('BUILD_FLAVOUR') or 'default'
+usepty = 0
+s = Worker(host, port, os.getenv('WORKERNAME', 'hand'), passwd, basedir, 600, usepty,
+           maxRetries=int(os.environ.get('RETRIES', '3')) or None)
+s.setServiceParent(application)
+`;
+
+const PASSWORD = 's3cret-Pa55';
+
+interface Case {
+  title: string;
+  tac: string;
+  env: Record<string, string>;
+}
+
+/** What a WorkerConfig says of the Worker call and the environment, in the shape the Python side reports. */
+function projection(config: WorkerConfig, env: Record<string, string>): unknown {
+  const after = { ...env };
+  for (const name of config.environ?.unset ?? []) delete after[name];
+  Object.assign(after, config.environ?.set ?? {});
+  return {
+    connection: config.connection,
+    name: config.workername,
+    passwd: config.password,
+    basedir: config.basedir,
+    maxretries: config.maxretries ?? null,
+    environ: Object.keys(after).sort(),
+  };
+}
+
+/** Runs each tac in real Python (Twisted's real modules, Worker replaced by a recorder) with exactly `env` as os.environ. */
+function pythonRuns(cases: { path: string; env: Record<string, string> }[]): Promise<unknown[]> {
+  return python(
+    `import os, types
+calls = []
+class Worker:
+    def __init__(self, *args, **kwargs):
+        calls.append((args, kwargs))
+    def setServiceParent(self, parent):
+        pass
+stub = types.ModuleType('buildbot_worker.bot')
+stub.Worker = Worker
+import buildbot_worker
+sys.modules['buildbot_worker.bot'] = stub
+params = ['buildmaster_host', 'port', 'name', 'passwd', 'basedir', 'keepalive']
+out = []
+saved = dict(os.environ)
+for case in data:
+    del calls[:]
+    os.environ.clear()
+    os.environ.update(case['env'])
+    try:
+        exec(compile(open(case['path'], encoding='utf-8').read(), case['path'], 'exec'), {'__file__': case['path'], '__name__': '__builtin__'})
+        args, kwargs = calls[0]
+        bound = dict(zip(params, args))
+        bound.update(kwargs)
+        out.append({'bound': bound, 'environ': sorted(os.environ.keys())})
+    except BaseException as e:
+        out.append('%s: %s' % (type(e).__name__, e))
+os.environ.clear()
+os.environ.update(saved)
+print(json.dumps(out))`,
+    cases,
+  );
+}
+
+const BASE_ENV = { PATH: '/usr/bin:/bin', HOME: '/home/buildbot', WORKERPASS: PASSWORD };
+
+describe('container tacs run as Python runs them', () => {
+  const cases: Case[] = [
+    ['the 2024 tac, defaults', LEGACY_LOG_TAC, BASE_ENV],
+    ['the 2024 tac, all set', LEGACY_LOG_TAC, { ...BASE_ENV, BUILDMASTER: 'master.example', BUILDMASTER_PORT: ' 1_234 ', WORKERNAME: 'w9', BUILDBOT_BASEDIR: '/srv/worker' }],
+    ['the 2024 tac, a blacklist of patterns', LEGACY_LOG_TAC, { ...BASE_ENV, WORKER_ENVIRONMENT_BLACKLIST: ' WORKERPASS\tSECRET_*  A?C [xy]Z [!a]B ', SECRET_TOKEN: 't', SECRET_: 'u', ABC: '1', AC: '2', xZ: '3', zZ: '4', bB: '5', aB: '6' }],
+    ['the 2024 tac, a blacklist without WORKERPASS', LEGACY_LOG_TAC, { ...BASE_ENV, WORKER_ENVIRONMENT_BLACKLIST: 'HOME' }],
+    ['the 2024 tac, an empty blacklist', LEGACY_LOG_TAC, { ...BASE_ENV, WORKER_ENVIRONMENT_BLACKLIST: '' }],
+    ["today's tac (twisted.logger)", LOGGER_TAC, { ...BASE_ENV, BUILDMASTER: '::1', BUILDMASTER_PORT: '9999' }],
+    ['the 2017 tac', OLD_TAC, { ...BASE_ENV, WORKERNAME: 'old' }],
+    ["bbgate's image tac, defaults", '', BASE_ENV],
+    ["bbgate's image tac, a connection string and a proxy", '', { ...BASE_ENV, BBGATE_CONNECTION: 'tls:host=m.example:port=9989', BBGATE_PROXY: 'http://u:p@proxy:3128' }],
+    ["bbgate's image tac, an empty connection string", '', { ...BASE_ENV, BBGATE_CONNECTION: '', BUILDMASTER: 'm2' }],
+    ['a hand-written tac', HAND_TAC, { ...BASE_ENV, MASTER_PORT: '4321', API_TOKEN: 'x', KEYBOARD: 'y', my_key: 'z', RETRIES: '0' }],
+    ['a hand-written tac, nothing set', HAND_TAC, { PATH: '/bin', BUILD_FLAVOUR: 'debug' }],
+  ].map(([title, tac, env]) => ({ title, tac, env }) as Case);
+
+  it('the same Worker arguments and the same environment afterwards', async () => {
+    const paths = cases.map((c) => (c.tac === '' ? IMAGE_TAC : writeTac(c.tac)));
+    const py = await pythonRuns(cases.map((c, i) => ({ path: paths[i]!, env: c.env })));
+    for (const [i, c] of cases.entries()) {
+      const got = py[i] as { bound: Record<string, unknown>; environ: string[] } | string;
+      assert.equal(typeof got, 'object', `${c.title}: Python says ${String(got)}`);
+      const { bound, environ } = got as { bound: Record<string, unknown>; environ: string[] };
+      const config = readTac(paths[i]!, c.env);
+      const connection = typeof bound.connection_string === 'string' ? bound.connection_string : masterConnectionString(bound.buildmaster_host as string, bound.port as number, false);
+      assert.deepEqual(
+        projection(config, c.env),
+        { connection, name: bound.name, passwd: bound.passwd, basedir: bound.basedir, maxretries: bound.maxRetries ?? null, environ },
+        c.title,
+      );
+      assert.equal(config.proxyConnectionString ?? null, bound.proxy_connection_string ?? null, c.title);
+      assert.equal(config.logTo, c.tac === HAND_TAC ? 'stderr' : 'stdout', c.title);
+      assert.equal(config.logRotate, undefined, `${c.title}: no twistd.log rotation when logging to a stream`);
+      assert.ok(!JSON.stringify(config.environ?.set ?? {}).includes(PASSWORD), c.title);
+    }
+  });
+
+  it('WORKERPASS is removed by default, and the blacklist patterns match as fnmatch does', () => {
+    const config = readTac(writeTac(LEGACY_LOG_TAC), { ...BASE_ENV, WORKER_ENVIRONMENT_BLACKLIST: 'WORKERPASS SECRET_*', SECRET_A: 'a', KEEP: 'k' });
+    assert.deepEqual(config.environ, { unset: ['WORKERPASS', 'SECRET_A'], set: {} });
+    assert.equal(config.password, PASSWORD);
+    assert.equal(config.usePTY, false);
+    const image = readTac(IMAGE_TAC, { ...BASE_ENV, BBGATE_PROXY: 'http://u:p@proxy:3128' });
+    assert.deepEqual(image.environ?.unset, ['WORKERPASS', 'BBGATE_PROXY'], "the image's default blacklist also hides the proxy's credentials");
+    assert.equal(image.connection, 'tcp:host=localhost:port=9989');
+    assert.equal(image.workername, 'docker');
+    assert.equal(image.basedir, join(IMAGE_TAC, '..'));
+  });
+
+  it('fnmatch agrees with Python on names and patterns', async () => {
+    const names = ['WORKERPASS', 'workerpass', 'SECRET_', 'SECRET_X', 'A\nB', 'ABC', 'A-C', 'a]b', '[x', 'x*y', 'é', ''];
+    const patterns = ['WORKERPASS', 'SECRET_*', '*', '?', 'A?C', '[!A]*', '[a-c]*', '[]]*', 'a[]]b', '[x', '[!]x', 'x[*]y', '*[é]', 'A*B', '[z-a]*', '[!-]*', '\\*'];
+    const pairs = names.flatMap((n) => patterns.map((p) => [n, p] as const));
+    const want = await python<boolean[]>('import fnmatch\nprint(json.dumps([fnmatch.fnmatch(n, p) for n, p in data]))', pairs);
+    for (const [i, [n, p]] of pairs.entries()) assert.equal(fnmatch(n, p), want[i], `fnmatch(${JSON.stringify(n)}, ${JSON.stringify(p)})`);
+  });
+});
+
+describe('container tacs: what bbgate refuses, saying where and what to change', () => {
+  const cases: [string, string, Record<string, string>, string, RegExp][] = [
+    ['no WORKERPASS', LEGACY_LOG_TAC, { PATH: '/bin' }, 'TAC_INVALID', /:20: Worker's passwd must be a str, not None: the environment variable WORKERPASS is not set$/],
+    ['a port that is not a number', LEGACY_LOG_TAC, { ...BASE_ENV, BUILDMASTER_PORT: `x${PASSWORD}` }, 'TAC_INVALID', /:17: invalid literal for int\(\) with base 10 \(from the environment variable BUILDMASTER_PORT\): not a whole number/],
+    ['the November 2024 bug: int() of the protocol', LEGACY_LOG_TAC.replace('protocol = os.environ.get("BUILDMASTER_PROTOCOL", \'pb\')', 'protocol = int(os.environ.get("BUILDMASTER_PROTOCOL", \'pb\'))'), BASE_ENV, 'TAC_INVALID', /:18: invalid literal for int\(\) with base 10 \(the default for the unset environment variable BUILDMASTER_PROTOCOL\)/],
+    ['deleting while iterating os.environ', LEGACY_LOG_TAC.replace('list(os.environ.keys())', 'os.environ.keys()'), BASE_ENV, 'TAC_INVALID', /:23: os\.environ changed size during iteration \(RuntimeError in Python\): loop over a copy, list\(os\.environ\.keys\(\)\)/],
+    ['two patterns matching one name', LEGACY_LOG_TAC, { ...BASE_ENV, WORKER_ENVIRONMENT_BLACKLIST: 'WORKERPASS WORKER*' }, 'TAC_INVALID', /:26: del os\.environ\[\.\.\.\]: the environment variable WORKERPASS is not set \(KeyError in Python\)/],
+    ['a while loop', LEGACY_LOG_TAC.replace('for name in list(os.environ.keys()):', 'while False:\n    pass\nfor name in list(os.environ.keys()):'), BASE_ENV, 'TAC_UNSUPPORTED', /:23: "while" statements are not supported: .*understands .*`for` loops over lists and `del`/],
+    ['os.environ.items()', LEGACY_LOG_TAC.replace('list(os.environ.keys())', 'os.environ.items()'), BASE_ENV, 'TAC_UNSUPPORTED', /:23: the attribute \.items of os\.environ is not supported/],
+    ['a list comprehension', LEGACY_LOG_TAC.replace('list(os.environ.keys())', '[n for n in os.environ]'), BASE_ENV, 'TAC_UNSUPPORTED', /:23: list comprehensions are not supported/],
+    ['unpacking', LEGACY_LOG_TAC.replace('for name in list(os.environ.keys()):', 'for name, value in os.environ.items():'), BASE_ENV, 'TAC_UNSUPPORTED', /:23: unpacking in a "for" \(for a, b in \.\.\.\) is not supported/],
+    ['an observer writing elsewhere', LEGACY_LOG_TAC.replace('FileLogObserver(sys.stdout)', 'FileLogObserver(open("/tmp/log", "w"))'), BASE_ENV, 'TAC_UNSUPPORTED', /:15: calling Python's open\(\) is not supported/],
+    ['a filter with a level', LOGGER_TAC.replace('LogLevelFilterPredicate()', 'LogLevelFilterPredicate(defaultLogLevel=None)'), BASE_ENV, 'TAC_UNSUPPORTED', /:20: LogLevelFilterPredicate\(\) with arguments is not supported/],
+    ['a usepty of 2', LEGACY_LOG_TAC.replace('keepalive, umask=umask', 'keepalive, 2, umask=umask'), BASE_ENV, 'TAC_INVALID', /:36: usePTY must be None, 0, 1, True or False, not 2/],
+    ['an unknown unicode_encoding', LEGACY_LOG_TAC.replace('umask=umask,', "umask=umask, unicode_encoding='koi8-r',"), BASE_ENV, 'TAC_UNSUPPORTED', /:36: unicode_encoding "koi8-r" is not supported: bbgate knows utf-8, latin-1, ascii and cp1252/],
+    ['a password ascii cannot encode', LEGACY_LOG_TAC.replace('umask=umask,', "umask=umask, unicode_encoding='ascii',"), { ...BASE_ENV, WORKERPASS: 'pässwort' }, 'TAC_INVALID', /:20: the password cannot be encoded in ascii \(UnicodeEncodeError in Python/],
+  ];
+  for (const [title, tac, env, code, message] of cases) {
+    it(title, () => {
+      const path = writeTac(tac);
+      assert.throws(
+        () => readTac(path, env),
+        (err: Error & { code?: string }) => {
+          assert.equal(err.code, code, err.message);
+          assert.match(err.message, message);
+          assert.ok(err.message.startsWith(`${path}:`), err.message);
+          assert.ok(!err.message.includes(PASSWORD) && !err.message.includes('pässwort'), `leaks the password: ${err.message}`);
+          return true;
+        },
+      );
+    });
+  }
+
+  it('usepty 0, 1, True, False and None; unicode_encoding aliases', () => {
+    for (const [value, want] of [['0', false], ['1', true], ['True', true], ['False', false], ['None', false]] as const) {
+      const path = writeTac(LEGACY_LOG_TAC.replace('keepalive, umask=umask', `keepalive, ${value}, umask=umask`));
+      assert.equal(readTac(path, BASE_ENV).usePTY, want, value);
+    }
+    for (const [alias, name] of [['Latin-1', 'latin-1'], ['iso8859_1', 'latin-1'], ['UTF8', 'utf-8'], ['us-ascii', 'ascii'], ['windows-1252', 'cp1252']]) {
+      const path = writeTac(LEGACY_LOG_TAC.replace('umask=umask,', `umask=umask, unicode_encoding='${alias}',`));
+      assert.equal(readTac(path, BASE_ENV).unicodeEncoding, name, alias);
+    }
+  });
+
+  it('a runaway loop is an error, not a hang; deep nesting is an error, not a stack overflow', () => {
+    const long = 'x'.repeat(5000);
+    const started = Date.now();
+    assert.throws(() => readTac(writeTac(`a = '${long}'\nfor i in a:\n    for j in a:\n        pass\n`), BASE_ENV), { code: 'TAC_UNSUPPORTED', message: /:4: the tac ran more than 1000000 statements/ });
+    assert.ok(Date.now() - started < 5000, `the bound took ${Date.now() - started} ms`);
+    for (const deep of [`x = ${'('.repeat(5000)}1${')'.repeat(5000)}\n`, `x = ${'not '.repeat(5000)}1\n`, `x = ${'-'.repeat(5000)}1\n`, `x = ${'['.repeat(5000)}${']'.repeat(5000)}\n`]) {
+      assert.throws(() => readTac(writeTac(deep), BASE_ENV), { code: 'TAC_UNSUPPORTED', message: /:1: nesting deeper than 100 levels is not supported/ });
+    }
+    let nested = '';
+    for (let i = 0; i < 150; i++) nested += `${' '.repeat(i)}if True:\n`;
+    nested += `${' '.repeat(150)}pass\n`;
+    assert.throws(() => readTac(writeTac(nested), BASE_ENV), { code: 'TAC_UNSUPPORTED', message: /nesting deeper than 100 levels/ });
+  });
+});
+
+describe('unicode_encoding: the codecs decode as Python does with errors="replace"', () => {
+  it('every byte, for each codec bbgate knows', async () => {
+    const bytes = Array.from({ length: 256 }, (_, b) => b);
+    const names = ['utf-8', 'latin-1', 'ascii', 'cp1252'];
+    const want = await python<string[]>('print(json.dumps([bytes(data["bytes"]).decode(n, "replace") for n in data["names"]]))', { bytes, names });
+    for (const [i, name] of names.entries()) {
+      assert.equal(lookupCodec(name)!.decoder().decode(Uint8Array.from(bytes)), want[i], name);
+    }
+    const split = lookupCodec('utf-8')!.decoder();
+    assert.equal(split.decode(Uint8Array.of(0xc3), { stream: true }) + split.decode(Uint8Array.of(0xa9), { stream: true }), 'é', 'a character split across reads');
+  });
+});
+
+/** Writes a tac into a fresh directory (a tac's basedir defaults to its directory). */
+function writeTac(text: string): string {
+  const path = join(tempDir(), 'buildbot.tac');
+  writeFileSync(path, text);
+  return path;
+}
