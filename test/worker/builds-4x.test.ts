@@ -32,6 +32,8 @@ const STEPS: [name: string, expect: Expect, step: string][] = [
   ],
   ['echo', 'SUCCESS', `steps.ShellCommand(name='echo', command=['sh', '-c', 'echo hello; echo oops >&2'])`],
   ['fails', 'FAILURE', `steps.ShellCommand(name='fails', command='exit 3')`],
+  ['pty', 'SUCCESS', `steps.ShellCommand(name='pty', command=['sh', '-c', 'test -t 0 && test -t 1 && test -t 2 && echo on a terminal'], usePTY=True)`],
+  ['pty-max-lines', 'FAILURE (max lines)', `steps.ShellCommand(name='pty-max-lines', command=['seq', '1', '100000'], max_lines=10, usePTY=True)`],
   ['many-lines', 'FAILURE (max lines)', `steps.ShellCommand(name='many-lines', command=['seq', '1', '100000'], max_lines=10)`],
   ['few-lines', 'SUCCESS', `steps.ShellCommand(name='few-lines', command=['seq', '1', '10'], max_lines=10)`],
   ['silent', 'FAILURE (timed out)', `steps.ShellCommand(name='silent', command=['sleep', '60'], timeout=1)`],

@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { BbgateError } from '../../src/errors.js';
 import type { PbValue } from '../../src/pb/values/values.js';
 import { loadPtyBinding, windowSize } from '../../src/worker/process/pty.js';
+import { buildbotRuntime } from '../helpers/buildbot-runtime.js';
 import { comparable, groupAfterKill, killGroup, runPythonWorker, runShellIn, type RunOptions, type ShellRun } from './shell-harness.js';
 
 let base: string;
@@ -226,5 +227,40 @@ describe('usePTY: killing the session', () => {
     // Exited 5 after the kill: rc is that code, as 3.7 reports a killed process that exits by itself.
     assert.equal(run.rc, 5);
     assert.ok(!run.headers().some((h) => h.startsWith('process killed by signal')));
+  });
+});
+
+describe('usePTY: Buildbot 4.x limits on a terminal', () => {
+  it('kills on max_lines and both timeouts with the same updates as buildbot-worker 4.2.1 (in the Buildbot 4 root)', async () => {
+    const runtime = buildbotRuntime('4');
+    const dir = await mkdtemp(join(runtime.tmpDir, 'bbgate-pty4-'));
+    // One line per read (a pause after each), so both workers count to 4 of 3 at the same line.
+    const cases: [string, PbValue, Record<string, number>][] = [
+      ['max_lines', ['sh', '-c', 'for i in 1 2 3 4 5 6; do echo $i; sleep 0.1; done'], { max_lines: 3 }],
+      ['timeout', 'sleep 30', { timeout: 1 }],
+      ['maxTime', ['sleep', '30'], { maxTime: 1, timeout: 10 }],
+    ];
+    try {
+      const runs = await Promise.all(
+        cases.map(async ([name, command, limits]) => {
+          const workdir = join(dir, name);
+          const kw = { ...limits, usePTY: true, logEnviron: false };
+          const [python, ours] = await Promise.all([
+            runPythonWorker({ command, workdir: runtime.inside(workdir), kw: { ...kw, max_lines: limits.max_lines ?? null } }, ENV, runtime, dir),
+            runShell({ workdir, command, ...kw }),
+          ]);
+          return { name, python: comparable(python, { reasons: true, workdir: runtime.inside(workdir) }), ours: comparable(ours.updates, { reasons: true, workdir }) };
+        }),
+      );
+      for (const { name, python, ours } of runs) assert.deepEqual(ours, python, name);
+      const [maxLines, timeout, maxTime] = runs.map((r) => r.python);
+      assert.ok(maxLines!.headers.includes(' using PTY: True\n'), JSON.stringify(maxLines));
+      assert.ok(maxLines!.headers.includes('failure_reason=max_lines_failure'), JSON.stringify(maxLines));
+      assert.equal(maxLines!.stdout, '1\r\n2\r\n3\r\n4\r\n');
+      assert.ok(timeout!.headers.includes('failure_reason=timeout_without_output'), JSON.stringify(timeout));
+      assert.ok(maxTime!.headers.includes('failure_reason=timeout'), JSON.stringify(maxTime));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
