@@ -136,20 +136,15 @@ export class Evaluator {
   }
 
   private forLoop(s: Stmt & { k: 'for' }): Flow {
-    const iterable = this.eval(s.iter);
-    const watchEnviron = isObj(iterable.v) && (iterable.v.obj === 'environ' || iterable.v.obj === 'keys');
-    const size = this.environ.size;
-    const items = this.items(iterable, `a "for" loop over`);
+    // Python's os.environ (and its keys()) iterates a list of the names taken when the loop
+    // starts, so the body may delete and add variables, as `items` gives it here.
+    const items = this.items(this.eval(s.iter), `a "for" loop over`);
     let broke = false;
     for (const item of items) {
       this.scope.set(s.target, { ...item, line: s.line });
       if (this.run(s.body) === 'break') {
         broke = true;
         break;
-      }
-      // Python's dict iterator checks the size before each next item, the end included.
-      if (watchEnviron && this.environ.size !== size) {
-        throw this.error('TAC_INVALID', s.line, 'os.environ changed size during iteration (RuntimeError in Python): loop over a copy, list(os.environ.keys())');
       }
     }
     // A break or continue in the else block belongs to an enclosing loop.

@@ -17,7 +17,7 @@ export type Obj =
   | { obj: 'bytes' }
   | { obj: 'list'; items: Value[] }
   | { obj: 'environ' }
-  /** os.environ.keys(): iterating it while the environment changes size is Python's RuntimeError. */
+  /** os.environ.keys(): a view of the names, iterated (as os.environ is) over a snapshot taken when the loop starts. */
   | { obj: 'keys' }
   | ApplicationObj
   | LogFileObj
