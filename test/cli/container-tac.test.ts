@@ -165,6 +165,8 @@ print(json.dumps(out))`,
 }
 
 const BASE_ENV = { PATH: '/usr/bin:/bin', HOME: '/home/buildbot', WORKERPASS: PASSWORD };
+/** The variables bbgate's image tac always removes, whatever WORKER_ENVIRONMENT_BLACKLIST says. */
+const IMAGE_SECRETS = { BBGATE_PROXY: 'http://u:p@proxy:3128', BBGATE_PROXY_PASSWORD: 'proxy-pw', BBGATE_PASSWORD: 'probe-pw' };
 
 describe('container tacs run as Python runs them', () => {
   const cases: Case[] = [
@@ -178,6 +180,8 @@ describe('container tacs run as Python runs them', () => {
     ["bbgate's image tac, defaults", '', BASE_ENV],
     ["bbgate's image tac, a connection string and a proxy", '', { ...BASE_ENV, BBGATE_CONNECTION: 'tls:host=m.example:port=9989', BBGATE_PROXY: 'http://u:p@proxy:3128' }],
     ["bbgate's image tac, an empty connection string", '', { ...BASE_ENV, BBGATE_CONNECTION: '', BUILDMASTER: 'm2' }],
+    ["bbgate's image tac, a blacklist naming none of the secrets", '', { ...BASE_ENV, ...IMAGE_SECRETS, WORKER_ENVIRONMENT_BLACKLIST: 'HOME' }],
+    ["bbgate's image tac, an empty blacklist", '', { ...BASE_ENV, ...IMAGE_SECRETS, WORKER_ENVIRONMENT_BLACKLIST: '' }],
     ['a hand-written tac', HAND_TAC, { ...BASE_ENV, MASTER_PORT: '4321', API_TOKEN: 'x', KEYBOARD: 'y', my_key: 'z', RETRIES: '0' }],
     ['a hand-written tac, nothing set', HAND_TAC, { PATH: '/bin', BUILD_FLAVOUR: 'debug' }],
     // os.environ iterates a snapshot of its names (os._Environ.__iter__), so deleting or adding while looping over it is fine.
@@ -213,7 +217,17 @@ describe('container tacs run as Python runs them', () => {
     assert.equal(config.password, PASSWORD);
     assert.equal(config.usePTY, false);
     const image = readTac(IMAGE_TAC, { ...BASE_ENV, BBGATE_PROXY: 'http://u:p@proxy:3128' });
-    assert.deepEqual(image.environ?.unset, ['WORKERPASS', 'BBGATE_PROXY'], "the image's default blacklist also hides the proxy's credentials");
+    assert.deepEqual(image.environ?.unset, ['WORKERPASS', 'BBGATE_PROXY'], "the image's tac also hides the proxy's credentials");
+    for (const blacklist of ['HOME', '', 'NOTHING_MATCHES']) {
+      const own = readTac(IMAGE_TAC, { ...BASE_ENV, ...IMAGE_SECRETS, WORKER_ENVIRONMENT_BLACKLIST: blacklist });
+      assert.deepEqual(
+        [...(own.environ?.unset ?? [])].sort(),
+        ['WORKERPASS', ...Object.keys(IMAGE_SECRETS), ...(blacklist === 'HOME' ? ['HOME'] : [])].sort(),
+        `the image's tac removes the password and bbgate's secrets whatever the blacklist (${JSON.stringify(blacklist)})`,
+      );
+      assert.equal(own.password, PASSWORD);
+      assert.equal(own.proxyConnectionString, IMAGE_SECRETS.BBGATE_PROXY, 'read before it is removed');
+    }
     assert.equal(image.connection, 'tcp:host=localhost:port=9989');
     assert.equal(image.workername, 'docker');
     assert.equal(image.basedir, join(IMAGE_TAC, '..'));
