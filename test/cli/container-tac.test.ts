@@ -297,6 +297,26 @@ describe('container tacs: what bbgate refuses, saying where and what to change',
     for (let i = 0; i < 150; i++) nested += `${' '.repeat(i)}if True:\n`;
     nested += `${' '.repeat(150)}pass\n`;
     assert.throws(() => readTac(writeTac(nested), BASE_ENV), { code: 'TAC_UNSUPPORTED', message: /nesting deeper than 100 levels/ });
+    // Python compiles these to one n-ary BoolOp; a chain of postfix operations it refuses (RecursionError), bbgate too.
+    for (const deep of [`x = os${'.path'.repeat(100_000)}\n`, `x = [0]${'[0]'.repeat(100_000)}\n`, `x = str${'()'.repeat(100_000)}\n`]) {
+      assert.throws(() => readTac(writeTac(`import os\n${deep}`), BASE_ENV), { code: 'TAC_UNSUPPORTED', message: /:2: nesting deeper than 100 levels is not supported/ });
+    }
+  });
+
+  it('long and/or chains give what Python gives, however long', async () => {
+    const n = 100_000;
+    const chains = [
+      `${Array(n).fill("''").join(' or ')} or 'last'`,
+      `${Array(n).fill("'x'").join(' and ')} and 'last'`,
+      `${Array(n).fill("'' and 'no'").join(' or ')} or 'y' and 'last'`,
+      `'first' or ${Array(n).fill('undefined_name').join(' or ')}`,
+      `'' and ${Array(n).fill('undefined_name').join(' and ')} or 'last'`,
+    ];
+    const want = await python<string[]>('out = []\nfor c in data:\n    out.append(eval(c))\nprint(json.dumps(out))', chains);
+    for (const [i, chain] of chains.entries()) {
+      const tac = `from twisted.application import service\nfrom buildbot_worker.bot import Worker\napplication = service.Application('buildbot-worker')\nname = ${chain}\nWorker('localhost', 9989, name, 'pw', '.', 600).setServiceParent(application)\n`;
+      assert.equal(readTac(writeTac(tac), BASE_ENV).workername, want[i], `chain ${i}`);
+    }
   });
 });
 

@@ -220,9 +220,13 @@ export class Evaluator {
       case 'not':
         return { v: !truthy(this.eval(e.operand).v), line: e.line };
       case 'boolop': {
-        // Python's and/or give one of their operands, evaluating the right one only when needed.
-        const left = this.eval(e.left);
-        return truthy(left.v) === (e.op === 'or') ? left : this.eval(e.right);
+        // Python's and/or give the first operand that decides (true for `or`, false for `and`), or the last, evaluating no further.
+        let last!: Located;
+        for (const operand of e.values) {
+          last = this.eval(operand);
+          if (truthy(last.v) === (e.op === 'or')) return last;
+        }
+        return last;
       }
       case 'compare':
         return { v: this.compare(e), line: e.line };
