@@ -288,7 +288,7 @@ describe('container tacs: what bbgate refuses, saying where and what to change',
   it('a runaway loop is an error, not a hang; deep nesting is an error, not a stack overflow', () => {
     const long = 'x'.repeat(5000);
     const started = Date.now();
-    assert.throws(() => readTac(writeTac(`a = '${long}'\nfor i in a:\n    for j in a:\n        pass\n`), BASE_ENV), { code: 'TAC_UNSUPPORTED', message: /:4: the tac ran more than 1000000 statements/ });
+    assert.throws(() => readTac(writeTac(`a = '${long}'\nfor i in a:\n    for j in a:\n        pass\n`), BASE_ENV), { code: 'TAC_UNSUPPORTED', message: /:[34]: the tac did more than 1000000 steps of work/ });
     assert.ok(Date.now() - started < 5000, `the bound took ${Date.now() - started} ms`);
     for (const deep of [`x = ${'('.repeat(5000)}1${')'.repeat(5000)}\n`, `x = ${'not '.repeat(5000)}1\n`, `x = ${'-'.repeat(5000)}1\n`, `x = ${'['.repeat(5000)}${']'.repeat(5000)}\n`]) {
       assert.throws(() => readTac(writeTac(deep), BASE_ENV), { code: 'TAC_UNSUPPORTED', message: /:1: nesting deeper than 100 levels is not supported/ });
@@ -300,6 +300,26 @@ describe('container tacs: what bbgate refuses, saying where and what to change',
     // Python compiles these to one n-ary BoolOp; a chain of postfix operations it refuses (RecursionError), bbgate too.
     for (const deep of [`x = os${'.path'.repeat(100_000)}\n`, `x = [0]${'[0]'.repeat(100_000)}\n`, `x = str${'()'.repeat(100_000)}\n`]) {
       assert.throws(() => readTac(writeTac(`import os\n${deep}`), BASE_ENV), { code: 'TAC_UNSUPPORTED', message: /:2: nesting deeper than 100 levels is not supported/ });
+    }
+  });
+
+  it("the bound counts the work calls do, not only statements: a tac that makes or reads big values ends with the bound's error", () => {
+    const big = 'x'.repeat(6000);
+    const loops: [string, string][] = [
+      ['a string doubling', "a = 'xxxxxxxx'\nfor i in 'abcdefghijklmnopqrstuvwxyzabcdefghij':\n    a = os.path.join(a, a)\n"],
+      ['list() of a big value in a loop', "s = os.environ['BIG']\nfor i in s:\n    x = list(s)\n"],
+      ['list(os.environ) in a loop', "s = os.environ['BIG']\nfor i in s:\n    x = list(os.environ)\n"],
+      ['split() in a loop', "s = os.environ['BIG']\nfor i in s:\n    x = s.split('y')\n    y = os.environ['SPACED'].split()\n"],
+      ['lower() in a loop', "s = os.environ['BIG']\nfor i in s:\n    x = s.lower()\n"],
+      ['strip() in a loop', "s = os.environ['BIG']\nfor i in s:\n    x = s.strip()\n"],
+      ['"in" in a loop', "s = os.environ['BIG']\nfor i in s:\n    x = 'q' in s\n"],
+      ['len() in a loop', "s = os.environ['BIG']\nfor i in s:\n    x = len(s)\n"],
+      ['int() in a loop', "s = os.environ['DIGITS']\nfor i in os.environ['BIG']:\n    x = int(s)\n"],
+    ];
+    const many = Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`V${i}`, 'v']));
+    const env = { ...BASE_ENV, ...many, BIG: big, SPACED: 'a '.repeat(3000), DIGITS: '1'.repeat(15).padStart(6000, ' ') };
+    for (const [title, loop] of loops) {
+      assert.throws(() => readTac(writeTac(`import os\n${loop}`), env), { code: 'TAC_UNSUPPORTED', message: /the tac did more than 1000000 steps of work/ }, title);
     }
   });
 

@@ -50,11 +50,16 @@ const PYTHON_BUILTINS = new Set([
 const LOGFILE_PARAMS = ['filename', 'rotateLength', 'defaultMode', 'maxRotatedFiles'];
 
 /**
- * The most statements (loop bodies included) a tac may run. The official
- * container tac runs a few per environment variable and pattern; the bound
- * turns a runaway loop into an error instead of a hang.
+ * The most steps of work a tac may do: a statement (loop bodies included) is
+ * one; so is each item a call or loop makes or reads (list(), split(), a
+ * loop's names), and each CHARS_PER_STEP characters of the strings a call or
+ * comparison reads or makes. The official container tac does a few per
+ * environment variable and pattern; the bound turns a runaway loop, or one
+ * that builds ever larger values, into an error instead of a hang or an
+ * exhausted heap.
  */
 export const MAX_STEPS = 1_000_000;
+const CHARS_PER_STEP = 16;
 
 type Flow = 'break' | 'continue' | undefined;
 
@@ -101,10 +106,25 @@ export class Evaluator {
     return undefined;
   }
 
-  private statement(s: Stmt): Flow {
-    if (++this.steps > MAX_STEPS) {
-      throw this.error('TAC_UNSUPPORTED', s.line, `the tac ran more than ${MAX_STEPS} statements: bbgate bounds a tac's loops so that a mistake is an error, not a hang; loop over fewer items`);
+  /** Counts `steps` of work against MAX_STEPS. */
+  private charge(steps: number, line: number): void {
+    this.steps += steps;
+    if (this.steps > MAX_STEPS) {
+      throw this.error(
+        'TAC_UNSUPPORTED',
+        line,
+        `the tac did more than ${MAX_STEPS} steps of work (a statement, an item a call or loop makes or reads, ${CHARS_PER_STEP} characters): bbgate bounds a tac's work so that a mistake is an error, not a hang; loop over fewer items, or smaller values`,
+      );
     }
+  }
+
+  /** Charges what making or reading these values costs. */
+  private chargeValues(line: number, values: Value[]): void {
+    this.charge(values.reduce<number>((sum, v) => sum + workSize(v), 0), line);
+  }
+
+  private statement(s: Stmt): Flow {
+    this.charge(1, s.line);
     switch (s.k) {
       case 'import':
         for (const m of s.modules) this.importModule(m, s.line);
@@ -138,7 +158,7 @@ export class Evaluator {
   private forLoop(s: Stmt & { k: 'for' }): Flow {
     // Python's os.environ (and its keys()) iterates a list of the names taken when the loop
     // starts, so the body may delete and add variables, as `items` gives it here.
-    const items = this.items(this.eval(s.iter), `a "for" loop over`);
+    const items = this.items(this.eval(s.iter), `a "for" loop over`, s.line);
     let broke = false;
     for (const item of items) {
       this.scope.set(s.target, { ...item, line: s.line });
@@ -230,14 +250,18 @@ export class Evaluator {
       }
       case 'compare':
         return { v: this.compare(e), line: e.line };
-      case 'call':
-        return this.call(e);
+      case 'call': {
+        const result = this.call(e);
+        this.chargeValues(e.line, [result.v]);
+        return result;
+      }
     }
   }
 
   private compare(e: Expr & { k: 'compare' }): boolean {
     const left = this.eval(e.left).v;
     const right = this.eval(e.right).v;
+    this.chargeValues(e.line, [left, right]);
     switch (e.op) {
       case '==':
       case '!=':
@@ -315,6 +339,7 @@ export class Evaluator {
     const callee = this.eval(e.fn).v;
     const args = e.args.map((a) => this.eval(a));
     const kwargs = new Map(e.kwargs.map((kw) => [kw.name, this.eval(kw.value)] as const));
+    this.chargeValues(e.line, [...args, ...kwargs.values()].map((a) => a.v).concat(isObj(callee) && callee.obj === 'method' ? [callee.self] : []));
     if (!isObj(callee) || (callee.obj !== 'function' && callee.obj !== 'method')) {
       throw this.error('TAC_INVALID', e.line, `${typeName(callee)} is not callable`);
     }
@@ -492,16 +517,18 @@ export class Evaluator {
         if (isObj(a.v) && (a.v.obj === 'environ' || a.v.obj === 'keys')) return { v: this.environ.size, line };
         throw this.error('TAC_INVALID', line, `${typeName(a.v)} has no len() (TypeError in Python)`);
       default:
-        return { v: { obj: 'list', items: this.items(a, 'list() of').map((i) => i.v) }, line };
+        return { v: { obj: 'list', items: this.items(a, 'list() of', line).map((i) => i.v) }, line };
     }
   }
 
-  /** What iterating a value gives, as a snapshot (an environment's names in its order). */
-  private items(a: Located, what: string): Located[] {
+  /** What iterating a value gives, as a snapshot (an environment's names in its order), charged an item each. */
+  private items(a: Located, what: string, line: number): Located[] {
     const v = a.v;
-    if (typeof v === 'string') return [...v].map((c) => ({ v: c, line: a.line }));
-    if (isObj(v) && v.obj === 'list') return v.items.map((i) => ({ v: i, line: a.line }));
-    if (isObj(v) && (v.obj === 'environ' || v.obj === 'keys')) return [...this.environ.keys()].map((k) => ({ v: k, line: a.line }));
+    const values = typeof v === 'string' ? [...v] : isObj(v) && v.obj === 'list' ? v.items : isObj(v) && (v.obj === 'environ' || v.obj === 'keys') ? [...this.environ.keys()] : undefined;
+    if (values) {
+      this.charge(values.length, line);
+      return values.map((i) => ({ v: i, line: a.line }));
+    }
     throw this.error(v === null || typeof v !== 'object' ? 'TAC_INVALID' : 'TAC_UNSUPPORTED', a.line, `${what} ${typeName(v)} is not supported${v === null || typeof v !== 'object' ? ` (${typeName(v)} is not iterable)` : ''}`);
   }
 
@@ -538,6 +565,16 @@ function logTarget(component: Value): LogTarget | undefined {
   if (component.obj === 'emit') return component.target;
   if (component.obj === 'textObserver') return component.target;
   return undefined;
+}
+
+/**
+ * The work a value stands for, in steps: a string's characters, a list's items (and theirs);
+ * os.environ itself is free, and what iterates it is charged its names.
+ */
+function workSize(v: Value): number {
+  if (typeof v === 'string') return Math.ceil(v.length / CHARS_PER_STEP);
+  if (isObj(v) && v.obj === 'list') return v.items.reduce((sum: number, item) => sum + workSize(item), v.items.length);
+  return 0;
 }
 
 /** str.split: on runs of whitespace without empty strings when `sep` is None, else on each `sep`. */
