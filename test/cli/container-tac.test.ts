@@ -4,6 +4,7 @@
 // same file with the same environment, its errors (file:line, what to change),
 // its bounds, and the codecs unicode_encoding names.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +17,7 @@ import { readTac } from '../../src/worker/tac/read.js';
 import { python, tempDir } from './support.js';
 
 const IMAGE_TAC = fileURLToPath(new URL('../../../docker/buildbot.tac', import.meta.url));
+const GLOB_MODULE = new URL('../../src/worker/python/glob.js', import.meta.url).href;
 
 /** The official image's tac as of 2024 (twisted.python.log to stdout), in its constructs; written here, not copied. */
 const LEGACY_LOG_TAC = `import fnmatch
@@ -239,6 +241,17 @@ describe('container tacs run as Python runs them', () => {
     const pairs = names.flatMap((n) => patterns.map((p) => [n, p] as const));
     const want = await python<boolean[]>('import fnmatch\nprint(json.dumps([fnmatch.fnmatch(n, p) for n, p in data]))', pairs);
     for (const [i, [n, p]] of pairs.entries()) assert.equal(fnmatch(n, p), want[i], `fnmatch(${JSON.stringify(n)}, ${JSON.stringify(p)})`);
+  });
+
+  it('fnmatch does not backtrack on patterns of many stars, as Python 3.11 does not (its atomic groups), and gives the same answers', async () => {
+    const names = ['a'.repeat(400), `${'a'.repeat(400)}b`, `${'ab'.repeat(200)}c`];
+    const patterns = ['*a*a*a*a*a*a*b', '*a*a*a*a*a*a*', '*?a*[ab]*a*b*', 'a*b*a*b*c', '*ab*ab*ab*b', '**a**b'];
+    const pairs = names.flatMap((n) => patterns.map((p) => [n, p] as const));
+    const want = await python<boolean[]>('import fnmatch\nprint(json.dumps([fnmatch.fnmatch(n, p) for n, p in data]))', pairs);
+    // In a child with a deadline: a backtracking regular expression blocks its thread for hours, past any test timeout.
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', `import { fnmatch } from ${JSON.stringify(GLOB_MODULE)};\nconst pairs = ${JSON.stringify(pairs)};\nconsole.log(JSON.stringify(pairs.map(([n, p]) => fnmatch(n, p))));`], { timeout: 30_000, encoding: 'utf8' });
+    assert.equal(child.signal, null, 'fnmatch was still matching after 30 s');
+    assert.deepEqual(JSON.parse(child.stdout), want);
   });
 });
 
