@@ -8,7 +8,7 @@ import { fnmatch } from '../python/glob.js';
 import { pythonDirname, pythonJoin } from '../python/os-path.js';
 import { TacError } from './errors.js';
 import type { Alias, Expr, Stmt, Target } from './parse.js';
-import { bindArguments, equal, isObj, truthy, typeName, type ApplicationObj, type LogTarget, type Located, type Obj, type Value, type WorkerObj } from './values.js';
+import { bindArguments, describeValue, equal, isObj, truthy, typeName, type ApplicationObj, type LogTarget, type Located, type Obj, type Value, type WorkerObj } from './values.js';
 
 const fn = (name: string): Obj => ({ obj: 'function', name });
 const mod = (name: string): Obj => ({ obj: 'module', name });
@@ -190,8 +190,9 @@ export class Evaluator {
     }
     const container = this.eval(t.obj);
     if (!isObj(container.v) || container.v.obj !== 'environ') throw this.error('TAC_UNSUPPORTED', t.line, `deleting an item of ${typeName(container.v)} is not supported (only del os.environ[name])`);
-    const name = this.envKey(this.eval(t.index), 'del os.environ[...]');
-    if (!this.environ.delete(name)) throw this.error('TAC_INVALID', t.line, `del os.environ[...]: the environment variable ${name} is not set (KeyError in Python)`);
+    const index = this.eval(t.index);
+    const name = this.envKey(index, 'del os.environ[...]');
+    if (!this.environ.delete(name)) throw this.error('TAC_INVALID', t.line, `del os.environ[...]: the environment variable ${envName(index)} is not set (KeyError in Python)`);
   }
 
   private knownModule(name: string, line: number): Record<string, Obj> {
@@ -222,8 +223,10 @@ export class Evaluator {
         return { v: e.value, line: e.line };
       case 'bytes':
         return { v: { obj: 'bytes' }, line: e.line };
-      case 'list':
-        return { v: { obj: 'list', items: e.items.map((i) => this.eval(i).v) }, line: e.line };
+      case 'list': {
+        const items = e.items.map((i) => this.eval(i));
+        return tainted({ v: { obj: 'list', items: items.map((i) => i.v) }, line: e.line }, items);
+      }
       case 'name': {
         const bound = this.scope.get(e.id);
         if (bound) return bound;
@@ -234,7 +237,7 @@ export class Evaluator {
         throw this.error('TAC_INVALID', e.line, `name "${e.id}" is not defined`);
       }
       case 'attr':
-        return { v: this.attribute(this.eval(e.obj).v, e.name, e.line), line: e.line };
+        return { v: this.attribute(this.eval(e.obj), e.name, e.line), line: e.line };
       case 'subscript':
         return this.subscript(e);
       case 'not':
@@ -250,11 +253,8 @@ export class Evaluator {
       }
       case 'compare':
         return { v: this.compare(e), line: e.line };
-      case 'call': {
-        const result = this.call(e);
-        this.chargeValues(e.line, [result.v]);
-        return result;
-      }
+      case 'call':
+        return this.call(e);
     }
   }
 
@@ -298,16 +298,17 @@ export class Evaluator {
       const name = this.envKey(index, 'os.environ[...]');
       const value = this.environ.get(name);
       if (value === undefined) {
-        throw this.error('TAC_INVALID', e.line, `os.environ[...]: the environment variable ${name} is not set (KeyError in Python); os.environ.get(${JSON.stringify(name)}, default) gives a default`);
+        const hint = index.origin === undefined ? `; os.environ.get(${JSON.stringify(name)}, default) gives a default` : '';
+        throw this.error('TAC_INVALID', e.line, `os.environ[...]: the environment variable ${envName(index)} is not set (KeyError in Python)${hint}`);
       }
-      return { v: value, line: e.line, origin: name };
+      return { v: value, line: e.line, origin: index.origin ?? name };
     }
     if (isObj(container) && container.obj === 'list') {
       if (typeof index.v !== 'number' && typeof index.v !== 'boolean') throw this.error('TAC_INVALID', e.line, `list indices must be integers, not ${typeName(index.v)}`);
       const n = Number(index.v);
       const i = n < 0 ? container.items.length + n : n;
       if (i < 0 || i >= container.items.length) throw this.error('TAC_INVALID', e.line, 'list index out of range (IndexError in Python)');
-      return { v: container.items[i]!, line: e.line };
+      return { v: container.items[i]!, line: e.line, ...(container.origin !== undefined ? { origin: container.origin } : {}) };
     }
     throw this.error('TAC_UNSUPPORTED', e.line, `subscripts of ${typeName(container)} are not supported (only os.environ[name] and lists)`);
   }
@@ -318,7 +319,8 @@ export class Evaluator {
     return key.v;
   }
 
-  private attribute(v: Value, name: string, line: number): Value {
+  private attribute(of: Located, name: string, line: number): Value {
+    const v = of.v;
     if (isObj(v)) {
       if (v.obj === 'module') {
         const found = MODULES[v.name]?.[name] ?? (MODULES[`${v.name}.${name}`] ? mod(`${v.name}.${name}`) : undefined);
@@ -331,15 +333,24 @@ export class Evaluator {
       if (v.obj === 'worker' && name === 'setServiceParent') return { obj: 'method', self: v, name };
       if (v.obj === 'environ' && ENVIRON_METHODS.has(name)) return { obj: 'method', self: v, name: `os.environ.${name}` };
     }
-    if (typeof v === 'string' && STR_METHODS.has(name)) return { obj: 'method', self: v, name: `str.${name}` };
+    if (typeof v === 'string' && STR_METHODS.has(name)) return { obj: 'method', self: v, name: `str.${name}`, ...(of.origin !== undefined ? { origin: of.origin } : {}) };
     throw this.error('TAC_UNSUPPORTED', line, `the attribute .${name} of ${typeName(v)} is not supported`);
   }
 
+  /** A call, charged what it reads and makes; what it makes from a value of the environment is of the environment too. */
   private call(e: Expr & { k: 'call' }): Located {
     const callee = this.eval(e.fn).v;
     const args = e.args.map((a) => this.eval(a));
     const kwargs = new Map(e.kwargs.map((kw) => [kw.name, this.eval(kw.value)] as const));
-    this.chargeValues(e.line, [...args, ...kwargs.values()].map((a) => a.v).concat(isObj(callee) && callee.obj === 'method' ? [callee.self] : []));
+    const self: Located[] = isObj(callee) && callee.obj === 'method' ? [{ v: callee.self, line: e.line, ...(callee.origin !== undefined ? { origin: callee.origin } : {}) }] : [];
+    const inputs = [...self, ...args, ...kwargs.values()];
+    this.chargeValues(e.line, inputs.map((a) => a.v));
+    const result = this.invoke(callee, args, kwargs, e);
+    this.chargeValues(e.line, [result.v]);
+    return typeof result.v === 'string' || typeof result.v === 'number' || (isObj(result.v) && result.v.obj === 'list') ? tainted(result, inputs) : result;
+  }
+
+  private invoke(callee: Value, args: Located[], kwargs: Map<string, Located>, e: Expr & { k: 'call' }): Located {
     if (!isObj(callee) || (callee.obj !== 'function' && callee.obj !== 'method')) {
       throw this.error('TAC_INVALID', e.line, `${typeName(callee)} is not callable`);
     }
@@ -439,20 +450,22 @@ export class Evaluator {
     // get, pop and setdefault all take the name and an optional default.
     if (args.length < 1 || args.length > 2) throw this.error('TAC_INVALID', line, `${shown}() takes 1 or 2 arguments (${args.length} given)`);
     const key = this.envKey(args[0]!, `${shown}()`);
+    // A name that came from the environment is named by where it came from.
+    const origin = args[0]!.origin ?? key;
     const value = this.environ.get(key);
     const fallback: Located = args[1] ?? { v: null, line };
     switch (method) {
       case 'get':
-        return value === undefined ? { ...fallback, origin: key, defaulted: true } : { v: value, line, origin: key };
+        return value === undefined ? { ...fallback, origin, defaulted: true } : { v: value, line, origin };
       case 'pop':
-        if (value === undefined && args.length < 2) throw this.error('TAC_INVALID', line, `${shown}(): the environment variable ${key} is not set (KeyError in Python)`);
+        if (value === undefined && args.length < 2) throw this.error('TAC_INVALID', line, `${shown}(): the environment variable ${envName(args[0]!)} is not set (KeyError in Python)`);
         this.environ.delete(key);
-        return value === undefined ? { ...fallback, origin: key, defaulted: true } : { v: value, line, origin: key };
+        return value === undefined ? { ...fallback, origin, defaulted: true } : { v: value, line, origin };
       default: {
-        if (value !== undefined) return { v: value, line, origin: key };
+        if (value !== undefined) return { v: value, line, origin };
         if (typeof fallback.v !== 'string') throw this.error('TAC_INVALID', fallback.line, `os.environ values must be str, not ${typeName(fallback.v)}`);
         this.environ.set(key, fallback.v);
-        return { ...fallback, origin: key };
+        return { ...fallback, origin };
       }
     }
   }
@@ -527,7 +540,9 @@ export class Evaluator {
     const values = typeof v === 'string' ? [...v] : isObj(v) && v.obj === 'list' ? v.items : isObj(v) && (v.obj === 'environ' || v.obj === 'keys') ? [...this.environ.keys()] : undefined;
     if (values) {
       this.charge(values.length, line);
-      return values.map((i) => ({ v: i, line: a.line }));
+      // An environment's names are not secret; the characters of a value, or a list's items, are as its origin says.
+      const origin = typeof v === 'string' ? a.origin : isObj(v) && v.obj === 'list' ? v.origin : undefined;
+      return values.map((i) => ({ v: i, line: a.line, ...(origin !== undefined ? { origin } : {}) }));
     }
     throw this.error(v === null || typeof v !== 'object' ? 'TAC_INVALID' : 'TAC_UNSUPPORTED', a.line, `${what} ${typeName(v)} is not supported${v === null || typeof v !== 'object' ? ` (${typeName(v)} is not iterable)` : ''}`);
   }
@@ -565,6 +580,19 @@ function logTarget(component: Value): LogTarget | undefined {
   if (component.obj === 'emit') return component.target;
   if (component.obj === 'textObserver') return component.target;
   return undefined;
+}
+
+/** `result`, marked as of the environment when one of `inputs` is (a list through its `origin` too). */
+function tainted(result: Located, inputs: Located[]): Located {
+  const origin = result.origin ?? inputs.find((i) => i.origin !== undefined)?.origin;
+  if (origin === undefined) return result;
+  const v = isObj(result.v) && result.v.obj === 'list' ? { ...result.v, origin } : result.v;
+  return { ...result, v, origin };
+}
+
+/** An environment variable's name for a message: a name read from the environment is not quoted, but said where it came from. */
+function envName(key: Located): string {
+  return key.origin === undefined ? String(key.v) : `whose name is ${describeValue(key)}`;
 }
 
 /**
