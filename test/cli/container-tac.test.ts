@@ -363,6 +363,70 @@ describe('container tacs: what bbgate refuses, saying where and what to change',
   });
 });
 
+describe("str methods, int() and os.path.abspath as Python's", () => {
+  const HEAD = "import os\nfrom twisted.application import service\nfrom buildbot_worker.bot import Worker\napplication = service.Application('buildbot-worker')\ns = os.environ['IN']\n";
+  const TAIL = "Worker('localhost', 9989, 'w', 'pw', '.', 600).setServiceParent(application)\n";
+  /** What the tac's `os.environ[...] = ` lines set, or the error's code. */
+  function outputs(body: string, input: string): Record<string, string> | string {
+    try {
+      return readTac(writeTac(HEAD + body + TAIL), { IN: input }).environ?.set ?? {};
+    } catch (err) {
+      return (err as { code: string }).code;
+    }
+  }
+
+  it("whitespace is str.isspace()'s in strip(), lstrip(), rstrip(), split() and int(); int() takes Unicode digits", async () => {
+    const inputs = [
+      ' \t\n\v\f\r a b \x1c\x1d\x1e\x1f', '\x85x\x85', '\xa0y\u3000', '\ufeffz\ufeff', '\u2028 a\u2029b \u202f\u205f', '\u1680c\u2000-\u200a',
+      ' 12 ', '\x1c-3_4\x85', '\ufeff5', '\u0663\u0664', ' +\uff11_2\u3000', '\ud835\udfce\ud835\udfe1', '1__2', '_1', '1_', '\u00b2', '+', '0_0', '9007199254740991', 'İ ß Σ ΑΣ ǅ',
+    ];
+    const code = `
+import posixpath
+out = []
+for s in data:
+    o = {'STRIP': s.strip(), 'LSTRIP': s.lstrip(), 'RSTRIP': s.rstrip(), 'LOWER': s.lower(), 'UPPER': s.upper(), 'SPLIT_N': str(len(s.split())), 'SPLIT': '/'.join(s.split())}
+    try:
+        o['INT'] = str(int(s))
+    except ValueError:
+        o['INT'] = 'TAC_INVALID'
+    out.append(o)
+print(json.dumps(out))`;
+    const want = await python<Record<string, string>[]>(code, inputs);
+    const strBody = [
+      "os.environ['STRIP'] = s.strip()",
+      "os.environ['LSTRIP'] = s.lstrip()",
+      "os.environ['RSTRIP'] = s.rstrip()",
+      "os.environ['LOWER'] = s.lower()",
+      "os.environ['UPPER'] = s.upper()",
+      "parts = s.split()",
+      "os.environ['SPLIT_N'] = str(len(parts))",
+      "joined = ''",
+      'for p in parts:',
+      '    joined = os.path.join(joined, p)',
+      "os.environ['SPLIT'] = joined",
+      '',
+    ].join('\n');
+    for (const [i, input] of inputs.entries()) {
+      const { INT: wantInt, ...wantStr } = want[i]!;
+      const got = outputs(strBody, input);
+      assert.deepEqual(got, wantStr, `str methods of ${JSON.stringify(input)}`);
+      const int = outputs("os.environ['INT'] = str(int(s))\n", input);
+      assert.deepEqual(typeof int === 'string' ? int : int.INT, wantInt, `int(${JSON.stringify(input)})`);
+    }
+  });
+
+  it("os.path.abspath normalises as posixpath does: a leading '//' is kept, '///' is '/'", async () => {
+    const paths = ['//x/../y', '///x/../y', '//', '/', 'a/../..', '//a//b/./c/..', '../x', '.', 'a/b/', '/..//../a', '//..', '', 'x//y/'];
+    const dir = tempDir();
+    const want = await python<string[]>(`import os\nos.chdir(${JSON.stringify(dir)})\nprint(json.dumps([os.path.abspath(p) for p in data]))`, paths);
+    for (const [i, path] of paths.entries()) {
+      const file = join(dir, 'buildbot.tac');
+      writeFileSync(file, HEAD + "os.environ['ABS'] = os.path.abspath(s)\n" + TAIL);
+      assert.equal(readTac(file, { IN: path }).environ?.set.ABS, want[i], `os.path.abspath(${JSON.stringify(path)})`);
+    }
+  });
+});
+
 describe('unicode_encoding: the codecs decode as Python does with errors="replace"', () => {
   it('every byte, for each codec bbgate knows', async () => {
     const bytes = Array.from({ length: 256 }, (_, b) => b);

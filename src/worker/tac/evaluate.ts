@@ -5,7 +5,8 @@
 // the environment) is read by ./read.ts.
 import { resolve } from 'node:path';
 import { fnmatch } from '../python/glob.js';
-import { pythonDirname, pythonJoin } from '../python/os-path.js';
+import { pythonAbspath, pythonDirname, pythonJoin } from '../python/os-path.js';
+import { pythonIntDigits, pythonSplit, pythonStrip } from '../python/str.js';
 import { TacError } from './errors.js';
 import type { Alias, Expr, Stmt, Target } from './parse.js';
 import { bindArguments, describeValue, equal, isObj, truthy, typeName, type ApplicationObj, type LogTarget, type Located, type Obj, type Value, type WorkerObj } from './values.js';
@@ -365,7 +366,7 @@ export class Evaluator {
         this.noKeywords(name, kwargs, e.line);
         return at(pythonJoin(...args.map((a) => this.str(a, `an argument of ${name}()`))));
       case 'os.path.abspath':
-        return at(resolve(this.cwd, this.str(this.single(name, args, kwargs, e.line), `the argument of ${name}()`)));
+        return at(pythonAbspath(this.cwd, this.str(this.single(name, args, kwargs, e.line), `the argument of ${name}()`)));
       case 'os.path.dirname':
         return at(pythonDirname(this.str(this.single(name, args, kwargs, e.line), `the argument of ${name}()`)));
       case 'fnmatch.fnmatch': {
@@ -490,7 +491,7 @@ export class Evaluator {
         if (args.length > 0 || kwargs.size > 0) throw this.error('TAC_UNSUPPORTED', line, `${name}() with arguments is not supported`);
         if (method === 'lower') return s.toLowerCase();
         if (method === 'upper') return s.toUpperCase();
-        return method === 'strip' ? s.replace(/^[\s\x1c-\x1f]+|[\s\x1c-\x1f]+$/g, '') : method === 'lstrip' ? s.replace(/^[\s\x1c-\x1f]+/, '') : s.replace(/[\s\x1c-\x1f]+$/, '');
+        return pythonStrip(s, method === 'strip' ? 'both' : method === 'lstrip' ? 'left' : 'right');
       default: {
         const prefix = this.single(name, args, kwargs, line);
         const p = this.str(prefix, `the argument of ${name}()`);
@@ -511,13 +512,12 @@ export class Evaluator {
         if (typeof a.v === 'number') return { ...a, line };
         if (typeof a.v === 'boolean') return { v: Number(a.v), line };
         if (typeof a.v !== 'string') throw this.error('TAC_INVALID', line, `int() argument must be a string or a number, not ${typeName(a.v)}${from}${a.v === null && a.origin ? ': the variable is not set and there is no default' : ''}`);
-        // Python's int(str): surrounding whitespace, a sign, decimal digits with single underscores between them.
-        const m = /^[\s\x1c-\x1f]*([+-]?)([0-9](?:_?[0-9])*)[\s\x1c-\x1f]*$/.exec(a.v);
+        const digits = pythonIntDigits(a.v);
         // The text is not quoted: it could be anything the environment holds.
-        if (!m) throw this.error('TAC_INVALID', line, `invalid literal for int() with base 10${from}: not a whole number (ValueError in Python)`);
-        const n = Number(m[2]!.replace(/_/g, ''));
+        if (digits === undefined) throw this.error('TAC_INVALID', line, `invalid literal for int() with base 10${from}: not a whole number (ValueError in Python)`);
+        const n = Number(digits);
         if (!Number.isSafeInteger(n)) throw this.error('TAC_UNSUPPORTED', line, `int()${from}: numbers beyond ${Number.MAX_SAFE_INTEGER} are not supported`);
-        return { v: m[1] === '-' ? -n : n, line, ...(a.origin ? { origin: a.origin } : {}) };
+        return { v: n, line, ...(a.origin ? { origin: a.origin } : {}) };
       }
       case 'str':
         if (isObj(a.v)) throw this.error('TAC_UNSUPPORTED', line, `str() of ${typeName(a.v)} is not supported`);
@@ -603,30 +603,4 @@ function workSize(v: Value): number {
   if (typeof v === 'string') return Math.ceil(v.length / CHARS_PER_STEP);
   if (isObj(v) && v.obj === 'list') return v.items.reduce((sum: number, item) => sum + workSize(item), v.items.length);
   return 0;
-}
-
-/** str.split: on runs of whitespace without empty strings when `sep` is None, else on each `sep`. */
-function pythonSplit(s: string, sep: string | null, maxsplit: number): string[] {
-  const limit = maxsplit < 0 ? Infinity : maxsplit;
-  const out: string[] = [];
-  if (sep === null) {
-    let rest = s.replace(/^[\s\x1c-\x1f]+/, '');
-    while (rest !== '' && out.length < limit) {
-      const m = /[\s\x1c-\x1f]+/.exec(rest);
-      if (!m) break;
-      out.push(rest.slice(0, m.index));
-      rest = rest.slice(m.index + m[0].length);
-    }
-    if (rest !== '') out.push(rest);
-    return out;
-  }
-  let rest = s;
-  while (out.length < limit) {
-    const i = rest.indexOf(sep);
-    if (i < 0) break;
-    out.push(rest.slice(0, i));
-    rest = rest.slice(i + sep.length);
-  }
-  out.push(rest);
-  return out;
 }
