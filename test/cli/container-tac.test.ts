@@ -428,6 +428,28 @@ print(json.dumps(out))`;
 });
 
 describe('unicode_encoding: the codecs decode as Python does with errors="replace"', () => {
+  it("a codec's name is found as codecs.lookup finds it: the same spellings accepted and refused", async () => {
+    const names = [
+      'utf_8_', 'u.t.f.8', 'utf-8', 'UTF8', 'utf 8', '  utf--8  ', 'utf.8', 'utf_8.', '.utf8', 'utf8.', 'utfé8', 'u8', 'U8', 'utf', 'cp65001', 'utf8_ucs4', 'utf-8-sig', 'x-utf8', '',
+      'Latin-1', 'latin.1', 'latin_1', 'latin1', 'iso8859_1', 'iso-8859-1', 'iso88591', 'ISO_8859-1:1987', 'iso.8859.1', '8859', 'iso8859', 'l1', 'L1', 'latin', 'cp819', 'csISOLatin1', 'iso-ir-100',
+      'cp1252', 'cp-1252', 'windows_1252', 'windows.1252', 'Windows-1252', '1252',
+      'us.ascii', 'US-ASCII', 'ascii ', 'ansi_x3.4_1968', 'ANSI_X3.4-1968', 'ansi-x3-4-1968', 'iso_646.irv_1991', 'iso-646-irv-1991', '646', 'csASCII', 'iso646-us', 'IBM367', 'us', 'koi8-r',
+    ];
+    const want = await python<(string | null)[]>(
+      `import codecs
+ours = {'utf-8': 'utf-8', 'iso8859-1': 'latin-1', 'ascii': 'ascii', 'cp1252': 'cp1252'}
+out = []
+for n in data:
+    try:
+        out.append(ours.get(codecs.lookup(n).name))
+    except LookupError:
+        out.append(None)
+print(json.dumps(out))`,
+      names,
+    );
+    for (const [i, name] of names.entries()) assert.equal(lookupCodec(name)?.name ?? null, want[i], JSON.stringify(name));
+  });
+
   it('every byte, for each codec bbgate knows', async () => {
     const bytes = Array.from({ length: 256 }, (_, b) => b);
     const names = ['utf-8', 'latin-1', 'ascii', 'cp1252'];
