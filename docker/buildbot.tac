@@ -34,10 +34,18 @@ if connection_string is not None:
     port = None
 proxy_connection_string = os.environ.get("BBGATE_PROXY") or None
 
-# Build steps must never see the password (nor a proxy URL's credentials):
-# every variable matching a pattern of WORKER_ENVIRONMENT_BLACKLIST (fnmatch
-# patterns separated by spaces) leaves the environment before the worker starts.
-blacklist = os.environ.get("WORKER_ENVIRONMENT_BLACKLIST", "WORKERPASS BBGATE_PROXY").split()
+# Build steps do not inherit the password, nor bbgate's settings that may hold
+# credentials (the proxy string, the proxy's password, the probe's password),
+# whatever WORKER_ENVIRONMENT_BLACKLIST says; they were read above (bbgate reads
+# BBGATE_PROXY_PASSWORD before the tac's deletions apply). Steps run as the
+# worker's user, though: /proc/$PPID/environ and /proc/1/environ, the
+# environments the worker and dumb-init started with, still hold them.
+for name in ["WORKERPASS", "BBGATE_PROXY", "BBGATE_PROXY_PASSWORD", "BBGATE_PASSWORD"]:
+    os.environ.pop(name, None)
+
+# Every other variable matching a pattern of WORKER_ENVIRONMENT_BLACKLIST
+# (fnmatch patterns separated by spaces) leaves the environment too.
+blacklist = os.environ.get("WORKER_ENVIRONMENT_BLACKLIST", "WORKERPASS").split()
 for name in list(os.environ.keys()):
     for pattern in blacklist:
         if fnmatch.fnmatch(name, pattern):

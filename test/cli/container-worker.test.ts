@@ -2,8 +2,10 @@
 // container runtime runs here; see README): docker/entrypoint.sh with the
 // image's environment-configured docker/buildbot.tac, attached to a real
 // Buildbot 3.7 master, building. The build step prints its environment: the
-// password and the blacklisted variables are not in it. The log goes to
-// stdout; as a daemon (`bbgate start`), to twistd.log.
+// password, bbgate's proxy settings (the tac reaches the master through a real
+// squid with them) and the blacklisted variables are not in it, even with a
+// blacklist that names none of the first two. The log goes to stdout; as a
+// daemon (`bbgate start`), to twistd.log.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -12,15 +14,18 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { startMaster, type RunningMaster } from '../helpers/buildbot-master.js';
 import { bbgate, bbgateEnv, CLI } from '../helpers/cli.js';
+import { startSquid, type RunningSquid } from '../helpers/squid.js';
 import { waitFor } from '../helpers/wait.js';
 import { tempDir } from './support.js';
 
 const DOCKER = fileURLToPath(new URL('../../../docker/', import.meta.url));
 const PASSWORD = 'c0ntainer-Secret';
 const TOKEN = 'tok-9d2f1e';
+const PROXY_PASSWORD = 'squid-Pa55-4u';
 
 describe('the container entrypoint and its tac, against a real Buildbot 3.7 master', () => {
   let master: RunningMaster;
+  let squid: RunningSquid;
   before(async () => {
     master = await startMaster({
       workers: [{ name: 'cw', password: PASSWORD }, { name: 'latin', password: 'pw' }],
@@ -29,8 +34,12 @@ describe('the container entrypoint and its tac, against a real Buildbot 3.7 mast
         { name: 'latin', workernames: ['latin'], steps: ["steps.ShellCommand(command=['printf', 'caf\\\\351 \\\\200\\\\n'])"] },
       ],
     });
+    squid = await startSquid({ auth: { users: { pw: PROXY_PASSWORD } }, allowPorts: [master.pbPort] });
   });
-  after(() => master.stop());
+  after(async () => {
+    await squid.stop();
+    await master.stop();
+  });
 
   /** The image's environment, pointed at the master and at this checkout instead of the image's paths. */
   function imageEnv(tacDir: string): NodeJS.ProcessEnv {
@@ -39,7 +48,11 @@ describe('the container entrypoint and its tac, against a real Buildbot 3.7 mast
       BUILDMASTER_PORT: String(master.pbPort),
       WORKERNAME: 'cw',
       WORKERPASS: PASSWORD,
-      WORKER_ENVIRONMENT_BLACKLIST: 'WORKERPASS SECRET_* BBGATE_PROXY',
+      // Names neither WORKERPASS nor BBGATE_PROXY*: the image's tac removes those anyway.
+      WORKER_ENVIRONMENT_BLACKLIST: 'SECRET_*',
+      // A user without a password: bbgate takes BBGATE_PROXY_PASSWORD for it.
+      BBGATE_PROXY: `http://pw@127.0.0.1:${squid.port}`,
+      BBGATE_PROXY_PASSWORD: PROXY_PASSWORD,
       SECRET_TOKEN: TOKEN,
       KEEP_ME: 'visible',
       BBGATE_TAC_DIR: tacDir,
@@ -71,19 +84,21 @@ describe('the container entrypoint and its tac, against a real Buildbot 3.7 mast
       assert.match(stdio.stdout, /^KEEP_ME=visible$/m, 'the step sees the environment');
       assert.match(stdio.stdout, /^WORKERNAME=cw$/m);
       // In the step's output and in the environment header the worker sends before it.
-      assert.doesNotMatch(stdio.text, /^\s*(WORKERPASS|SECRET_TOKEN)=/m);
-      for (const hidden of [PASSWORD, TOKEN]) assert.ok(!stdio.text.includes(hidden), 'the step sees a secret');
+      assert.doesNotMatch(stdio.text, /^\s*(WORKERPASS|SECRET_TOKEN|BBGATE_PROXY|BBGATE_PROXY_PASSWORD)=/m);
+      for (const hidden of [PASSWORD, TOKEN, PROXY_PASSWORD]) assert.ok(!stdio.text.includes(hidden), 'the step sees a secret');
 
       const lines = out.trimEnd().split('\n').map((l) => JSON.parse(l) as { msg: string; unset?: string[] });
       assert.match(lines[0]!.msg, /^bbgate \S+ starting worker cw in /);
-      assert.deepEqual(lines.find((l) => l.msg.startsWith('removed from the environment'))?.unset?.sort(), ['SECRET_TOKEN', 'WORKERPASS']);
-      assert.ok(!out.includes(PASSWORD) && !out.includes(TOKEN), 'a secret in the log');
+      assert.deepEqual(lines.find((l) => l.msg.startsWith('removed from the environment'))?.unset?.sort(), ['BBGATE_PROXY', 'BBGATE_PROXY_PASSWORD', 'SECRET_TOKEN', 'WORKERPASS']);
+      assert.ok(!out.includes(PASSWORD) && !out.includes(TOKEN) && !out.includes(PROXY_PASSWORD), 'a secret in the log');
       assert.equal(err, '');
       assert.ok(!existsSync(join(tacDir, 'twistd.log')), 'a tac that logs to stdout writes no twistd.log in the foreground');
     } finally {
       child.kill('SIGTERM');
     }
     assert.equal(await exited, 0);
+    await waitFor(() => squid.accessLog().includes(`CONNECT 127.0.0.1:${master.pbPort}`), 'the tunnel in squid\'s access.log', 10_000);
+    assert.match(squid.accessLog(), new RegExp(`CONNECT 127\\.0\\.0\\.1:${master.pbPort} pw `), 'the worker reached the master through the proxy, with its credentials');
   });
 
   it('bbgate start (a daemon) of the same tac: attaches; the log is in twistd.log, which says why', { timeout: 120_000 }, async () => {

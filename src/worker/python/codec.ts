@@ -71,18 +71,49 @@ const CODECS: PythonCodec[] = [
   }),
 ];
 
-/** Python's aliases (encodings.aliases), compared as Python's normalize_encoding leaves them, without punctuation. */
+/** The encodings.aliases entries (Python 3.11) that name a codec bbgate has, spelled as Python spells them. */
 const ALIASES: Record<string, string> = {
-  utf8: 'utf-8', u8: 'utf-8', utf: 'utf-8', utf8ucs2: 'utf-8', utf8ucs4: 'utf-8', cp65001: 'utf-8',
-  latin1: 'latin-1', latin: 'latin-1', l1: 'latin-1', iso88591: 'latin-1', iso885911987: 'latin-1', isoir100: 'latin-1', cp819: 'latin-1', ibm819: 'latin-1', '8859': 'latin-1', csisolatin1: 'latin-1',
-  ascii: 'ascii', usascii: 'ascii', us: 'ascii', '646': 'ascii', ansix341968: 'ascii', ansix341986: 'ascii', iso646us: 'ascii', cp367: 'ascii', ibm367: 'ascii', csascii: 'ascii', isoir6: 'ascii',
-  cp1252: 'cp1252', windows1252: 'cp1252',
+  cp65001: 'utf_8', u8: 'utf_8', utf: 'utf_8', utf8: 'utf_8', utf8_ucs2: 'utf_8', utf8_ucs4: 'utf_8',
+  '8859': 'latin_1', cp819: 'latin_1', csisolatin1: 'latin_1', ibm819: 'latin_1', iso8859: 'latin_1', iso8859_1: 'latin_1', iso_8859_1: 'latin_1',
+  iso_8859_1_1987: 'latin_1', iso_ir_100: 'latin_1', l1: 'latin_1', latin: 'latin_1', latin1: 'latin_1',
+  '646': 'ascii', 'ansi_x3.4_1968': 'ascii', 'ansi_x3.4_1986': 'ascii', ansi_x3_4_1968: 'ascii', cp367: 'ascii', csascii: 'ascii', ibm367: 'ascii',
+  iso646_us: 'ascii', 'iso_646.irv_1991': 'ascii', iso_ir_6: 'ascii', us: 'ascii', us_ascii: 'ascii',
+  '1252': 'cp1252', windows_1252: 'cp1252',
 };
 
-/** The codec Python's codecs.lookup(name) finds, if bbgate knows it. */
+/** Python's encodings modules for the codecs bbgate has. */
+const MODULES: Record<string, string> = { utf_8: 'utf-8', latin_1: 'latin-1', ascii: 'ascii', cp1252: 'cp1252' };
+
+/**
+ * codecs.lookup's normalisation (C's _Py_normalize_encoding): ASCII letters and
+ * digits, lower-cased, and dots are kept; each run of anything else, non-ASCII
+ * letters included, is one '_' between them, and nothing at either end.
+ */
+function normalizeEncoding(name: string): string {
+  let out = '';
+  let punct = false;
+  for (const ch of name) {
+    if (/^[A-Za-z0-9.]$/.test(ch)) {
+      if (punct && out !== '') out += '_';
+      punct = false;
+      out += ch.toLowerCase();
+    } else {
+      punct = true;
+    }
+  }
+  return out;
+}
+
+/**
+ * The codec Python's codecs.lookup(name) finds, if bbgate knows it: encodings'
+ * search function tries the alias of the normalised name (or of that name with
+ * its dots as '_'), else the module of that name, which cannot contain a dot.
+ */
 export function lookupCodec(name: string): PythonCodec | undefined {
-  const canonical = ALIASES[name.toLowerCase().replace(/[^a-z0-9]/g, '')];
-  return CODECS.find((c) => c.name === canonical);
+  const norm = normalizeEncoding(name);
+  const module = Object.hasOwn(ALIASES, norm) ? ALIASES[norm] : Object.hasOwn(ALIASES, norm.replace(/\./g, '_')) ? ALIASES[norm.replace(/\./g, '_')] : norm;
+  if (module === undefined || !Object.hasOwn(MODULES, module)) return undefined;
+  return CODECS.find((c) => c.name === MODULES[module]);
 }
 
 /** The codec for the platform default, sys.getfilesystemencoding() on Linux: UTF-8. */

@@ -129,29 +129,52 @@ function fnmatchRegExp(pattern: string): RegExp {
   return re;
 }
 
+/**
+ * fnmatch.translate's regular expression (3.11): each `*` between two fixed parts
+ * matches as little as it can and never gives it back (Python's atomic group,
+ * here a lookahead and a back-reference), so that a pattern such as `*a*a*a*b`
+ * takes linear time, not exponential, on a long name.
+ */
 function translate(pat: string[]): string {
-  let out = '';
+  const STAR = null;
+  const parts: (string | null)[] = [];
   let i = 0;
   const n = pat.length;
   while (i < n) {
     const c = pat[i++]!;
     if (c === '*') {
-      if (!out.endsWith('[^]*')) out += '[^]*';
+      if (parts.length === 0 || parts.at(-1) !== STAR) parts.push(STAR);
     } else if (c === '?') {
-      out += '[^]';
+      parts.push('[^]');
     } else if (c === '[') {
       let j = i;
       if (j < n && pat[j] === '!') j++;
       if (j < n && pat[j] === ']') j++;
       while (j < n && pat[j] !== ']') j++;
       if (j >= n) {
-        out += '\\[';
+        parts.push('\\[');
       } else {
-        out += charClass(pat.slice(i, j));
+        parts.push(charClass(pat.slice(i, j)));
         i = j + 1;
       }
     } else {
-      out += escapeLiteral(c);
+      parts.push(escapeLiteral(c));
+    }
+  }
+  // Fixed parts, then (STAR fixed)*, then maybe a last STAR.
+  let out = '';
+  let k = 0;
+  while (k < parts.length && parts[k] !== STAR) out += parts[k++];
+  let group = 0;
+  while (k < parts.length) {
+    k++;
+    let fixed = '';
+    while (k < parts.length && parts[k] !== STAR) fixed += parts[k++];
+    if (k === parts.length) {
+      out += `[^]*${fixed}`;
+    } else {
+      group++;
+      out += `(?=(?<g${group}>[^]*?${fixed}))\\k<g${group}>`;
     }
   }
   return out;

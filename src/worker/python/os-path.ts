@@ -36,3 +36,21 @@ export function splitPath(p: string): [string, string] {
 export function pythonDirname(p: string): string {
   return splitPath(p)[0];
 }
+
+/** os.path.normpath: `.` and `..` resolved without the file system; a leading `//` is kept (POSIX leaves its meaning to the system), three or more are `/`. */
+export function pythonNormpath(p: string): string {
+  if (p === '') return '.';
+  const root = p.startsWith('//') && !p.startsWith('///') ? '//' : p.startsWith('/') ? '/' : '';
+  const parts: string[] = [];
+  for (const part of p.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part !== '..' || (root === '' && parts.length === 0) || parts.at(-1) === '..') parts.push(part);
+    else if (parts.length > 0) parts.pop();
+  }
+  return root + parts.join('/') || '.';
+}
+
+/** os.path.abspath, relative to `cwd` (the directory twistd runs the tac in). */
+export function pythonAbspath(cwd: string, p: string): string {
+  return pythonNormpath(isAbsolute(p) ? p : pythonJoin(cwd, p));
+}

@@ -8,7 +8,8 @@ import { BbgateError } from '../../errors.js';
  * argument, a value out of range). bbgate parses only the Python a tac
  * needs, so a file that is broken and also uses constructs bbgate does not
  * run may be reported as TAC_UNSUPPORTED at the first of them. Messages never
- * quote a string's content, which could be the password.
+ * quote a value read (or made) from the environment, which could be a secret,
+ * nor the password; see describeValue in ./values.ts.
  */
 export class TacError extends BbgateError {
   readonly file: string;

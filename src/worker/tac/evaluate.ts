@@ -5,10 +5,11 @@
 // the environment) is read by ./read.ts.
 import { resolve } from 'node:path';
 import { fnmatch } from '../python/glob.js';
-import { pythonDirname, pythonJoin } from '../python/os-path.js';
+import { pythonAbspath, pythonDirname, pythonJoin } from '../python/os-path.js';
+import { pythonIntDigits, pythonSplit, pythonStrip } from '../python/str.js';
 import { TacError } from './errors.js';
 import type { Alias, Expr, Stmt, Target } from './parse.js';
-import { bindArguments, equal, isObj, truthy, typeName, type ApplicationObj, type LogTarget, type Located, type Obj, type Value, type WorkerObj } from './values.js';
+import { bindArguments, describeValue, equal, isObj, truthy, typeName, type ApplicationObj, type LogTarget, type Located, type Obj, type Value, type WorkerObj } from './values.js';
 
 const fn = (name: string): Obj => ({ obj: 'function', name });
 const mod = (name: string): Obj => ({ obj: 'module', name });
@@ -50,11 +51,16 @@ const PYTHON_BUILTINS = new Set([
 const LOGFILE_PARAMS = ['filename', 'rotateLength', 'defaultMode', 'maxRotatedFiles'];
 
 /**
- * The most statements (loop bodies included) a tac may run. The official
- * container tac runs a few per environment variable and pattern; the bound
- * turns a runaway loop into an error instead of a hang.
+ * The most steps of work a tac may do: a statement (loop bodies included) is
+ * one; so is each item a call or loop makes or reads (list(), split(), a
+ * loop's names), and each CHARS_PER_STEP characters of the strings a call or
+ * comparison reads or makes. The official container tac does a few per
+ * environment variable and pattern; the bound turns a runaway loop, or one
+ * that builds ever larger values, into an error instead of a hang or an
+ * exhausted heap.
  */
 export const MAX_STEPS = 1_000_000;
+const CHARS_PER_STEP = 16;
 
 type Flow = 'break' | 'continue' | undefined;
 
@@ -101,10 +107,25 @@ export class Evaluator {
     return undefined;
   }
 
-  private statement(s: Stmt): Flow {
-    if (++this.steps > MAX_STEPS) {
-      throw this.error('TAC_UNSUPPORTED', s.line, `the tac ran more than ${MAX_STEPS} statements: bbgate bounds a tac's loops so that a mistake is an error, not a hang; loop over fewer items`);
+  /** Counts `steps` of work against MAX_STEPS. */
+  private charge(steps: number, line: number): void {
+    this.steps += steps;
+    if (this.steps > MAX_STEPS) {
+      throw this.error(
+        'TAC_UNSUPPORTED',
+        line,
+        `the tac did more than ${MAX_STEPS} steps of work (a statement, an item a call or loop makes or reads, ${CHARS_PER_STEP} characters): bbgate bounds a tac's work so that a mistake is an error, not a hang; loop over fewer items, or smaller values`,
+      );
     }
+  }
+
+  /** Charges what making or reading these values costs. */
+  private chargeValues(line: number, values: Value[]): void {
+    this.charge(values.reduce<number>((sum, v) => sum + workSize(v), 0), line);
+  }
+
+  private statement(s: Stmt): Flow {
+    this.charge(1, s.line);
     switch (s.k) {
       case 'import':
         for (const m of s.modules) this.importModule(m, s.line);
@@ -136,20 +157,15 @@ export class Evaluator {
   }
 
   private forLoop(s: Stmt & { k: 'for' }): Flow {
-    const iterable = this.eval(s.iter);
-    const watchEnviron = isObj(iterable.v) && (iterable.v.obj === 'environ' || iterable.v.obj === 'keys');
-    const size = this.environ.size;
-    const items = this.items(iterable, `a "for" loop over`);
+    // Python's os.environ (and its keys()) iterates a list of the names taken when the loop
+    // starts, so the body may delete and add variables, as `items` gives it here.
+    const items = this.items(this.eval(s.iter), `a "for" loop over`, s.line);
     let broke = false;
     for (const item of items) {
       this.scope.set(s.target, { ...item, line: s.line });
       if (this.run(s.body) === 'break') {
         broke = true;
         break;
-      }
-      // Python's dict iterator checks the size before each next item, the end included.
-      if (watchEnviron && this.environ.size !== size) {
-        throw this.error('TAC_INVALID', s.line, 'os.environ changed size during iteration (RuntimeError in Python): loop over a copy, list(os.environ.keys())');
       }
     }
     // A break or continue in the else block belongs to an enclosing loop.
@@ -175,8 +191,9 @@ export class Evaluator {
     }
     const container = this.eval(t.obj);
     if (!isObj(container.v) || container.v.obj !== 'environ') throw this.error('TAC_UNSUPPORTED', t.line, `deleting an item of ${typeName(container.v)} is not supported (only del os.environ[name])`);
-    const name = this.envKey(this.eval(t.index), 'del os.environ[...]');
-    if (!this.environ.delete(name)) throw this.error('TAC_INVALID', t.line, `del os.environ[...]: the environment variable ${name} is not set (KeyError in Python)`);
+    const index = this.eval(t.index);
+    const name = this.envKey(index, 'del os.environ[...]');
+    if (!this.environ.delete(name)) throw this.error('TAC_INVALID', t.line, `del os.environ[...]: the environment variable ${envName(index)} is not set (KeyError in Python)`);
   }
 
   private knownModule(name: string, line: number): Record<string, Obj> {
@@ -207,8 +224,10 @@ export class Evaluator {
         return { v: e.value, line: e.line };
       case 'bytes':
         return { v: { obj: 'bytes' }, line: e.line };
-      case 'list':
-        return { v: { obj: 'list', items: e.items.map((i) => this.eval(i).v) }, line: e.line };
+      case 'list': {
+        const items = e.items.map((i) => this.eval(i));
+        return tainted({ v: { obj: 'list', items: items.map((i) => i.v) }, line: e.line }, items);
+      }
       case 'name': {
         const bound = this.scope.get(e.id);
         if (bound) return bound;
@@ -219,15 +238,19 @@ export class Evaluator {
         throw this.error('TAC_INVALID', e.line, `name "${e.id}" is not defined`);
       }
       case 'attr':
-        return { v: this.attribute(this.eval(e.obj).v, e.name, e.line), line: e.line };
+        return { v: this.attribute(this.eval(e.obj), e.name, e.line), line: e.line };
       case 'subscript':
         return this.subscript(e);
       case 'not':
         return { v: !truthy(this.eval(e.operand).v), line: e.line };
       case 'boolop': {
-        // Python's and/or give one of their operands, evaluating the right one only when needed.
-        const left = this.eval(e.left);
-        return truthy(left.v) === (e.op === 'or') ? left : this.eval(e.right);
+        // Python's and/or give the first operand that decides (true for `or`, false for `and`), or the last, evaluating no further.
+        let last!: Located;
+        for (const operand of e.values) {
+          last = this.eval(operand);
+          if (truthy(last.v) === (e.op === 'or')) return last;
+        }
+        return last;
       }
       case 'compare':
         return { v: this.compare(e), line: e.line };
@@ -239,6 +262,7 @@ export class Evaluator {
   private compare(e: Expr & { k: 'compare' }): boolean {
     const left = this.eval(e.left).v;
     const right = this.eval(e.right).v;
+    this.chargeValues(e.line, [left, right]);
     switch (e.op) {
       case '==':
       case '!=':
@@ -275,16 +299,17 @@ export class Evaluator {
       const name = this.envKey(index, 'os.environ[...]');
       const value = this.environ.get(name);
       if (value === undefined) {
-        throw this.error('TAC_INVALID', e.line, `os.environ[...]: the environment variable ${name} is not set (KeyError in Python); os.environ.get(${JSON.stringify(name)}, default) gives a default`);
+        const hint = index.origin === undefined ? `; os.environ.get(${JSON.stringify(name)}, default) gives a default` : '';
+        throw this.error('TAC_INVALID', e.line, `os.environ[...]: the environment variable ${envName(index)} is not set (KeyError in Python)${hint}`);
       }
-      return { v: value, line: e.line, origin: name };
+      return { v: value, line: e.line, origin: index.origin ?? name };
     }
     if (isObj(container) && container.obj === 'list') {
       if (typeof index.v !== 'number' && typeof index.v !== 'boolean') throw this.error('TAC_INVALID', e.line, `list indices must be integers, not ${typeName(index.v)}`);
       const n = Number(index.v);
       const i = n < 0 ? container.items.length + n : n;
       if (i < 0 || i >= container.items.length) throw this.error('TAC_INVALID', e.line, 'list index out of range (IndexError in Python)');
-      return { v: container.items[i]!, line: e.line };
+      return { v: container.items[i]!, line: e.line, ...(container.origin !== undefined ? { origin: container.origin } : {}) };
     }
     throw this.error('TAC_UNSUPPORTED', e.line, `subscripts of ${typeName(container)} are not supported (only os.environ[name] and lists)`);
   }
@@ -295,7 +320,8 @@ export class Evaluator {
     return key.v;
   }
 
-  private attribute(v: Value, name: string, line: number): Value {
+  private attribute(of: Located, name: string, line: number): Value {
+    const v = of.v;
     if (isObj(v)) {
       if (v.obj === 'module') {
         const found = MODULES[v.name]?.[name] ?? (MODULES[`${v.name}.${name}`] ? mod(`${v.name}.${name}`) : undefined);
@@ -308,14 +334,24 @@ export class Evaluator {
       if (v.obj === 'worker' && name === 'setServiceParent') return { obj: 'method', self: v, name };
       if (v.obj === 'environ' && ENVIRON_METHODS.has(name)) return { obj: 'method', self: v, name: `os.environ.${name}` };
     }
-    if (typeof v === 'string' && STR_METHODS.has(name)) return { obj: 'method', self: v, name: `str.${name}` };
+    if (typeof v === 'string' && STR_METHODS.has(name)) return { obj: 'method', self: v, name: `str.${name}`, ...(of.origin !== undefined ? { origin: of.origin } : {}) };
     throw this.error('TAC_UNSUPPORTED', line, `the attribute .${name} of ${typeName(v)} is not supported`);
   }
 
+  /** A call, charged what it reads and makes; what it makes from a value of the environment is of the environment too. */
   private call(e: Expr & { k: 'call' }): Located {
     const callee = this.eval(e.fn).v;
     const args = e.args.map((a) => this.eval(a));
     const kwargs = new Map(e.kwargs.map((kw) => [kw.name, this.eval(kw.value)] as const));
+    const self: Located[] = isObj(callee) && callee.obj === 'method' ? [{ v: callee.self, line: e.line, ...(callee.origin !== undefined ? { origin: callee.origin } : {}) }] : [];
+    const inputs = [...self, ...args, ...kwargs.values()];
+    this.chargeValues(e.line, inputs.map((a) => a.v));
+    const result = this.invoke(callee, args, kwargs, e);
+    this.chargeValues(e.line, [result.v]);
+    return typeof result.v === 'string' || typeof result.v === 'number' || (isObj(result.v) && result.v.obj === 'list') ? tainted(result, inputs) : result;
+  }
+
+  private invoke(callee: Value, args: Located[], kwargs: Map<string, Located>, e: Expr & { k: 'call' }): Located {
     if (!isObj(callee) || (callee.obj !== 'function' && callee.obj !== 'method')) {
       throw this.error('TAC_INVALID', e.line, `${typeName(callee)} is not callable`);
     }
@@ -330,7 +366,7 @@ export class Evaluator {
         this.noKeywords(name, kwargs, e.line);
         return at(pythonJoin(...args.map((a) => this.str(a, `an argument of ${name}()`))));
       case 'os.path.abspath':
-        return at(resolve(this.cwd, this.str(this.single(name, args, kwargs, e.line), `the argument of ${name}()`)));
+        return at(pythonAbspath(this.cwd, this.str(this.single(name, args, kwargs, e.line), `the argument of ${name}()`)));
       case 'os.path.dirname':
         return at(pythonDirname(this.str(this.single(name, args, kwargs, e.line), `the argument of ${name}()`)));
       case 'fnmatch.fnmatch': {
@@ -415,20 +451,22 @@ export class Evaluator {
     // get, pop and setdefault all take the name and an optional default.
     if (args.length < 1 || args.length > 2) throw this.error('TAC_INVALID', line, `${shown}() takes 1 or 2 arguments (${args.length} given)`);
     const key = this.envKey(args[0]!, `${shown}()`);
+    // A name that came from the environment is named by where it came from.
+    const origin = args[0]!.origin ?? key;
     const value = this.environ.get(key);
     const fallback: Located = args[1] ?? { v: null, line };
     switch (method) {
       case 'get':
-        return value === undefined ? { ...fallback, origin: key, defaulted: true } : { v: value, line, origin: key };
+        return value === undefined ? { ...fallback, origin, defaulted: true } : { v: value, line, origin };
       case 'pop':
-        if (value === undefined && args.length < 2) throw this.error('TAC_INVALID', line, `${shown}(): the environment variable ${key} is not set (KeyError in Python)`);
+        if (value === undefined && args.length < 2) throw this.error('TAC_INVALID', line, `${shown}(): the environment variable ${envName(args[0]!)} is not set (KeyError in Python)`);
         this.environ.delete(key);
-        return value === undefined ? { ...fallback, origin: key, defaulted: true } : { v: value, line, origin: key };
+        return value === undefined ? { ...fallback, origin, defaulted: true } : { v: value, line, origin };
       default: {
-        if (value !== undefined) return { v: value, line, origin: key };
+        if (value !== undefined) return { v: value, line, origin };
         if (typeof fallback.v !== 'string') throw this.error('TAC_INVALID', fallback.line, `os.environ values must be str, not ${typeName(fallback.v)}`);
         this.environ.set(key, fallback.v);
-        return { ...fallback, origin: key };
+        return { ...fallback, origin };
       }
     }
   }
@@ -453,7 +491,7 @@ export class Evaluator {
         if (args.length > 0 || kwargs.size > 0) throw this.error('TAC_UNSUPPORTED', line, `${name}() with arguments is not supported`);
         if (method === 'lower') return s.toLowerCase();
         if (method === 'upper') return s.toUpperCase();
-        return method === 'strip' ? s.replace(/^[\s\x1c-\x1f]+|[\s\x1c-\x1f]+$/g, '') : method === 'lstrip' ? s.replace(/^[\s\x1c-\x1f]+/, '') : s.replace(/[\s\x1c-\x1f]+$/, '');
+        return pythonStrip(s, method === 'strip' ? 'both' : method === 'lstrip' ? 'left' : 'right');
       default: {
         const prefix = this.single(name, args, kwargs, line);
         const p = this.str(prefix, `the argument of ${name}()`);
@@ -474,13 +512,12 @@ export class Evaluator {
         if (typeof a.v === 'number') return { ...a, line };
         if (typeof a.v === 'boolean') return { v: Number(a.v), line };
         if (typeof a.v !== 'string') throw this.error('TAC_INVALID', line, `int() argument must be a string or a number, not ${typeName(a.v)}${from}${a.v === null && a.origin ? ': the variable is not set and there is no default' : ''}`);
-        // Python's int(str): surrounding whitespace, a sign, decimal digits with single underscores between them.
-        const m = /^[\s\x1c-\x1f]*([+-]?)([0-9](?:_?[0-9])*)[\s\x1c-\x1f]*$/.exec(a.v);
+        const digits = pythonIntDigits(a.v);
         // The text is not quoted: it could be anything the environment holds.
-        if (!m) throw this.error('TAC_INVALID', line, `invalid literal for int() with base 10${from}: not a whole number (ValueError in Python)`);
-        const n = Number(m[2]!.replace(/_/g, ''));
+        if (digits === undefined) throw this.error('TAC_INVALID', line, `invalid literal for int() with base 10${from}: not a whole number (ValueError in Python)`);
+        const n = Number(digits);
         if (!Number.isSafeInteger(n)) throw this.error('TAC_UNSUPPORTED', line, `int()${from}: numbers beyond ${Number.MAX_SAFE_INTEGER} are not supported`);
-        return { v: m[1] === '-' ? -n : n, line, ...(a.origin ? { origin: a.origin } : {}) };
+        return { v: n, line, ...(a.origin ? { origin: a.origin } : {}) };
       }
       case 'str':
         if (isObj(a.v)) throw this.error('TAC_UNSUPPORTED', line, `str() of ${typeName(a.v)} is not supported`);
@@ -493,16 +530,20 @@ export class Evaluator {
         if (isObj(a.v) && (a.v.obj === 'environ' || a.v.obj === 'keys')) return { v: this.environ.size, line };
         throw this.error('TAC_INVALID', line, `${typeName(a.v)} has no len() (TypeError in Python)`);
       default:
-        return { v: { obj: 'list', items: this.items(a, 'list() of').map((i) => i.v) }, line };
+        return { v: { obj: 'list', items: this.items(a, 'list() of', line).map((i) => i.v) }, line };
     }
   }
 
-  /** What iterating a value gives, as a snapshot (an environment's names in its order). */
-  private items(a: Located, what: string): Located[] {
+  /** What iterating a value gives, as a snapshot (an environment's names in its order), charged an item each. */
+  private items(a: Located, what: string, line: number): Located[] {
     const v = a.v;
-    if (typeof v === 'string') return [...v].map((c) => ({ v: c, line: a.line }));
-    if (isObj(v) && v.obj === 'list') return v.items.map((i) => ({ v: i, line: a.line }));
-    if (isObj(v) && (v.obj === 'environ' || v.obj === 'keys')) return [...this.environ.keys()].map((k) => ({ v: k, line: a.line }));
+    const values = typeof v === 'string' ? [...v] : isObj(v) && v.obj === 'list' ? v.items : isObj(v) && (v.obj === 'environ' || v.obj === 'keys') ? [...this.environ.keys()] : undefined;
+    if (values) {
+      this.charge(values.length, line);
+      // An environment's names are not secret; the characters of a value, or a list's items, are as its origin says.
+      const origin = typeof v === 'string' ? a.origin : isObj(v) && v.obj === 'list' ? v.origin : undefined;
+      return values.map((i) => ({ v: i, line: a.line, ...(origin !== undefined ? { origin } : {}) }));
+    }
     throw this.error(v === null || typeof v !== 'object' ? 'TAC_INVALID' : 'TAC_UNSUPPORTED', a.line, `${what} ${typeName(v)} is not supported${v === null || typeof v !== 'object' ? ` (${typeName(v)} is not iterable)` : ''}`);
   }
 
@@ -541,28 +582,25 @@ function logTarget(component: Value): LogTarget | undefined {
   return undefined;
 }
 
-/** str.split: on runs of whitespace without empty strings when `sep` is None, else on each `sep`. */
-function pythonSplit(s: string, sep: string | null, maxsplit: number): string[] {
-  const limit = maxsplit < 0 ? Infinity : maxsplit;
-  const out: string[] = [];
-  if (sep === null) {
-    let rest = s.replace(/^[\s\x1c-\x1f]+/, '');
-    while (rest !== '' && out.length < limit) {
-      const m = /[\s\x1c-\x1f]+/.exec(rest);
-      if (!m) break;
-      out.push(rest.slice(0, m.index));
-      rest = rest.slice(m.index + m[0].length);
-    }
-    if (rest !== '') out.push(rest);
-    return out;
-  }
-  let rest = s;
-  while (out.length < limit) {
-    const i = rest.indexOf(sep);
-    if (i < 0) break;
-    out.push(rest.slice(0, i));
-    rest = rest.slice(i + sep.length);
-  }
-  out.push(rest);
-  return out;
+/** `result`, marked as of the environment when one of `inputs` is (a list through its `origin` too). */
+function tainted(result: Located, inputs: Located[]): Located {
+  const origin = result.origin ?? inputs.find((i) => i.origin !== undefined)?.origin;
+  if (origin === undefined) return result;
+  const v = isObj(result.v) && result.v.obj === 'list' ? { ...result.v, origin } : result.v;
+  return { ...result, v, origin };
+}
+
+/** An environment variable's name for a message: a name read from the environment is not quoted, but said where it came from. */
+function envName(key: Located): string {
+  return key.origin === undefined ? String(key.v) : `whose name is ${describeValue(key)}`;
+}
+
+/**
+ * The work a value stands for, in steps: a string's characters, a list's items (and theirs);
+ * os.environ itself is free, and what iterates it is charged its names.
+ */
+function workSize(v: Value): number {
+  if (typeof v === 'string') return Math.ceil(v.length / CHARS_PER_STEP);
+  if (isObj(v) && v.obj === 'list') return v.items.reduce((sum: number, item) => sum + workSize(item), v.items.length);
+  return 0;
 }

@@ -17,7 +17,8 @@ export type Expr =
   | { k: 'list'; items: Expr[]; line: number }
   | { k: 'compare'; op: CompareOp; left: Expr; right: Expr; line: number }
   | { k: 'not'; operand: Expr; line: number }
-  | { k: 'boolop'; op: 'and' | 'or'; left: Expr; right: Expr; line: number };
+  /** `a or b or c`: one node for the whole chain, as Python's BoolOp, so that no chain is deeper than its operators' precedence. */
+  | { k: 'boolop'; op: 'and' | 'or'; values: Expr[]; line: number };
 
 export type CompareOp = '==' | '!=' | 'in' | 'not in' | 'is' | 'is not';
 
@@ -337,21 +338,24 @@ class Parser {
   }
 
   private orTest(): Expr {
-    let left = this.andTest();
-    while (this.isName('or')) {
-      const t = this.next();
-      left = { k: 'boolop', op: 'or', left, right: this.andTest(), line: t.line };
-    }
-    return left;
+    return this.boolOp('or', () => this.andTest());
   }
 
   private andTest(): Expr {
-    let left = this.notTest();
-    while (this.isName('and')) {
-      const t = this.next();
-      left = { k: 'boolop', op: 'and', left, right: this.notTest(), line: t.line };
+    return this.boolOp('and', () => this.notTest());
+  }
+
+  /** Operands separated by `op`: the operand itself when there is one. */
+  private boolOp(op: 'and' | 'or', operand: () => Expr): Expr {
+    const first = operand();
+    if (!this.isName(op)) return first;
+    const line = this.peek().line;
+    const values = [first];
+    while (this.isName(op)) {
+      this.next();
+      values.push(operand());
     }
-    return left;
+    return { k: 'boolop', op, values, line };
   }
 
   private notTest(): Expr {
@@ -426,10 +430,13 @@ class Parser {
     return this.postfix();
   }
 
+  /** Calls, attributes and subscripts after an atom: each is a level of nesting (evaluating them recurses). */
   private postfix(): Expr {
     let e = this.atom();
+    const depth = this.depth;
     for (;;) {
       const t = this.peek();
+      if (this.isOp('(') || this.isOp('.') || this.isOp('[')) this.nest();
       if (this.isOp('(')) {
         e = this.call(e);
       } else if (this.isOp('.')) {
@@ -446,6 +453,7 @@ class Parser {
         this.expectOp(']', `to close the "[" on line ${open.line}`);
         e = { k: 'subscript', obj: e, index, line: open.line };
       } else {
+        this.depth = depth;
         return e;
       }
     }

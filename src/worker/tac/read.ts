@@ -113,7 +113,7 @@ class WorkerArguments {
     if (a.v === null) return undefined;
     if (typeof a.v === 'string') return a.v;
     if (a.origin && typeof a.v !== 'number') throw this.invalid(a, `Worker's ${name} must be a str${secret ? '' : ' or None'}, not ${typeName(a.v)} (from the environment variable ${a.origin})`);
-    const shown = secret ? typeName(a.v) : describeValue(a.v);
+    const shown = secret ? typeName(a.v) : describeValue(a);
     if (isObj(a.v) && a.v.obj === 'bytes') throw this.invalid(a, `Worker's ${name} as bytes is not supported: write a str`, 'TAC_UNSUPPORTED');
     throw this.invalid(a, `Worker's ${name} must be a str${secret ? '' : ' or None'}, not ${shown}`);
   }
@@ -131,7 +131,7 @@ class WorkerArguments {
     const a = this.arg(name);
     if (a.v === null) return undefined;
     if (typeof a.v !== 'number' || a.v < min || a.v > max) {
-      throw this.invalid(a, `Worker's ${name} must be None or a whole number from ${formatBound(name, min)} to ${formatBound(name, max)}${hint}, not ${describeValue(a.v)}`);
+      throw this.invalid(a, `Worker's ${name} must be None or a whole number from ${formatBound(name, min)} to ${formatBound(name, max)}${hint}, not ${describeValue(a)}`);
     }
     return a.v;
   }
@@ -189,7 +189,7 @@ class WorkerArguments {
   private usePTY(): boolean {
     const a = this.arg('usePTY');
     if (a.v === null || a.v === 0 || a.v === 1 || typeof a.v === 'boolean') return truthy(a.v);
-    throw this.invalid(a, `usePTY must be None, 0, 1, True or False, not ${describeValue(a.v)}`);
+    throw this.invalid(a, `usePTY must be None, 0, 1, True or False, not ${describeValue(a)}`);
   }
 
   /** The encoding's canonical name, if the tac gives one bbgate can decode with as Python would. */
@@ -197,7 +197,8 @@ class WorkerArguments {
     const name = this.string('unicode_encoding');
     if (name === undefined) return undefined;
     const codec = lookupCodec(name);
-    if (!codec) throw this.invalid(this.arg('unicode_encoding'), `unicode_encoding ${describeValue(name)} is not supported: bbgate knows utf-8, latin-1, ascii and cp1252 (and their Python aliases)`, 'TAC_UNSUPPORTED');
+    const a = this.arg('unicode_encoding');
+    if (!codec) throw this.invalid(a, `unicode_encoding ${describeValue(a, true)} is not supported: bbgate knows utf-8, latin-1, ascii and cp1252 (and their Python aliases)`, 'TAC_UNSUPPORTED');
     return codec.name;
   }
 
@@ -208,7 +209,7 @@ class WorkerArguments {
     if (a.v === 'msgpack_experimental_v7') {
       throw this.invalid(a, "protocol 'msgpack_experimental_v7' is not supported by this version of bbgate: use protocol = 'pb' (which the master accepts when its c['protocols'] has a 'pb' port)", 'TAC_UNSUPPORTED');
     }
-    throw this.invalid(a, `unknown protocol ${describeValue(a.v)}: buildbot-worker knows 'pb' and 'msgpack_experimental_v7'`);
+    throw this.invalid(a, `unknown protocol ${describeValue(a, true)}: buildbot-worker knows 'pb' and 'msgpack_experimental_v7'`);
   }
 
   /** The connection string (or the one buildbot-worker builds from host, port and useTls) and the endpoint it parses to. */
@@ -226,7 +227,7 @@ class WorkerArguments {
     const hostName = this.string('buildmaster_host');
     if (hostName === undefined) throw this.invalid(host, 'buildmaster_host is None and there is no connection_string: the worker has no master to connect to');
     const portNumber = typeof port.v === 'string' && /^\d+$/.test(port.v) ? Number(port.v) : port.v;
-    if (typeof portNumber !== 'number' || !Number.isInteger(portNumber)) throw this.invalid(port, `port must be a whole number, not ${describeValue(port.v)}`);
+    if (typeof portNumber !== 'number' || !Number.isInteger(portNumber)) throw this.invalid(port, `port must be a whole number, not ${describeValue(port)}`);
     const connection = masterConnectionString(hostName, portNumber, truthy(this.arg('useTls').v));
     return { connection, endpoint: this.checked(port, 'buildmaster_host and port', connection, parseEndpoint) };
   }
@@ -253,17 +254,17 @@ class WorkerArguments {
     const a = this.arg('allow_shutdown');
     if (a.v === null) return undefined;
     if (a.v === 'signal' || a.v === 'file') return a.v;
-    throw this.invalid(a, `allow_shutdown must be None, 'signal' or 'file', not ${describeValue(a.v)}`);
+    throw this.invalid(a, `allow_shutdown must be None, 'signal' or 'file', not ${describeValue(a)}`);
   }
 
   private logRotate(log: LogTarget & { obj: 'logfile' }): { size: number; count: number | null } {
     const size = log.rotateLength;
     const count = log.maxRotatedFiles;
     if (size.v !== null && (typeof size.v !== 'number' || size.v < 0)) {
-      throw this.invalid(size, `rotateLength must be None or a whole number of bytes, not ${describeValue(size.v)}`);
+      throw this.invalid(size, `rotateLength must be None or a whole number of bytes, not ${describeValue(size)}`);
     }
     if (count.v !== null && (typeof count.v !== 'number' || count.v < 0)) {
-      throw this.invalid(count, `maxRotatedFiles must be None or a whole number, not ${describeValue(count.v)}`);
+      throw this.invalid(count, `maxRotatedFiles must be None or a whole number, not ${describeValue(count)}`);
     }
     // Twisted's LogFile never rotates when rotateLength is None or 0.
     return { size: (size.v as number | null) ?? 0, count: count.v as number | null };

@@ -15,9 +15,10 @@ export type Obj =
   | { obj: 'function'; name: string }
   | { obj: 'interface'; name: string }
   | { obj: 'bytes' }
-  | { obj: 'list'; items: Value[] }
+  /** `origin`: the environment variable its items were read from, if any (see Located). */
+  | { obj: 'list'; items: Value[]; origin?: string }
   | { obj: 'environ' }
-  /** os.environ.keys(): iterating it while the environment changes size is Python's RuntimeError. */
+  /** os.environ.keys(): a view of the names, iterated (as os.environ is) over a snapshot taken when the loop starts. */
   | { obj: 'keys' }
   | ApplicationObj
   | LogFileObj
@@ -29,14 +30,17 @@ export type Obj =
   | { obj: 'textObserver'; target: Stream }
   | { obj: 'predicate' }
   | WorkerObj
-  | { obj: 'method'; self: Value; name: string };
+  /** `origin`: the environment variable `self` (a str) was read from, if any (see Located). */
+  | { obj: 'method'; self: Value; name: string; origin?: string };
 
 export type Value = string | number | boolean | null | Obj;
 
 /**
  * A value and the line its literal (or the call that made it) is on, which is
  * where errors about it point; `origin` names the environment variable it was
- * read from, for messages such as "WORKERPASS is not set".
+ * read from, or made from (by str methods, os.path, list(), ...), for messages
+ * such as "WORKERPASS is not set", and so that no message quotes it: any
+ * variable may hold a secret.
  */
 export interface Located {
   v: Value;
@@ -111,8 +115,16 @@ export function typeName(v: Value): string {
   }
 }
 
-/** A value for an error message. Used only for settings that are never secret. */
-export function describeValue(v: Value): string {
+/**
+ * A value for an error message: quoted when the tac wrote it, named by its
+ * variable (parenthesised when `inline`) when it came from the environment.
+ */
+export function describeValue(a: Located, inline = false): string {
+  if (a.origin !== undefined) {
+    const named = a.defaulted ? `${typeName(a.v)}, the default for the unset environment variable ${a.origin}` : `${typeName(a.v)} from the environment variable ${a.origin}`;
+    return inline ? `(${named})` : named;
+  }
+  const v = a.v;
   if (typeof v === 'string') return JSON.stringify(v);
   if (typeof v === 'number' || typeof v === 'boolean') return String(v === true ? 'True' : v === false ? 'False' : v);
   return typeName(v);
