@@ -310,9 +310,8 @@ describe('container tacs: what bbgate refuses, saying where and what to change',
 
   it('a runaway loop is an error, not a hang; deep nesting is an error, not a stack overflow', () => {
     const long = 'x'.repeat(5000);
-    const started = Date.now();
+    // 25 million iterations unbounded: the bound ends it (a hang would be the test's timeout).
     assert.throws(() => readTac(writeTac(`a = '${long}'\nfor i in a:\n    for j in a:\n        pass\n`), BASE_ENV), { code: 'TAC_UNSUPPORTED', message: /:[34]: the tac did more than 1000000 steps of work/ });
-    assert.ok(Date.now() - started < 5000, `the bound took ${Date.now() - started} ms`);
     for (const deep of [`x = ${'('.repeat(5000)}1${')'.repeat(5000)}\n`, `x = ${'not '.repeat(5000)}1\n`, `x = ${'-'.repeat(5000)}1\n`, `x = ${'['.repeat(5000)}${']'.repeat(5000)}\n`]) {
       assert.throws(() => readTac(writeTac(deep), BASE_ENV), { code: 'TAC_UNSUPPORTED', message: /:1: nesting deeper than 100 levels is not supported/ });
     }
