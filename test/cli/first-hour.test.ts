@@ -115,7 +115,7 @@ describe('the npm package', () => {
   it('carries LICENSE, its metadata and the sources its source maps name', async () => {
     const [pack] = JSON.parse(await npm(['pack', '--dry-run', '--json', '--ignore-scripts'])) as [{ files: { path: string }[] }];
     const files = new Set(pack.files.map((f) => f.path));
-    for (const f of ['LICENSE', 'README.md', 'package.json', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli/main.js']) assert.ok(files.has(f), f);
+    for (const f of ['LICENSE', 'README.md', 'package.json', 'dist/src/api/index.js', 'dist/src/api/index.d.ts', 'dist/src/cli/main.js']) assert.ok(files.has(f), f);
     assert.ok(![...files].some((f) => f.startsWith('dist/test/') || f.startsWith('test/')), 'no tests in the tarball');
     let maps = 0;
     for (const f of files) {
@@ -128,7 +128,7 @@ describe('the npm package', () => {
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { keywords: string[]; license: string; exports: Record<string, unknown>; types: string };
     assert.ok(pkg.keywords.includes('buildbot'));
     assert.equal(pkg.license, 'MIT');
-    assert.ok(pkg.exports['.'] && pkg.types === './dist/src/index.d.ts');
+    assert.ok(pkg.exports['.'] && pkg.types === './dist/src/api/index.d.ts');
   });
 
   describe("import … from 'bbgate', against a real 3.7 master", () => {
@@ -142,7 +142,7 @@ describe('the npm package', () => {
 
     it('the probe as a function logs in; dial + openPbSession with a wrong password is PB_UNAUTHORIZED', { timeout: 120_000 }, async () => {
       // The package's own name: resolved through package.json's "exports", as a dependent would.
-      const lib = await import('bbgate' as string) as typeof import('../../src/index.js');
+      const lib = await import('bbgate' as string) as typeof import('../../src/api/index.js');
       const connection = `tcp:127.0.0.1:${master.pbPort}`;
       const report = await lib.probe({ connection, name: 'lib-w', password: 'lib-pass', environmentProxy: false, timeout: 20 });
       assert.ok(report.ok, lib.formatReport(report));
