@@ -64,7 +64,21 @@ export function parseClientString(description: string): TcpEndpoint | TlsEndpoin
   return syntax.type === 'tls' ? tlsEndpoint(description, values) : sslEndpoint(description, values);
 }
 
+/**
+ * `HOST:PORT` or `[IPv6]:PORT` written where a connection string goes (a
+ * master address without its connection type): the strings it most likely
+ * meant, or undefined if it is something else.
+ */
+export function connectionStringsFor(description: string): { tcp: string; tls: string } | undefined {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):(\d{1,5})$/.exec(description);
+  if (!m || Object.hasOwn(SYNTAXES, m[1]!.toLowerCase())) return undefined;
+  const host = m[1]!.startsWith('[') ? m[1]!.slice(1, -1).replace(/:/g, '\\:') : m[1]!;
+  return { tcp: `tcp:${host}:${m[2]}`, tls: `tls:${host}:${m[2]}` };
+}
+
 function unsupportedType(description: string, parts: EndpointParts): EndpointSyntaxError {
+  const meant = connectionStringsFor(description);
+  if (meant) return new EndpointSyntaxError(description, `a host and port without a connection type: write ${meant.tcp}, or ${meant.tls} for TLS`);
   if (parts.positional[0]?.startsWith('//')) {
     return new EndpointSyntaxError(
       description,

@@ -34,6 +34,11 @@ export interface ProxyConfig {
   passwordHash?: 'nt' | 'ntlmv2';
 }
 
+/** The port a proxy is reached on: the URL's, or its scheme's default (80, or 443 for https://). */
+export function proxyPort(proxy: ProxyConfig): number {
+  return Number(proxy.url.port) || (proxy.url.protocol === 'https:' ? 443 : 80);
+}
+
 const FORMS = 'write tcp:HOST:PORT, http://[USER:PASSWORD@]HOST:PORT[#OPTIONS] or https://[USER:PASSWORD@]HOST:PORT[#OPTIONS]';
 
 /**

@@ -7,25 +7,51 @@ import { BbgateError, isBbgateError } from '../errors.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
-/** parseArgs, with its errors turned into USAGE errors that the command prints with its own usage text. */
-export function parseCommand<O extends Options>(argv: string[], options: O) {
+/** What parseCommand gives back: parseArgs's typed values and the positionals. */
+export type ParsedCommand<O extends Options> = ReturnType<typeof parseArgs<{ args: string[]; allowPositionals: true; options: O; strict: true }>>;
+
+/** bbgate's commands, as typed after `bbgate`. */
+export type CommandName = 'probe' | 'create-worker' | 'start' | 'stop' | 'restart' | 'relay' | 'ntlm-hash';
+
+/** parseArgs, with its errors turned into USAGE errors that say in a few words what was wrong. */
+export function parseCommand<O extends Options>(command: CommandName, argv: string[], options: O): ParsedCommand<O> {
   try {
     return parseArgs({ args: argv, allowPositionals: true, options, strict: true });
   } catch (err) {
     const code = (err as { code?: string }).code ?? '';
-    if (code.startsWith('ERR_PARSE_ARGS')) throw new BbgateError('USAGE', (err as Error).message);
+    if (code.startsWith('ERR_PARSE_ARGS')) throw new BbgateError('USAGE', describeParseError(command, code, (err as Error).message));
     throw err;
   }
 }
 
 /**
- * Prints a failure as `bbgate: message`; usage errors also get the command's
- * usage text, as buildbot-worker does. Returns the exit status, 1. Anything
- * that is not a BbgateError is a bug and is rethrown.
+ * Node's parseArgs messages run to three lines with an unbalanced quote
+ * ("Unknown option '--bogus'. To specify a positional argument … '-- \"--bogus\""):
+ * only the option it names is kept.
  */
-export function report(err: unknown, usage: string): number {
+function describeParseError(command: CommandName, code: string, message: string): string {
+  const quoted = /'([^']*)'/.exec(message)?.[1] ?? '';
+  const option = quoted.split(/[\s,]+/).filter((t) => t.startsWith('-')).pop() ?? quoted;
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return `unknown option ${option} for ${command}`;
+  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+    return /argument missing/.test(message) ? `option ${option} of ${command} needs a value` : `option ${option} of ${command} takes no value`;
+  }
+  return `${command}: ${message}`;
+}
+
+/** Where a usage mistake sends the user: the command's own help. */
+export function seeHelp(command: CommandName | undefined): string {
+  return `Try 'bbgate ${command === undefined ? '' : `${command} `}--help' for more information.\n`;
+}
+
+/**
+ * Prints a failure as `bbgate: message`; a usage mistake adds one line naming
+ * the command's help, rather than the whole usage text. Returns the exit
+ * status, 1. Anything that is not a BbgateError is a bug and is rethrown.
+ */
+export function report(err: unknown, command: CommandName): number {
   if (!isBbgateError(err)) throw err;
-  process.stderr.write(`bbgate: ${err.message}\n${err.code === 'USAGE' ? `\n${usage}` : ''}`);
+  process.stderr.write(`bbgate: ${err.message}\n${err.code === 'USAGE' ? seeHelp(command) : ''}`);
   return 1;
 }
 

@@ -1,11 +1,13 @@
 // `bbgate create-worker`: buildbot-worker's create-worker, writing the same
 // buildbot.tac and info files, so that either program can run the directory.
 import { closeSync, existsSync, fchmodSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { BbgateError } from '../errors.js';
 import { parseEndpoint } from '../address/connection-string.js';
 import { parseMasterAddress } from '../address/master-address.js';
 import { isPacSource, parseProxySetting } from '../address/proxy-setting.js';
+import { proxyPort } from '../address/proxy-string.js';
+import type { TlsEndpoint, WsEndpoint } from '../address/endpoint.js';
 import { DEFAULT_KEEPALIVE, DEFAULT_LOG_ROTATE, DEFAULT_MAXDELAY } from '../worker/config.js';
 import { renderTac, type TacSettings } from '../worker/tac/write.js';
 import { parseCommand, report, strerror } from './common.js';
@@ -88,7 +90,7 @@ export async function runCreateWorker(argv: string[]): Promise<number> {
   try {
     plan = planCreateWorker(argv);
   } catch (err) {
-    return report(err, CREATE_WORKER_USAGE);
+    return report(err, 'create-worker');
   }
   if (!plan) {
     process.stdout.write(CREATE_WORKER_USAGE);
@@ -103,7 +105,7 @@ export async function runCreateWorker(argv: string[]): Promise<number> {
  * that a bad value leaves the disk as it was. Undefined means --help.
  */
 export function planCreateWorker(argv: string[], cwd = process.cwd()): CreateWorkerPlan | undefined {
-  const { values: v, positionals } = parseCommand(argv, OPTIONS);
+  const { values: v, positionals } = parseCommand('create-worker', argv, OPTIONS);
   if (v.help) return undefined;
   const connectionString = v['connection-string'];
   const expected = connectionString === undefined ? 4 : 3;
@@ -115,10 +117,15 @@ export function planCreateWorker(argv: string[], cwd = process.cwd()): CreateWor
   const [workername, password] = rest.slice(-2) as [string, string];
   const notes: string[] = [];
 
+  if (password === '') throw new BbgateError('USAGE', 'PASSWORD is empty: give the password the master\'s c[\'workers\'] entry has for this worker');
+  const basedir = resolve(cwd, basedirArg);
+
   let master: TacSettings['master'];
   if (connectionString !== undefined) {
     if (v['use-tls']) throw new BbgateError('USAGE', '--use-tls and --connection-string do not go together: write tls:HOST:PORT in the connection string');
-    if (parseEndpoint(connectionString).type === 'ws') notes.push('buildbot-worker cannot run this buildbot.tac: it has no ws:// or wss:// transport; bbgate can (a bbgate relay\'s WebSocket listener)');
+    const endpoint = parseEndpoint(connectionString);
+    if (endpoint.type === 'ws') notes.push('buildbot-worker cannot run this buildbot.tac: it has no ws:// or wss:// transport; bbgate can (a bbgate relay\'s WebSocket listener)');
+    if (endpoint.type !== 'tcp') notes.push(...checkTlsFiles(endpoint, basedir));
     master = { connectionString };
   } else {
     master = parseMasterAddress(rest[0]!);
@@ -128,6 +135,9 @@ export function planCreateWorker(argv: string[], cwd = process.cwd()): CreateWor
   if (proxy !== undefined) {
     const parsed = parseProxySetting(proxy);
     const kind = isPacSource(parsed) ? 'a PAC file' : `${parsed.url.protocol}// proxy`;
+    if (!isPacSource(parsed) && parsed.url.port === '' && !/^tcp:/i.test(proxy)) {
+      notes.push(`the proxy string names no port: bbgate will connect to ${parsed.url.hostname} on port ${proxyPort(parsed)}, ${parsed.url.protocol}//'s default (proxies often listen on 3128 or 8080: write ${parsed.url.protocol}//…@${parsed.url.hostname}:PORT)`);
+    }
     if (!/^tcp:/i.test(proxy)) notes.push(`buildbot-worker cannot run this buildbot.tac: its proxy_connection_string takes only tcp:HOST:PORT (and no credentials); bbgate can (${kind})`);
     if (connectionString !== undefined) notes.push('buildbot-worker cannot run this buildbot.tac: it refuses a proxy_connection_string together with a connection_string; bbgate can');
   }
@@ -166,7 +176,6 @@ export function planCreateWorker(argv: string[], cwd = process.cwd()): CreateWor
     protocol,
   };
 
-  const basedir = resolve(cwd, basedirArg);
   tac.basedir = v.relocatable ? '.' : basedir;
   checkBasedir(basedir);
   return { basedir, quiet: Boolean(v.quiet), tac, notes };
@@ -255,6 +264,24 @@ function writeInfoFiles(basedir: string, say: (line: string) => void): void {
   }
   if (!existsSync(join(info, 'access_uri'))) say(`Not creating ${join('info', 'access_uri')} - add it if you wish`);
   if (created) say(`Please edit the files in ${info} appropriately.`);
+}
+
+/**
+ * The files a TLS connection string names, as the worker will look for them
+ * (relative paths from BASEDIR, where it runs): a missing trust root is
+ * refused (every connection would fail), a missing certificate or key is a
+ * note (they may be copied in before the first start).
+ */
+function checkTlsFiles(endpoint: TlsEndpoint | WsEndpoint, basedir: string): string[] {
+  const notes: string[] = [];
+  const exists = (path: string) => existsSync(resolve(basedir, path));
+  if (endpoint.trustRoots !== undefined && !exists(endpoint.trustRoots)) {
+    throw new BbgateError('USAGE', `the trust roots ${endpoint.trustRoots} do not exist${isAbsolute(endpoint.trustRoots) ? '' : ` (looked for in ${basedir}, where the worker runs)`}: name the directory of CA certificates the master's certificate chains to`);
+  }
+  for (const [option, path] of [['certificate', endpoint.certificate], ['privateKey', endpoint.privateKey]] as const) {
+    if (path !== undefined && !exists(path)) notes.push(`${option}=${path} does not exist yet${isAbsolute(path) ? '' : ` (relative to ${basedir})`}: the worker will not connect until it does`);
+  }
+  return notes;
 }
 
 /** buildbot-worker makes only BASEDIR itself, not its parents; say so before anything is written. */

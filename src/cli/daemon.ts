@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { BbgateError, EXIT_INTERNAL_ERROR, isBbgateError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { configSecrets, LOG_ROTATE_TWISTD, loggableConfig, withEnvironmentCredentials, type WorkerConfig } from '../worker/config.js';
-import { createWorkerLog, type Logger, type WorkerLog } from '../worker/log/logger.js';
+import { createWorkerLog, logFormatFrom, type LogFormat, type Logger, type WorkerLog } from '../worker/log/logger.js';
 import { stallMessage, watchLiveness } from '../liveness.js';
 import { runWorker } from '../worker/run.js';
 import { readTac } from '../worker/tac/read.js';
@@ -54,7 +54,7 @@ export async function runWorkerProcess(o: WorkerProcessOptions): Promise<number>
       claimPidFile(o.startDir, process.pid);
       ownsPid = true;
     }
-    log = openLog(config, o);
+    log = openLog(config, o, logFormatFrom(process.env));
   } catch (err) {
     releasePid();
     if (!isBbgateError(err)) throw err;
@@ -128,17 +128,17 @@ export function applyEnvironmentChanges(config: WorkerConfig, env: NodeJS.Proces
  * it, since it is the only log. A daemon's stdout and stderr are twistd.log (twistd's
  * would be /dev/null, losing the log), so a daemon logs there as without the observer.
  */
-function openLog(config: WorkerConfig, o: WorkerProcessOptions): WorkerLog {
+function openLog(config: WorkerConfig, o: WorkerProcessOptions, format: LogFormat): WorkerLog {
   const file = logPath(config);
-  const format = (stream: NodeJS.WriteStream) => (stream.isTTY ? ('pretty' as const) : ('json' as const));
   try {
     if (config.logTo && !o.daemon) {
       const stream = config.logTo === 'stderr' ? process.stderr : process.stdout;
-      return createWorkerLog({ stdout: format(stream), stream, secrets: configSecrets(config) });
+      return createWorkerLog({ stdout: true, stream, format, secrets: configSecrets(config) });
     }
     return createWorkerLog({
       file: { path: file, rotation: config.logRotate ?? LOG_ROTATE_TWISTD },
-      ...(o.echo ? { stdout: format(process.stdout) } : {}),
+      stdout: o.echo,
+      format,
       secrets: configSecrets(config),
     });
   } catch (err) {

@@ -1,6 +1,7 @@
-import { parseArgs } from 'node:util';
+import { BbgateError } from '../errors.js';
 import { splitUserName } from '../proxy/auth/ntlm/credentials.js';
 import { ntHash, ntlmv2Hash } from '../proxy/auth/ntlm/ntlmv2.js';
+import { parseCommand, report } from './common.js';
 
 export const NTLM_HASH_USAGE = `Usage: bbgate ntlm-hash [--domain DOMAIN] USER
 
@@ -18,24 +19,22 @@ input (a prompt without echo on a terminal), never from the command line, where 
 `;
 
 export async function runNtlmHash(argv: string[]): Promise<number> {
-  let values: { domain?: string; help?: boolean };
-  let positionals: string[];
+  let domainOption: string | undefined;
+  let user: string;
   try {
-    ({ values, positionals } = parseArgs({ args: argv, options: { domain: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true }));
+    const { values, positionals } = parseCommand('ntlm-hash', argv, { domain: { type: 'string' }, help: { type: 'boolean', short: 'h' } });
+    if (values.help) {
+      process.stdout.write(NTLM_HASH_USAGE);
+      return 0;
+    }
+    if (positionals.length !== 1) throw new BbgateError('USAGE', 'ntlm-hash takes exactly one USER (the password is never an argument)');
+    domainOption = values.domain;
+    user = positionals[0]!;
   } catch (err) {
-    process.stderr.write(`bbgate ntlm-hash: ${(err as Error).message}\n\n${NTLM_HASH_USAGE}`);
-    return 1;
+    return report(err, 'ntlm-hash');
   }
-  if (values.help) {
-    process.stdout.write(NTLM_HASH_USAGE);
-    return 0;
-  }
-  if (positionals.length !== 1) {
-    process.stderr.write(`bbgate ntlm-hash: give exactly one USER (the password is never an argument)\n\n${NTLM_HASH_USAGE}`);
-    return 1;
-  }
-  const named = splitUserName(positionals[0]!);
-  const domain = values.domain ?? named.domain;
+  const named = splitUserName(user);
+  const domain = domainOption ?? named.domain;
   const password = process.env.BBGATE_PROXY_PASSWORD ?? (await readPassword());
   if (password === '') {
     process.stderr.write('bbgate ntlm-hash: the password is empty\n');

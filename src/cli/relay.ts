@@ -79,7 +79,7 @@ const OPTIONS = {
 export async function runRelay(argv: string[]): Promise<number> {
   let relay: Relay;
   try {
-    const { values, positionals } = parseCommand(argv, OPTIONS);
+    const { values, positionals } = parseCommand('relay', argv, OPTIONS);
     if (values.help) {
       process.stdout.write(RELAY_USAGE);
       return 0;
@@ -107,7 +107,7 @@ export async function runRelay(argv: string[]): Promise<number> {
     relay = new Relay(config, relayLogger(proxySettingSecrets(config.upstreamProxy, config.upstreamProxyCredentials)));
     await relay.start();
   } catch (err) {
-    return report(err, RELAY_USAGE);
+    return report(err, 'relay');
   }
   return new Promise((resolve) => {
     let stopping = false;

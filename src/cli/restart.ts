@@ -16,7 +16,7 @@ Options:
 
 export async function runRestart(argv: string[]): Promise<number> {
   try {
-    const { values, positionals } = parseCommand(argv, START_OPTIONS);
+    const { values, positionals } = parseCommand('restart', argv, START_OPTIONS);
     if (values.help) {
       process.stdout.write(RESTART_USAGE);
       return 0;
@@ -34,6 +34,6 @@ export async function runRestart(argv: string[]): Promise<number> {
     say('now restarting worker process..');
     return await startWorker(basedir, { quiet, nodaemon: Boolean(values.nodaemon) });
   } catch (err) {
-    return report(err, RESTART_USAGE);
+    return report(err, 'restart');
   }
 }

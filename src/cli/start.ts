@@ -7,6 +7,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { fileURLToPath } from 'node:url';
 import { BbgateError } from '../errors.js';
 import { formatLogLine } from '../worker/log/pretty.js';
+import { shellQuote } from '../worker/python/shlex.js';
 import { readTac } from '../worker/tac/read.js';
 import { basedirArgument, checkWorkerDir, parseCommand, report, strerror } from './common.js';
 import { logPath, runWorkerProcess, type DaemonMessage } from './daemon.js';
@@ -40,28 +41,26 @@ const STARTUP_WAIT_MS = 10_000;
 const POLL_MS = 100;
 const DAEMON_MAIN = fileURLToPath(new URL('./daemon-main.js', import.meta.url));
 
-const TIMEOUT_HELP = `The worker took more than 10 seconds to start and/or connect to the
-buildmaster, so we were unable to confirm that it started and connected
-correctly. Please 'tail twistd.log' and look for a line that says
-'${ATTACHED}' to verify correct startup. If you see
-messages about retrying the connection, your worker might not have the
-correct hostname or port for the buildmaster, or the buildmaster might not
-be running; if you see PB_UNAUTHORIZED, your worker might be using the wrong
-name or password. 'bbgate probe' walks the connection layer by layer and
-names the one that fails. Please correct these problems and then restart
-the worker.
+/** What start says when it gives up waiting: nothing is confirmed, so nothing is claimed; the probe is one command away. */
+function notAttachedHelp(basedir: string, pid: number | undefined): string {
+  return `The master has not attached the worker within ${STARTUP_WAIT_MS / 1000} seconds, so bbgate cannot confirm
+that it connected. The worker process${pid === undefined ? '' : ` (PID ${pid})`} keeps running and retrying in the background;
+its log is ${basedir}/twistd.log (look for '${ATTACHED}', or for why it retries).
+To find the layer that fails (DNS, TCP, proxy, TLS, PB, the name or the password), run:
+  bbgate probe --basedir ${shellQuote(basedir)}
 `;
+}
 
 export async function runStart(argv: string[]): Promise<number> {
   try {
-    const { values, positionals } = parseCommand(argv, START_OPTIONS);
+    const { values, positionals } = parseCommand('start', argv, START_OPTIONS);
     if (values.help) {
       process.stdout.write(START_USAGE);
       return 0;
     }
     return await startWorker(basedirArgument(positionals), { quiet: Boolean(values.quiet), nodaemon: Boolean(values.nodaemon) });
   } catch (err) {
-    return report(err, START_USAGE);
+    return report(err, 'start');
   }
 }
 
@@ -117,7 +116,7 @@ export async function startWorker(basedir: string, o: { quiet: boolean; nodaemon
     say('The buildbot-worker appears to have (re)started correctly.\n');
     return 0;
   }
-  if (outcome === 'timeout') say(TIMEOUT_HELP);
+  if (outcome === 'timeout') say(notAttachedHelp(basedir, child.pid));
   else say(`The worker process exited (${outcome.exited}) before the master attached it; see ${log}.\n`);
   return 1;
 }

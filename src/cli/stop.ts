@@ -25,7 +25,7 @@ const CHECKS = 10;
 
 export async function runStop(argv: string[]): Promise<number> {
   try {
-    const { values, positionals } = parseCommand(argv, OPTIONS);
+    const { values, positionals } = parseCommand('stop', argv, OPTIONS);
     if (values.help) {
       process.stdout.write(STOP_USAGE);
       return 0;
@@ -39,7 +39,7 @@ export async function runStop(argv: string[]): Promise<number> {
     if (outcome === 'not-running') say('worker not running');
     return outcome === 'timeout' ? 1 : 0;
   } catch (err) {
-    return report(err, STOP_USAGE);
+    return report(err, 'stop');
   }
 }
 

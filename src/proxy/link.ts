@@ -1,6 +1,6 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import type { ProxyConfig } from '../address/proxy-string.js';
+import { proxyPort, type ProxyConfig } from '../address/proxy-string.js';
 import { closedFailure, ProxyError, socketFailure, timeoutFailure, type Attempt, type Phase } from './failures.js';
 import { parseConnectReply, type ConnectReply } from './reply.js';
 
@@ -43,7 +43,7 @@ export class ProxyLink {
     const tls = proxy.url.protocol === 'https:';
     const endpoint = {
       host: proxy.url.hostname.replace(/^\[(.*)\]$/, '$1'),
-      port: Number(proxy.url.port) || (tls ? 443 : 80),
+      port: proxyPort(proxy),
       ...(proxy.bindAddress ? { localAddress: proxy.bindAddress } : {}),
     };
     const socket: Socket = tls ? tlsConnect({ ...endpoint, ALPNProtocols: ['http/1.1'], ...(options.ca ? { ca: options.ca } : {}) }) : netConnect(endpoint);

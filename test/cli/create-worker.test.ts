@@ -77,7 +77,7 @@ describe('create-worker writes the tac buildbot-worker writes', () => {
 
   it('--connection-string: host and port None, connection_string passed to Worker, as the Buildbot docs say to edit it', async () => {
     const root = tempDir();
-    const cs = 'tls:master.example.org:9989:trustRoots=/etc/ssl/ca';
+    const cs = 'tls:master.example.org:9989:trustRoots=/etc/ssl/certs';
     const r = await bbgate(['create-worker', '-q', '--connection-string', cs, join(root, 'w'), 'bob', 'pw']);
     assert.equal(r.status, 0, r.stderr);
     const theirs = await pythonCreateWorker(['-q', join(root, 'p'), 'master.example.org:9989', 'bob', 'pw']);
@@ -207,7 +207,9 @@ describe('create-worker rejects bad arguments before writing anything', () => {
     ['a bad proxy string', ['--proxy-connection-string', 'proxy:3128', 'BASEDIR', MASTER, 'bob', 'pw'], /"proxy:3128": not a proxy connection string/],
     ['a bad tcp: proxy string', ['--proxy-connection-string', 'tcp:proxy', 'BASEDIR', MASTER, 'bob', 'pw'], /"tcp:proxy": no port/],
     ['a proxy password stays out of the message', ['--proxy-connection-string', 'socks5://u:s3cretpw@proxy:1080', 'BASEDIR', MASTER, 'bob', 'pw'], /"socks5:\/\/" proxies are not supported/],
-    ['an unknown option', ['--colour', 'BASEDIR', MASTER, 'bob', 'pw'], /Unknown option '--colour'/, 'USAGE'],
+    ['an unknown option', ['--colour', 'BASEDIR', MASTER, 'bob', 'pw'], /^bbgate: unknown option --colour for create-worker\n/, 'USAGE'],
+    ['an empty password', ['BASEDIR', MASTER, 'bob', ''], /^bbgate: PASSWORD is empty: /, 'USAGE'],
+    ['trust roots that do not exist', ['--connection-string', 'tls:m:1:trustRoots=/nonexistent/ca', 'BASEDIR', 'bob', 'pw'], /^bbgate: the trust roots \/nonexistent\/ca do not exist: /, 'USAGE'],
   ];
   for (const [title, args, message, code] of rejections) {
     it(title, async () => {
@@ -217,7 +219,9 @@ describe('create-worker rejects bad arguments before writing anything', () => {
       assert.match(r.stderr, message);
       assert.ok(!r.stderr.includes('s3cretpw'));
       assert.equal(r.stdout, '');
-      if (code === 'USAGE') assert.match(r.stderr, /Usage: bbgate create-worker/);
+      // A usage mistake ends with one line pointing at the help, not the whole usage text.
+      if (code === 'USAGE') assert.match(r.stderr, /\nTry 'bbgate create-worker --help' for more information\.\n$/);
+      else assert.ok(!r.stderr.includes('--help'));
       assert.deepEqual(readdirSync(root), []);
     });
   }

@@ -5,7 +5,7 @@ import { chmodSync, readdirSync, readFileSync, statSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { createWorkerLog } from '../../src/worker/log/logger.js';
-import { formatLogLine } from '../../src/worker/log/pretty.js';
+import { formatLogLine, twistedTime } from '../../src/worker/log/pretty.js';
 import { RotatingFile } from '../../src/worker/log/rotating-file.js';
 import { python, tempDir } from './support.js';
 
@@ -103,9 +103,22 @@ print('null')`,
 });
 
 describe('the worker logger', () => {
-  it('writes JSON lines, with credentials redacted by field name and by value', () => {
+  it('writes text lines by default, with credentials redacted by field name and by value', () => {
     const dir = tempDir();
-    const log = createWorkerLog({ file: { path: join(dir, 'twistd.log'), rotation: { size: 0, count: null } }, secrets: ['hunter2!', 'p@ss w/"rd', 'abc'] });
+    const log = createWorkerLog({ file: { path: join(dir, 'twistd.log'), rotation: { size: 0, count: null } }, secrets: ['hunter2!', 'p@ss w/"rd'] });
+    log.logger.info({ password: 'anything', config: { proxy: { password: 'z' } }, headers: { 'proxy-authorization': 'Basic Zm9v' } }, 'fields');
+    log.logger.warn({ url: 'http://u:hunter2!@proxy:3128' }, 'the master said "p@ss w/"rd" back');
+    log.close();
+    const lines = readFileSync(join(dir, 'twistd.log'), 'utf8').trimEnd().split('\n');
+    assert.equal(lines.length, 2);
+    assert.match(lines[0]!, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d{4} \[-\] fields password=\[redacted\] config=\{"proxy":\{"password":"\[redacted\]"\}\} headers=\{"proxy-authorization":"\[redacted\]"\}$/);
+    assert.match(lines[1]!, /\[-\] WARNING: the master said "\[redacted\]" back url=http:\/\/u:\[redacted\]@proxy:3128$/);
+    for (const secret of ['anything', 'Zm9v', 'hunter2!', 'p@ss']) assert.ok(!lines.join('\n').includes(secret), secret);
+  });
+
+  it('writes JSON lines when asked (BBGATE_LOG_FORMAT=json), with credentials redacted by field name and by value', () => {
+    const dir = tempDir();
+    const log = createWorkerLog({ file: { path: join(dir, 'twistd.log'), rotation: { size: 0, count: null } }, format: 'json', secrets: ['hunter2!', 'p@ss w/"rd', 'abc'] });
     log.logger.info({ password: 'anything', passwd: 'x', config: { password: 'y', proxy: { password: 'z' } }, headers: { 'proxy-authorization': 'Basic Zm9v' } }, 'fields');
     log.logger.warn({ url: 'http://u:hunter2!@proxy:3128' }, 'the master said "p@ss w/"rd" back');
     log.logger.error({ err: new Error('login failed for hunter2!') }, 'error objects too');
@@ -132,11 +145,23 @@ describe('the worker logger', () => {
     assert.equal(entries[3]!.msg, 'secrets under 4 characters are not scrubbed from text: abc');
   });
 
-  it('formats lines for a terminal', () => {
-    assert.equal(
-      formatLogLine('{"level":"warn","time":"2026-01-31T12:00:00.123Z","pid":5,"code":"NET_REFUSED","delay":1.5,"host":"a b","msg":"retrying"}\n'),
-      '2026-01-31 12:00:00.123 WARN  retrying code=NET_REFUSED delay=1.5 host="a b"\n',
-    );
+  it("formats lines as buildbot-worker's twistd.log has them: local time and offset, [-], warnings said", () => {
+    const zone = process.env.TZ;
+    try {
+      // Node reads TZ again when it changes: the offset is the zone's at that moment (CET in January).
+      process.env.TZ = 'Europe/Berlin';
+      assert.equal(
+        formatLogLine('{"level":"warn","time":"2026-01-31T12:00:00.123Z","pid":5,"code":"NET_REFUSED","delay":1.5,"host":"a b","msg":"retrying"}\n'),
+        '2026-01-31 13:00:00+0100 [-] WARNING: retrying code=NET_REFUSED delay=1.5 host="a b"\n',
+      );
+      process.env.TZ = 'America/St_Johns';
+      assert.equal(formatLogLine('{"level":"info","time":"2026-07-01T00:00:59.999Z","msg":"attached"}'), '2026-06-30 21:30:59-0230 [-] attached\n');
+      process.env.TZ = 'UTC';
+      assert.equal(formatLogLine('{"level":"fatal","time":"2026-07-01T00:00:00Z","msg":"crashed"}'), '2026-07-01 00:00:00+0000 [-] FATAL: crashed\n');
+    } finally {
+      if (zone === undefined) delete process.env.TZ;
+      else process.env.TZ = zone;
+    }
     assert.equal(formatLogLine('Traceback (most recent call last):\n'), 'Traceback (most recent call last):\n');
   });
 
@@ -147,14 +172,14 @@ describe('the worker logger', () => {
     const shown = 'w\\x1b]0;owned\\x07\\x1b[2J\\x08\\x7f\\x9b1m\\x09tab\\x0anext';
     assert.equal(
       formatLogLine(`${line}\n`),
-      `2026-01-31 12:00:00.123 INFO  refused ${shown} worker="${shown}" bare="red\\x1b[31m" peer={"name":"c1\\x85"}\n`,
+      `${twistedTime('2026-01-31T12:00:00.123Z')} [-] refused ${shown} worker="${shown}" bare="red\\x1b[31m" peer={"name":"c1\\x85"}\n`,
     );
     // A quote or backslash in a quoted value cannot end the quote early.
-    assert.equal(formatLogLine('{"level":"info","time":"t","msg":"m","v":"a \\"b\\\\"}'), 't INFO  m v="a \\"b\\\\"\n');
+    assert.equal(formatLogLine('{"level":"info","time":"t","msg":"m","v":"a \\"b\\\\"}'), 't [-] m v="a \\"b\\\\"\n');
     // A stack keeps its lines, each of them escaped; a line that is not JSON is escaped too.
     assert.equal(
       formatLogLine(JSON.stringify({ level: 'error', time: 't', msg: 'failed', err: { stack: 'Error: \x1b[2Jbad\n    at f (x.js:1:1)' } })),
-      't ERROR failed err=\nError: \\x1b[2Jbad\n    at f (x.js:1:1)\n\n',
+      't [-] ERROR: failed err=\nError: \\x1b[2Jbad\n    at f (x.js:1:1)\n\n',
     );
     assert.equal(formatLogLine('crash \x1b[2J\x07\n'), 'crash \\x1b[2J\\x07\n');
   });

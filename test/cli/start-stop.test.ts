@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startMaster, type RunningMaster } from '../helpers/buildbot-master.js';
-import { bbgate, CLI } from '../helpers/cli.js';
+import { bbgate, bbgateEnv, CLI } from '../helpers/cli.js';
 import { waitFor } from '../helpers/wait.js';
 import { tempDir } from './support.js';
 
@@ -89,7 +89,7 @@ describe('start and stop: the pid file', () => {
     const again = await bbgate(['stop', dir]);
     assert.equal(again.status, 0);
     assert.equal(again.stdout, 'worker not running\n');
-    assert.match(readFileSync(join(dir, 'twistd.log'), 'utf8'), /"msg":"worker stopped"/);
+    assert.match(readFileSync(join(dir, 'twistd.log'), 'utf8'), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d{4} \[-\] worker stopped/m);
   });
 
   it('a stale twistd.pid is removed; a pid file that is not a pid is refused', { timeout: 60_000 }, async () => {
@@ -163,7 +163,7 @@ describe('start: checks before daemonising', () => {
   it('arguments', async () => {
     const r = await bbgate(['start', 'a', 'b']);
     assert.equal(r.status, 1);
-    assert.match(r.stderr, /^bbgate: expected at most one BASEDIR, got 2 arguments\n\nUsage: bbgate start/);
+    assert.equal(r.stderr, "bbgate: expected at most one BASEDIR, got 2 arguments\nTry 'bbgate start --help' for more information.\n");
     for (const command of ['start', 'stop', 'restart']) {
       const help = await bbgate([command, '--help']);
       assert.equal(help.status, 0);
@@ -181,15 +181,33 @@ describe('start: the umask and the foreground', () => {
     assert.equal((await bbgate(['stop', '-q', dir])).status, 0);
   });
 
-  it('--nodaemon: no pid file, the inherited umask, JSON lines on stdout as in twistd.log, SIGTERM stops it with status 0', { timeout: 60_000 }, async () => {
+  it('--nodaemon: no pid file, the inherited umask, twistd.log\'s text lines on stdout too, SIGTERM stops it with status 0', { timeout: 60_000 }, async () => {
     const dir = await workerDir();
-    const child = spawn('sh', ['-c', `umask 027 && exec "${process.execPath}" "${CLI}" start --nodaemon "${dir}"`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('sh', ['-c', `umask 027 && exec "${process.execPath}" "${CLI}" start --nodaemon "${dir}"`], { stdio: ['ignore', 'pipe', 'pipe'], env: bbgateEnv() });
     started.add(child.pid!);
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     await waitFor(() => out.includes('connection failed'), 'a retry line on stdout');
     assert.ok(!existsSync(join(dir, 'twistd.pid')));
     assert.equal(umaskOf(child.pid!), '0027');
+    // buildbot-worker's shape: local time with its offset, [-], the message, then bbgate's fields.
+    const first = out.split('\n')[0]!;
+    assert.match(first, new RegExp(`^\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d[+-]\\d{4} \\[-\\] bbgate \\S+ starting worker w1 in ${dir} version=\\S+ config=\\{`));
+    assert.ok(!first.includes('"password"'));
+    assert.match(out, /^\S+ \S+ \[-\] connection failed: 127\.0\.0\.1:1: connection refused; retrying in .* code=NET_REFUSED attempt=\d+ delay=/m);
+    assert.ok(readFileSync(join(dir, 'twistd.log'), 'utf8').startsWith(first));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0);
+  });
+
+  it('BBGATE_LOG_FORMAT=json: pino\'s JSON lines in twistd.log and on stdout, for log shippers; another value is refused', { timeout: 60_000 }, async () => {
+    const dir = await workerDir();
+    const child = spawn(process.execPath, [CLI, 'start', '--nodaemon', dir], { stdio: ['ignore', 'pipe', 'pipe'], env: bbgateEnv({ BBGATE_LOG_FORMAT: 'json' }) });
+    started.add(child.pid!);
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    await waitFor(() => out.includes('connection failed'), 'a retry line on stdout');
     const first = JSON.parse(out.split('\n')[0]!) as { msg: string; level: string; config: Record<string, unknown> };
     assert.equal(first.msg.replace(/^bbgate \S+ /, ''), `starting worker w1 in ${dir}`);
     assert.equal(first.level, 'info');
@@ -198,6 +216,10 @@ describe('start: the umask and the foreground', () => {
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
     child.kill('SIGTERM');
     assert.equal(await exited, 0);
+
+    const wrong = await bbgate(['start', '--nodaemon', dir], { BBGATE_LOG_FORMAT: 'xml' });
+    assert.equal(wrong.status, 1);
+    assert.match(wrong.stderr, /^bbgate: BBGATE_LOG_FORMAT must be text or json, not "xml"\n/);
   });
 });
 
@@ -216,8 +238,8 @@ describe('start waits for the master to attach the worker', () => {
     const lines = r.stdout.trimEnd().split('\n');
     assert.match(lines[0]!, /^Removing stale twistd\.pid \(process \d+ is gone\)$/);
     assert.equal(lines[1], 'Following twistd.log until startup finished..');
-    assert.match(lines[2]!, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} INFO  bbgate \S+ starting worker w1 in /);
-    assert.match(lines[lines.length - 2]!, / INFO  message from master: attached$/);
+    assert.match(lines[2]!, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d{4} \[-\] bbgate \S+ starting worker w1 in /);
+    assert.match(lines[lines.length - 2]!, / \[-\] message from master: attached$/);
     assert.equal(lines[lines.length - 1], 'The buildbot-worker appears to have (re)started correctly.');
     const pid = pidIn(dir);
     await master.waitForWorker('w1');
@@ -230,6 +252,20 @@ describe('start waits for the master to attach the worker', () => {
     assert.notEqual(pid2, pid);
     assert.equal((await bbgate(['stop', dir])).status, 0);
     await master.waitForWorker('w1', { connected: false });
+  });
+
+  it('a master that never attaches: after 10 s start says so without claiming success, and gives the probe command', { timeout: 60_000 }, async () => {
+    // Port 1, where nothing listens: the worker keeps retrying, as it should.
+    const dir = await workerDir();
+    const r = await bbgate(['start', dir]);
+    try {
+      assert.equal(r.status, 1, r.stdout + r.stderr);
+      assert.ok(!r.stdout.includes('appears to have'), r.stdout);
+      assert.match(r.stdout, /The master has not attached the worker within 10 seconds, so bbgate cannot confirm\nthat it connected\. The worker process \(PID \d+\) keeps running/);
+      assert.ok(r.stdout.endsWith(`To find the layer that fails (DNS, TCP, proxy, TLS, PB, the name or the password), run:\n  bbgate probe --basedir ${dir}\n`), r.stdout);
+    } finally {
+      await bbgate(['stop', dir]);
+    }
   });
 
   it('restart of a worker that is not running just starts it', { timeout: 60_000 }, async () => {
@@ -254,7 +290,9 @@ describe('start waits for the master to attach the worker', () => {
     const dir = await workerDir([], `127.0.0.1:${master.pbPort}`, 'wrong-password');
     const r = await bbgate(['start', dir]);
     assert.equal(r.status, 1);
-    assert.match(r.stdout, /The worker took more than 10 seconds to start and\/or connect to the\nbuildmaster/);
+    assert.match(r.stdout, /The master has not attached the worker within 10 seconds/);
+    assert.match(r.stdout, /PB_UNAUTHORIZED/, 'the followed log shows why');
+    assert.ok(r.stdout.endsWith(`  bbgate probe --basedir ${dir}\n`), r.stdout);
     const pid = pidIn(dir);
     assert.ok(alive(pid));
     assert.ok(!readFileSync(join(dir, 'twistd.log'), 'utf8').includes('wrong-password'));

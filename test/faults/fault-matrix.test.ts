@@ -268,13 +268,13 @@ cellsOf('probe', (cell) => {
   }
 });
 
-/** A `bbgate start --nodaemon` worker, its JSON log lines on stdout. */
+/** A `bbgate start --nodaemon` worker, its JSON log lines on stdout (BBGATE_LOG_FORMAT=json, for a log shipper). */
 async function startWorkerProcess(connection: string, proxy: string | undefined): Promise<{ process: LineProcess; stop(): Promise<void> }> {
   const basedir = await mkdtemp(join(tmpdir(), 'bbgate-matrix-'));
   const created = await runCreateWorker(['--quiet', '--connection-string', connection, '--maxdelay', '1', '--keepalive', '1',
     ...(proxy ? ['--proxy-connection-string', proxy] : []), basedir, 'w', 'pw']);
   assert.equal(created, 0);
-  const worker = startProcess(process.execPath, [CLI, 'start', '--nodaemon', basedir], { env: bbgateEnv() });
+  const worker = startProcess(process.execPath, [CLI, 'start', '--nodaemon', basedir], { env: bbgateEnv({ BBGATE_LOG_FORMAT: 'json' }) });
   return {
     process: worker,
     async stop() {

@@ -1,4 +1,5 @@
 import { pino, type Logger } from 'pino';
+import { BbgateError } from '../../errors.js';
 import { CENSOR, secretScrubber } from '../../redact.js';
 import { formatLogLine } from './pretty.js';
 import { RotatingFile, type Rotation } from './rotating-file.js';
@@ -11,12 +12,27 @@ export interface WorkerLogOptions {
    * for), rotated as given; absent when the tac logs to a stream instead.
    */
   file?: { path: string; rotation: Rotation };
-  /** Also write each line to a stream (a foreground worker): 'pretty' for a terminal, 'json' for a pipe. */
-  stdout?: 'pretty' | 'json';
+  /** Also write each line to a stream (a foreground worker). */
+  stdout?: boolean;
   /** The stream `stdout` names: the process's stdout unless the tac logs to sys.stderr. */
   stream?: NodeJS.WritableStream;
+  /** Text lines in twistd.log's shape (the default), or pino's JSON lines for log shippers. */
+  format?: LogFormat;
   /** Strings no line may contain (the password, proxy credentials): replaced wherever they appear. */
   secrets?: string[];
+}
+
+export type LogFormat = 'text' | 'json';
+
+/** The variable that picks the log format; read once at start-up. */
+export const LOG_FORMAT_VARIABLE = 'BBGATE_LOG_FORMAT';
+
+/** BBGATE_LOG_FORMAT: `text` (or unset) or `json`; anything else is refused rather than guessed. */
+export function logFormatFrom(env: NodeJS.ProcessEnv): LogFormat {
+  const value = env[LOG_FORMAT_VARIABLE];
+  if (value === undefined || value === '' || value === 'text') return 'text';
+  if (value === 'json') return 'json';
+  throw new BbgateError('USAGE', `${LOG_FORMAT_VARIABLE} must be text or json, not "${value}"`);
 }
 
 export interface WorkerLog {
@@ -58,14 +74,16 @@ export function jsonLogger(write: (line: string) => void, secrets: Iterable<stri
   );
 }
 
-/** The worker's logger: JSON lines in the log file, rotated as the tac says, and/or on stdout. */
+/** The worker's logger: lines in the log file, rotated as the tac says, and/or on stdout, in one format. */
 export function createWorkerLog(options: WorkerLogOptions): WorkerLog {
   const file = options.file && new RotatingFile(options.file.path, options.file.rotation);
   const stream = options.stream ?? process.stdout;
+  const json = options.format === 'json';
   const logger = jsonLogger((line) => {
-    file?.write(line);
-    if (options.stdout === 'pretty') stream.write(formatLogLine(line));
-    else if (options.stdout === 'json') stream.write(line);
+    // Formatted after the scrubber has run on the JSON line, so text lines are as clean.
+    const out = json ? line : formatLogLine(line);
+    file?.write(out);
+    if (options.stdout) stream.write(out);
   }, options.secrets);
   return { logger, rotate: () => file?.rotate(), close: () => file?.close() };
 }

@@ -8,11 +8,16 @@ const HEAD = new Set(['time', 'level', 'msg', 'pid', 'hostname']);
  */
 const CONTROLS = /[\x00-\x1f\x7f-\x9f]/g;
 
+/** How pino's levels show in a text line: info, the usual, not at all (as in Twisted's logs). */
+const LEVEL_TAGS: Record<string, string> = { trace: 'TRACE: ', debug: 'DEBUG: ', info: '', warn: 'WARNING: ', error: 'ERROR: ', fatal: 'FATAL: ' };
+
 /**
- * One JSON log line as a person reads it, twistd-style:
- * `2026-01-31 12:00:00.123 INFO  message key=value ...`. Lines that are not
- * pino's JSON (a crash trace on stderr, say) pass through as text. Either
- * way, control characters are shown as \xNN.
+ * One JSON log line as a person reads it, in the shape of buildbot-worker's
+ * twistd.log: `2026-01-31 12:00:00+0000 [-] message key=value ...` (local
+ * time with its offset, as Twisted writes it; warnings and errors say so
+ * before the message). Lines that are not pino's JSON (a crash trace on
+ * stderr, say) pass through as text. Either way, control characters are
+ * shown as \xNN.
  */
 export function formatLogLine(line: string): string {
   const trimmed = line.replace(/\r?\n$/, '');
@@ -24,12 +29,22 @@ export function formatLogLine(line: string): string {
   } catch {
     return `${printable(trimmed)}\n`;
   }
-  const time = typeof entry.time === 'string' ? entry.time.replace('T', ' ').replace(/Z$/, '') : String(entry.time ?? '');
-  const level = String(entry.level ?? '').toUpperCase().padEnd(5);
+  const level = String(entry.level ?? '');
+  const tag = Object.hasOwn(LEVEL_TAGS, level) ? LEVEL_TAGS[level]! : `${level.toUpperCase()}: `;
   const fields = Object.entries(entry)
     .filter(([key]) => !HEAD.has(key))
     .map(([key, value]) => `${printable(key)}=${fieldText(value)}`);
-  return `${[printable(time), printable(level), printable(String(entry.msg ?? '')), ...fields].join(' ')}\n`;
+  return `${[`${printable(twistedTime(entry.time))} [-]`, printable(tag + String(entry.msg ?? '')), ...fields].join(' ')}\n`;
+}
+
+/** An ISO time as Twisted's log shows it: local time, to the second, and the zone's offset (`2026-01-31 13:00:00+0100`). */
+export function twistedTime(time: unknown): string {
+  const date = typeof time === 'string' || typeof time === 'number' ? new Date(time) : undefined;
+  if (!date || Number.isNaN(date.getTime())) return String(time ?? '');
+  const two = (n: number) => String(n).padStart(2, '0');
+  const offset = -date.getTimezoneOffset();
+  const zone = `${offset < 0 ? '-' : '+'}${two(Math.floor(Math.abs(offset) / 60))}${two(Math.abs(offset) % 60)}`;
+  return `${date.getFullYear()}-${two(date.getMonth() + 1)}-${two(date.getDate())} ${two(date.getHours())}:${two(date.getMinutes())}:${two(date.getSeconds())}${zone}`;
 }
 
 function fieldText(value: unknown): string {
