@@ -5,7 +5,7 @@ import { stallMessage, watchLiveness } from '../liveness.js';
 import { VERSION } from '../version.js';
 import { exitStatusFor } from '../probe/diagnosis.js';
 import { probe } from '../probe/probe.js';
-import { formatReport } from '../probe/report.js';
+import { liveReport } from '../probe/live-report.js';
 import { masterConnectionString, parseMasterAddress } from '../address/master-address.js';
 
 const USAGE = `Usage: bbgate <command> [options]
@@ -124,8 +124,9 @@ async function runProbe(argv: string[]): Promise<number> {
     ...(values['no-env-proxy'] ? { environmentProxy: false } : {}),
     ...(values.name !== undefined ? { name: values.name, password } : {}),
     ...(timeout !== undefined ? { timeout } : {}),
+    ...(values.json ? {} : liveReport(process.stdout, values.verbose)),
   });
-  process.stdout.write(values.json ? JSON.stringify(report) + '\n' : formatReport(report, values.verbose));
+  if (values.json) process.stdout.write(JSON.stringify(report) + '\n');
   return exitStatusFor(report.steps.find((s) => !s.ok)?.code);
 }
 
