@@ -9,6 +9,7 @@ import { isPacSource, parseProxySetting } from '../address/proxy-setting.js';
 import { DEFAULT_KEEPALIVE, DEFAULT_LOG_ROTATE, DEFAULT_MAXDELAY } from '../worker/config.js';
 import { renderTac, type TacSettings } from '../worker/tac/write.js';
 import { parseCommand, report, strerror } from './common.js';
+import { tlsExtensionNotes } from './tls-extensions.js';
 
 export const CREATE_WORKER_USAGE = `Usage: bbgate create-worker [options] BASEDIR MASTER[:PORT] WORKERNAME PASSWORD
        bbgate create-worker [options] --connection-string STRING BASEDIR WORKERNAME PASSWORD
@@ -118,7 +119,9 @@ export function planCreateWorker(argv: string[], cwd = process.cwd()): CreateWor
   let master: TacSettings['master'];
   if (connectionString !== undefined) {
     if (v['use-tls']) throw new BbgateError('USAGE', '--use-tls and --connection-string do not go together: write tls:HOST:PORT in the connection string');
-    if (parseEndpoint(connectionString).type === 'ws') notes.push('buildbot-worker cannot run this buildbot.tac: it has no ws:// or wss:// transport; bbgate can (a bbgate relay\'s WebSocket listener)');
+    const endpoint = parseEndpoint(connectionString);
+    if (endpoint.type === 'ws') notes.push('buildbot-worker cannot run this buildbot.tac: it has no ws:// or wss:// transport; bbgate can (a bbgate relay\'s WebSocket listener)');
+    notes.push(...tlsExtensionNotes(endpoint));
     master = { connectionString };
   } else {
     master = parseMasterAddress(rest[0]!);
