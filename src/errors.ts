@@ -78,6 +78,7 @@ export type ErrorCode =
   | 'TLS_EXPIRED'
   | 'TLS_NOT_YET_VALID'
   | 'TLS_HOSTNAME'
+  | 'TLS_FINGERPRINT'
   // Worker commands: their arguments, and the processes they run
   | 'COMMAND_ARGS'
   | 'PROCESS_START'

@@ -1,6 +1,7 @@
 import { EndpointSyntaxError } from './syntax-error.js';
 import type { Endpoint, TcpEndpoint, TlsEndpoint } from './endpoint.js';
 import { bindAddress, peerPort, present, requireCertificate, timeoutSeconds } from './fields.js';
+import { parseFingerprint } from './fingerprint.js';
 import { escape, splitEndpoint, type EndpointParts } from './twisted-syntax.js';
 
 // Twisted's client strings, tcp:, tls: and ssl:, read as buildbot-worker's Twisted reads them.
@@ -27,7 +28,7 @@ const SYNTAXES: Record<TypeName, Syntax> = {
   tcp: { type: 'tcp', keys: CONNECTION_KEYS, usage: 'tcp:HOST:PORT or tcp:host=HOST:port=PORT', fillsFreeSlots: true },
   tls: {
     type: 'tls',
-    keys: [...CONNECTION_KEYS, 'trustRoots', 'certificate', 'privateKey'],
+    keys: [...CONNECTION_KEYS, 'trustRoots', 'certificate', 'privateKey', 'fingerprint'],
     usage: 'tls:HOST:PORT[:trustRoots=DIR] or tls:host=HOST:port=PORT',
     fillsFreeSlots: false,
   },
@@ -46,6 +47,7 @@ const MISPLACED_KEYS: Record<string, Partial<Record<TypeName, string>>> = {
   certificate: { ssl: 'ssl: calls it certKey=', tcp: 'tcp: is plain TCP; for TLS write tls:HOST:PORT:certificate=PEM' },
   certKey: { tls: 'tls: calls it certificate=', tcp: 'tcp: is plain TCP; for TLS write tls:HOST:PORT:certificate=PEM' },
   hostname: { tls: 'tls: checks the certificate against HOST itself', tcp: 'tcp: is plain TCP; for TLS write tls:HOST:PORT' },
+  fingerprint: { ssl: 'fingerprint= is bbgate\'s, for tls: and wss:// only: write tls:HOST:PORT:fingerprint=HEX', tcp: 'tcp: is plain TCP; for TLS write tls:HOST:PORT:fingerprint=HEX' },
 };
 
 /** Parses a tcp:, tls: or ssl: client string, or throws EndpointSyntaxError naming what is wrong. */
@@ -104,7 +106,7 @@ function bindArguments(description: string, { positional, keywords }: EndpointPa
     if (value === '') throw new EndpointSyntaxError(description, `${key}= is empty (give a value or leave the key out)`);
   }
   const slots = syntax.fillsFreeSlots ? ['host', 'port'].filter((k) => !keywords.has(k)) : ['host', 'port'];
-  if (positional.length > slots.length) throw tooManyPositional(description, syntax, slots, positional);
+  if (positional.length > slots.length) throw tooManyPositional(description, syntax, slots, positional, keywords.has('fingerprint'));
   const values = new Map(keywords);
   positional.forEach((value, i) => {
     const key = slots[i]!;
@@ -125,12 +127,14 @@ function unknownKey(description: string, key: string, syntax: Syntax): EndpointS
   return new EndpointSyntaxError(description, `unknown key "${key}" for ${syntax.type} (allowed: ${syntax.keys.join(', ')})${hint ? `; ${hint}` : ''}`);
 }
 
-function tooManyPositional(description: string, syntax: Syntax, slots: string[], positional: string[]): EndpointSyntaxError {
+function tooManyPositional(description: string, syntax: Syntax, slots: string[], positional: string[], pinned: boolean): EndpointSyntaxError {
   const takes =
     slots.length === 2 ? 'HOST:PORT' : slots.length === 1 ? `only ${slots[0]!.toUpperCase()}, as ${slots[0] === 'host' ? 'port' : 'host'}= is given` : 'none, as host= and port= are given';
   // Three or more arguments led by one like "fd00" are most likely an IPv6 address split at its colons.
   const ipv6 = positional.length > 2 && /^[0-9a-f]{1,4}$/i.test(positional[0]!) ? `; ${IPV6_HINT}` : '';
-  return new EndpointSyntaxError(description, `too many positional arguments (${syntax.type} takes ${takes}; give the rest as key=value${ipv6})`);
+  // fingerprint=AB:CD:… split at its colons.
+  const pin = pinned ? '; a fingerprint= is written without colons (64 hex digits), or with each ":" escaped as "\\:"' : '';
+  return new EndpointSyntaxError(description, `too many positional arguments (${syntax.type} takes ${takes}; give the rest as key=value${ipv6}${pin})`);
 }
 
 /** The TCP part every syntax shares. */
@@ -151,11 +155,12 @@ function tlsEndpoint(description: string, values: Map<string, string>): TlsEndpo
   const certificate = values.get('certificate');
   const privateKey = values.get('privateKey');
   requireCertificate(description, 'certificate', certificate, privateKey);
+  const pin = values.get('fingerprint');
   return {
     type: 'tls',
     ...base,
     serverName: base.host,
-    ...present({ trustRoots: values.get('trustRoots'), certificate, privateKey }),
+    ...present({ trustRoots: values.get('trustRoots'), certificate, privateKey, fingerprint: pin === undefined ? undefined : parseFingerprint(description, pin) }),
     verify: 'full',
     syntax: 'tls',
     warnings: [],
@@ -197,7 +202,7 @@ export function formatClientString(e: Exclude<Endpoint, { type: 'ws' }>): string
     e.type === 'tcp'
       ? common
       : e.syntax === 'tls'
-        ? [...common, ['trustRoots', e.trustRoots], ['certificate', e.certificate], ['privateKey', e.privateKey]]
+        ? [...common, ['trustRoots', e.trustRoots], ['certificate', e.certificate], ['privateKey', e.privateKey], ['fingerprint', e.fingerprint]]
         : [...common, ['caCertsDir', e.trustRoots], ['hostname', e.serverName], ['certKey', e.certificate], ['privateKey', e.privateKey]];
   const prefix = e.type === 'tcp' ? 'tcp' : e.syntax;
   const args = fields.filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${escape(String(v))}`);

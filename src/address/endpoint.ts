@@ -26,6 +26,12 @@ export interface TlsEndpoint {
   /** Client key PEM path; if absent while certificate is set, the certificate file must also hold the key. */
   privateKey?: string;
   /**
+   * fingerprint= (tls: and wss:// only, a bbgate extension): the SHA-256 the server's certificate
+   * must have, as 64 upper-case hex digits. With trustRoots, checked besides the chain and name;
+   * without, instead of them.
+   */
+  fingerprint?: string;
+  /**
    * 'full' = chain + hostname (all tls:, and ssl: with hostname=); 'chain' = chain only
    * (ssl: caCertsDir= without hostname=); 'none' = nothing verified (ssl: with neither).
    */
@@ -58,6 +64,6 @@ export type WsEndpoint =
   | (WsCommon & Pick<TlsEndpoint, TlsField> & { secure: true; serverName: string; verify: 'full'; warnings: string[] });
 
 /** What only wss:// has; typed `never` on ws:// so that code reading them off any endpoint but tcp: still compiles. */
-type TlsField = 'serverName' | 'trustRoots' | 'certificate' | 'privateKey';
+type TlsField = 'serverName' | 'trustRoots' | 'certificate' | 'privateKey' | 'fingerprint';
 
 export type Endpoint = TcpEndpoint | TlsEndpoint | WsEndpoint;

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import type { WsEndpoint } from './endpoint.js';
 import { bindAddress, peerPort, present, requireCertificate, timeoutSeconds } from './fields.js';
+import { parseFingerprint } from './fingerprint.js';
 import { hostPort, splitHostPort, type HostPortProblem } from './host-port.js';
 import { EndpointSyntaxError } from './syntax-error.js';
 import { carriesUserInfo } from './user-info.js';
@@ -16,7 +17,7 @@ export function isWebSocketUrl(description: string): boolean {
 const WS_URL = /^wss?:\/\//i;
 const WS_USAGE = 'ws://HOST[:PORT]/PATH, or wss://HOST[:PORT]/PATH for TLS';
 const WS_KEYS = ['timeout', 'bindAddress'];
-const WSS_KEYS = [...WS_KEYS, 'trustRoots', 'certificate', 'privateKey'];
+const WSS_KEYS = [...WS_KEYS, 'trustRoots', 'certificate', 'privateKey', 'fingerprint'];
 /** Twisted's ssl: names, which people carry over. */
 const WSS_MISPLACED: Record<string, string> = {
   caCertsDir: 'wss:// calls it trustRoots=',
@@ -41,11 +42,12 @@ export function parseWebSocketUrl(description: string): WsEndpoint {
   const certificate = options.get('certificate');
   const privateKey = options.get('privateKey');
   requireCertificate(description, 'certificate', certificate, privateKey);
+  const pin = options.get('fingerprint');
   return {
     ...common,
     secure: true,
     serverName: host,
-    ...present({ trustRoots: options.get('trustRoots'), certificate, privateKey }),
+    ...present({ trustRoots: options.get('trustRoots'), certificate, privateKey, fingerprint: pin === undefined ? undefined : parseFingerprint(description, pin) }),
     verify: 'full',
     warnings: [],
   };
@@ -152,7 +154,7 @@ function unknownOption(description: string, key: string, secure: boolean): Endpo
 /** The URL parseWebSocketUrl gives back this endpoint from: every option spelt out in the fragment. */
 export function formatWebSocketUrl(e: WsEndpoint): string {
   const options: [string, string | number | undefined][] = [['timeout', e.timeout], ['bindAddress', e.bindAddress]];
-  if (e.secure) options.push(['trustRoots', e.trustRoots], ['certificate', e.certificate], ['privateKey', e.privateKey]);
+  if (e.secure) options.push(['trustRoots', e.trustRoots], ['certificate', e.certificate], ['privateKey', e.privateKey], ['fingerprint', e.fingerprint]);
   // Only what would end or split an option, or not survive in a URL, is encoded; paths stay readable.
   const fragment = options
     .filter(([, v]) => v !== undefined)

@@ -11,6 +11,7 @@ import type { TlsEndpoint, WsEndpoint } from '../address/endpoint.js';
 import { DEFAULT_KEEPALIVE, DEFAULT_LOG_ROTATE, DEFAULT_MAXDELAY } from '../worker/config.js';
 import { renderTac, type TacSettings } from '../worker/tac/write.js';
 import { parseCommand, report, strerror } from './common.js';
+import { tlsExtensionNotes } from './tls-extensions.js';
 
 export const CREATE_WORKER_USAGE = `Usage: bbgate create-worker [options] BASEDIR MASTER[:PORT] WORKERNAME PASSWORD
        bbgate create-worker [options] --connection-string STRING BASEDIR WORKERNAME PASSWORD
@@ -126,6 +127,7 @@ export function planCreateWorker(argv: string[], cwd = process.cwd()): CreateWor
     const endpoint = parseEndpoint(connectionString);
     if (endpoint.type === 'ws') notes.push('buildbot-worker cannot run this buildbot.tac: it has no ws:// or wss:// transport; bbgate can (a bbgate relay\'s WebSocket listener)');
     if (endpoint.type !== 'tcp') notes.push(...checkTlsFiles(endpoint, basedir));
+    notes.push(...tlsExtensionNotes(endpoint));
     master = { connectionString };
   } else {
     master = parseMasterAddress(rest[0]!);

@@ -4,7 +4,7 @@ import { masterConnectionString, parseMasterAddress } from '../address/master-ad
 import { BbgateError } from '../errors.js';
 import { exitStatusFor } from '../probe/diagnosis.js';
 import { probe, type ProbeOptions } from '../probe/probe.js';
-import { formatReport } from '../probe/report.js';
+import { liveReport } from '../probe/live-report.js';
 import { parseCommand, report, type ParsedCommand } from './common.js';
 
 export const PROBE_USAGE = `Usage: bbgate probe CONNECTION_STRING [options]
@@ -13,7 +13,7 @@ export const PROBE_USAGE = `Usage: bbgate probe CONNECTION_STRING [options]
 
   CONNECTION_STRING   where the master's worker port is, in Twisted's syntax:
                         tcp:HOST:PORT[:timeout=S][:bindAddress=IP]
-                        tls:HOST:PORT[:trustRoots=DIR][:certificate=PEM][:privateKey=PEM][:timeout=S]
+                        tls:HOST:PORT[:trustRoots=DIR|PEM][:fingerprint=SHA256][:certificate=PEM][:privateKey=PEM][:timeout=S]
                         ssl:host=HOST:port=PORT[:caCertsDir=DIR][:hostname=NAME][:certKey=PEM][:privateKey=PEM]
                       escape ":" inside a value as "\\:", e.g. tcp:host=fd00\\:\\:1:port=9989
                       or, for a relay's WebSocket listener (through HTTP-only proxies), a URL:
@@ -78,8 +78,9 @@ export async function runProbe(argv: string[]): Promise<number> {
   } catch (err) {
     return report(err, 'probe');
   }
-  const result = await probe(options);
-  process.stdout.write(values.json ? JSON.stringify(result) + '\n' : formatReport(result, values.verbose));
+  // Each step is printed as it finishes (../probe/live-report.ts); --json prints the whole report at the end.
+  const result = await probe({ ...options, ...(values.json ? {} : liveReport(process.stdout, values.verbose)) });
+  if (values.json) process.stdout.write(JSON.stringify(result) + '\n');
   return exitStatusFor(result.steps.find((s) => !s.ok)?.code);
 }
 

@@ -38,10 +38,14 @@ export function commandOf(expr: Sexp): string | undefined {
 
 // ---- The dialect handshake -------------------------------------------------------
 
-/** The server's first expression: the dialects it speaks, most preferred first. */
-export function writeDialectOffer(w: BananaWriter): void {
-  w.list(DIALECTS.length);
-  for (const dialect of DIALECTS) w.bytes(Buffer.from(dialect, 'latin1'));
+/**
+ * The server's first expression: the dialects it speaks, most preferred first, then any `marks`
+ * (names no client speaks: a Twisted client picks the first offered dialect it knows, and never
+ * a mark).
+ */
+export function writeDialectOffer(w: BananaWriter, marks: readonly string[] = []): void {
+  w.list(DIALECTS.length + marks.length);
+  for (const dialect of [...DIALECTS, ...marks]) w.bytes(Buffer.from(dialect, 'latin1'));
 }
 
 /** The dialects a server offers; what is no string reads "?". Undefined if the expression is no offer. */

@@ -10,7 +10,10 @@ import { dial, type DialStep, type StepOutcome } from '../route/dial.js';
 import { routeTo, type Destination } from '../route/route.js';
 import { readTac } from '../worker/tac/read.js';
 import { readRefusal } from '../relay/refusals.js';
+import { RELAY_MARK } from '../relay/worker-hello.js';
 import { stallMessage, watchLiveness } from '../liveness.js';
+import { describePeerBytes } from '../peer-bytes.js';
+import { FirstBytesTap } from '../tls/first-bytes.js';
 import { hintFor } from './diagnosis.js';
 import { ProbeMind } from './mind.js';
 
@@ -18,7 +21,10 @@ export type StepName = 'parse' | DialStep | 'pb' | 'login' | 'keepalive';
 
 export interface ProbeStep {
   step: StepName;
+  /** False only for the step that failed; true too for one not tried. */
   ok: boolean;
+  /** Not tried (the login, without a worker name): `message` says why and how to try it. */
+  skipped?: true;
   ms: number;
   code?: ErrorCode;
   message: string;
@@ -47,6 +53,10 @@ export interface ProbeOptions {
   password?: string;
   /** Seconds to wait for each of the PB greeting, the login and the keepalive. */
   timeout?: number;
+  /** Called as each step begins: a live display shows it waiting. */
+  onStepStart?: (step: StepName) => void;
+  /** Called as each step ends, with what the report will hold for it. */
+  onStep?: (step: ProbeStep) => void;
 }
 
 /** A step failed: the walk stops there. */
@@ -70,14 +80,19 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
   stalled.catch(() => undefined);
   const stopGuard = watchLiveness(() => (running === undefined ? undefined : `the probe's ${running} step`), (wait) => stall(new BbgateError('INTERNAL_STALL', stallMessage(wait))));
 
+  const record = (s: ProbeStep) => {
+    steps.push(s);
+    options.onStep?.(s);
+  };
   const step = async <T>(name: StepName, run: () => Promise<T>, describe: (value: T) => StepOutcome): Promise<T> => {
     const start = performance.now();
     const ms = () => Math.round((performance.now() - start) * 10) / 10;
     running = name;
+    options.onStepStart?.(name);
     try {
       const value = await Promise.race([run(), stalled]);
       const outcome = describe(value);
-      steps.push(typeof outcome === 'string'
+      record(typeof outcome === 'string'
         ? { step: name, ok: true, ms: ms(), message: outcome }
         : {
             step: name, ok: true, ms: ms(), message: outcome.message,
@@ -88,7 +103,7 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
     } catch (err) {
       const failure = asBbgateError(err);
       const hint = hintFor(failure.code);
-      steps.push({ step: name, ok: false, ms: ms(), code: failure.code, message: failure.message, ...(hint ? { hint } : {}) });
+      record({ step: name, ok: false, ms: ms(), code: failure.code, message: failure.message, ...(hint ? { hint } : {}) });
       throw new StepFailed();
     } finally {
       running = undefined;
@@ -96,23 +111,27 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
   };
 
   try {
-    const target = await step('parse', async () => resolveTarget(options), (t) =>
-      (t.tac ? `${t.tac}: worker "${t.name}" at ` : '') + formatEndpoint(t.endpoint) + (t.proxy ? ` via ${describeProxySetting(t.proxy)}` : ''));
-    // No step may outlast --timeout, the connect included (a connection string's timeout= may be longer).
-    const endpoint = { ...target.endpoint, timeout: Math.min(target.endpoint.timeout, timeout / 1000) };
-    const warnings = target.endpoint.type === 'tls' ? target.endpoint.warnings : [];
-    if (warnings.length) steps[steps.length - 1]!.warnings = [...warnings];
-    const route = routeTo({ ...target, endpoint }, {
+    // No step may outlast --timeout, the connect included (a connection string's timeout= may be
+    // longer): the parse line shows the endpoint with the timeout in force.
+    const target = await step('parse', async () => resolveTarget(options, timeout / 1000), (t) => ({
+      message: (t.tac ? `${t.tac}: worker "${t.name}" at ` : '') + formatEndpoint(t.endpoint) + (t.proxy ? ` via ${describeProxySetting(t.proxy)}` : ''),
+      details: [],
+      warnings: t.endpoint.type === 'tls' ? t.endpoint.warnings : [],
+    }));
+    const route = routeTo(target, {
       ...(options.environmentProxy !== undefined ? { environmentProxy: options.environmentProxy } : {}),
       ...(options.env ? { env: options.env } : {}),
     });
-    const stream = await dial(route, step);
+    // What the server sends first is kept: if it is not PB, it tells the user what listens there.
+    const stream = new FirstBytesTap(await dial(route, step));
     broker = new Broker(stream, { role: 'client' });
     const ready = broker;
     const overTls = target.endpoint.type === 'tls';
-    await step('pb', () => greeting(ready, timeout, overTls), (v) =>
-      `the server speaks PB: it offers ${ready.offered.map((d) => `"${d}"`).join(', ')}, bbgate chose "${ready.dialect}"; PB version ${v}`);
-    if (target.name === undefined) return { ok: true, steps };
+    await step('pb', () => greeting(ready, timeout, overTls, () => stream.firstBytes), (v) => describeGreeting(ready, v));
+    if (target.name === undefined) {
+      record({ step: 'login', ok: true, skipped: true, ms: 0, message: loginNotTried(ready) });
+      return { ok: true, steps };
+    }
     const mind = new ProbeMind();
     const perspective = await step('login', () => withTimeout(login(ready, target.name!, target.password ?? '', mind), timeout, 'login'), () =>
       `logged in as "${target.name}"; the master attached the worker` + (mind.builders.length ? ` (builders: ${[...mind.builders].sort().join(', ')})` : ' (no builders)'));
@@ -127,22 +146,43 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
   }
 }
 
-/** The dialect offer, then the server's version announcement. */
-async function greeting(broker: Broker, timeout: number, overTls: boolean): Promise<number> {
+/** The dialect offer, then the server's version announcement; failing before the offer, what the server sent instead (`sent`). */
+async function greeting(broker: Broker, timeout: number, overTls: boolean, sent: () => Buffer): Promise<number> {
   try {
     await withTimeout(broker.ready, timeout, 'the PB greeting');
     return await withTimeout(broker.peerVersion, timeout, "the server's PB version");
   } catch (err) {
-    if (err instanceof BbgateError && err.code === 'PB_CONNECTION_LOST') {
-      throw new PbError('PB_NOT_PB', 'the server closed the connection without a PB greeting' + (overTls
+    if (!(err instanceof BbgateError) || broker.dialect !== undefined) throw err;
+    const bytes = sent();
+    const what = bytes.length ? `it sent ${describePeerBytes(bytes)}` : 'it sent nothing';
+    if (err.code === 'PB_CONNECTION_LOST') {
+      throw new PbError('PB_NOT_PB', `the server closed the connection without a PB greeting (${what})` + (overTls && !bytes.length
         ? ', right after the TLS handshake: a TLS-terminating load balancer or proxy with no healthy backend does this'
         : ''));
     }
-    if (err instanceof BbgateError && err.code === 'NET_TIMEOUT') {
-      throw new PbError('PB_NOT_PB', `connected, but no PB greeting arrived within ${timeout / 1000} s (a Buildbot master greets at once; an HTTP server waits for a request)`);
+    if (err.code === 'NET_TIMEOUT') {
+      throw new PbError('PB_NOT_PB', `connected, but no PB greeting arrived within ${timeout / 1000} s (${bytes.length
+        ? what
+        : `${what}: a Buildbot master greets at once; an HTTP server waits for a request`})`);
     }
+    if (err.code === 'PB_NOT_PB') throw new PbError('PB_NOT_PB', `${err.message} (${what})`, { cause: err });
     throw err;
   }
+}
+
+/** Who greeted: a bbgate relay marks its offer (it answers for the master, which it dials only for a login). */
+const byRelay = (broker: Broker) => broker.offered.includes(RELAY_MARK);
+
+function describeGreeting(broker: Broker, version: number): string {
+  const offer = `it offers ${broker.offered.map((d) => `"${d}"`).join(', ')}, bbgate chose "${broker.dialect}"; PB version ${version}`;
+  return byRelay(broker)
+    ? `a bbgate relay answered, not the master: ${offer} (the relay dials the master only when a worker logs in)`
+    : `the server speaks PB: ${offer}`;
+}
+
+function loginNotTried(broker: Broker): string {
+  const how = 'not tried: no worker name; give --name NAME and --password PASSWORD (or BBGATE_PASSWORD), or --basedir DIR to probe as that worker';
+  return byRelay(broker) ? `${how}. The greeting came from the relay, not the master: without a login the master was not reached` : how;
 }
 
 async function roundTrip(perspective: RemoteReference, timeout: number): Promise<number> {
@@ -166,12 +206,13 @@ interface Target extends Destination {
   tac?: string;
 }
 
-/** What to probe: the flags, or what a basedir's buildbot.tac says (flags still win). */
-function resolveTarget(options: ProbeOptions): Target {
+/** What to probe: the flags, or what a basedir's buildbot.tac says (flags still win); no connect outlasting `timeout` seconds. */
+function resolveTarget(options: ProbeOptions, timeout: number): Target {
   const tac = options.basedir === undefined ? undefined : join(options.basedir, 'buildbot.tac');
   const config = tac === undefined ? undefined : readTac(tac);
-  const endpoint = options.connection !== undefined ? parseEndpoint(options.connection) : config?.endpoint;
-  if (endpoint === undefined) throw new BbgateError('USAGE', 'give a connection string or --basedir');
+  const given = options.connection !== undefined ? parseEndpoint(options.connection) : config?.endpoint;
+  if (given === undefined) throw new BbgateError('USAGE', 'give a connection string or --basedir');
+  const endpoint = { ...given, timeout: Math.min(given.timeout, timeout) };
   // BBGATE_PROXY_*, read once: the given proxy takes them now, the environment's or a PAC's per dial.
   const proxyCredentials = readProxyCredentials(options.env ?? process.env);
   const proxy = withSettingCredentials(options.proxy !== undefined ? parseProxySetting(options.proxy) : config?.proxy, proxyCredentials);

@@ -31,10 +31,16 @@ export interface WorkerHello {
 
 /** A login call carries one user name; anything near this size is not a handshake. */
 const MAX_HELLO_BYTES = 16 * 1024;
-const OFFER = encodeMessage(false, writeDialectOffer);
 
 /**
- * Plays the master's part up to the worker's login call: offers the dialects,
+ * Offered after the dialects, so that a client can tell the relay's greeting from a master's
+ * (the probe says which answered). Clients choose among the dialects they know, never this.
+ */
+export const RELAY_MARK = 'bbgate-relay';
+const OFFER = encodeMessage(false, (w) => writeDialectOffer(w, [RELAY_MARK]));
+
+/**
+ * Plays the master's part up to the worker's login call: offers the dialects (and the relay's mark),
  * announces PB's version as Twisted's broker does once a dialect is chosen,
  * and reads the worker's choice, version and `login(username)`. The relay
  * then knows the worker's name, and the master has not been contacted yet.

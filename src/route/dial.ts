@@ -4,7 +4,7 @@ import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
 import type { Endpoint, TlsEndpoint, WsEndpoint } from '../address/endpoint.js';
 import { redactCredentials } from '../address/redact.js';
 import { connectThroughProxy, type TunnelAuth } from '../proxy/index.js';
-import { describeCertificate, startTls, type TlsOptions } from '../tls/index.js';
+import { describeCertificate, pinOf, startTls, type TlsOptions } from '../tls/index.js';
 import { connectTcp, resolveHost } from '../transport/tcp.js';
 import { upgradeToWebSocket, type WebSocketUpgrade } from '../transport/websocket.js';
 import type { PacSource } from '../address/pac-string.js';
@@ -48,7 +48,7 @@ export async function dial(options: RouteOptions, step: StepRunner = untimed): P
   const keepalive = options.tcpKeepalive ?? 60;
   if (keepalive > 0) socket.setKeepAlive(true, keepalive * 1000);
   try {
-    const secured: Duplex = tls ? await step('tls', () => startTls(socket, tlsOptions(tls, logger)), describeTls) : socket;
+    const secured: Duplex = tls ? await step('tls', () => startTls(socket, tlsOptions(tls, logger)), (s) => describeTls(s, tls)) : socket;
     if (endpoint.type !== 'ws') return secured;
     const upgrade = await step('websocket', () => upgradeToWebSocket(secured, endpoint), (u) => describeUpgrade(endpoint, u));
     return upgrade.stream;
@@ -164,7 +164,7 @@ function describeAuth(auth: TunnelAuth): string {
 }
 
 /** What the TLS step needs, the same for tls:, ssl: and wss://. */
-type TlsTarget = Pick<TlsEndpoint, 'host' | 'serverName' | 'verify' | 'timeout' | 'trustRoots' | 'certificate' | 'privateKey' | 'warnings'>;
+type TlsTarget = Pick<TlsEndpoint, 'host' | 'serverName' | 'verify' | 'timeout' | 'trustRoots' | 'certificate' | 'privateKey' | 'fingerprint' | 'warnings'>;
 
 /** The endpoint's TLS settings, or undefined when it has no TLS (tcp:, ws://). */
 function tlsTarget(endpoint: Endpoint): TlsTarget | undefined {
@@ -180,6 +180,7 @@ function tlsOptions(tls: TlsTarget, logger: TransportLogger | undefined): TlsOpt
     ...(tls.trustRoots ? { trustRoots: tls.trustRoots } : {}),
     ...(tls.certificate ? { certificate: tls.certificate } : {}),
     ...(tls.privateKey ? { privateKey: tls.privateKey } : {}),
+    ...(tls.fingerprint ? { fingerprint: tls.fingerprint } : {}),
     ...(logger ? { logger } : {}),
   };
 }
@@ -201,8 +202,8 @@ async function connectFirst(endpoint: Endpoint, addresses: string[]): Promise<So
   throw last;
 }
 
-/** The protocol, the cipher, and the chain the server presented, leaf first, as far as it goes. */
-function describeTls(socket: TLSSocket): StepOutcome {
+/** The protocol, the cipher, and the chain the server presented, leaf first, as far as it goes; what vouched for it. */
+function describeTls(socket: TLSSocket, tls: TlsTarget): StepOutcome {
   const chain: DetailedPeerCertificate[] = [];
   for (let cert = socket.getPeerCertificate(true); cert && Object.keys(cert).length && !chain.includes(cert); cert = cert.issuerCertificate) {
     chain.push(cert);
@@ -210,9 +211,14 @@ function describeTls(socket: TLSSocket): StepOutcome {
   const described = chain.map((c) => describeCertificate(c));
   const leaf = described[0];
   const parts = [`${socket.getProtocol() ?? 'TLS'} ${socket.getCipher()?.name ?? ''}`.trim()];
-  if (leaf) parts.push(`certificate ${leaf.subject} (${leaf.san.join(', ') || 'no SAN'}) issued by ${leaf.issuer}, valid until ${leaf.validTo.slice(0, 10)}`);
+  // The fingerprint as fingerprint= takes it, to copy into a connection string.
+  if (leaf) {
+    parts.push(`certificate ${leaf.subject} (${leaf.san.join(', ') || 'no SAN'}) issued by ${leaf.issuer}, valid until ${leaf.validTo.slice(0, 10)}, ` +
+      `fingerprint=${pinOf(leaf)}${tls.fingerprint ? ' (as pinned)' : ''}`);
+  }
   const details = described.map((c, i) => `${i === 0 ? 'certificate' : `issuer ${i}`}: ${c.subject}; issued by ${c.issuer}; valid ${c.validFrom.slice(0, 10)} to ${c.validTo.slice(0, 10)}${c.san.length ? `; ${c.san.join(', ')}` : ''}; SHA-256 ${c.fingerprint256}`);
   const top = described.at(-1);
-  if (top) details.push(top.subject === top.issuer ? `anchored by the trusted root ${top.subject}` : `anchored by a trusted certificate for ${top.issuer}`);
+  if (tls.fingerprint && !tls.trustRoots) details.push('trusted for being the certificate fingerprint= pins; with no trustRoots, its chain and name were not checked');
+  else if (top) details.push(top.subject === top.issuer ? `anchored by the trusted root ${top.subject}` : `anchored by a trusted certificate for ${top.issuer}`);
   return { message: parts.join('; '), details };
 }

@@ -64,6 +64,11 @@ export function describeCertificate(cert: X509Certificate | PeerCertificate): Ce
   };
 }
 
+/** A certificate's fingerprint as fingerprint= pins it (and a tls: string takes it unescaped): 64 upper-case hex digits. */
+export function pinOf(description: CertificateDescription): string {
+  return description.fingerprint256.replace(/:/g, '');
+}
+
 /** The names a certificate answers to: its subjectAltName entries, or its CN when it has none. */
 export function certificateNames(description: CertificateDescription): string {
   if (description.san.length > 0) return description.san.join(', ');

@@ -1,4 +1,5 @@
 import { Duplex } from 'node:stream';
+import { SHOWN_BYTES } from '../peer-bytes.js';
 
 /**
  * Passes a connection through unchanged and keeps the first bytes the peer sent. When a
@@ -11,7 +12,7 @@ export class FirstBytesTap extends Duplex {
   private readonly kept: Buffer[] = [];
   private keptLength = 0;
 
-  constructor(private readonly inner: Duplex, limit = 64) {
+  constructor(private readonly inner: Duplex, limit = SHOWN_BYTES + 1) {
     super({ allowHalfOpen: true });
     inner.on('data', (chunk: Buffer) => {
       if (this.keptLength < limit) {
@@ -35,7 +36,7 @@ export class FirstBytesTap extends Duplex {
     if (inner.destroyed) innerClosed();
   }
 
-  /** Up to `limit` bytes, as the peer sent them. */
+  /** Up to `limit` bytes (by default one more than messages show, so they can say there was more), as the peer sent them. */
   get firstBytes(): Buffer {
     return Buffer.concat(this.kept);
   }

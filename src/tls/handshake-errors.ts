@@ -1,7 +1,8 @@
 import type { X509Certificate } from 'node:crypto';
 import { BbgateError } from '../errors.js';
 import { describeCertificate } from './describe.js';
-import { describePlainBytes, isPlainBytes } from './plain-bytes.js';
+import { describePeerBytes } from '../peer-bytes.js';
+import { isPlainBytes } from './plain-bytes.js';
 
 /** What we know about a failed handshake besides Node's error. */
 export interface HandshakeContext {
@@ -14,7 +15,7 @@ export interface HandshakeContext {
 }
 
 function notTls(bytes: Buffer, cause?: unknown): BbgateError {
-  return new BbgateError('TLS_NOT_TLS', `the peer answered with plain bytes, not TLS (${describePlainBytes(bytes)}): is this a plain tcp: port?`, { cause });
+  return new BbgateError('TLS_NOT_TLS', `the peer answered with plain bytes, not TLS (${describePeerBytes(bytes)}): is this a plain tcp: port?`, { cause });
 }
 
 function ourCertificate(cert: X509Certificate): string {

@@ -19,10 +19,17 @@ export interface TlsOptions {
    */
   serverName?: string;
   /**
-   * A directory of CA certificates (`*.pem`); when given, the only CAs trusted. Absent: this
-   * machine's CA store, as Twisted's default (see platform-trust.ts).
+   * A directory of CA certificates (`*.pem`), or one PEM file of them; when given, the only CAs
+   * trusted. Absent: this machine's CA store, as Twisted's default (see platform-trust.ts), unless
+   * `fingerprint` is given.
    */
   trustRoots?: string;
+  /**
+   * The SHA-256 fingerprint the server's certificate must have, as 64 upper-case hex digits (see
+   * `pinOf`). With `trustRoots`, checked after the chain and name; without, instead of
+   * them: the server's certificate is then trusted for being exactly that one.
+   */
+  fingerprint?: string;
   /** Our certificate (PEM path), for servers that require one; holds the key too unless `privateKey` is given. */
   certificate?: string;
   privateKey?: string;

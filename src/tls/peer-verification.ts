@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { checkServerIdentity, type DetailedPeerCertificate, type PeerCertificate, type TLSSocket } from 'node:tls';
 import { BbgateError } from '../errors.js';
-import { certificateNames, describeCertificate } from './describe.js';
+import { certificateNames, describeCertificate, pinOf } from './describe.js';
 import type { Trust } from './trust.js';
 
 /** The certificates the server presented, leaf first, completed by Node with any issuer it found in our trust store. */
@@ -44,13 +44,14 @@ function chainFailure(code: string, chain: PeerCertificate[], trust: Trust): Bbg
     );
   }
   if (code === 'DEPTH_ZERO_SELF_SIGNED_CERT') {
+    const keep = trust.roots?.kind === 'file' ? `append a copy of it to ${trust.roots.path}` : `put a copy of it in ${trust.roots?.path ?? 'a trustRoots directory'}`;
     return new BbgateError(
       'TLS_SELF_SIGNED',
-      `${whose(0)} is self-signed and not in ${trust.description}: to trust exactly this certificate, put a copy of it in ${trust.dir ?? 'a trustRoots directory'} ` +
+      `${whose(0)} is self-signed and not in ${trust.description}: to trust exactly this certificate, ${keep}, or pin it with fingerprint=${pinOf(leaf)} ` +
         `(its SHA-256 fingerprint is ${leaf.fingerprint256}: compare it with the master's before trusting it)`,
     );
   }
-  const where = trust.dir ? `add that CA's certificate to ${trust.dir}` : "give trustRoots a directory holding that CA's certificate";
+  const where = trust.roots ? `add that CA's certificate to ${trust.roots.path}` : "give trustRoots= a directory or PEM file holding that CA's certificate";
   if (UNTRUSTED.has(code)) {
     const top = described[described.length - 1]!;
     const story =
@@ -72,6 +73,17 @@ function nameFailure(host: string, leaf: PeerCertificate): BbgateError {
     ? `the server's certificate "${described.subject}" is for ${names}, not for the IP address ${host}: connect by a name it lists, or have the master's certificate list ${host} as an "IP Address" subjectAltName`
     : `the server's certificate "${described.subject}" is for ${names}, not for "${host}": connect by a name it lists, or have the master's certificate include ${host}`;
   return new BbgateError('TLS_HOSTNAME', message);
+}
+
+/** Whether the server's certificate is the one pinned (64 hex digits, as `pinOf` writes it). */
+export function checkPin(socket: TLSSocket, pinned: string): BbgateError | undefined {
+  const leaf = describeCertificate(socket.getPeerCertificate());
+  if (pinOf(leaf) === pinned) return undefined;
+  return new BbgateError(
+    'TLS_FINGERPRINT',
+    `the server's certificate "${leaf.subject}" (issued by "${leaf.issuer}") has the SHA-256 fingerprint ${pinOf(leaf)}, not the pinned ${pinned}: ` +
+      'it is not the certificate fingerprint= names',
+  );
 }
 
 /**

@@ -8,7 +8,7 @@ import { describeCertificate } from './describe.js';
 import { FirstBytesTap } from './first-bytes.js';
 import { closedFailure, handshakeFailure, timeoutFailure, type HandshakeContext } from './handshake-errors.js';
 import type { TlsOptions } from './options.js';
-import { verifyPeer } from './peer-verification.js';
+import { checkPin, verifyPeer } from './peer-verification.js';
 import { whenEnded } from '../stream-end.js';
 import { resolveTrust } from './trust.js';
 
@@ -28,7 +28,9 @@ async function handshake(socket: Duplex, options: TlsOptions, host: string | und
     early ??= err;
   };
   tap.on('error', onEarly);
-  const trust = await resolveTrust(options.trustRoots, logger);
+  // A pin without trustRoots takes the place of the chain and name checks: no CA is trusted.
+  const pinOnly = options.fingerprint !== undefined && options.trustRoots === undefined;
+  const trust = pinOnly ? undefined : await resolveTrust(options.trustRoots, logger);
   const client = options.certificate === undefined ? undefined : await loadClientCertificate(options.certificate, options.privateKey, logger);
   tap.off('error', onEarly);
   if (early) {
@@ -38,7 +40,7 @@ async function handshake(socket: Duplex, options: TlsOptions, host: string | und
     socket: tap,
     // SNI carries DNS names only, in their ASCII form.
     ...(host !== undefined && !isIP(host) ? { servername: domainToASCII(host) || host } : {}),
-    ca: trust.pem,
+    ...(trust ? { ca: trust.pem } : {}),
     ...(client ? { cert: client.cert, key: client.key } : {}),
     // Node's own check comes at the same point, right after the handshake, but destroys the
     // connection and the server's certificate with it; checking here lets the error name that
@@ -61,9 +63,13 @@ async function handshake(socket: Duplex, options: TlsOptions, host: string | und
   try {
     await secured(tlsSocket, Math.max(0, timeout - (Date.now() - started)), context, timeout);
     const handshakeMs = Date.now() - started;
-    const failure = verifyPeer(tlsSocket, options.verify === 'chain' ? undefined : host, trust);
+    const failure = trust && verifyPeer(tlsSocket, options.verify === 'chain' ? undefined : host, trust);
     if (failure && options.verify !== 'none') throw failure;
-    if (options.verify === 'none') {
+    const wrongPin = options.fingerprint === undefined ? undefined : checkPin(tlsSocket, options.fingerprint);
+    if (wrongPin) throw wrongPin;
+    if (pinOnly) {
+      logger?.info?.({ serverName: host }, "the server's certificate is the one fingerprint= pins; with no trustRoots, its chain and name are not checked");
+    } else if (options.verify === 'none') {
       logger?.warn(
         { serverName: host, ...(failure ? { wouldHaveFailed: failure.code, reason: failure.message } : {}) },
         "TLS without verifying the server's certificate (verify none): anyone on the path can pose as the master",

@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BbgateError } from '../errors.js';
+import { BbgateError, fileReadFailure } from '../errors.js';
 import { describeCertificate } from './describe.js';
 import type { TlsLogger } from './options.js';
 import { isPrivateKeyLabel, pemBlocks } from './pem.js';
@@ -12,7 +12,9 @@ export interface SkippedTrustFile {
 }
 
 export interface TrustRoots {
-  dir: string;
+  /** trustRoots= as given: a directory of `*.pem` files (Twisted's), or one PEM file holding one or more certificates (bbgate's). */
+  path: string;
+  kind: 'directory' | 'file';
   certificates: X509Certificate[];
   /** The same certificates as PEM, for `tls.connect({ ca })`. */
   pem: string[];
@@ -95,72 +97,134 @@ function examine(data: Buffer, now: number): FileVerdict {
   return verdict;
 }
 
+const ADVICE = "put the CA certificate that issued the master's certificate there";
+
+function trustError(message: string, cause?: unknown): BbgateError {
+  return new BbgateError('TLS_NO_TRUST_ROOTS', message, cause === undefined ? undefined : { cause });
+}
+
+/** A directory (Twisted's form) or a regular file (bbgate's); anything else is refused. */
+async function kindOf(path: string): Promise<TrustRoots['kind']> {
+  let found;
+  try {
+    found = await stat(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'does not exist' : code === 'ENOTDIR' ? 'does not exist (a part of its path is a file)' : `cannot be read (${fileReadFailure(err)})`;
+    throw trustError(`trustRoots ${path} ${why}: give a directory of .pem files, or one PEM file`, err);
+  }
+  if (found.isDirectory()) return 'directory';
+  if (found.isFile()) return 'file';
+  throw trustError(`trustRoots ${path} is neither a directory nor a regular file: give a directory of .pem files, or one PEM file`);
+}
+
 async function listDirectory(dir: string): Promise<string[]> {
   try {
     return (await readdir(dir)).sort();
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'does not exist' : code === 'ENOTDIR' ? 'is not a directory' : `cannot be read (${code ?? (err as Error).message})`;
-    throw new BbgateError('TLS_NO_TRUST_ROOTS', `the trustRoots directory ${dir} ${why}`, { cause: err });
+    throw trustError(`the trustRoots directory ${dir} cannot be read (${fileReadFailure(err)})`, err);
   }
 }
 
 function noRootsError(dir: string, names: string[], skipped: SkippedTrustFile[]): BbgateError {
-  const advice = "put the CA certificate that issued the master's certificate there, as a .pem file";
-  if (names.length === 0) return new BbgateError('TLS_NO_TRUST_ROOTS', `the trustRoots directory ${dir} is empty: ${advice}`);
+  const advice = `${ADVICE}, as a .pem file`;
+  if (names.length === 0) return trustError(`the trustRoots directory ${dir} is empty: ${advice}`);
   const shown = skipped.slice(0, 5).map((s) => `${s.file}: ${s.reason}`);
   if (skipped.length > shown.length) shown.push(`and ${skipped.length - shown.length} more`);
-  return new BbgateError('TLS_NO_TRUST_ROOTS', `the trustRoots directory ${dir} holds no usable certificate (${shown.join('; ')}): ${advice}`);
+  return trustError(`the trustRoots directory ${dir} holds no usable certificate (${shown.join('; ')}): ${advice}`);
 }
 
-/**
- * Reads a trustRoots directory as Twisted does (every `*.pem` file, nothing else), except that
- * every certificate of a multi-certificate file is trusted, not just the first, and that every
- * file or certificate left out is reported and logged instead of silently dropped.
- * Throws TLS_NO_TRUST_ROOTS when nothing usable remains: trusting nothing fails every connection.
- */
-export async function loadTrustRoots(dir: string, logger?: TlsLogger): Promise<TrustRoots> {
+/** Gathers the certificates of each file read, once each, and logs what is left out. */
+class Gathering {
+  readonly roots: TrustRoots;
+  private readonly fingerprints = new Set<string>();
+  private readonly now = Date.now();
+
+  constructor(path: string, kind: TrustRoots['kind'], private readonly logger: TlsLogger | undefined) {
+    this.roots = { path, kind, certificates: [], pem: [], skipped: [] };
+  }
+
+  /** `file` is the name within the directory, or the file's path. */
+  skip(file: string, reason: string, quietly = false): void {
+    this.roots.skipped.push({ file, reason });
+    const fields = { trustRoots: this.roots.path, file, reason };
+    if (quietly) this.logger?.info?.(fields, 'trustRoots: file skipped');
+    else this.logger?.warn(fields, 'trustRoots: file skipped');
+  }
+
+  add(file: string, data: Buffer): void {
+    const verdict = examine(data, this.now);
+    for (const reason of verdict.rejected) this.skip(file, reason);
+    const fields = { trustRoots: this.roots.path, file };
+    if (verdict.holdsPrivateKey) this.logger?.warn(fields, 'trustRoots: this file holds a private key, which does not belong with trusted certificates');
+    if (verdict.certificates.length > 1 && this.roots.kind === 'directory') {
+      this.logger?.info?.({ ...fields, certificates: verdict.certificates.length }, 'trustRoots: every certificate of this file is trusted (Twisted would take only the first)');
+    }
+    for (const cert of verdict.certificates) {
+      if (this.fingerprints.has(cert.fingerprint256)) continue;
+      this.fingerprints.add(cert.fingerprint256);
+      this.roots.certificates.push(cert);
+      this.roots.pem.push(cert.toString());
+    }
+  }
+
+  /** The roots, once something usable was found (`empty` says why not, otherwise). */
+  finish(empty: () => BbgateError): TrustRoots {
+    const { roots, logger } = this;
+    if (roots.certificates.length === 0) throw empty();
+    if (!roots.certificates.some(isSelfSigned)) {
+      logger?.warn(
+        { trustRoots: roots.path, certificates: roots.certificates.map((c) => describeCertificate(c).subject) },
+        'trustRoots: no certificate here is a root (self-signed); OpenSSL needs the chain to end at a root in trustRoots, so add the root CA as well',
+      );
+    }
+    logger?.info?.({ trustRoots: roots.path, certificates: roots.certificates.length, skipped: roots.skipped.length }, 'trustRoots loaded');
+    return roots;
+  }
+}
+
+/** Twisted's form: every `*.pem` file of the directory. */
+async function loadDirectory(dir: string, logger?: TlsLogger): Promise<TrustRoots> {
   const names = await listDirectory(dir);
-  const roots: TrustRoots = { dir, certificates: [], pem: [], skipped: [] };
-  const fingerprints = new Set<string>();
-  const now = Date.now();
-  const skip = (file: string, reason: string, quietly = false) => {
-    roots.skipped.push({ file, reason });
-    if (quietly) logger?.info?.({ dir, file, reason }, 'trustRoots: file skipped');
-    else logger?.warn({ dir, file, reason }, 'trustRoots: file skipped');
-  };
+  const gathering = new Gathering(dir, 'directory', logger);
   for (const file of names) {
     if (!isPemName(file)) {
-      skip(file, 'ignored: only *.pem files are read, as Twisted does', !CERTIFICATE_LIKE.test(file));
+      gathering.skip(file, 'ignored: only *.pem files are read, as Twisted does', !CERTIFICATE_LIKE.test(file));
       continue;
     }
     let data: Buffer;
     try {
       data = await readFile(join(dir, file));
     } catch (err) {
-      skip(file, readFailure(err));
+      gathering.skip(file, readFailure(err));
       continue;
     }
-    const verdict = examine(data, now);
-    for (const reason of verdict.rejected) skip(file, reason);
-    if (verdict.holdsPrivateKey) logger?.warn({ dir, file }, 'trustRoots: this file holds a private key, which does not belong in a directory of trusted certificates');
-    if (verdict.certificates.length > 1) {
-      logger?.info?.({ dir, file, certificates: verdict.certificates.length }, 'trustRoots: every certificate of this file is trusted (Twisted would take only the first)');
-    }
-    for (const cert of verdict.certificates) {
-      if (fingerprints.has(cert.fingerprint256)) continue;
-      fingerprints.add(cert.fingerprint256);
-      roots.certificates.push(cert);
-      roots.pem.push(cert.toString());
-    }
+    gathering.add(file, data);
   }
-  if (roots.certificates.length === 0) throw noRootsError(dir, names, roots.skipped);
-  if (!roots.certificates.some(isSelfSigned)) {
-    logger?.warn(
-      { dir, certificates: roots.certificates.map((c) => describeCertificate(c).subject) },
-      'trustRoots: no certificate here is a root (self-signed); OpenSSL needs the chain to end at a root in trustRoots, so add the root CA as well',
-    );
+  return gathering.finish(() => noRootsError(dir, names, gathering.roots.skipped));
+}
+
+/** bbgate's form, as curl's --cacert: one PEM file (a CA bundle), every certificate in it. */
+async function loadFile(file: string, logger?: TlsLogger): Promise<TrustRoots> {
+  let data: Buffer;
+  try {
+    data = await readFile(file);
+  } catch (err) {
+    throw trustError(`the trustRoots file ${file} cannot be read (${fileReadFailure(err)})`, err);
   }
-  logger?.info?.({ dir, certificates: roots.certificates.length, skipped: roots.skipped.length }, 'trustRoots loaded');
-  return roots;
+  const gathering = new Gathering(file, 'file', logger);
+  gathering.add(file, data);
+  const reasons = gathering.roots.skipped.map((s) => s.reason);
+  return gathering.finish(() => trustError(`the trustRoots file ${file} holds no usable certificate (${reasons.join('; ')}): ${ADVICE}, in PEM`));
+}
+
+/**
+ * Reads trustRoots: a directory as Twisted does (every `*.pem` file, nothing else), except that
+ * every certificate of a multi-certificate file is trusted, not just the first; or, a bbgate
+ * extension buildbot-worker cannot read, one PEM file holding one or more certificates. Every
+ * file or certificate left out is reported and logged instead of silently dropped.
+ * Throws TLS_NO_TRUST_ROOTS when nothing usable remains: trusting nothing fails every connection.
+ */
+export async function loadTrustRoots(path: string, logger?: TlsLogger): Promise<TrustRoots> {
+  return (await kindOf(path)) === 'file' ? loadFile(path, logger) : loadDirectory(path, logger);
 }

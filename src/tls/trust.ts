@@ -1,14 +1,14 @@
 import type { TlsLogger } from './options.js';
 import { platformTrust } from './platform-trust.js';
-import { loadTrustRoots } from './trust-roots.js';
+import { loadTrustRoots, type TrustRoots } from './trust-roots.js';
 
 /** The CAs one connection trusts, and how to speak of them. */
 export interface Trust {
   pem: string[];
   /** Where we looked, for messages: "the trustRoots directory …", "this machine's CA store (…)". */
   description: string;
-  /** The trustRoots directory, when that is what is trusted. */
-  dir?: string;
+  /** The trustRoots directory or file, when that is what is trusted. */
+  roots?: Pick<TrustRoots, 'path' | 'kind'>;
 }
 
 export async function resolveTrust(trustRoots: string | undefined, logger?: TlsLogger): Promise<Trust> {
@@ -18,5 +18,6 @@ export async function resolveTrust(trustRoots: string | undefined, logger?: TlsL
   }
   const roots = await loadTrustRoots(trustRoots, logger);
   const n = roots.certificates.length;
-  return { pem: roots.pem, description: `the trustRoots directory ${roots.dir} (${n} certificate${n === 1 ? '' : 's'})`, dir: roots.dir };
+  const { path, kind } = roots;
+  return { pem: roots.pem, description: `the trustRoots ${kind} ${path} (${n} certificate${n === 1 ? '' : 's'})`, roots: { path, kind } };
 }

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import WebSocket, { createWebSocketStream } from 'ws';
 import { BbgateError, networkError } from '../errors.js';
 import { whenEnded } from '../stream-end.js';
-import { describePlainBytes } from '../tls/plain-bytes.js';
+import { describePeerBytes } from '../peer-bytes.js';
 import type { WsEndpoint } from '../address/endpoint.js';
 import { webSocketUrl } from '../address/websocket-url.js';
 
@@ -141,7 +141,7 @@ function handshakeError(err: Error, url: string, endpoint: WsEndpoint, response:
   const request = `GET ${endpoint.path}`;
   if (errno.startsWith('HPE_')) {
     const raw = (err as { rawPacket?: Buffer }).rawPacket;
-    const bytes = raw && raw.length ? ` (${describePlainBytes(raw.subarray(0, 64))})` : '';
+    const bytes = raw && raw.length ? ` (${describePeerBytes(raw)})` : '';
     return new BbgateError('WS_PROTOCOL', `${url}: the answer to the WebSocket upgrade (${request}) is not HTTP${bytes}: is this port a WebSocket listener?`, { cause: err });
   }
   if (response) {

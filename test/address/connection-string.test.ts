@@ -195,15 +195,15 @@ describe('error messages', () => {
     ],
     [
       'tls:h:1:caCertsDir=/ca',
-      '"tls:h:1:caCertsDir=/ca": unknown key "caCertsDir" for tls (allowed: host, port, timeout, bindAddress, trustRoots, certificate, privateKey); tls: calls it trustRoots=',
+      '"tls:h:1:caCertsDir=/ca": unknown key "caCertsDir" for tls (allowed: host, port, timeout, bindAddress, trustRoots, certificate, privateKey, fingerprint); tls: calls it trustRoots=',
     ],
     [
       'tls:h:1:certKey=/c.pem',
-      '"tls:h:1:certKey=/c.pem": unknown key "certKey" for tls (allowed: host, port, timeout, bindAddress, trustRoots, certificate, privateKey); tls: calls it certificate=',
+      '"tls:h:1:certKey=/c.pem": unknown key "certKey" for tls (allowed: host, port, timeout, bindAddress, trustRoots, certificate, privateKey, fingerprint); tls: calls it certificate=',
     ],
     [
       'tls:h:1:hostname=m',
-      '"tls:h:1:hostname=m": unknown key "hostname" for tls (allowed: host, port, timeout, bindAddress, trustRoots, certificate, privateKey); tls: checks the certificate against HOST itself',
+      '"tls:h:1:hostname=m": unknown key "hostname" for tls (allowed: host, port, timeout, bindAddress, trustRoots, certificate, privateKey, fingerprint); tls: checks the certificate against HOST itself',
     ],
     [
       'ssl:h:1:trustRoots=/ca',

@@ -111,19 +111,19 @@ describe('ws:// and wss:// error messages', () => {
     ],
     [
       'wss://relay/pb#trustroots=/ca',
-      '"wss://relay/pb#trustroots=/ca": unknown option "trustroots" for wss:// (allowed after "#": timeout, bindAddress, trustRoots, certificate, privateKey); keys are case-sensitive: did you mean "trustRoots"?',
+      '"wss://relay/pb#trustroots=/ca": unknown option "trustroots" for wss:// (allowed after "#": timeout, bindAddress, trustRoots, certificate, privateKey, fingerprint); keys are case-sensitive: did you mean "trustRoots"?',
     ],
     [
       'wss://relay/pb#caCertsDir=/ca',
-      '"wss://relay/pb#caCertsDir=/ca": unknown option "caCertsDir" for wss:// (allowed after "#": timeout, bindAddress, trustRoots, certificate, privateKey); wss:// calls it trustRoots=',
+      '"wss://relay/pb#caCertsDir=/ca": unknown option "caCertsDir" for wss:// (allowed after "#": timeout, bindAddress, trustRoots, certificate, privateKey, fingerprint); wss:// calls it trustRoots=',
     ],
     [
       'wss://relay/pb#certKey=/c',
-      '"wss://relay/pb#certKey=/c": unknown option "certKey" for wss:// (allowed after "#": timeout, bindAddress, trustRoots, certificate, privateKey); wss:// calls it certificate=',
+      '"wss://relay/pb#certKey=/c": unknown option "certKey" for wss:// (allowed after "#": timeout, bindAddress, trustRoots, certificate, privateKey, fingerprint); wss:// calls it certificate=',
     ],
     [
       'wss://relay/pb#hostname=relay',
-      '"wss://relay/pb#hostname=relay": unknown option "hostname" for wss:// (allowed after "#": timeout, bindAddress, trustRoots, certificate, privateKey); wss:// checks the certificate against HOST itself',
+      '"wss://relay/pb#hostname=relay": unknown option "hostname" for wss:// (allowed after "#": timeout, bindAddress, trustRoots, certificate, privateKey, fingerprint); wss:// checks the certificate against HOST itself',
     ],
     ['wss://relay/pb#trustRoots=/c%zz', '"wss://relay/pb#trustRoots=/c%zz": trustRoots= has a "%" that is not followed by two hex digits (write a literal "%" as %25)'],
     ['wss://relay/pb#privateKey=/k', '"wss://relay/pb#privateKey=/k": privateKey= needs certificate= (the client certificate it belongs to)'],

@@ -260,6 +260,16 @@ describe('create-worker rejects bad arguments before writing anything', () => {
     const ws = await bbgate(['create-worker', '-q', '--connection-string', 'wss://relay.example.org/pb', join(root, 'ws'), 'bob', 'pw']);
     assert.equal(ws.status, 0, ws.stderr);
     assert.match(ws.stderr, /note: buildbot-worker cannot run this buildbot.tac: it has no ws:\/\/ or wss:\/\/ transport/);
+    // bbgate's TLS extensions: a trustRoots PEM file, a fingerprint pin; a directory is Twisted's own.
+    const bundle = join(root, 'ca.pem');
+    writeFileSync(bundle, 'not read here\n');
+    const pinned = await bbgate(['create-worker', '-q', '--connection-string', `tls:master:9989:trustRoots=${bundle}:fingerprint=${'AB'.repeat(32)}`, join(root, 'tls'), 'bob', 'pw']);
+    assert.equal(pinned.status, 0, pinned.stderr);
+    assert.match(pinned.stderr, new RegExp(`note: buildbot-worker cannot run this buildbot.tac: its trustRoots= must be a directory of .pem files \\(Twisted lists it\\), and ${bundle} is a file`));
+    assert.match(pinned.stderr, /note: buildbot-worker cannot run this buildbot.tac: Twisted's tls: has no fingerprint=/);
+    const dir = await bbgate(['create-worker', '-q', '--connection-string', `tls:master:9989:trustRoots=${root}`, join(root, 'tls-dir'), 'bob', 'pw']);
+    assert.equal(dir.status, 0, dir.stderr);
+    assert.doesNotMatch(dir.stderr, /cannot run/);
   });
 
   it('--help', async () => {

@@ -53,8 +53,9 @@ describe('bbgate probe against a real Buildbot 3.7 master', () => {
     const run = await bbgate('probe', `tcp:host=127.0.0.1:port=${master.pbPort}`, '--json');
     assert.equal(run.status, 0, run.stdout + run.stderr);
     const report = JSON.parse(run.stdout) as { steps: { step: string; message: string }[] };
-    assert.deepEqual(report.steps.map((s) => s.step), ['parse', 'proxy', 'dns', 'tcp', 'pb']);
+    assert.deepEqual(report.steps.map((s) => s.step), ['parse', 'proxy', 'dns', 'tcp', 'pb', 'login']);
     assert.match(report.steps[4]!.message, /offers "pb", "none", bbgate chose "pb"; PB version 6/);
+    assert.match(report.steps[5]!.message, /^not tried: no worker name/);
   });
 
   it('names an HTTP port as "not a PB service" (exit 6)', async () => {

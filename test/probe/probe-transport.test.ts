@@ -2,6 +2,7 @@
 // Buildbot 3.7 master (plain, and on a Twisted ssl: port), real squid with Basic auth, and
 // certificates from the test PKI. Each failure must name its layer and exit with its class.
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { startMaster, type RunningMaster } from '../helpers/buildbot-master.js';
 import { bbgate, type ProbeJson } from '../helpers/cli.js';
@@ -50,6 +51,27 @@ describe('bbgate probe through proxies and TLS to a real Buildbot master', () =>
     assert.equal(status, 0, JSON.stringify(report));
     assert.deepEqual(report.steps.map((s) => s.step), ['parse', 'proxy', 'dns', 'tcp', 'tls', 'pb', 'login', 'keepalive']);
     assert.match(report.steps[4]!.message, /TLSv1\.[23].*issued by/);
+  });
+
+  it('pins the master\'s certificate: the tls line shows fingerprint= to copy; alone it is enough, with a trustRoots PEM file both hold', async () => {
+    // Pin alone: no trustRoots, where the platform store would refuse the test PKI.
+    const first = await probe([`tls:localhost:${tls.pbPort}:trustRoots=${trust}`, ...login]);
+    assert.equal(first.status, 0, first.text);
+    const pin = /fingerprint=([0-9A-F]{64})\b/.exec(first.report.steps[4]!.message)?.[1];
+    assert.equal(pin, new X509Certificate(pki.server.cert).fingerprint256.replace(/:/g, ''), first.report.steps[4]!.message);
+    const pinned = await probe([`tls:localhost:${tls.pbPort}:fingerprint=${pin}`, ...login]);
+    assert.equal(pinned.status, 0, pinned.text);
+    assert.match(pinned.report.steps[4]!.message, /fingerprint=[0-9A-F]{64} \(as pinned\)/);
+    assert.equal(last(pinned.report).step, 'keepalive');
+    // The pin with trustRoots naming one PEM file (the root) instead of a directory.
+    const both = await probe([`tls:localhost:${tls.pbPort}:trustRoots=${pki.root.certFile}:fingerprint=${pin}`, ...login]);
+    assert.equal(both.status, 0, both.text);
+    // Another certificate's pin: TLS_FINGERPRINT (exit 4), naming the master's fingerprint.
+    const wrong = await probe([`tls:localhost:${tls.pbPort}:fingerprint=${new X509Certificate(pki.otherServer.cert).fingerprint256.replace(/:/g, '')}`, ...login]);
+    assert.equal(wrong.status, 4, wrong.text);
+    assert.equal(last(wrong.report).code, 'TLS_FINGERPRINT');
+    assert.match(last(wrong.report).message, new RegExp(`has the SHA-256 fingerprint ${pin}, not the pinned`));
+    assert.match(last(wrong.report).hint!, /update fingerprint=/);
   });
 
   it('logs in through squid with Basic auth (exit 0), and the password appears nowhere', async () => {

@@ -15,6 +15,8 @@ import { HandshakeError, readWorkerHello, refuseLogin } from '../../src/relay/wo
 import { delivered, memoryPair } from '../helpers/memory-duplex.js';
 
 const OFFER = encodeSexp([Buffer.from('pb'), Buffer.from('none')]);
+/** The relay's greeting: the same dialects, then its mark. */
+const RELAY_OFFER = encodeSexp([Buffer.from('pb'), Buffer.from('none'), Buffer.from('bbgate-relay')]);
 const VERSION = encodeSexp([Buffer.from('version'), 6], true);
 const text = (s: string) => Buffer.from(s);
 
@@ -81,7 +83,7 @@ describe('reading a worker\'s login', () => {
     assert.deepEqual(hello.replay, Buffer.concat([VERSION, loginCall]));
     assert.deepEqual(hello.rest, extra);
     await delivered();
-    assert.deepEqual(Buffer.concat(received), Buffer.concat([OFFER, VERSION]));
+    assert.deepEqual(Buffer.concat(received), Buffer.concat([RELAY_OFFER, VERSION]));
   });
 
   const cases: [string, Buffer, RegExp][] = [

@@ -17,7 +17,8 @@ import { startRelay, type TestRelay } from '../helpers/relay.js';
 import { startSquid, type RunningSquid } from '../helpers/squid.js';
 import { waitFor } from '../helpers/wait.js';
 
-const OFFER = encodeSexp([Buffer.from('pb'), Buffer.from('none')]);
+/** The relay's greeting: the master's dialects, then its mark. */
+const OFFER = encodeSexp([Buffer.from('pb'), Buffer.from('none'), Buffer.from('bbgate-relay')]);
 const echo = (text: string) => `steps.ShellCommand(command=['echo', '${text}'], name='say')`;
 
 async function probe(args: string[]): Promise<{ status: number; report: ProbeJson; text: string }> {

@@ -9,6 +9,8 @@ import { startRelay, type TestRelay } from '../helpers/relay.js';
 import { waitFor } from '../helpers/wait.js';
 
 const OFFER = encodeSexp([Buffer.from('pb'), Buffer.from('none')]);
+/** The relay's greeting: the master's dialects, then its mark. */
+const RELAY_OFFER = encodeSexp([Buffer.from('pb'), Buffer.from('none'), Buffer.from('bbgate-relay')]);
 const version = (vocab: boolean) => encodeSexp([Buffer.from('version'), 6], vocab);
 const login = (vocab: boolean) =>
   encodeSexp([Buffer.from('message'), 1, Buffer.from('root'), Buffer.from('login'), 1, [Buffer.from('tuple'), Buffer.from('w')], [Buffer.from('dictionary')]], vocab);
@@ -74,8 +76,8 @@ describe('the relay\'s splice, against a scripted PB peer', () => {
     const w = worker(relay.port());
     const choice = encodeSexp(Buffer.from('none'));
     w.socket.write(Buffer.concat([choice, version(false), login(false)]));
-    await waitFor(() => Buffer.concat(w.data).length >= OFFER.length + version(false).length + early.length, 'the greeting and the early call');
-    assert.deepEqual(Buffer.concat(w.data), Buffer.concat([OFFER, version(false), early]), 'the offer and version from the relay, then the master\'s early call; the master\'s own version swallowed');
+    await waitFor(() => Buffer.concat(w.data).length >= RELAY_OFFER.length + version(false).length + early.length, 'the greeting and the early call');
+    assert.deepEqual(Buffer.concat(w.data), Buffer.concat([RELAY_OFFER, version(false), early]), 'the offer and version from the relay, then the master\'s early call; the master\'s own version swallowed');
     w.socket.end();
     assert.deepEqual(await received, Buffer.concat([choice, version(false), login(false)]), 'the master gets the worker\'s choice, version and login as the worker sent them');
   });

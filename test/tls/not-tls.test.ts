@@ -25,12 +25,12 @@ describe('startTls: peers that do not speak TLS', () => {
   const tls = async (port: number, timeout = 5000) =>
     startTls(await dial(port), { serverName: 'localhost', trustRoots: rootDir, verify: 'full', timeout });
 
-  it('a plain PB master: shows its dialect offer as hex and recognises it', async () => {
+  it('a plain PB master: shows its dialect offer escaped and recognises it', async () => {
     const port = await peer((socket) => socket.write(PB_OFFER));
     await rejectsWith(
       tls(port),
       'TLS_NOT_TLS',
-      'the peer answered with plain bytes, not TLS (hex 02 80 02 82 70 62 04 82 6e 6f 6e 65: a Buildbot PB greeting, sent without TLS)',
+      'the peer answered with plain bytes, not TLS ("\\x02\\x80\\x02\\x82pb\\x04\\x82none": a Buildbot PB greeting, sent without TLS)',
       'is this a plain tcp: port?',
     );
   });

@@ -104,9 +104,10 @@ describe('loadTrustRoots', () => {
     );
   });
 
-  it('fails with TLS_NO_TRUST_ROOTS on a missing directory or a file', async () => {
+  it('fails with TLS_NO_TRUST_ROOTS on a missing directory; a file is read as one PEM file (see pin.test.ts)', async () => {
     await rejectsWith(loadTrustRoots('/nonexistent/bbgate-cas'), 'TLS_NO_TRUST_ROOTS', '/nonexistent/bbgate-cas does not exist');
-    await rejectsWith(loadTrustRoots(pki.root.certFile), 'TLS_NO_TRUST_ROOTS', 'is not a directory');
+    const roots = await loadTrustRoots(pki.root.certFile);
+    assert.deepEqual([roots.kind, roots.path, roots.certificates.length], ['file', pki.root.certFile, 1]);
   });
 
   it('reads an ECDSA CA (made by the openssl command; node-forge cannot parse EC certificates)', async () => {

@@ -84,7 +84,7 @@ describe('startTls: verifying the server', () => {
       connect(peer, { serverName: 'localhost', verify: 'full' }),
       'TLS_UNTRUSTED',
       `issued by "CN=bbgate Test Root CA, O=bbgate tests", which is not in this machine's CA store (Node's built-in list of public CAs`,
-      'give trustRoots a directory',
+      'give trustRoots= a directory or PEM file',
     );
   });
 

@@ -3,7 +3,7 @@
 // relay), real squid with Basic auth, wss:// with the test PKI; `bbgate probe` as a user runs it,
 // and a bbgate worker that runs a real build over ws://. Every failure must name its layer.
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { request } from 'node:http';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
@@ -114,7 +114,8 @@ describe('WebSocket transports (ws://, wss://) to a real Buildbot master', () =>
     const { status, report, text } = await probe([`ws://127.0.0.1:${plain.address.port}/pb`, ...login]);
     assert.equal(status, 0, text);
     assert.deepEqual(report.steps.map((s) => s.step), ['parse', 'proxy', 'dns', 'tcp', 'websocket', 'pb', 'login', 'keepalive']);
-    assert.equal(report.steps[0]!.message, `ws://127.0.0.1:${plain.address.port}/pb#timeout=30`);
+    // The connect timeout in force: the probe's --timeout (10 s by default) caps the URL's 30.
+    assert.equal(report.steps[0]!.message, `ws://127.0.0.1:${plain.address.port}/pb#timeout=10`);
     assert.equal(report.steps[4]!.message, 'GET /pb upgraded to WebSocket (HTTP 101)');
     assert.match(report.steps[6]!.message, /logged in as "ww".*builders: idle/);
     assert.doesNotMatch(text, /s3cret/);
@@ -151,6 +152,16 @@ describe('WebSocket transports (ws://, wss://) to a real Buildbot master', () =>
     assert.equal(proxied.status, 0, proxied.text);
     assert.deepEqual(proxied.report.steps.map((s) => s.step), ['parse', 'proxy', 'connect', 'tls', 'websocket', 'pb', 'login', 'keepalive']);
     assert.doesNotMatch(proxied.text, /s3cret|pr0xy/);
+  });
+
+  it('probes wss:// pinned by #fingerprint= alone (with colons, as openssl prints it), and refuses another pin (exit 4)', async () => {
+    const colons = new X509Certificate(pki.server.cert).fingerprint256;
+    const pinned = await probe([`wss://127.0.0.1:${secure.address.port}/pb#fingerprint=sha256:${colons}`, ...login]);
+    assert.equal(pinned.status, 0, pinned.text);
+    assert.match(pinned.report.steps[4]!.message, new RegExp(`fingerprint=${colons.replace(/:/g, '')} \\(as pinned\\)`));
+    const wrong = await probe([`wss://127.0.0.1:${secure.address.port}/pb#fingerprint=${new X509Certificate(pki.otherServer.cert).fingerprint256}`, ...login]);
+    assert.equal(wrong.status, 4, wrong.text);
+    assert.equal(last(wrong.report).code, 'TLS_FINGERPRINT');
   });
 
   it('a wrong path is WS_UPGRADE_REFUSED (exit 6), quoting the 404 and what the listener said', async () => {
@@ -192,7 +203,7 @@ describe('WebSocket transports (ws://, wss://) to a real Buildbot master', () =>
     assert.equal(last(report).code, 'WS_PROTOCOL');
     // The master hangs up on the request while part of it is still unread, so its kernel sends a
     // reset, which can overtake its greeting on a loaded machine: then only the hang-up is seen.
-    assert.match(last(report).message, /the answer to the WebSocket upgrade \(GET \/pb\) is not HTTP \(hex 02 80 .*a Buildbot PB greeting|the server closed the connection without answering the WebSocket upgrade \(GET \/pb\)/);
+    assert.match(last(report).message, /the answer to the WebSocket upgrade \(GET \/pb\) is not HTTP \("\\x02\\x80.*a Buildbot PB greeting|the server closed the connection without answering the WebSocket upgrade \(GET \/pb\)/);
     assert.match(last(report).hint ?? '', /relay's WebSocket listener/);
   });
 
