@@ -99,6 +99,35 @@ describe('usePTY: the terminal', () => {
     assert.match(notExecutable.text('stderr'), /permission denied \(EACCES\)/);
   });
 
+  it('reports a script whose #! interpreter is missing or not executable as on pipes (rc 1), not as node-pty\'s execvp message', async () => {
+    // buildbot-worker 4.2.1 prints a Python traceback on the terminal, where its pipes put it on
+    // stderr; bbgate's own report is the same on both.
+    const dir = join(base, 'interp');
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'no-interpreter'), '#!/no/such/interpreter -x\necho ran\n', { mode: 0o755 });
+    await writeFile(join(dir, 'plain-file'), 'not a program\n', { mode: 0o644 });
+    await writeFile(join(dir, 'bad-interpreter'), `#! ${join(dir, 'plain-file')}\necho ran\n`, { mode: 0o755 });
+    await writeFile(join(dir, 'via-path'), '#!no-such-relative-interpreter\necho ran\n', { mode: 0o755 });
+    const cases: [PbValue, RegExp][] = [
+      [['./no-interpreter', 'arg'], /^cannot execute '\.\/no-interpreter' in dir .*: no such file or directory \(ENOENT\)\n$/],
+      [['./bad-interpreter'], /^cannot execute '\.\/bad-interpreter' in dir .*: permission denied \(EACCES\)\n$/],
+      [['via-path'], /^cannot execute 'via-path' in dir .*: no such file or directory \(ENOENT\)\n$/],
+    ];
+    const env = new Map([['PATH', `/usr/bin:/bin:${dir}`]]);
+    for (const [command, message] of cases) {
+      const pty = await runShell({ workdir: 'interp', command, usePTY: true, logEnviron: false, env });
+      const pipes = await runShell({ workdir: 'interp', command, usePTY: false, logEnviron: false, env });
+      assert.match(pipes.text('stderr'), message);
+      assert.deepEqual(pty.updates.filter(([k]) => k !== 'header'), pipes.updates.filter(([k]) => k !== 'header'), String(command));
+    }
+    // A script whose interpreter is there runs, by a relative interpreter path too (from the workdir).
+    await writeFile(join(dir, 'relative'), '#!./sh-copy\necho ran "$0"\n', { mode: 0o755 });
+    await writeFile(join(dir, 'sh-copy'), await readFile('/bin/sh'), { mode: 0o755 });
+    const relative = await runShell({ workdir: 'interp', command: ['./relative'], usePTY: true, logEnviron: false });
+    assert.equal(relative.text('stdout'), 'ran ./relative\r\n');
+    assert.equal(relative.rc, 0);
+  });
+
   it('takes usePTY "slave-config" as the worker\'s default', async () => {
     const yes = await runShell({ workdir: 'config', command: 'test -t 1', usePTY: 'slave-config' }, { usePTY: true });
     assert.equal(yes.rc, 0);

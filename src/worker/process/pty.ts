@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { closeSync, constants as fsConstants, existsSync, openSync, readSync } from 'node:fs';
-import { access, stat } from 'node:fs/promises';
+import { access, open, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { isAbsolute, join } from 'node:path';
@@ -93,23 +93,66 @@ async function isExecutableFile(path: string): Promise<'yes' | 'no' | 'denied'> 
 
 /**
  * execvp's search, done before forking: the forked child can only report a failed exec as text on
- * the terminal, while on pipes the worker reports it as `cannot execute …` (rc 1). The same
- * wording for both needs the answer here. Relative names resolve in the workdir, as in the child.
+ * the terminal (node-pty's `execvp(3) failed.: …`), while on pipes the worker reports it as
+ * `cannot execute …` (rc 1). The same wording for both needs the answer here. Relative names
+ * resolve in the workdir, as in the child. Resolves with the program's path.
  */
-async function checkProgram(program: string, cwd: string, path: string | undefined): Promise<void> {
+async function findProgram(program: string, cwd: string, path: string | undefined): Promise<string> {
   if (program.includes('/')) {
     const full = isAbsolute(program) ? program : join(cwd, program);
     const found = await isExecutableFile(full);
     if (found !== 'yes') throw errnoError(found === 'denied' ? 'EACCES' : 'ENOENT', program);
-    return;
+    return full;
   }
   let denied = false;
   for (const dir of (path ?? '/usr/bin:/bin').split(':')) {
-    const found = await isExecutableFile(join(dir === '' ? cwd : isAbsolute(dir) ? dir : join(cwd, dir), program));
-    if (found === 'yes') return;
+    const full = join(dir === '' ? cwd : isAbsolute(dir) ? dir : join(cwd, dir), program);
+    const found = await isExecutableFile(full);
+    if (found === 'yes') return full;
     denied ||= found === 'denied';
   }
   throw errnoError(denied ? 'EACCES' : 'ENOENT', program);
+}
+
+/** How deep the kernel follows interpreters that are scripts themselves (Linux's BINPRM_MAX_RECURSION). */
+const MAX_INTERPRETERS = 4;
+
+/** The interpreter a `#!` line names (Linux's binfmt_script: up to a blank or the line's end), or undefined. */
+async function interpreterOf(file: string): Promise<string | undefined> {
+  const head = Buffer.alloc(256);
+  let got: number;
+  try {
+    const handle = await open(file, 'r');
+    try {
+      ({ bytesRead: got } = await handle.read(head, 0, head.length, 0));
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    return undefined; // unreadable: execve decides
+  }
+  const line = head.subarray(0, got).toString('latin1');
+  if (!line.startsWith('#!')) return undefined;
+  return /^#![ \t]*([^ \t\n\0]+)/.exec(line)?.[1];
+}
+
+/**
+ * The program's `#!` interpreters, as execve follows them: a missing one fails the exec with
+ * ENOENT, one that is no executable file with EACCES, both reported against the program, as the
+ * pipe path (Node's spawn) reports them. A relative interpreter resolves in the workdir.
+ */
+async function checkInterpreters(program: string, file: string, cwd: string): Promise<void> {
+  for (let depth = 0, current = file; depth < MAX_INTERPRETERS; depth++) {
+    const interpreter = await interpreterOf(current);
+    if (interpreter === undefined) return;
+    current = isAbsolute(interpreter) ? interpreter : join(cwd, interpreter);
+    const found = await isExecutableFile(current);
+    if (found !== 'yes') throw errnoError(found === 'denied' ? 'EACCES' : 'ENOENT', program);
+  }
+}
+
+async function checkProgram(program: string, cwd: string, path: string | undefined): Promise<void> {
+  await checkInterpreters(program, await findProgram(program, cwd, path), cwd);
 }
 
 /** Why forkpty failed, in words an operator can act on. */
