@@ -260,7 +260,7 @@ describe('usePTY: killing the session', () => {
 });
 
 describe('usePTY: Buildbot 4.x limits on a terminal', () => {
-  it('kills on max_lines and both timeouts with the same updates as buildbot-worker 4.2.1 (in the Buildbot 4 root)', async () => {
+  it('kills on max_lines (with and without sigtermTime) and both timeouts with the same updates as buildbot-worker 4.2.1 (in the Buildbot 4 root)', async () => {
     const runtime = buildbotRuntime('4');
     const dir = await mkdtemp(join(runtime.tmpDir, 'bbgate-pty4-'));
     // One line per read (a pause after each), so both workers count to 4 of 3 at the same line.
@@ -268,6 +268,10 @@ describe('usePTY: Buildbot 4.x limits on a terminal', () => {
       ['max_lines', ['sh', '-c', 'for i in 1 2 3 4 5 6; do echo $i; sleep 0.1; done'], { max_lines: 3 }],
       ['timeout', 'sleep 30', { timeout: 1 }],
       ['maxTime', ['sleep', '30'], { maxTime: 1, timeout: 10 }],
+      // The terminal stays open after the limit (Twisted's closeStdout does nothing on a PTY): the
+      // command gets TERM alone, no hang-up, and what it prints then is read and sent.
+      // (The sleeps ignore TERM, so that no shell reports one killed: the trap alone speaks.)
+      ['max_lines+sigtermTime', ['sh', '-c', "trap 'echo got TERM; exit 5' TERM; for i in 1 2 3 4 5 6; do echo $i; (trap '' TERM; exec sleep 0.1); done"], { max_lines: 3, sigtermTime: 5 }],
     ];
     try {
       const runs = await Promise.all(
@@ -282,7 +286,9 @@ describe('usePTY: Buildbot 4.x limits on a terminal', () => {
         }),
       );
       for (const { name, python, ours } of runs) assert.deepEqual(ours, python, name);
-      const [maxLines, timeout, maxTime] = runs.map((r) => r.python);
+      const [maxLines, timeout, maxTime, sigterm] = runs.map((r) => r.python);
+      assert.match(sigterm!.stdout, /^1\r\n2\r\n3\r\n4\r\ngot TERM\r\n$/, JSON.stringify(sigterm));
+      assert.ok(sigterm!.headers.includes('rc=5'), JSON.stringify(sigterm));
       assert.ok(maxLines!.headers.includes(' using PTY: True\n'), JSON.stringify(maxLines));
       assert.ok(maxLines!.headers.includes('failure_reason=max_lines_failure'), JSON.stringify(maxLines));
       assert.equal(maxLines!.stdout, '1\r\n2\r\n3\r\n4\r\n');

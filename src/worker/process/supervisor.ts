@@ -170,14 +170,18 @@ export class ProcessSupervisor {
 
   /**
    * Sent output counts against max_lines. As in 4.2.1, the piece that goes over the limit is
-   * still sent, after the kill header; stdout is closed (stderr is read on), so nothing more of it is.
+   * still sent, after the kill header. On pipes stdout is closed (stderr is read on), so nothing
+   * more of it is. A terminal is one stream that Twisted's PTYProcess cannot close (its
+   * closeStdout does nothing): the process keeps it, gets only the kill's signals, and what it
+   * writes meanwhile (a TERM trap's last words) is read and sent, as 4.2.1 sends it.
    */
   private send(text: string, emit: (text: string) => void): void {
     if (this.lineLimit?.add(text) && !this.done && this.child) {
-      this.stdout.close();
+      const closeStdout = !this.setup.usePTY;
+      if (closeStdout) this.stdout.close();
       this.kill(this.lineLimit.reason(this.setup.command.fakeRepr), 'max_lines_failure');
       // Only after the signal: a process still writing would otherwise end on EPIPE first, with its own rc.
-      this.child.stdout.destroy();
+      if (closeStdout) this.child.stdout.destroy();
     }
     emit(text);
   }
