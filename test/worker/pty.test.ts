@@ -3,14 +3,15 @@
 // spawnProcess(usePTY=True)).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BbgateError } from '../../src/errors.js';
 import type { PbValue } from '../../src/pb/values/values.js';
-import { loadPtyBinding, windowSize } from '../../src/worker/process/pty.js';
+import { windowSize } from '../../src/worker/process/pty.js';
+import { loadPtyBinding } from '../../src/worker/process/pty-binding.js';
 import { buildbotRuntime } from '../helpers/buildbot-runtime.js';
 import { comparable, groupAfterKill, killGroup, runPythonWorker, runShellIn, type RunOptions, type ShellRun } from './shell-harness.js';
 
@@ -144,6 +145,107 @@ describe('usePTY: the terminal', () => {
     );
     // The real one loads: the tests above ran on it.
     assert.equal(typeof loadPtyBinding().fork, 'function');
+  });
+});
+
+/** A live process's open fds and what each points at, from /proc. */
+function openFds(pid: number): Map<number, string> {
+  const fds = new Map<number, string>();
+  for (const entry of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      fds.set(Number(entry), readlinkSync(`/proc/${pid}/fd/${entry}`));
+    } catch {
+      // closed meanwhile (readdir's own)
+    }
+  }
+  return fds;
+}
+
+const O_CLOEXEC = 0o2000000;
+
+/** This process's fds without close-on-exec: every child Node starts inherits them. */
+function inheritableFds(): Map<number, string> {
+  const fds = openFds(process.pid);
+  for (const fd of fds.keys()) {
+    try {
+      const flags = /^flags:\s*([0-7]+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
+      if (!flags || (parseInt(flags[1]!, 8) & O_CLOEXEC) !== 0) fds.delete(fd);
+    } catch {
+      fds.delete(fd);
+    }
+  }
+  return fds;
+}
+
+const isTerminal = (target: string) => /^\/dev\/(pts\/|ptmx$)/.test(target);
+
+/** Starts `echo $$; exec sleep 30` as a step; resolves with its pid once it runs, and a way to end it. */
+function startSleeper(workdir: string, usePTY: boolean): Promise<{ pid: number; end: () => Promise<ShellRun> }> {
+  return new Promise((resolve, reject) => {
+    let stop: (() => void) | undefined;
+    const run = runShell(
+      { workdir, command: 'echo $$; exec sleep 30', usePTY, logEnviron: false },
+      {
+        onUpdate: ([key, value], abort) => {
+          if (key !== 'stdout' || stop) return;
+          stop = abort;
+          resolve({ pid: Number(String(value).trim()), end: () => (abort(), run) });
+        },
+      },
+    );
+    void run.then((r) => stop || reject(new Error(`the step ended before it printed its pid: ${JSON.stringify(r.updates)}`)));
+  });
+}
+
+describe('usePTY: file descriptors', () => {
+  it('leaks no terminal into the worker\'s other children: a concurrent pipe step and PTY step hold only their own', async () => {
+    const inherited = inheritableFds(); // what the test runner itself was started with
+    assert.ok(![...inherited.values()].some(isTerminal), `the test runner inherited a terminal: ${[...inherited]}`);
+    const first = await startSleeper('fds', true);
+    const steps = [first];
+    try {
+      const workerHolds = inheritableFds();
+      const pipes = await startSleeper('fds', false);
+      steps.push(pipes);
+      const second = await startSleeper('fds', true);
+      steps.push(second);
+
+      assert.deepEqual([...workerHolds].filter(([, target]) => isTerminal(target)), [], 'the worker holds a terminal that its children inherit');
+      const pipeFds = openFds(pipes.pid);
+      assert.deepEqual([...pipeFds].filter(([, target]) => isTerminal(target)), [], 'the pipe step holds a terminal');
+      assert.deepEqual([...pipeFds.keys()].filter((fd) => fd > 2 && !inherited.has(fd)), [], `the pipe step's fds: ${[...pipeFds]}`);
+      const terminals = [first, second].map(({ pid }) => {
+        const fds = openFds(pid);
+        // Only the terminal on 0, 1 and 2, as under buildbot-worker (Twisted closes every other fd).
+        assert.deepEqual([...fds.keys()].sort(), [0, 1, 2], `a PTY step's fds: ${[...fds]}`);
+        assert.equal(new Set(fds.values()).size, 1);
+        assert.match(fds.get(0)!, /^\/dev\/pts\/\d+$/);
+        return fds.get(0);
+      });
+      assert.notEqual(terminals[0], terminals[1]);
+    } finally {
+      for (const step of steps) await step.end();
+    }
+  });
+
+  it('gives the command the same fds as buildbot-worker 4.2.1 under usePTY (in the Buildbot 4 root)', async () => {
+    const runtime = buildbotRuntime('4');
+    const dir = await mkdtemp(join(runtime.tmpDir, 'bbgate-ptyfd-'));
+    try {
+      // The shell's fds, listed by a child of it (`; exit` keeps dash from exec'ing ls in its place).
+      const command = 'ls -l /proc/$$/fd; exit 0';
+      const kw = { usePTY: true, logEnviron: false };
+      const [python, ours] = await Promise.all([
+        runPythonWorker({ command, workdir: runtime.inside(dir), kw }, ENV, runtime, dir),
+        runShell({ workdir: dir, command, ...kw }),
+      ]);
+      const listing = (updates: ShellRun['updates']) =>
+        [...comparable(updates).stdout.matchAll(/ (\d+) -> (.*?)\r\n/g)].map(([, fd, target]) => `${fd} -> ${target!.replace(/\d+$/, 'N')}\n`).join('');
+      assert.equal(listing(python), '0 -> /dev/pts/N\n1 -> /dev/pts/N\n2 -> /dev/pts/N\n');
+      assert.equal(listing(ours.updates), listing(python));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
