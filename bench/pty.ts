@@ -2,13 +2,15 @@
 // the time from start to rc of a command that does nothing (`true`), and the throughput of a
 // command that prints a lot (`seq`), on a PTY and on pipes.
 //
-//   node dist/bench/pty.js [--starts N] [--lines L]
+//   node dist/bench/pty.js [--starts N] [--lines L] [--gap MS]
 //
 // bbgate runs its RunProcess (src/worker/process) in this process, the updates counted and
 // dropped; buildbot-worker runs its own in one Python process (Twisted's reactor), timed there.
-// Each start figure is the median of N runs (the first, warming up, not counted); the output
-// figure is the best of 3. bbgate's PTY steps each start a PTY host process (a Node process:
-// src/worker/process/pty-host.ts), which is most of the difference from pipes.
+// Each start figure is the median of N runs (the first, warming up, not counted), each after an
+// idle gap (default 500 ms, as between the steps of a build); the output figure is the best of 3.
+// Each bbgate PTY step runs in a PTY host process (a Node process, src/worker/process/pty-host.ts)
+// started ahead, when the step before took its own; with --gap 0 the next host is not ready yet
+// and the figure shows a Node start.
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -22,10 +24,12 @@ const { values: options } = parseArgs({
   options: {
     starts: { type: 'string', default: '30' },
     lines: { type: 'string', default: '1000000' },
+    gap: { type: 'string', default: '500' },
   },
 });
 const STARTS = Number(options.starts);
 const LINES = Number(options.lines);
+const GAP_MS = Number(options.gap);
 const ENV = { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' };
 const OUTPUT = ['seq', '-f', 'line %07g', '1', String(LINES)];
 
@@ -51,6 +55,7 @@ async function bbgateRun(command: string[], usePTY: boolean, workdir: string): P
 async function bbgate(usePTY: boolean, workdir: string): Promise<{ start: number; mbps: number }> {
   const starts: number[] = [];
   for (let i = 0; i <= STARTS; i++) {
+    await new Promise((resolve) => setTimeout(resolve, GAP_MS));
     const { seconds } = await bbgateRun(['true'], usePTY, workdir);
     if (i > 0) starts.push(seconds);
   }
@@ -65,9 +70,10 @@ async function bbgate(usePTY: boolean, workdir: string): Promise<{ start: number
 const PYTHON_BENCH = `
 import json, sys, time
 from twisted.internet import reactor, defer
+from twisted.internet.task import deferLater
 from buildbot_worker import runprocess
 
-starts, lines, workdir, use_pty = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4] == 'pty'
+starts, lines, workdir, use_pty, gap = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4] == 'pty', float(sys.argv[5])
 env = {'PATH': '/usr/bin:/bin', 'LANG': 'C.UTF-8'}
 chars = [0]
 def send_update(items):
@@ -88,6 +94,7 @@ def run(command):
 def main():
     times = []
     for i in range(starts + 1):
+        yield deferLater(reactor, gap, lambda: None)
         t = yield run(['true'])
         if i:
             times.append(t)
@@ -105,7 +112,7 @@ reactor.run()
 
 function python(usePTY: boolean, workdir: string): Promise<{ start: number; mbps: number }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, ['-c', PYTHON_BENCH, String(STARTS), String(LINES), workdir, usePTY ? 'pty' : 'pipes'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(PYTHON, ['-c', PYTHON_BENCH, String(STARTS), String(LINES), workdir, usePTY ? 'pty' : 'pipes', String(GAP_MS / 1000)], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.on('error', reject);
@@ -116,7 +123,7 @@ function python(usePTY: boolean, workdir: string): Promise<{ start: number; mbps
 const workdir = await mkdtemp(join(tmpdir(), 'bbgate-bench-pty-'));
 try {
   console.log(`# node ${process.version}, ${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
-  console.log(`# start: median of ${STARTS} runs of \`true\`; output: \`${OUTPUT.join(' ')}\` (${((LINES * 13) / 1e6).toFixed(1)} MB, best of 3)`);
+  console.log(`# start: median of ${STARTS} runs of \`true\`, ${GAP_MS} ms apart; output: \`${OUTPUT.join(' ')}\` (${((LINES * 13) / 1e6).toFixed(1)} MB, best of 3)`);
   console.log('                                   start ms   output MB/s');
   for (const [name, usePTY] of [['pipes', false], ['PTY', true]] as const) {
     const ours = await bbgate(usePTY, workdir);

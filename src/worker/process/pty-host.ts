@@ -100,13 +100,17 @@ function start(binding: PtyBinding, request: PtyRequest): void {
 
 async function main(): Promise<void> {
   process.stdin.once('end', () => process.exit(0));
-  const request = await readRequest();
+  // All that can be done before the request is done first: a spare host (./pty.ts) waits ready.
   closeInheritedFds();
-  let binding: PtyBinding;
+  let binding: PtyBinding | Error;
   try {
     binding = loadPtyBinding();
   } catch (err) {
-    send({ unavailable: (err as Error).message });
+    binding = err as Error;
+  }
+  const request = await readRequest();
+  if (binding instanceof Error) {
+    send({ unavailable: binding.message });
     process.exit(0);
   }
   start(binding, request);

@@ -144,14 +144,17 @@ class PtyChild extends EventEmitter implements ProcessChild {
   ) {
     super();
     this.stdout = host.stdout;
-    const hostClosed = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => host.once('close', (code, signal) => resolve([code, signal])));
-    void this.follow(messages).then(async () => {
-      // The messages are all in (the host's stderr has ended) before its close is looked at.
-      const [code, signal] = await hostClosed;
-      if (!this.exited) {
-        this.emit('error', new Error(`the PTY host ended (${signal ?? `exit ${code}`}) without the process's exit status`));
-        this.onExit(null, null);
-      }
+    const outputRead = new Promise((resolve) => host.stdout.once('close', resolve));
+    const exited = new Promise<void>((resolve) => this.once('exit', () => resolve()));
+    void this.follow(messages);
+    host.once('close', (code, signal) => {
+      if (this.exited) return;
+      this.emit('error', new Error(`the PTY host ended (${signal ?? `exit ${code}`}) without the process's exit status`));
+      this.onExit(null, null);
+    });
+    // Done once the exit is known and the output read to its end (or abandoned), without waiting
+    // for the host to be gone: it has let the terminal go by then, and exits by itself.
+    void Promise.all([outputRead, exited]).then(() => {
       host.stdin.destroy();
       this.emit('close', this.exitCode, this.signalCode);
     });
@@ -208,6 +211,48 @@ function startHost(): Promise<ChildProcessWithoutNullStreams> {
   });
 }
 
+/** Whether a host keeps the worker's event loop alive (a spare does not: the worker may exit meanwhile). */
+function holdOpen(host: ChildProcessWithoutNullStreams, hold: boolean): void {
+  for (const handle of [host, host.stdin, host.stdout, host.stderr] as { ref(): void; unref(): void }[]) {
+    if (hold) handle.ref();
+    else handle.unref();
+  }
+}
+
+/** The next step's host, started when a step's host has ended, with nothing to do until then. */
+let spare: { host: Promise<ChildProcessWithoutNullStreams>; gone: boolean } | undefined;
+
+/** Starts a spare host unless there is one (not at once: its start would compete with what runs now). */
+function prepareSpare(): void {
+  if (spare) return;
+  const next = { host: startHost(), gone: false };
+  spare = next;
+  next.host.then(
+    (host) => {
+      holdOpen(host, false);
+      host.once('exit', () => (next.gone = true));
+    },
+    () => (next.gone = true),
+  );
+}
+
+/**
+ * A host for a step: the spare if there is a live one, else a new one. When the step's host ends,
+ * a spare is started for the next step, so that a step does not wait for Node to start (some tens
+ * of ms on an idle machine, hundreds on a busy one) unless it overlaps another PTY step. Each
+ * host serves one step only, so that no command is forked by a process that holds another
+ * step's terminal.
+ */
+async function takeHost(): Promise<ChildProcessWithoutNullStreams> {
+  const taken = spare;
+  spare = undefined;
+  let host = taken && !taken.gone ? await taken.host.catch(() => undefined) : undefined;
+  if (!host || host.exitCode !== null || host.signalCode !== null) host = await startHost();
+  holdOpen(host, true);
+  host.once('close', prepareSpare);
+  return host;
+}
+
 /**
  * Starts argv on a new PTY as its controlling terminal, the leader of a new session (and so of
  * its own process group), as Twisted's spawnProcess(usePTY=True) does, through a PTY host.
@@ -227,7 +272,7 @@ export async function spawnPty(argv: readonly string[], options: SpawnOptions): 
     cols,
     rows,
   };
-  const host = await startHost();
+  const host = await takeHost();
   host.stdin.on('error', () => undefined); // EPIPE once the host has gone
   host.stdin.write(`${JSON.stringify(request)}\n`);
   const messages = hostMessages(host);
