@@ -183,13 +183,16 @@ const isTerminal = (target: string) => /^\/dev\/(pts\/|ptmx$)/.test(target);
 function startSleeper(workdir: string, usePTY: boolean): Promise<{ pid: number; end: () => Promise<ShellRun> }> {
   return new Promise((resolve, reject) => {
     let stop: (() => void) | undefined;
+    let printed = '';
     const run = runShell(
       { workdir, command: 'echo $$; exec sleep 30', usePTY, logEnviron: false },
       {
         onUpdate: ([key, value], abort) => {
           if (key !== 'stdout' || stop) return;
+          printed += String(value);
+          if (!printed.includes('\n')) return;
           stop = abort;
-          resolve({ pid: Number(String(value).trim()), end: () => (abort(), run) });
+          resolve({ pid: Number(printed.trim()), end: () => (abort(), run) });
         },
       },
     );
