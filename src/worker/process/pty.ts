@@ -186,13 +186,13 @@ class PtyChild extends EventEmitter implements ProcessChild {
  */
 async function* hostMessages(host: ChildProcessWithoutNullStreams): AsyncGenerator<PtyHostMessage> {
   for await (const line of createInterface({ input: host.stderr, crlfDelay: Infinity })) {
-    let message: PtyHostMessage;
+    let parsed: unknown;
     try {
-      message = JSON.parse(line) as PtyHostMessage;
+      parsed = JSON.parse(line);
     } catch {
-      message = { error: `the PTY host says: ${line}` };
+      // not JSON: below
     }
-    yield message;
+    yield typeof parsed === 'object' && parsed !== null ? (parsed as PtyHostMessage) : { error: `the PTY host says: ${line}` };
   }
 }
 
