@@ -3,14 +3,15 @@
 // spawnProcess(usePTY=True)).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BbgateError } from '../../src/errors.js';
 import type { PbValue } from '../../src/pb/values/values.js';
-import { loadPtyBinding, windowSize } from '../../src/worker/process/pty.js';
+import { windowSize } from '../../src/worker/process/pty.js';
+import { loadPtyBinding } from '../../src/worker/process/pty-binding.js';
 import { buildbotRuntime } from '../helpers/buildbot-runtime.js';
 import { comparable, groupAfterKill, killGroup, runPythonWorker, runShellIn, type RunOptions, type ShellRun } from './shell-harness.js';
 
@@ -99,6 +100,35 @@ describe('usePTY: the terminal', () => {
     assert.match(notExecutable.text('stderr'), /permission denied \(EACCES\)/);
   });
 
+  it('reports a script whose #! interpreter is missing or not executable as on pipes (rc 1), not as node-pty\'s execvp message', async () => {
+    // buildbot-worker 4.2.1 prints a Python traceback on the terminal, where its pipes put it on
+    // stderr; bbgate's own report is the same on both.
+    const dir = join(base, 'interp');
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'no-interpreter'), '#!/no/such/interpreter -x\necho ran\n', { mode: 0o755 });
+    await writeFile(join(dir, 'plain-file'), 'not a program\n', { mode: 0o644 });
+    await writeFile(join(dir, 'bad-interpreter'), `#! ${join(dir, 'plain-file')}\necho ran\n`, { mode: 0o755 });
+    await writeFile(join(dir, 'via-path'), '#!no-such-relative-interpreter\necho ran\n', { mode: 0o755 });
+    const cases: [PbValue, RegExp][] = [
+      [['./no-interpreter', 'arg'], /^cannot execute '\.\/no-interpreter' in dir .*: no such file or directory \(ENOENT\)\n$/],
+      [['./bad-interpreter'], /^cannot execute '\.\/bad-interpreter' in dir .*: permission denied \(EACCES\)\n$/],
+      [['via-path'], /^cannot execute 'via-path' in dir .*: no such file or directory \(ENOENT\)\n$/],
+    ];
+    const env = new Map([['PATH', `/usr/bin:/bin:${dir}`]]);
+    for (const [command, message] of cases) {
+      const pty = await runShell({ workdir: 'interp', command, usePTY: true, logEnviron: false, env });
+      const pipes = await runShell({ workdir: 'interp', command, usePTY: false, logEnviron: false, env });
+      assert.match(pipes.text('stderr'), message);
+      assert.deepEqual(pty.updates.filter(([k]) => k !== 'header'), pipes.updates.filter(([k]) => k !== 'header'), String(command));
+    }
+    // A script whose interpreter is there runs, by a relative interpreter path too (from the workdir).
+    await writeFile(join(dir, 'relative'), '#!./sh-copy\necho ran "$0"\n', { mode: 0o755 });
+    await writeFile(join(dir, 'sh-copy'), await readFile('/bin/sh'), { mode: 0o755 });
+    const relative = await runShell({ workdir: 'interp', command: ['./relative'], usePTY: true, logEnviron: false });
+    assert.equal(relative.text('stdout'), 'ran ./relative\r\n');
+    assert.equal(relative.rc, 0);
+  });
+
   it('takes usePTY "slave-config" as the worker\'s default', async () => {
     const yes = await runShell({ workdir: 'config', command: 'test -t 1', usePTY: 'slave-config' }, { usePTY: true });
     assert.equal(yes.rc, 0);
@@ -115,6 +145,110 @@ describe('usePTY: the terminal', () => {
     );
     // The real one loads: the tests above ran on it.
     assert.equal(typeof loadPtyBinding().fork, 'function');
+  });
+});
+
+/** A live process's open fds and what each points at, from /proc. */
+function openFds(pid: number): Map<number, string> {
+  const fds = new Map<number, string>();
+  for (const entry of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      fds.set(Number(entry), readlinkSync(`/proc/${pid}/fd/${entry}`));
+    } catch {
+      // closed meanwhile (readdir's own)
+    }
+  }
+  return fds;
+}
+
+const O_CLOEXEC = 0o2000000;
+
+/** This process's fds without close-on-exec: every child Node starts inherits them. */
+function inheritableFds(): Map<number, string> {
+  const fds = openFds(process.pid);
+  for (const fd of fds.keys()) {
+    try {
+      const flags = /^flags:\s*([0-7]+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
+      if (!flags || (parseInt(flags[1]!, 8) & O_CLOEXEC) !== 0) fds.delete(fd);
+    } catch {
+      fds.delete(fd);
+    }
+  }
+  return fds;
+}
+
+const isTerminal = (target: string) => /^\/dev\/(pts\/|ptmx$)/.test(target);
+
+/** Starts `echo $$; exec sleep 30` as a step; resolves with its pid once it runs, and a way to end it. */
+function startSleeper(workdir: string, usePTY: boolean): Promise<{ pid: number; end: () => Promise<ShellRun> }> {
+  return new Promise((resolve, reject) => {
+    let stop: (() => void) | undefined;
+    let printed = '';
+    const run = runShell(
+      { workdir, command: 'echo $$; exec sleep 30', usePTY, logEnviron: false },
+      {
+        onUpdate: ([key, value], abort) => {
+          if (key !== 'stdout' || stop) return;
+          printed += String(value);
+          if (!printed.includes('\n')) return;
+          stop = abort;
+          resolve({ pid: Number(printed.trim()), end: () => (abort(), run) });
+        },
+      },
+    );
+    void run.then((r) => stop || reject(new Error(`the step ended before it printed its pid: ${JSON.stringify(r.updates)}`)));
+  });
+}
+
+describe('usePTY: file descriptors', () => {
+  it('leaks no terminal into the worker\'s other children: a concurrent pipe step and PTY step hold only their own', async () => {
+    const inherited = inheritableFds(); // what the test runner itself was started with
+    assert.ok(![...inherited.values()].some(isTerminal), `the test runner inherited a terminal: ${[...inherited]}`);
+    const first = await startSleeper('fds', true);
+    const steps = [first];
+    try {
+      const workerHolds = inheritableFds();
+      const pipes = await startSleeper('fds', false);
+      steps.push(pipes);
+      const second = await startSleeper('fds', true);
+      steps.push(second);
+
+      assert.deepEqual([...workerHolds].filter(([, target]) => isTerminal(target)), [], 'the worker holds a terminal that its children inherit');
+      const pipeFds = openFds(pipes.pid);
+      assert.deepEqual([...pipeFds].filter(([, target]) => isTerminal(target)), [], 'the pipe step holds a terminal');
+      assert.deepEqual([...pipeFds.keys()].filter((fd) => fd > 2 && !inherited.has(fd)), [], `the pipe step's fds: ${[...pipeFds]}`);
+      const terminals = [first, second].map(({ pid }) => {
+        const fds = openFds(pid);
+        // Only the terminal on 0, 1 and 2, as under buildbot-worker (Twisted closes every other fd).
+        assert.deepEqual([...fds.keys()].sort(), [0, 1, 2], `a PTY step's fds: ${[...fds]}`);
+        assert.equal(new Set(fds.values()).size, 1);
+        assert.match(fds.get(0)!, /^\/dev\/pts\/\d+$/);
+        return fds.get(0);
+      });
+      assert.notEqual(terminals[0], terminals[1]);
+    } finally {
+      for (const step of steps) await step.end();
+    }
+  });
+
+  it('gives the command the same fds as buildbot-worker 4.2.1 under usePTY (in the Buildbot 4 root)', async () => {
+    const runtime = buildbotRuntime('4');
+    const dir = await mkdtemp(join(runtime.tmpDir, 'bbgate-ptyfd-'));
+    try {
+      // The shell's fds, listed by a child of it (`; exit` keeps dash from exec'ing ls in its place).
+      const command = 'ls -l /proc/$$/fd; exit 0';
+      const kw = { usePTY: true, logEnviron: false };
+      const [python, ours] = await Promise.all([
+        runPythonWorker({ command, workdir: runtime.inside(dir), kw }, ENV, runtime, dir),
+        runShell({ workdir: dir, command, ...kw }),
+      ]);
+      const listing = (updates: ShellRun['updates']) =>
+        [...comparable(updates).stdout.matchAll(/ (\d+) -> (.*?)\r\n/g)].map(([, fd, target]) => `${fd} -> ${target!.replace(/\d+$/, 'N')}\n`).join('');
+      assert.equal(listing(python), '0 -> /dev/pts/N\n1 -> /dev/pts/N\n2 -> /dev/pts/N\n');
+      assert.equal(listing(ours.updates), listing(python));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
@@ -231,7 +365,7 @@ describe('usePTY: killing the session', () => {
 });
 
 describe('usePTY: Buildbot 4.x limits on a terminal', () => {
-  it('kills on max_lines and both timeouts with the same updates as buildbot-worker 4.2.1 (in the Buildbot 4 root)', async () => {
+  it('kills on max_lines (with and without sigtermTime) and both timeouts with the same updates as buildbot-worker 4.2.1 (in the Buildbot 4 root)', async () => {
     const runtime = buildbotRuntime('4');
     const dir = await mkdtemp(join(runtime.tmpDir, 'bbgate-pty4-'));
     // One line per read (a pause after each), so both workers count to 4 of 3 at the same line.
@@ -239,6 +373,10 @@ describe('usePTY: Buildbot 4.x limits on a terminal', () => {
       ['max_lines', ['sh', '-c', 'for i in 1 2 3 4 5 6; do echo $i; sleep 0.1; done'], { max_lines: 3 }],
       ['timeout', 'sleep 30', { timeout: 1 }],
       ['maxTime', ['sleep', '30'], { maxTime: 1, timeout: 10 }],
+      // The terminal stays open after the limit (Twisted's closeStdout does nothing on a PTY): the
+      // command gets TERM alone, no hang-up, and what it prints then is read and sent.
+      // (The sleeps ignore TERM, so that no shell reports one killed: the trap alone speaks.)
+      ['max_lines+sigtermTime', ['sh', '-c', "trap 'echo got TERM; exit 5' TERM; for i in 1 2 3 4 5 6; do echo $i; (trap '' TERM; exec sleep 0.1); done"], { max_lines: 3, sigtermTime: 5 }],
     ];
     try {
       const runs = await Promise.all(
@@ -253,7 +391,9 @@ describe('usePTY: Buildbot 4.x limits on a terminal', () => {
         }),
       );
       for (const { name, python, ours } of runs) assert.deepEqual(ours, python, name);
-      const [maxLines, timeout, maxTime] = runs.map((r) => r.python);
+      const [maxLines, timeout, maxTime, sigterm] = runs.map((r) => r.python);
+      assert.match(sigterm!.stdout, /^1\r\n2\r\n3\r\n4\r\ngot TERM\r\n$/, JSON.stringify(sigterm));
+      assert.ok(sigterm!.headers.includes('rc=5'), JSON.stringify(sigterm));
       assert.ok(maxLines!.headers.includes(' using PTY: True\n'), JSON.stringify(maxLines));
       assert.ok(maxLines!.headers.includes('failure_reason=max_lines_failure'), JSON.stringify(maxLines));
       assert.equal(maxLines!.stdout, '1\r\n2\r\n3\r\n4\r\n');

@@ -229,6 +229,38 @@ describe('shell: timeouts, interrupts and killing', () => {
     assert.equal(run.text('stdout'), '1\n2\n3\n4\n');
   });
 
+  it('does not count the time reading is paused for a slow master as silence', async () => {
+    // The master is behind for 1.6 s from the first output on, longer than the 1 s timeout, while the
+    // command goes on printing every 0.2 s (into the pipe, which the worker does not read meanwhile).
+    const events: string[] = [];
+    let stalled = false;
+    const stallOnce = () => {
+      if (stalled) return undefined;
+      stalled = true;
+      events.push('paused');
+      return new Promise<void>((resolve) => setTimeout(() => resolve(events.push('resumed') as unknown as void), 1600));
+    };
+    const steady = await runShell(
+      { workdir: 'timeout', command: 'for i in 1 2 3 4 5 6 7 8 9 10; do echo $i; sleep 0.2; done', timeout: 1, logEnviron: false },
+      { backlog: stallOnce },
+    );
+    assert.ok(!steady.headers().some((h) => h.includes('attempting to kill')), steady.headers().join(''));
+    assert.equal(steady.rc, 0);
+    assert.equal(steady.text('stdout'), '1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n');
+    assert.deepEqual(events, ['paused', 'resumed']);
+
+    // Real silence still counts, from the moment reading resumes.
+    stalled = false;
+    events.length = 0;
+    const silent = await runShell(
+      { workdir: 'timeout', command: 'echo once; sleep 30', timeout: 1, logEnviron: false },
+      { backlog: stallOnce, onUpdate: ([key, value]) => key === 'header' && String(value).includes('attempting to kill') && events.push('killed') },
+    );
+    assert.equal(silent.rc, -1);
+    assert.ok(silent.headers().includes("\ncommand timed out: 1 seconds without output running b'echo once; sleep 30', attempting to kill\n"));
+    assert.deepEqual(events, ['paused', 'resumed', 'killed']);
+  });
+
   it('kills a command that runs longer than maxTime, output or not', async () => {
     const run = await runShell({ workdir: 'maxtime', command: ['sh', '-c', 'while :; do echo tick; sleep 0.1; done'], maxTime: new PyFloat(1), timeout: 10 });
     assert.equal(run.rc, -1);

@@ -55,6 +55,8 @@ export class ProcessSupervisor {
   private startedAt = 0;
   private done = false;
   private killed = false;
+  /** Streams paused while the master is behind: time paused is not silence. */
+  private pausedReads = 0;
   private silenceTimer: NodeJS.Timeout | undefined;
   private maxTimer: NodeJS.Timeout | undefined;
   private sigtermTimer: NodeJS.Timeout | undefined;
@@ -136,7 +138,12 @@ export class ProcessSupervisor {
     child.once('close', (code, signal) => void this.finish(code ?? -1, signal).then(this.settle!.resolve, this.settle!.reject));
     const { timeout, maxTime } = this.spec;
     const { fakeRepr } = this.setup.command;
-    if (hasLimit(timeout)) this.silenceTimer = setTimeout(() => this.kill(silenceTimeoutReason(timeout, fakeRepr), 'timeout_without_output'), delayMs(timeout));
+    if (hasLimit(timeout)) {
+      this.silenceTimer = setTimeout(() => {
+        // Paused by our own backpressure: the resume starts the silence afresh.
+        if (this.pausedReads === 0) this.kill(silenceTimeoutReason(timeout, fakeRepr), 'timeout_without_output');
+      }, delayMs(timeout));
+    }
     if (hasLimit(maxTime)) this.maxTimer = setTimeout(() => this.kill(maxTimeReason(maxTime, fakeRepr), 'timeout'), delayMs(maxTime));
     for (const watcher of this.watchers) watcher.start();
     this.ctx.interrupted?.addEventListener('abort', this.onAbort, { once: true });
@@ -146,24 +153,35 @@ export class ProcessSupervisor {
   private output(stream: OutputStream, chunk: Buffer, pipe: Readable): void {
     this.silenceTimer?.refresh();
     stream.push(chunk);
-    // While the master is behind, stop reading: the child then blocks on a full pipe.
+    // While the master is behind, stop reading: the child then blocks on a full pipe. That time is
+    // not the command's silence (buildbot-worker, which never pauses, resets its timer on each read).
     const backlog = this.ctx.updates.backlog();
     if (backlog) {
       pipe.pause();
-      void backlog.then(() => pipe.resume());
+      this.pausedReads++;
+      void backlog.then(() => {
+        this.pausedReads--;
+        // Reactivates the timer if it went off meanwhile (cancelled timers are undefined by now).
+        this.silenceTimer?.refresh();
+        pipe.resume();
+      });
     }
   }
 
   /**
    * Sent output counts against max_lines. As in 4.2.1, the piece that goes over the limit is
-   * still sent, after the kill header; stdout is closed (stderr is read on), so nothing more of it is.
+   * still sent, after the kill header. On pipes stdout is closed (stderr is read on), so nothing
+   * more of it is. A terminal is one stream that Twisted's PTYProcess cannot close (its
+   * closeStdout does nothing): the process keeps it, gets only the kill's signals, and what it
+   * writes meanwhile (a TERM trap's last words) is read and sent, as 4.2.1 sends it.
    */
   private send(text: string, emit: (text: string) => void): void {
     if (this.lineLimit?.add(text) && !this.done && this.child) {
-      this.stdout.close();
+      const closeStdout = !this.setup.usePTY;
+      if (closeStdout) this.stdout.close();
       this.kill(this.lineLimit.reason(this.setup.command.fakeRepr), 'max_lines_failure');
       // Only after the signal: a process still writing would otherwise end on EPIPE first, with its own rc.
-      this.child.stdout.destroy();
+      if (closeStdout) this.child.stdout.destroy();
     }
     emit(text);
   }
