@@ -18,6 +18,7 @@ import { writeCall } from '../src/pb/messages.js';
 import { Tuple, type PbValue } from '../src/pb/values/values.js';
 import { PYTHON } from '../test/helpers/python.js';
 import { int, pick, rng, type Rng } from '../test/helpers/random-values.js';
+import { logText } from './step-log.js';
 import { toTagged } from '../test/helpers/tagged.js';
 
 const { values: options } = parseArgs({
@@ -37,29 +38,7 @@ interface Update {
   args: Tuple<unknown>;
 }
 
-// ---- A deterministic step log --------------------------------------------------
-
-const FILES = ['core/buffer', 'net/socket', 'util/strings', 'drivers/e1000_main', 'fs/ext4/inode', 'crypto/sha256', 'parser/lexer', 'tests/test_http'];
-const IDENTS = ['len', 'ctx', 'buf', 'flags', 'ret', 'node', 'priv', 'skb', 'offset', 'state'];
-
-/** Lines like those a C/C++ build prints (GCC quotes with ‘’ in a UTF-8 locale). */
-const LINE_MAKERS: ((r: Rng) => string)[] = [
-  (r) => `gcc -O2 -g -Wall -Wextra -fPIC -Iinclude -I/usr/include/openssl -c src/${pick(r, FILES)}.c -o build/${pick(r, FILES)}.o`,
-  (r) => `src/${pick(r, FILES)}.c:${1 + int(r, 3000)}:${1 + int(r, 80)}: warning: unused variable ‘${pick(r, IDENTS)}’ [-Wunused-variable]`,
-  (r) => `[ ${String(int(r, 101)).padStart(3)}%] Building CXX object src/CMakeFiles/core.dir/${pick(r, FILES)}.cpp.o`,
-  (r) => `  CC [M]  ${pick(r, FILES)}.o`,
-  (r) => `In file included from include/${pick(r, FILES)}.h:${1 + int(r, 400)},`,
-  (r) => ` ${String(1 + int(r, 3000)).padStart(4)} |     return ${pick(r, IDENTS)}(${pick(r, IDENTS)}, ${int(r, 4096)});`,
-  () => `      |            ^~~~~~~~~~~~~~~~~~`,
-  (r) => `PASS: ${pick(r, FILES)} (${int(r, 5000)} ms)`,
-];
-
-/** Output as it reaches the worker: whole lines, the chunk cut wherever the pipe was read. */
-function text(r: Rng, length: number): string {
-  let s = '';
-  while (s.length < length) s += pick(r, LINE_MAKERS)(r) + '\n';
-  return s.slice(0, length);
-}
+// ---- A deterministic update stream ------------------------------------------
 
 /** Mostly small chunks, some up to the 64 KiB buildbot-worker reads at once. */
 function chunkLength(r: Rng): number {
@@ -97,7 +76,7 @@ function updateStream(count: number): Update[] {
   };
   while (updates.length < count) {
     push('header', header(r));
-    for (let n = 20 + int(r, 40); n > 0; n--) push(r() < 0.9 ? 'stdout' : 'stderr', text(r, chunkLength(r)));
+    for (let n = 20 + int(r, 40); n > 0; n--) push(r() < 0.9 ? 'stdout' : 'stderr', logText(r, chunkLength(r)));
     push('rc', int(r, 5) === 0 ? 2 : 0);
     push('elapsed', 1 + int(r, 600) + 0.125 + r() / 2);
     luid++;
