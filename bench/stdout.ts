@@ -2,14 +2,15 @@
 // worker whose single ShellCommand cats N MB (10^6 bytes) of build-log lines, run by the real
 // Python buildbot-worker 3.7 and by bbgate (the real CLI, `bbgate start --nodaemon`), in one run.
 //
-//   node dist/bench/stdout.js [--mb N] [--runs R]
+//   node dist/bench/stdout.js [--mb N] [--runs R] [--cpu-prof DIR]
 //
 // Figures, per worker, from /proc: CPU (user+sys) of the worker process itself during the build
 // (the step's `cat` is its child and is not counted), its peak RSS during the build (the high-water
 // mark is reset before each build through /proc/PID/clear_refs), the master's CPU during the build,
 // and the step's time measured inside the master (perf_counter around the step's run()). Each
 // build's stdio log must hold every line (its line count is checked against the file's). With R > 1
-// the runs alternate between the workers and the median is shown.
+// the runs alternate between the workers and the median is shown. --cpu-prof runs the bbgate worker
+// under `node --cpu-prof` and leaves its profile in DIR (the profiler's cost is in the figures then).
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -26,6 +27,7 @@ const { values: options } = parseArgs({
   options: {
     mb: { type: 'string', default: '100' },
     runs: { type: 'string', default: '1' },
+    'cpu-prof': { type: 'string' },
   },
 });
 const PASSWORD = 'bench-pass';
@@ -119,7 +121,8 @@ interface Contender {
 async function startBbgate(port: number, name: string, dir: string): Promise<Contender> {
   const created = await bbgate(['create-worker', '-q', dir, `127.0.0.1:${port}`, name, PASSWORD]);
   if (created.status !== 0) throw new Error(`bbgate create-worker: ${created.stderr}`);
-  const worker: LineProcess = startProcess(process.execPath, [CLI, 'start', '--nodaemon', dir], { env: bbgateEnv() });
+  const profile = options['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${options['cpu-prof']}`] : [];
+  const worker: LineProcess = startProcess(process.execPath, [...profile, CLI, 'start', '--nodaemon', dir], { env: bbgateEnv() });
   await worker.waitForLine(/Connected to buildmaster; worker is ready/, 30_000);
   return {
     label: 'bbgate',
