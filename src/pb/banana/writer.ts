@@ -9,6 +9,9 @@ const VOCAB_INDEX = new Map(PB_VOCABULARY.map((word, i) => [word, i + 1]));
 const SHORTEST_WORD = Math.min(...PB_VOCABULARY.map((w) => w.length));
 const LONGEST_WORD = Math.max(...PB_VOCABULARY.map((w) => w.length));
 
+/** Text of at most this many UTF-16 code units always fits one string element (a unit is at most 3 bytes of UTF-8). */
+export const MAX_TEXT_UNITS = Math.floor(SIZE_LIMIT / 3);
+
 /** A Banana s-expression: what the framing layer itself can carry. */
 export type Sexp = number | bigint | PyFloat | Uint8Array | Sexp[];
 
