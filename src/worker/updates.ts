@@ -15,6 +15,12 @@ export interface UpdateOptions {
 /** buildbot-worker's newline rule: CRLF, a lone CR before more text, and cursor escapes all end a line. */
 const NEWLINES = /\r\n|\r(?=[^\n])|\x1b\[u|\x1b\[[0-9]+;[0-9]+[Hf]|\x1b\[2J|\x08+/g;
 
+/** Text with NEWLINES made "\n"; one search for each character a match starts with skips the regex (5× slower) where there is none. */
+function normalise(text: string): string {
+  if (text.indexOf('\r') < 0 && text.indexOf('\x1b') < 0 && text.indexOf('\x08') < 0) return text;
+  return text.replace(NEWLINES, '\n');
+}
+
 /** The text item still open to more text of its kind: the last one held. */
 interface OpenText {
   key: string;
@@ -94,7 +100,7 @@ export class UpdateBuffer {
   private lines(stream: string, text: string): string {
     // A CR at the very end may be the first half of a CRLF: it stays in the held partial line.
     const held = this.partial.get(stream);
-    const normal = (held === undefined ? text : held + text).replace(NEWLINES, '\n');
+    const normal = normalise(held === undefined ? text : held + text);
     const piece = this.maxLineLength - 1;
     let start = fitsLines(normal, piece);
     let out: string;
