@@ -5,6 +5,7 @@
 //
 // Encode: jelly + Banana of every message, through the encoder Broker.callRemote uses (writeCall).
 // Decode: Banana fed in 64 KiB chunks, as from a socket, and unjelly of each call's arguments and keywords.
+// Rates are bytes per CPU second of each side's process, so that a loaded machine moves them little.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,6 +19,7 @@ import { writeCall } from '../src/pb/messages.js';
 import { Tuple, type PbValue } from '../src/pb/values/values.js';
 import { PYTHON } from '../test/helpers/python.js';
 import { int, pick, rng, type Rng } from '../test/helpers/random-values.js';
+import { logText } from './step-log.js';
 import { toTagged } from '../test/helpers/tagged.js';
 
 const { values: options } = parseArgs({
@@ -37,29 +39,7 @@ interface Update {
   args: Tuple<unknown>;
 }
 
-// ---- A deterministic step log --------------------------------------------------
-
-const FILES = ['core/buffer', 'net/socket', 'util/strings', 'drivers/e1000_main', 'fs/ext4/inode', 'crypto/sha256', 'parser/lexer', 'tests/test_http'];
-const IDENTS = ['len', 'ctx', 'buf', 'flags', 'ret', 'node', 'priv', 'skb', 'offset', 'state'];
-
-/** Lines like those a C/C++ build prints (GCC quotes with ‘’ in a UTF-8 locale). */
-const LINE_MAKERS: ((r: Rng) => string)[] = [
-  (r) => `gcc -O2 -g -Wall -Wextra -fPIC -Iinclude -I/usr/include/openssl -c src/${pick(r, FILES)}.c -o build/${pick(r, FILES)}.o`,
-  (r) => `src/${pick(r, FILES)}.c:${1 + int(r, 3000)}:${1 + int(r, 80)}: warning: unused variable ‘${pick(r, IDENTS)}’ [-Wunused-variable]`,
-  (r) => `[ ${String(int(r, 101)).padStart(3)}%] Building CXX object src/CMakeFiles/core.dir/${pick(r, FILES)}.cpp.o`,
-  (r) => `  CC [M]  ${pick(r, FILES)}.o`,
-  (r) => `In file included from include/${pick(r, FILES)}.h:${1 + int(r, 400)},`,
-  (r) => ` ${String(1 + int(r, 3000)).padStart(4)} |     return ${pick(r, IDENTS)}(${pick(r, IDENTS)}, ${int(r, 4096)});`,
-  () => `      |            ^~~~~~~~~~~~~~~~~~`,
-  (r) => `PASS: ${pick(r, FILES)} (${int(r, 5000)} ms)`,
-];
-
-/** Output as it reaches the worker: whole lines, the chunk cut wherever the pipe was read. */
-function text(r: Rng, length: number): string {
-  let s = '';
-  while (s.length < length) s += pick(r, LINE_MAKERS)(r) + '\n';
-  return s.slice(0, length);
-}
+// ---- A deterministic update stream ------------------------------------------
 
 /** Mostly small chunks, some up to the 64 KiB buildbot-worker reads at once. */
 function chunkLength(r: Rng): number {
@@ -97,7 +77,7 @@ function updateStream(count: number): Update[] {
   };
   while (updates.length < count) {
     push('header', header(r));
-    for (let n = 20 + int(r, 40); n > 0; n--) push(r() < 0.9 ? 'stdout' : 'stderr', text(r, chunkLength(r)));
+    for (let n = 20 + int(r, 40); n > 0; n--) push(r() < 0.9 ? 'stdout' : 'stderr', logText(r, chunkLength(r)));
     push('rc', int(r, 5) === 0 ? 2 : 0);
     push('elapsed', 1 + int(r, 600) + 0.125 + r() / 2);
     luid++;
@@ -135,14 +115,19 @@ function frame(stream: Buffer): void {
   for (let i = 0; i < stream.length; i += CHUNK) parser.feed(stream.subarray(i, i + CHUNK));
 }
 
-/** Bytes per second over whole passes, repeated for at least `seconds`. */
+/**
+ * Bytes per CPU second (user + system, every thread of this process) over whole passes, repeated
+ * for at least `seconds` of CPU time: CPU time, unlike the clock, barely moves when other
+ * processes share the machine. Twisted's side is timed the same way (time.process_time).
+ */
 function rate(run: () => unknown, bytes: number, seconds: number): number {
   let passes = 0;
-  const started = performance.now();
+  const started = process.cpuUsage();
   for (;;) {
     run();
     passes++;
-    const elapsed = (performance.now() - started) / 1000;
+    const used = process.cpuUsage(started);
+    const elapsed = (used.user + used.system) / 1e6;
     if (elapsed >= seconds) return (passes * bytes) / elapsed;
   }
 }
@@ -195,7 +180,7 @@ const mb = (bytesPerSecond: number) => (bytesPerSecond / 1e6).toFixed(1).padStar
 const times = (x: number) => `${x.toFixed(1)}×`.padStart(11);
 console.log(`Buildbot update stream: ${updates.length} messages, ${(stream.length / 1e6).toFixed(1)} MB` +
   ` (Twisted's encoding ${twisted.identical ? 'is byte for byte identical' : 'DIFFERS'})`);
-console.log(`${''.padEnd(16)}  encode MB/s  decode MB/s  (framing only)`);
+console.log(`${''.padEnd(16)}  encode MB/s  decode MB/s  (framing only)   (MB per CPU second)`);
 console.log(`${'bbgate (Node)'.padEnd(16)}  ${mb(ours.encode)}  ${mb(ours.decode)}  ${mb(ours.frame)}`);
 console.log(`${'Twisted (Python)'.padEnd(16)}  ${mb(twisted.encode)}  ${mb(twisted.decode)}  ${mb(twisted.frame)}`);
 console.log(`${'ratio'.padEnd(16)}  ${times(ours.encode / twisted.encode)}  ${times(ours.decode / twisted.decode)}  ${times(ours.frame / twisted.frame)}`);

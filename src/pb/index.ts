@@ -9,6 +9,6 @@ export * from './messages.js';
 export { BananaParser, decodeSexps } from './banana/parser.js';
 export { BananaScanner, DEFAULT_MAX_DEPTH, DEFAULT_MAX_EXPRESSION_BYTES, MIN_ELEMENT_COST, type BananaEvents, type ParserLimits } from './banana/scanner.js';
 export { DIALECTS, PB_VOCABULARY } from './banana/constants.js';
-export { BananaWriter, encodeSexp, type Sexp } from './banana/writer.js';
+export { BananaWriter, encodeSexp, MAX_TEXT_UNITS, type Sexp } from './banana/writer.js';
 export { jelly, type JellyContext } from './jelly/encode.js';
 export { unjelly, type UnjellyContext } from './jelly/decode.js';

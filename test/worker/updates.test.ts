@@ -1,14 +1,24 @@
 // Line splitting and buffering of command output, as buildbot-worker does it, minus its data loss.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Tuple } from '../../src/pb/values/values.js';
-import { UpdateBuffer, type Update } from '../../src/worker/updates.js';
+import { BananaWriter, MAX_TEXT_UNITS } from '../../src/pb/banana/writer.js';
+import { jelly } from '../../src/pb/jelly/encode.js';
+import { PyText, Tuple } from '../../src/pb/values/values.js';
+import { UpdateBuffer, type Update, type UpdateOptions } from '../../src/worker/updates.js';
+import { int, pick, rng, type Rng } from '../helpers/random-values.js';
 import { waitFor } from '../helpers/wait.js';
+
+/** An update with its text as plain strings (the buffer sends PyText pieces). */
+function plain([key, value]: Update): Update {
+  if (value instanceof PyText) return [key, value.toString()];
+  if (value instanceof Tuple && value[1] instanceof PyText) return [key, Tuple.from([value[0], value[1].toString()])];
+  return [key, value];
+}
 
 function collect(options = {}) {
   const batches: Update[][] = [];
   const buffer = new UpdateBuffer((items) => batches.push(items), { bufferTimeout: 10_000, ...options });
-  return { buffer, batches, all: () => batches.flat() };
+  return { buffer, batches, all: () => batches.flat().map(plain) };
 }
 
 describe('UpdateBuffer', () => {
@@ -77,4 +87,138 @@ describe('UpdateBuffer', () => {
     buffer.flush();
     assert.equal(batches.length, 0);
   });
+
+  it('cuts text longer than one string element can carry into items that can, in order', () => {
+    const { buffer, batches } = collect({ bufferSize: 1 << 30 });
+    const text = ('x'.repeat(100) + '‘\n').repeat(5000);
+    buffer.text('stdout', text);
+    buffer.flush();
+    const items = batches.flat();
+    assert.ok(items.length > 1, 'one item would be refused by the encoder');
+    for (const [key, value] of items) {
+      assert.equal(key, 'stdout');
+      assert.ok((value as PyText).length <= MAX_TEXT_UNITS);
+      const w = new BananaWriter();
+      jelly(w, value);
+    }
+    assert.equal(items.map(([, v]) => String(v)).join(''), text);
+  });
+
+  it('splits and batches exactly as the line-by-line algorithm it replaced, on random output (an oracle)', () => {
+    for (let seed = 1; seed <= 300; seed++) {
+      const r = rng(seed);
+      const options: UpdateOptions = { bufferSize: pick(r, [64, 1000, 64 * 1024]), maxLineLength: pick(r, [4096, 8, 30, 200]) };
+      const ours = collect(options);
+      const before = new LineByLineBuffer((items) => oldBatches.push(items), { bufferTimeout: 10_000, ...options });
+      const oldBatches: Update[][] = [];
+      for (let n = int(r, 40); n > 0; n--) {
+        const roll = r();
+        if (roll < 0.7) {
+          const key = pick(r, ['stdout', 'stderr', 'header'] as const);
+          const text = randomOutput(r);
+          ours.buffer.text(key, text);
+          before.text(key, text);
+        } else if (roll < 0.9) {
+          const name = pick(r, ['a.log', 'b.log']);
+          const text = randomOutput(r);
+          ours.buffer.log(name, text);
+          before.log(name, text);
+        } else {
+          ours.buffer.other('rc', n);
+          before.other('rc', n);
+        }
+      }
+      ours.buffer.flush();
+      before.flush();
+      assert.deepEqual(ours.batches.map((b) => b.map(plain)), oldBatches, `seed ${seed}`);
+    }
+  });
 });
+
+const PIECES = ['a', 'bc', ' ', '\n', '\r', '\r\n', '\x1b[2J', '\x1b[u', '\x1b[12;40H', '\x1b[3;4f', '\x1b[', '\x08', '\x08\x08', 'é', '‘', '😀', '\ud83d', 'x'.repeat(50), 'y'.repeat(5000)];
+
+/** Output cut anywhere: inside CRLFs, escapes and surrogate pairs, lines of any length. */
+function randomOutput(r: Rng): string {
+  let s = '';
+  for (let n = 1 + int(r, 60); n > 0; n--) s += pick(r, PIECES);
+  const from = int(r, s.length);
+  return r() < 0.3 ? s.slice(from) : s;
+}
+
+/** The UpdateBuffer as it was before slices and pieces: every line split, cut and joined one by one. */
+class LineByLineBuffer {
+  private readonly bufferSize: number;
+  private readonly maxLineLength: number;
+  private readonly partial = new Map<string, string>();
+  private items: Update[] = [];
+  private held = 0;
+  private static readonly NEWLINES = /\r\n|\r(?=[^\n])|\x1b\[u|\x1b\[[0-9]+;[0-9]+[Hf]|\x1b\[2J|\x08+/g;
+
+  constructor(private readonly send: (items: Update[]) => void, options: UpdateOptions = {}) {
+    this.bufferSize = options.bufferSize ?? 64 * 1024;
+    this.maxLineLength = options.maxLineLength ?? 4096;
+  }
+
+  text(key: string, text: string): void {
+    const lines = this.lines(key, text);
+    if (lines) this.add(key, lines);
+  }
+
+  log(name: string, text: string): void {
+    const lines = this.lines(`log:${name}`, text);
+    if (lines) this.add('log', lines, name);
+  }
+
+  other(key: string, value: unknown): void {
+    this.items.push([key, value]);
+    this.held += 20;
+  }
+
+  flush(): void {
+    for (const stream of [...this.partial.keys()].sort()) {
+      const rest = this.partial.get(stream)!;
+      this.partial.delete(stream);
+      if (stream.startsWith('log:')) this.add('log', `${rest}\n`, stream.slice(4));
+      else this.add(stream, `${rest}\n`);
+    }
+    this.sendNow();
+  }
+
+  private lines(stream: string, text: string): string {
+    const normal = ((this.partial.get(stream) ?? '') + text).replace(LineByLineBuffer.NEWLINES, '\n');
+    const piece = this.maxLineLength - 1;
+    let out = '';
+    let start = 0;
+    for (;;) {
+      const newline = normal.indexOf('\n', start);
+      const end = newline < 0 ? normal.length : newline;
+      for (; end - start > piece; start += piece) out += `${normal.slice(start, start + piece)}\n`;
+      if (newline < 0) break;
+      out += normal.slice(start, newline + 1);
+      start = newline + 1;
+    }
+    if (start < normal.length) this.partial.set(stream, normal.slice(start));
+    else this.partial.delete(stream);
+    return out;
+  }
+
+  private add(key: string, text: string, logname?: string): void {
+    const last = this.items[this.items.length - 1];
+    if (last && last[0] === key && (logname === undefined || (last[1] as string[])[0] === logname)) {
+      if (logname === undefined) last[1] = (last[1] as string) + text;
+      else last[1] = Tuple.from([logname, (last[1] as string[])[1] + text]);
+    } else {
+      this.items.push([key, logname === undefined ? text : Tuple.from([logname, text])]);
+    }
+    this.held += text.length + 16;
+    if (this.held >= this.bufferSize) this.sendNow();
+  }
+
+  private sendNow(): void {
+    if (this.items.length === 0) return;
+    const items = this.items;
+    this.items = [];
+    this.held = 0;
+    this.send(items);
+  }
+}

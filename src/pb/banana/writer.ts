@@ -9,6 +9,9 @@ const VOCAB_INDEX = new Map(PB_VOCABULARY.map((word, i) => [word, i + 1]));
 const SHORTEST_WORD = Math.min(...PB_VOCABULARY.map((w) => w.length));
 const LONGEST_WORD = Math.max(...PB_VOCABULARY.map((w) => w.length));
 
+/** Text of at most this many UTF-16 code units always fits one string element (a unit is at most 3 bytes of UTF-8). */
+export const MAX_TEXT_UNITS = Math.floor(SIZE_LIMIT / 3);
+
 /** A Banana s-expression: what the framing layer itself can carry. */
 export type Sexp = number | bigint | PyFloat | Uint8Array | Sexp[];
 
@@ -90,7 +93,7 @@ export class BananaWriter {
     this.pos += b.length;
   }
 
-  /** Text as its UTF-8 bytes, without an intermediate buffer. */
+  /** Text as one string element of its UTF-8 bytes (a vocabulary word as VOCAB in dialect "pb"). */
   utf8(s: string): void {
     if (this.vocab && s.length >= SHORTEST_WORD && s.length <= LONGEST_WORD) {
       const index = VOCAB_INDEX.get(s);
@@ -99,11 +102,30 @@ export class BananaWriter {
         return;
       }
     }
-    const length = s.length < 64 && isAscii(s) ? s.length : Buffer.byteLength(s, 'utf8');
-    this.checkLength(length);
+    this.text([s], s.length);
+  }
+
+  /**
+   * Text given as pieces, `units` UTF-16 code units in all, as one string element. Each piece's
+   * UTF-8 goes straight into the buffer, after room for the longest prefix its length could need
+   * (a code unit is 1 to 3 bytes); the prefix is filled in afterwards, the bytes moved down when it
+   * came out shorter. Neither a joined string nor a separate count of the bytes is ever made. Text
+   * whose UTF-8 exceeds SIZE_LIMIT is refused before it is sent (Twisted would drop the
+   * connection), and nothing of it stays written.
+   */
+  text(pieces: readonly string[], units: number): void {
+    if (units > SIZE_LIMIT) throw textTooLong(`${units} characters`);
+    const room = digits(3 * units) + 1;
+    this.ensure(Math.max(room + 3 * units, 9));
+    const start = this.pos;
+    const body = start + room;
+    let end = body;
+    for (const piece of pieces) end += this.buf.write(piece, end, 'utf8');
+    const length = end - body;
+    if (length > SIZE_LIMIT) throw textTooLong(`${length} bytes of UTF-8`);
     this.prefix(length, STRING);
-    this.ensure(length);
-    this.pos += this.buf.write(s, this.pos, length, 'utf8');
+    if (this.pos < body) this.buf.copyWithin(this.pos, body, end);
+    this.pos += length;
   }
 
   /** An ASCII word such as a jelly type atom or PB command. */
@@ -164,9 +186,18 @@ export class BananaWriter {
   }
 }
 
-function isAscii(s: string): boolean {
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
-  return true;
+function textTooLong(size: string): BananaError {
+  return new BananaError('BANANA_CANNOT_ENCODE', `text of ${size} is too long to send (limit ${SIZE_LIMIT} bytes)`);
+}
+
+/** How many base-128 digits the prefix of n takes (0 takes one). */
+function digits(n: number): number {
+  let count = 1;
+  while (n >= 128) {
+    n = Math.floor(n / 128);
+    count++;
+  }
+  return count;
 }
 
 export function describe(v: unknown): string {

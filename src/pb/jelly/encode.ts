@@ -3,7 +3,7 @@ import { DEFAULT_MAX_DEPTH } from '../banana/scanner.js';
 import { describe, type BananaWriter } from '../banana/writer.js';
 import { COPYABLE_FAILURE, PbFailure } from '../values/failure.js';
 import { Referenceable, RemoteReference } from '../values/references.js';
-import { FrozenSet, PyFloat, Tuple, Unpersistable } from '../values/values.js';
+import { FrozenSet, PyFloat, PyText, Tuple, Unpersistable } from '../values/values.js';
 
 /** How references are sent: only a broker can give them luids. */
 export interface JellyContext {
@@ -83,6 +83,10 @@ class Jellier {
       w.bytes(v);
     } else if (v instanceof PyFloat) {
       w.float(v.value);
+    } else if (v instanceof PyText) {
+      w.list(2);
+      w.word('unicode');
+      w.text(v.pieces, v.length);
     } else if (isContainer(v)) {
       this.container(v);
     } else if (v instanceof Referenceable) {

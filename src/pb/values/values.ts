@@ -26,6 +26,38 @@ export function tuple<T extends unknown[]>(...items: T): Tuple<T[number]> {
 
 export class FrozenSet<T = unknown> extends Set<T> {}
 
+/**
+ * Text to send as one Python `str`, kept as the pieces it was made of: jelly writes each piece's
+ * UTF-8 straight into the message, so the pieces are never joined into one long JavaScript string
+ * (joining and measuring one costs more than the rest of the send). Send-only: a `str` received
+ * is a `string`. `length` counts UTF-16 code units, as String#length does.
+ */
+export class PyText {
+  readonly pieces: string[] = [];
+  length = 0;
+
+  constructor(...pieces: string[]) {
+    for (const piece of pieces) this.append(piece);
+  }
+
+  append(piece: string): void {
+    if (piece.length === 0) return;
+    this.length += piece.length;
+    const last = this.pieces.length - 1;
+    // A surrogate pair split between two pieces is joined, as each piece is encoded on its own.
+    if (last >= 0 && isHighSurrogate(this.pieces[last]!.charCodeAt(this.pieces[last]!.length - 1))) this.pieces[last] += piece;
+    else this.pieces.push(piece);
+  }
+
+  toString(): string {
+    return this.pieces.join('');
+  }
+}
+
+function isHighSurrogate(unit: number): boolean {
+  return unit >= 0xd800 && unit <= 0xdbff;
+}
+
 /** What Twisted sends for an object its security options would not serialize. */
 export class Unpersistable {
   constructor(readonly reason: string) {}
