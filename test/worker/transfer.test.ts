@@ -449,8 +449,8 @@ describe('downloadFile', () => {
     const spec = downloadFileCommand({ window: (blockSize) => windows[windows.push(new AdaptiveWindow(blockSize, cap)) - 1]! });
     await runCommand(spec, fakeContext(args(r, { workerdest: 'capped.bin', blocksize: 8192 }), { builderDir }));
     assert.equal(sha(await readFile(join(builderDir, 'build', 'capped.bin'))), sha(data));
-    assert.equal(r.maxOutstanding, cap / 8192);
-    assert.equal(windows[0]!.peak, cap);
+    assert.ok(r.maxOutstanding <= cap / 8192, `${r.maxOutstanding} reads out at once`);
+    assert.equal(windows[0]!.peak, cap, 'the window filled to its cap, and no further');
   });
 
   it('an empty text answer also ends the file', async () => {

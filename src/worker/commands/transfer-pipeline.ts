@@ -1,4 +1,4 @@
-import type { TransferWindow } from './transfer-window.js';
+import type { SentBlock, TransferWindow } from './transfer-window.js';
 
 /**
  * Calls to the master's FileWriter or FileReader kept in flight as far as a
@@ -14,8 +14,25 @@ export interface PipelineSteps<T> {
    * Undefined when there was nothing left to send (the end of the data).
    */
   call(length: number): Promise<{ bytes: number; answer: Promise<T> } | undefined>;
-  /** Takes each answer, in call order; false: the data has ended, take no more. */
-  take(answer: T, bytes: number): Promise<boolean> | boolean;
+  /**
+   * Takes the answers in call order: the oldest, with those after it that
+   * have already arrived (so that a download writes them to disk at once);
+   * false: the data has ended, take no more.
+   */
+  take(answers: Answer<T>[]): Promise<boolean> | boolean;
+}
+
+export interface Answer<T> {
+  answer: T;
+  /** What its call put in flight. */
+  bytes: number;
+}
+
+interface InFlight<T> {
+  block: SentBlock;
+  answer: Promise<T>;
+  /** Set when the answer has arrived (not for a failure). */
+  arrived?: { answer: T };
 }
 
 /**
@@ -25,7 +42,7 @@ export interface PipelineSteps<T> {
  * taken; after an interrupt or maxsize they are still taken.
  */
 export async function runPipeline<T>(window: TransferWindow, steps: PipelineSteps<T>, clock: () => number = () => performance.now()): Promise<{ error: unknown } | undefined> {
-  const inFlight: { block: ReturnType<TransferWindow['sent']>; answer: Promise<T> }[] = [];
+  const inFlight: InFlight<T>[] = [];
   let failure: { error: unknown } | undefined;
   let calling = true;
   let taking = true;
@@ -40,22 +57,27 @@ export async function runPipeline<T>(window: TransferWindow, steps: PipelineStep
           if (!made) calling = false;
           else {
             // Taken (and its rejection handled) in order below; until then a rejection is not unhandled.
-            made.answer.catch(() => undefined);
-            inFlight.push({ block: window.sent(made.bytes, clock()), answer: made.answer });
+            const entry: InFlight<T> = { block: window.sent(made.bytes, clock()), answer: made.answer };
+            made.answer.then((answer) => (entry.arrived = { answer }), () => undefined);
+            inFlight.push(entry);
           }
         } catch (error) {
           failure = { error };
         }
       }
     }
-    const head = inFlight.shift();
+    const head = inFlight[0];
     if (!head) return failure;
+    let taken = 1;
     try {
       const answer = await head.answer;
-      if (taking && !failure && !(await steps.take(answer, head.block.length))) calling = taking = false;
+      const answers: Answer<T>[] = [{ answer: answer as T, bytes: head.block.length }];
+      for (let next = inFlight[taken]; next?.arrived; next = inFlight[++taken]) answers.push({ answer: next.arrived.answer, bytes: next.block.length });
+      if (taking && !failure && !(await steps.take(answers))) calling = taking = false;
     } catch (error) {
       failure ??= { error };
     }
-    window.done(head.block, clock());
+    const now = clock();
+    for (const done of inFlight.splice(0, taken)) window.done(done.block, now);
   }
 }

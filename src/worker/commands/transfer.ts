@@ -351,17 +351,25 @@ async function receiveBlocks(ctx: CommandContext, reader: RemoteReference, handl
       if (remaining !== undefined) remaining -= length;
       return { bytes: length, answer: reader.callRemote('read', [length]) };
     },
-    async take(data, length) {
-      if (data === '' || (data instanceof Uint8Array && data.length === 0)) {
-        ended = true;
-        return false;
+    async take(answers) {
+      const blocks: Uint8Array[] = [];
+      try {
+        for (const { answer: data, bytes: length } of answers) {
+          if (data === '' || (data instanceof Uint8Array && data.length === 0)) {
+            ended = true;
+            break;
+          }
+          if (!(data instanceof Uint8Array)) throw pyError('TypeError', `the master's reader sent ${typeof data} data, not bytes`);
+          if (data.length > length) throw pyError('ValueError', `the master's reader sent ${data.length} bytes for a read of ${length}`);
+          // A short answer before the end leaves maxsize room for more.
+          if (remaining !== undefined) remaining += length - data.length;
+          blocks.push(data);
+        }
+      } finally {
+        // What came before a bad answer is written, as 3.7 writes each block as it comes.
+        await writeAll(handle, blocks);
       }
-      if (!(data instanceof Uint8Array)) throw pyError('TypeError', `the master's reader sent ${typeof data} data, not bytes`);
-      if (data.length > length) throw pyError('ValueError', `the master's reader sent ${data.length} bytes for a read of ${length}`);
-      // A short answer before the end leaves maxsize room for more.
-      if (remaining !== undefined) remaining += length - data.length;
-      await writeAll(handle, data);
-      return true;
+      return !ended;
     },
   });
   if (failure) throw failure.error;
@@ -370,10 +378,13 @@ async function receiveBlocks(ctx: CommandContext, reader: RemoteReference, handl
 
 export const downloadFile: CommandSpec = downloadFileCommand();
 
-async function writeAll(handle: FileHandle, data: Uint8Array): Promise<void> {
-  let written = 0;
-  while (written < data.length) {
-    const { bytesWritten } = await handle.write(data, written, data.length - written, null);
-    written += bytesWritten;
+/** Writes the blocks, in order, with as few calls as the system allows. */
+async function writeAll(handle: FileHandle, blocks: Uint8Array[]): Promise<void> {
+  let pending = blocks.filter((b) => b.length > 0);
+  while (pending.length) {
+    let { bytesWritten } = await handle.writev(pending);
+    // A short write: drop what went, and go on from the rest.
+    while (pending.length && bytesWritten >= pending[0]!.length) bytesWritten -= pending.shift()!.length;
+    if (pending.length && bytesWritten > 0) pending[0] = pending[0]!.subarray(bytesWritten);
   }
 }
