@@ -3,12 +3,13 @@
 // in one run; a Markdown table is printed.
 //
 //   node dist/bench/transfer.js [--mb 16,100] [--rtt 0,20,100] [--dir both|up|down] [--runs 3]
-//                               [--budget 60] [--quick] [--verbose]
+//                               [--budget 60] [--down-block 16384] [--quick] [--verbose]
 //
 // rtt 0 is plain loopback (the workers connect straight to the master); any other rtt puts a relay
 // on 127.0.0.1 in between that holds every chunk for rtt/2 in each direction, keeping order
 // (test/helpers/latency-relay.ts, in this process). The steps use the master's default blocks:
-// 256 KiB for FileUpload, 16 KiB for FileDownload.
+// 256 KiB for FileUpload, 16 KiB for FileDownload (--down-block sets FileDownload's blocksize: the
+// worker reads blocks of that size, as buildbot-worker does).
 //
 // Timing: the master records how long the step's run() took (perf_counter) and how much CPU its
 // process used meanwhile (process_time), as build properties, so no REST polling interval gets
@@ -43,6 +44,7 @@ const { values: options } = parseArgs({
     dir: { type: 'string', default: 'both' },
     runs: { type: 'string', default: '3' },
     budget: { type: 'string', default: '60' },
+    'down-block': { type: 'string', default: '16384' },
     quick: { type: 'boolean', default: false },
     verbose: { type: 'boolean', default: false },
     // Internal: run one bbgate worker (see childWorker).
@@ -53,7 +55,7 @@ const { values: options } = parseArgs({
 });
 const PASSWORD = 'bench-pass';
 const UPLOAD_BLOCK = 256 * 1024;
-const DOWNLOAD_BLOCK = 16 * 1024;
+const DOWNLOAD_BLOCK = Number(options['down-block']);
 
 // ---- A bbgate worker in a child process -------------------------------------------------
 
@@ -118,7 +120,7 @@ async function treeCpu(pid: number): Promise<number> {
 // ---- The master ---------------------------------------------------------------------------
 
 /** Timed upload and download builders per worker (the download checked by a sha256sum step). */
-function transferBuilders(names: string[]): string {
+function transferBuilders(names: string[], downloadBlock: number): string {
   return `
 import time as _bench_time
 
@@ -143,7 +145,7 @@ for _name in ${JSON.stringify(names)}:
     c['builders'].append(util.BuilderConfig(
         name='down-' + _name, workernames=[_name], workerbuilddir='bench',
         factory=util.BuildFactory([
-            _BenchDownload(mastersrc=util.Property('src'), workerdest='got.bin'),
+            _BenchDownload(mastersrc=util.Property('src'), workerdest='got.bin', blocksize=${downloadBlock}),
             steps.ShellCommand(name='check', command=['sh', '-c', 'sha256sum got.bin && rm -f got.bin'])])))
     for _b in ['up-' + _name, 'down-' + _name]:
         c['schedulers'].append(JsonForceScheduler(name='force-' + _b, builderNames=[_b]))
@@ -246,8 +248,8 @@ async function main(): Promise<void> {
   const runs = quick ? 1 : Number(options.runs);
   const budget = quick ? 30 : Number(options.budget);
   const dirs: Direction[] = options.dir === 'up' ? ['up'] : options.dir === 'down' ? ['down'] : ['up', 'down'];
-  if (sizes.some((n) => !(n > 0)) || rtts.some((r) => !(r >= 0)) || !Number.isInteger(runs) || runs < 1 || !(budget > 0) || !['both', 'up', 'down'].includes(options.dir!)) {
-    throw new Error('usage: transfer.js [--mb N,...] [--rtt MS,...] [--dir both|up|down] [--runs R] [--budget S] [--quick] [--verbose]');
+  if (sizes.some((n) => !(n > 0)) || rtts.some((r) => !(r >= 0)) || !Number.isInteger(runs) || runs < 1 || !(budget > 0) || !['both', 'up', 'down'].includes(options.dir!) || !Number.isInteger(DOWNLOAD_BLOCK) || DOWNLOAD_BLOCK < 1) {
+    throw new Error('usage: transfer.js [--mb N,...] [--rtt MS,...] [--dir both|up|down] [--runs R] [--budget S] [--down-block BYTES] [--quick] [--verbose]');
   }
   const names = ['python', 'bbgate'];
   const started = performance.now();
@@ -288,7 +290,7 @@ async function main(): Promise<void> {
         steps: [`steps.ShellCommand(command=['sh', '-c', '${setup} && : > empty.bin && sha256sum up-*.bin'])`],
       })),
       files: masterFiles,
-      extraConfig: transferBuilders(names),
+      extraConfig: transferBuilders(names, DOWNLOAD_BLOCK),
     });
     relay = await startDelayRelay(master.pbPort);
     sink = await startSink();
@@ -375,7 +377,7 @@ async function main(): Promise<void> {
   const ratio = (x: number, estimated?: boolean) => `${estimated ? '≥' : ''}${x.toFixed(x < 10 ? 2 : 0)}×`;
   const cpu = (c: Cell | undefined, which: 'masterCpu' | 'workerCpu') => (c?.[which] === undefined ? '–' : c[which]!.toFixed(2));
   console.log(
-    `Transfers with a real Buildbot 3.7 master (FileUpload 256 KiB blocks, FileDownload 16 KiB): seconds of the data alone ` +
+    `Transfers with a real Buildbot 3.7 master (FileUpload 256 KiB blocks, FileDownload ${DOWNLOAD_BLOCK / 1024} KiB): seconds of the data alone ` +
       `(step time on the master minus a 0-byte transfer's), loopback the median of ${runs} runs, the rest one run; ` +
       `${cpus().length} CPUs (${cpus()[0]?.model.trim()}), load ${load} at the start`,
   );

@@ -88,13 +88,14 @@ describe('AdaptiveWindow', () => {
     assert.equal(w.limit, WINDOW_FLOOR_BLOCKS * 256 * KiB);
   });
 
-  it('shrinks when the master slows down, once the faster samples have aged out', () => {
+  it('shrinks when the master stays slower for 10 rounds, once the faster samples have aged out', () => {
     const w = new AdaptiveWindow(16 * KiB);
     const { limits } = simulate(w, 16 * KiB, [
       { rttMs: 20, rate: 100_000, durationMs: 2000 },
-      { rttMs: 20, rate: 5_000, durationMs: 2000 },
+      // 4 MB in flight at 5 MB/s: each round takes the best part of a second.
+      { rttMs: 20, rate: 5_000, durationMs: 15_000 },
     ]);
-    const fast = limits[Math.floor(limits.length * 0.45)]!;
+    const fast = limits[Math.floor((limits.length * 200) / 275)]!;
     const slow = w.limit;
     assert.ok(fast >= 3 * MiB, `fast limit ${fast}`);
     assert.ok(slow <= 4 * 5_000 * 20 + 16 * KiB, `slow limit ${slow} (fast was ${fast})`);
@@ -112,6 +113,18 @@ describe('AdaptiveWindow', () => {
     assert.ok(w.inFlight <= limit, `${w.inFlight} in flight, limit ${limit}`);
     assert.ok(sent <= Math.ceil(limit / (16 * KiB)));
     assert.equal(w.allows(16 * KiB), false);
+  });
+
+  it('a hiccup (the master stops for a second) does not shrink the window: it is one long round', () => {
+    const w = new AdaptiveWindow(16 * KiB);
+    const { now } = simulate(w, 16 * KiB, [{ rttMs: 20, rate: 100_000, durationMs: 1000 }]);
+    const before = w.limit;
+    // Everything in flight completes a second late, then the link is as fast as before.
+    const blocks = [];
+    while (w.allows(16 * KiB)) blocks.push(w.sent(16 * KiB, now));
+    for (const b of blocks) w.done(b, now + 1000);
+    simulate(w, 16 * KiB, [{ rttMs: 20, rate: 100_000, durationMs: 60 }], now + 1000);
+    assert.ok(w.limit >= before * 0.9, `${w.limit} after the hiccup, ${before} before`);
   });
 
   it('idle time between blocks does not read as a slow link', () => {

@@ -5,12 +5,12 @@
  * answers calls on one connection in order), and the window learns from each.
  *
  * The adaptive window keeps twice the bandwidth-delay product in flight:
- * 2 × the best delivery rate seen lately × the smallest round trip seen
- * lately, at least 4 blocks and at most 16 MiB. Twice, so that it keeps
+ * 2 × the best delivery rate of the last 10 rounds × the smallest round trip
+ * of the transfer, at least 4 blocks and at most 16 MiB. Twice, so that it keeps
  * growing (each round trip it is allowed twice what the last one delivered)
  * until the rate stops rising, and then keeps a full pipe with at most one
- * round trip's worth queued. When the master slows down, the faster samples
- * age out of the rate filter and the window shrinks with them. Memory is
+ * round trip's worth queued. When the master stays slower for 10 rounds, the
+ * faster samples age out of the rate filter and the window shrinks with them. Memory is
  * bounded by the window: nothing more goes out until a block completes.
  *
  * The rate is measured per completed block as in BBR's delivery-rate
@@ -48,16 +48,13 @@ export const WINDOW_CAP = 16 * 1024 * 1024;
 export const WINDOW_FLOOR_BLOCKS = 4;
 /** The window is this many times the measured bandwidth-delay product. */
 export const WINDOW_GAIN = 2;
-/** How long the smallest round trip is remembered (ms) unless a smaller or equal one comes, as BBR's min-RTT filter. */
-export const MIN_RTT_WINDOW_MS = 10_000;
 /**
- * How long the best rate is remembered: this many smallest round trips, and
- * at least RATE_WINDOW_MIN_MS, of busy time (while something is in flight:
- * idle time ages nothing). A master that stays slower for this long shrinks
- * the window.
+ * How long the best rate is remembered, in rounds (a round ends when a block
+ * sent after it began completes), as BBR's max-bandwidth filter: idle time
+ * and a hiccup (one long round) age nothing; a master that stays slower for
+ * this many rounds shrinks the window.
  */
-export const RATE_WINDOW_RTTS = 10;
-export const RATE_WINDOW_MIN_MS = 100;
+export const RATE_WINDOW_ROUNDS = 10;
 
 interface Sample {
   at: number;
@@ -65,7 +62,7 @@ interface Sample {
 }
 
 /**
- * The largest of the samples of the last `span` (ms, rounds): a monotonic
+ * The largest of the samples of the last `span` rounds: a monotonic
  * deque, each sample dropped once a larger newer one or its age rules it out.
  */
 class WindowedMax {
@@ -94,17 +91,7 @@ class Accounting {
   protected delivered = 0;
   protected deliveredAt: number | undefined;
   protected firstSentAt: number | undefined;
-  /** Time (ms) with something in flight, up to the last event. */
-  protected busy = 0;
-  private lastEvent = 0;
-
-  private tick(now: number): void {
-    if (this.inFlight > 0) this.busy += now - this.lastEvent;
-    this.lastEvent = now;
-  }
-
   sent(length: number, now: number): SentBlock {
-    this.tick(now);
     // After an idle spell (nothing in flight) the clock of the rate sample restarts, so idle time is not counted.
     if (this.inFlight === 0) {
       this.deliveredAt = now;
@@ -116,7 +103,6 @@ class Accounting {
   }
 
   done(block: SentBlock, now: number): void {
-    this.tick(now);
     this.inFlight -= block.length;
     this.delivered += block.length;
     this.deliveredAt = now;
@@ -127,7 +113,9 @@ class Accounting {
 /** The adaptive window for blocks of (at most) `blockSize` bytes; see the module's comment. */
 export class AdaptiveWindow extends Accounting implements TransferWindow {
   private readonly maxRate = new WindowedMax();
-  private minRtt: Sample | undefined;
+  private minRtt = Infinity;
+  private round = 0;
+  private roundEnd = 0;
   private current: number;
   private readonly floor: number;
 
@@ -148,13 +136,17 @@ export class AdaptiveWindow extends Accounting implements TransferWindow {
 
   override done(block: SentBlock, now: number): void {
     super.done(block, now);
-    const sample = now - block.sentAt;
-    if (!this.minRtt || sample <= this.minRtt.value || now - this.minRtt.at > MIN_RTT_WINDOW_MS) this.minRtt = { at: now, value: sample };
-    const rtt = this.minRtt.value;
+    // The smallest of the whole transfer: an expiring one (BBR's 10 s) would take the round trip
+    // of a standing queue as the link's once the queue has stood that long, and keep the queue.
+    this.minRtt = Math.min(this.minRtt, now - block.sentAt);
+    if (block.delivered >= this.roundEnd) {
+      this.round++;
+      this.roundEnd = this.delivered;
+    }
     const interval = Math.max(now - block.deliveredAt, block.sentAt - block.firstSentAt);
-    if (interval > 0) this.maxRate.add((this.delivered - block.delivered) / interval, this.busy);
-    const rate = this.maxRate.best(this.busy, Math.max(RATE_WINDOW_RTTS * rtt, RATE_WINDOW_MIN_MS));
-    if (rate !== undefined) this.current = Math.min(this.cap, Math.max(this.floor, Math.ceil(WINDOW_GAIN * rate * rtt)));
+    if (interval > 0) this.maxRate.add((this.delivered - block.delivered) / interval, this.round);
+    const rate = this.maxRate.best(this.round, RATE_WINDOW_ROUNDS - 1);
+    if (rate !== undefined) this.current = Math.min(this.cap, Math.max(this.floor, Math.ceil(WINDOW_GAIN * rate * this.minRtt)));
   }
 }
 
