@@ -184,25 +184,21 @@ function suite(version: BuildbotVersion): void {
       return { calls, bytes, released: /xfer-stall: released/.test(log) };
     }
 
-    it('a stalled master: a download asks for no more than the cap while the reader holds its answers, then completes whole', async () => {
-      const since = (await master.log()).length;
-      const build = await master.runBuild('down-stall');
-      assert.equal(build.resultName, 'SUCCESS', build.stateString);
-      const held = await heldDuring(since);
-      assert.ok(held.released && held.calls > 0, 'the reader held calls');
-      assert.ok(held.bytes <= WINDOW_CAP, `${held.bytes} bytes asked for during the stall (cap ${WINDOW_CAP})`);
-      assert.equal(sha(await readFile(join(buildDir('down-stall'), 'stalled.bin'))), sha(SOURCE));
-    });
-
-    it('a stalled master: an upload sends no more than the cap while the writer holds its answers, then completes whole', async () => {
-      const since = (await master.log()).length;
-      const build = await master.runBuild('up-stall');
-      assert.equal(build.resultName, 'SUCCESS', build.stateString);
-      const held = await heldDuring(since);
-      assert.ok(held.released && held.calls > 0, 'the writer held calls');
-      assert.ok(held.bytes <= WINDOW_CAP, `${held.bytes} bytes sent during the stall (cap ${WINDOW_CAP})`);
-      assert.equal(sha(await readFile(join(master.basedir, 'up-stalled.bin'))), sha(SOURCE));
-    });
+    const stalls: [builder: string, what: string, received: () => string][] = [
+      ['down-stall', 'a download asks for', () => join(buildDir('down-stall'), 'stalled.bin')],
+      ['up-stall', 'an upload sends', () => join(master.basedir, 'up-stalled.bin')],
+    ];
+    for (const [builder, what, received] of stalls) {
+      it(`a stalled master: ${what} no more than the cap while the master holds its answers, then completes whole`, async () => {
+        const since = (await master.log()).length;
+        const build = await master.runBuild(builder);
+        assert.equal(build.resultName, 'SUCCESS', build.stateString);
+        const held = await heldDuring(since);
+        assert.ok(held.released && held.calls > 0, 'the master held calls');
+        assert.ok(held.bytes <= WINDOW_CAP, `${held.bytes} bytes in flight during the stall (cap ${WINDOW_CAP})`);
+        assert.equal(sha(await readFile(received())), sha(SOURCE));
+      });
+    }
 
     it('an interrupt mid-download (during a stall): the step is cancelled, the file a prefix of the source, the worker still usable', async () => {
       const since = await master.logSize();

@@ -164,20 +164,28 @@ async function closeQuietly(ctx: CommandContext, ref: RemoteReference, method: s
   }
 }
 
+/** What every transfer reads: the master's writer or reader, the block size and maxsize, and a window for those blocks. */
+function transferArgs(options: TransferOptions, args: CommandArgs, remote: 'writer' | 'reader') {
+  const blocksize = args.number('blocksize');
+  return {
+    remote: args.reference(remote),
+    blocksize,
+    maxsize: args.optionalNumber('maxsize'),
+    window: (options.window ?? adaptiveWindow)(Math.min(blocksize, MAX_BLOCK)),
+  };
+}
+
 function transferPath(ctx: CommandContext, args: CommandArgs, name: 'workersrc' | 'workerdest'): string {
   return pythonJoin(ctx.builderDir, args.optionalText('workdir') ?? '', expandUser(args.text(name)));
 }
 
 export function uploadFileCommand(options: TransferOptions = {}): CommandSpec {
-  const window = options.window ?? adaptiveWindow;
   return {
     required: ['workdir', 'workersrc', 'writer', 'blocksize', 'maxsize'],
     async run(ctx) {
       const args = new CommandArgs(ctx.args);
       const path = transferPath(ctx, args, 'workersrc');
-      const writer = args.reference('writer');
-      const blocksize = args.number('blocksize');
-      const maxsize = args.optionalNumber('maxsize');
+      const { remote: writer, blocksize, maxsize, window } = transferArgs(options, args, 'writer');
       const keepstamp = args.flag('keepstamp');
 
       let rc = 0;
@@ -199,7 +207,7 @@ export function uploadFileCommand(options: TransferOptions = {}): CommandSpec {
       let result: SendResult = { truncated: false };
       if (source) {
         try {
-          result = await sendBlocks(ctx, writer, source, blocksize, maxsize, window(Math.min(blocksize, MAX_BLOCK)));
+          result = await sendBlocks(ctx, writer, source, blocksize, maxsize, window);
         } finally {
           await source.close();
         }
@@ -227,15 +235,12 @@ export function uploadFileCommand(options: TransferOptions = {}): CommandSpec {
 }
 
 export function uploadDirectoryCommand(options: TransferOptions = {}): CommandSpec {
-  const window = options.window ?? adaptiveWindow;
   return {
     required: ['workdir', 'workersrc', 'writer', 'blocksize', 'maxsize', 'compress'],
     async run(ctx) {
       const args = new CommandArgs(ctx.args);
       const path = transferPath(ctx, args, 'workersrc');
-      const writer = args.reference('writer');
-      const blocksize = args.number('blocksize');
-      const maxsize = args.optionalNumber('maxsize');
+      const { remote: writer, blocksize, maxsize, window } = transferArgs(options, args, 'writer');
       const compressArg = args.optionalText('compress');
       // As in 3.7, any other value means no compression (the master then opens the archive with 'r', which detects it).
       const compress: Compression = compressArg === 'gz' || compressArg === 'bz2' ? compressArg : null;
@@ -246,7 +251,7 @@ export function uploadDirectoryCommand(options: TransferOptions = {}): CommandSp
       const source = new StreamSource(tar);
       let result: SendResult;
       try {
-        result = await sendBlocks(ctx, writer, source, blocksize, maxsize, window(Math.min(blocksize, MAX_BLOCK)));
+        result = await sendBlocks(ctx, writer, source, blocksize, maxsize, window);
       } finally {
         await source.close();
       }
@@ -283,15 +288,12 @@ export const uploadFile: CommandSpec = uploadFileCommand();
 export const uploadDirectory: CommandSpec = uploadDirectoryCommand();
 
 export function downloadFileCommand(options: TransferOptions = {}): CommandSpec {
-  const window = options.window ?? adaptiveWindow;
   return {
     required: ['workdir', 'workerdest', 'reader', 'blocksize', 'maxsize', 'mode'],
     async run(ctx) {
       const args = new CommandArgs(ctx.args);
       const path = transferPath(ctx, args, 'workerdest');
-      const reader = args.reference('reader');
-      const blocksize = args.number('blocksize');
-      const maxsize = args.optionalNumber('maxsize');
+      const { remote: reader, blocksize, maxsize, window } = transferArgs(options, args, 'reader');
       const mode = args.optionalNumber('mode');
 
       let rc = 0;
@@ -315,7 +317,7 @@ export function downloadFileCommand(options: TransferOptions = {}): CommandSpec 
           rc = 1;
           stderr = `Cannot open file '${path}' for download`;
         }
-        if (handle && (await receiveBlocks(ctx, reader, handle, blocksize, maxsize, window(Math.min(blocksize, MAX_BLOCK))))) {
+        if (handle && (await receiveBlocks(ctx, reader, handle, blocksize, maxsize, window))) {
           stderr ??= truncatedMessage(path);
           rc = 1;
         }
