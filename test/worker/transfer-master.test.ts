@@ -1,7 +1,7 @@
 // The file and transfer commands end to end: the bbgate worker runs the real Buildbot 3.7 master's
 // FileUpload, DirectoryUpload, FileDownload, MultipleFileUpload (glob and stat), FileExists,
 // MakeDirectory, CopyDirectory and RemoveDirectory steps; then uploads with 1 and 4 writes in
-// flight through a relay that adds latency (their speed is measured by `npm run bench:upload`).
+// flight through a relay that adds latency (their speed is measured by `npm run bench:transfer`).
 // DirectoryUpload with compress='bz2' pipes through the bzip2 program, which scripts/setup.sh installs.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { COMMANDS } from '../../src/worker/commands/index.js';
 import { uploadFileCommand } from '../../src/worker/commands/transfer.js';
+import { fixedWindow } from '../../src/worker/commands/transfer-window.js';
 import type { CommandSpec } from '../../src/worker/commands/types.js';
 import { startTestWorker, type TestWorker } from '../helpers/bbgate-worker.js';
 import { Results, startMaster, type RunningMaster } from '../helpers/buildbot-master.js';
@@ -125,15 +126,15 @@ describe('transfers and file commands against a real master', () => {
     assert.equal(stdio.stderr, `Cannot open file '${join(worker.basedir, 'missing', 'build', 'nope.bin')}' for upload\n`);
   });
 
-  it('uploads over a 5 ms each-way link with 1 write in flight (3.7) and 4: the master writes every block, in order', async () => {
+  it('uploads over a 5 ms each-way link with 1 write in flight (3.7) and 4, and the adaptive window: the master writes every block, in order', async () => {
     relay.delayMs = 5;
     try {
-      for (const writesInFlight of [1, 4]) {
-        uploadSpec = uploadFileCommand({ writesInFlight });
+      for (const window of [fixedWindow(1), fixedWindow(4), undefined]) {
+        uploadSpec = uploadFileCommand(window ? { window } : {});
         await rm(join(out, 'big.bin'), { force: true });
         const build = await master.runBuild('timing');
         assert.equal(build.results, Results.SUCCESS);
-        assert.equal(sha(await readFile(join(out, 'big.bin'))), sha(big), `the master wrote the blocks in order (${writesInFlight} in flight)`);
+        assert.equal(sha(await readFile(join(out, 'big.bin'))), sha(big), `the master wrote the blocks in order (${window ? 'a fixed window' : 'the adaptive window'})`);
       }
     } finally {
       uploadSpec = uploadFileCommand();

@@ -11,7 +11,8 @@ import { after, before, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { PbFailure } from '../../src/pb/values/failure.js';
 import { PyFloat, Tuple } from '../../src/pb/values/values.js';
-import { MAX_BLOCK, UPLOAD_WRITES_IN_FLIGHT, downloadFile, uploadDirectory, uploadDirectoryCommand, uploadFile, uploadFileCommand } from '../../src/worker/commands/transfer.js';
+import { MAX_BLOCK, downloadFile, downloadFileCommand, uploadDirectory, uploadDirectoryCommand, uploadFile, uploadFileCommand } from '../../src/worker/commands/transfer.js';
+import { AdaptiveWindow, WINDOW_FLOOR_BLOCKS, fixedWindow } from '../../src/worker/commands/transfer-window.js';
 import { canSwitchToNobody, runAsNobody } from '../helpers/nobody.js';
 import type { CommandSpec } from '../../src/worker/commands/types.js';
 import { waitFor } from '../helpers/wait.js';
@@ -44,8 +45,18 @@ describe('uploadFile', () => {
     return writer;
   }
 
-  it('keeps UPLOAD_WRITES_IN_FLIGHT writes in flight by default, and the data still arrives whole and in order', async () => {
-    await heldUpload(uploadFile, UPLOAD_WRITES_IN_FLIGHT, 65536);
+  it('the default window sends WINDOW_FLOOR_BLOCKS writes before the first answer, and the data still arrives whole and in order', async () => {
+    const writer = fakeRemote({ held: true });
+    const running = runCommand(uploadFile, fakeContext(args(writer, { blocksize: 65536 }), { builderDir }));
+    await waitFor(() => writer.outstanding === WINDOW_FLOOR_BLOCKS, `${WINDOW_FLOOR_BLOCKS} writes before any answer`, 10_000, 1);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(writer.outstanding, WINDOW_FLOOR_BLOCKS, 'no write beyond the window');
+    while (writer.methods().at(-1) !== 'close' || writer.outstanding > 0) {
+      if (writer.outstanding > 0) writer.release();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await running;
+    assert.equal(sha(writer.written()), sha(data));
   });
 
   let root: string;
@@ -73,7 +84,7 @@ describe('uploadFile', () => {
   it('sends blocks of blocksize, waiting for each answer as 3.7 does, then close; the data arrives whole', async () => {
     const writer = fakeRemote({ delayMs: 1 });
     const run = fakeContext(args(writer), { builderDir });
-    await runCommand(uploadFileCommand({ writesInFlight: 1 }), run);
+    await runCommand(uploadFileCommand({ window: fixedWindow(1) }), run);
     const writes = writer.calls.filter((c) => c.method === 'write');
     assert.equal(writes.length, Math.ceil(data.length / 65536));
     assert.ok(writes.slice(0, -1).every((c) => (c.args[0] as Buffer).length === 65536));
@@ -179,7 +190,7 @@ describe('uploadFile', () => {
     const run = fakeContext(args(writer, { blocksize: 16384 }), { builderDir });
     let finished = false;
     const running = runCommand(uploadFile, run).finally(() => (finished = true));
-    await waitFor(() => writer.outstanding === UPLOAD_WRITES_IN_FLIGHT, 'a full window of writes', 5000, 1);
+    await waitFor(() => writer.outstanding === WINDOW_FLOOR_BLOCKS, 'a full window of writes', 5000, 1);
     run.abort.abort(new Error('interrupted'));
     while (!finished) {
       if (writer.outstanding > 0) writer.release();
@@ -187,7 +198,7 @@ describe('uploadFile', () => {
     }
     await running;
     const writes = writer.calls.filter((c) => c.method === 'write').length;
-    assert.equal(writes, UPLOAD_WRITES_IN_FLIGHT, 'no write after the interrupt');
+    assert.equal(writes, WINDOW_FLOOR_BLOCKS, 'no write after the interrupt');
     assert.deepEqual(writer.methods().filter((m) => m !== 'write'), ['close']);
     assert.deepEqual(run.values('rc'), [1]);
   });
@@ -196,7 +207,7 @@ describe('uploadFile', () => {
     for (const writesInFlight of [1, 4]) {
       const writer = fakeRemote({ delayMs: 1, failOn: (m, i) => (m === 'write' && i === 2 ? masterFailure() : undefined) });
       const run = fakeContext(args(writer), { builderDir });
-      await assert.rejects(runCommand(uploadFileCommand({ writesInFlight }), run), (err: unknown) => err instanceof PbFailure && err.value === 'disk full');
+      await assert.rejects(runCommand(uploadFileCommand({ window: fixedWindow(writesInFlight) }), run), (err: unknown) => err instanceof PbFailure && err.value === 'disk full');
       const writes = writer.calls.filter((c) => c.method === 'write').length;
       assert.ok(writes >= 3 && writes <= 2 + writesInFlight, `${writes} writes with ${writesInFlight} in flight`);
       assert.deepEqual(writer.methods().filter((m) => m !== 'write'), ['close']);
@@ -212,10 +223,10 @@ describe('uploadFile', () => {
     assert.equal(writer.methods().filter((m) => m === 'close').length, 1);
   });
 
-  // What the window is worth in time over a slow link is measured by `npm run bench:upload`, not here.
-  it('writes in flight: the window fills to exactly N and never beyond, order kept, for N = 1, 2, 4, 8', async () => {
+  // What the window is worth in time over a slow link is measured by `npm run bench:transfer`, not here.
+  it('a fixed window of N writes fills to exactly N and never beyond, order kept, for N = 1, 2, 4, 8', async () => {
     for (const writesInFlight of [1, 2, 4, 8]) {
-      const writer = await heldUpload(uploadFileCommand({ writesInFlight }), writesInFlight, 16384);
+      const writer = await heldUpload(uploadFileCommand({ window: fixedWindow(writesInFlight) }), writesInFlight, 16384);
       assert.deepEqual(writer.methods().filter((m) => m !== 'write'), ['close']);
     }
   });
@@ -312,7 +323,7 @@ print(json.dumps(bio.getvalue().hex()))
   it('an interrupt stops at the next block with rc 1, and the cut-off archive is not unpacked', async () => {
     const writer = fakeRemote({ delayMs: 5 });
     const run = fakeContext(args(writer, { compress: 'gz', blocksize: 1024 }), { builderDir });
-    const running = runCommand(uploadDirectoryCommand({ writesInFlight: 1 }), run);
+    const running = runCommand(uploadDirectoryCommand({ window: fixedWindow(1) }), run);
     await waitFor(() => writer.calls.length >= 2, 'two calls to the writer', 5000, 1);
     run.abort.abort(new Error('interrupted'));
     await running;
@@ -324,7 +335,7 @@ print(json.dumps(bio.getvalue().hex()))
   it('a failing write fails the command with rc 1 and no unpack; a failing unpack too', async () => {
     const writer = fakeRemote({ failOn: (m, i) => (m === 'write' && i === 1 ? masterFailure() : undefined) });
     const run = fakeContext(args(writer), { builderDir });
-    await assert.rejects(runCommand(uploadDirectoryCommand({ writesInFlight: 1 }), run), { value: 'disk full' });
+    await assert.rejects(runCommand(uploadDirectoryCommand({ window: fixedWindow(1) }), run), { value: 'disk full' });
     assert.deepEqual(writer.methods(), ['write', 'write']);
     assert.deepEqual(run.values('rc'), [1]);
 
@@ -390,17 +401,56 @@ describe('downloadFile', () => {
     ...extra,
   });
 
-  it('reads blocks until an empty answer, creating the parent directories; then close, rc 0', async () => {
+  it('with a window of 1, as 3.7: reads blocks until an empty answer, creating the parent directories; then close, rc 0', async () => {
     const r = reader(data);
     const run = fakeContext(args(r), { builderDir });
-    await runCommand(downloadFile, run);
+    await runCommand(downloadFileCommand({ window: fixedWindow(1) }), run);
     const path = join(builderDir, 'build', 'deep', 'er', 'file.bin');
     assert.equal(sha(await readFile(path)), sha(data));
     const reads = r.calls.filter((c) => c.method === 'read');
     assert.equal(reads.length, Math.ceil(data.length / 16384) + 1);
     assert.ok(reads.every((c) => c.args[0] === 16384));
+    assert.equal(r.maxOutstanding, 1);
     assert.deepEqual(r.methods().filter((m) => m !== 'read'), ['close']);
     assert.deepEqual(run.updates, [{ key: 'rc', value: 0 }]);
+  });
+
+  it('keeps the window of reads in flight (4 blocks before any answer), writes the answers in order, and closes after the last', async () => {
+    const r = reader(data, { held: true });
+    const run = fakeContext(args(r, { workerdest: 'windowed.bin' }), { builderDir });
+    const running = runCommand(downloadFile, run);
+    await waitFor(() => r.outstanding === WINDOW_FLOOR_BLOCKS, `${WINDOW_FLOOR_BLOCKS} reads before any answer`, 10_000, 1);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(r.outstanding, WINDOW_FLOOR_BLOCKS, 'no read beyond the window');
+    let closeSeen = false;
+    while (!closeSeen) {
+      if (r.outstanding > 0) {
+        // close comes only when every read has been answered.
+        closeSeen = r.methods().at(-1) === 'close';
+        if (closeSeen) assert.equal(r.outstanding, 1, 'close waits for the reads still out');
+        r.release();
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await running;
+    assert.equal(sha(await readFile(join(builderDir, 'build', 'windowed.bin'))), sha(data));
+    const reads = r.calls.filter((c) => c.method === 'read');
+    assert.ok(reads.every((c) => c.args[0] === 16384));
+    // The reads still out at the end answer empty (the reader is at its end) and are not written.
+    assert.ok(reads.length >= Math.ceil(data.length / 16384) + 1);
+    assert.deepEqual(r.methods().filter((m) => m !== 'read'), ['close']);
+    assert.deepEqual(run.updates, [{ key: 'rc', value: 0 }]);
+  });
+
+  it('asks for no more than the window allows: a reader never has more than its cap of bytes out (a cap below the 4-block floor)', async () => {
+    const cap = 16 * 1024;
+    const r = reader(data, { delayMs: 2 });
+    const windows: AdaptiveWindow[] = [];
+    const spec = downloadFileCommand({ window: (blockSize) => windows[windows.push(new AdaptiveWindow(blockSize, cap)) - 1]! });
+    await runCommand(spec, fakeContext(args(r, { workerdest: 'capped.bin', blocksize: 8192 }), { builderDir }));
+    assert.equal(sha(await readFile(join(builderDir, 'build', 'capped.bin'))), sha(data));
+    assert.equal(r.maxOutstanding, cap / 8192, 'reads out at once');
+    assert.equal(windows[0]!.peak, cap, 'the window filled to its cap, and no further');
   });
 
   it('an empty text answer also ends the file', async () => {
@@ -449,12 +499,18 @@ describe('downloadFile', () => {
     ]);
   });
 
-  it('a failing read: close is still called, rc 1, and the command fails', async () => {
-    const r = reader(data, { failOn: (m, i) => (m === 'read' && i === 2 ? masterFailure('read error') : undefined) });
-    const run = fakeContext(args(r, { workerdest: 'failing' }), { builderDir });
-    await assert.rejects(runCommand(downloadFile, run), { value: 'read error' });
-    assert.deepEqual(r.methods(), ['read', 'read', 'read', 'close']);
-    assert.deepEqual(run.values('rc'), [1]);
+  it('a failing read: no read after it is seen, close is still called once, rc 1, and the command fails', async () => {
+    for (const window of [fixedWindow(1), undefined]) {
+      const r = reader(data, { failOn: (m, i) => (m === 'read' && i === 2 ? masterFailure('read error') : undefined) });
+      const run = fakeContext(args(r, { workerdest: 'failing' }), { builderDir });
+      const spec = window ? downloadFileCommand({ window }) : downloadFile;
+      await assert.rejects(runCommand(spec, run), { value: 'read error' });
+      const methods = r.methods();
+      if (window) assert.deepEqual(methods, ['read', 'read', 'read', 'close']);
+      else assert.ok(methods.length <= 3 + WINDOW_FLOOR_BLOCKS && methods.at(-1) === 'close', methods.join(' '));
+      assert.equal(methods.filter((m) => m === 'close').length, 1);
+      assert.deepEqual(run.values('rc'), [1]);
+    }
   });
 
   it('a failing close is logged and ignored', async () => {
@@ -465,15 +521,20 @@ describe('downloadFile', () => {
     assert.equal(run.warnings.length, 1);
   });
 
-  it('an interrupt stops at the next block: close, rc 1', async () => {
-    const r = reader(data, { delayMs: 5 });
+  it('an interrupt: no read after it, the answers still due are written, then close, rc 1', async () => {
+    const r = reader(data, { held: true });
     const run = fakeContext(args(r, { workerdest: 'interrupted', blocksize: 1024 }), { builderDir });
-    const running = runCommand(downloadFile, run);
-    await waitFor(() => r.calls.length >= 2, 'two calls to the reader', 5000, 1);
+    let finished = false;
+    const running = runCommand(downloadFile, run).finally(() => (finished = true));
+    await waitFor(() => r.outstanding === WINDOW_FLOOR_BLOCKS, 'a full window of reads', 5000, 1);
     run.abort.abort(new Error('interrupted'));
+    while (!finished) {
+      if (r.outstanding > 0) r.release();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
     await running;
-    assert.ok(r.calls.filter((c) => c.method === 'read').length <= 3);
-    assert.equal(r.methods().at(-1), 'close');
+    assert.deepEqual(r.methods(), [...Array(WINDOW_FLOOR_BLOCKS).fill('read'), 'close']);
+    assert.ok((await readFile(join(builderDir, 'build', 'interrupted'))).equals(data.subarray(0, WINDOW_FLOOR_BLOCKS * 1024)));
     assert.deepEqual(run.values('rc'), [1]);
   });
 });

@@ -1,9 +1,11 @@
 import { open, stat, type FileHandle } from 'node:fs/promises';
-import { float, tuple, type RemoteReference } from '../../pb/index.js';
+import { float, tuple, type PbValue, type RemoteReference } from '../../pb/index.js';
 import { osFailure, pyError } from '../python/oserror.js';
 import { exists, makedirs } from '../python/os.js';
 import { expandUser, pythonDirname, pythonJoin } from '../python/os-path.js';
 import { CommandArgs } from './command-args.js';
+import { runPipeline } from './transfer-pipeline.js';
+import { adaptiveWindow, type TransferWindow, type WindowFactory } from './transfer-window.js';
 import { openTarStream, pythonTime, type Compression, type TarStream } from './tar.js';
 import type { CommandContext, CommandSpec } from './types.js';
 
@@ -24,14 +26,13 @@ export const MAX_BLOCK = 640 * 1024;
 
 export interface TransferOptions {
   /**
-   * Upload writes sent before the answer to the oldest arrives. 1 waits for
-   * each answer, as 3.7 does. More is safe with a Twisted master: it handles
-   * PB messages in arrival order and its FileWriter.write is synchronous, so
-   * blocks land in order; what changes is that a write failure is noticed up
-   * to N-1 blocks later (those blocks are written or fail too, and the
-   * command fails either way).
+   * The window of each transfer (default: the adaptive one; see
+   * transfer-window.ts). `fixedWindow(1)` waits for each answer before the
+   * next call, as buildbot-worker does. With more in flight a failure is
+   * noticed up to a window later (those blocks are sent or asked for too, and
+   * the command fails either way).
    */
-  writesInFlight?: number;
+  window?: WindowFactory;
   /** The program that compresses for compress='bz2' (Node has no bzip2). */
   bzip2?: string;
 }
@@ -121,36 +122,27 @@ interface SendResult {
   error?: unknown;
 }
 
-/** 3.7's _writeBlock loop: interrupt first, then the maxsize limit, then a block and its write. */
-async function sendBlocks(ctx: CommandContext, writer: RemoteReference, source: BlockSource, blocksize: number, maxsize: number | undefined, writesInFlight: number): Promise<SendResult> {
-  const inFlight: Promise<void>[] = [];
+/** 3.7's _writeBlock loop (interrupt first, then the maxsize limit, then a block and its write), with a window of writes in flight. */
+async function sendBlocks(ctx: CommandContext, writer: RemoteReference, source: BlockSource, blocksize: number, maxsize: number | undefined, window: TransferWindow): Promise<SendResult> {
   let remaining = maxsize;
-  const result: SendResult = { truncated: false };
-  let failed = false;
-  const fail = (err: unknown) => {
-    if (failed) return;
-    failed = true;
-    result.error = err;
-  };
-  try {
-    while (!failed && !ctx.interrupted.aborted) {
+  let truncated = false;
+  const failure = await runPipeline<PbValue>(window, {
+    nextLength() {
+      if (ctx.interrupted.aborted) return 0;
       const length = Math.min(blocksize, MAX_BLOCK, remaining ?? Infinity);
-      if (length <= 0) {
-        // As in 3.7, a file of exactly maxsize bytes also ends here, and so counts as truncated.
-        result.truncated = true;
-        break;
-      }
+      // As in 3.7, a file of exactly maxsize bytes also ends here, and so counts as truncated.
+      if (length <= 0) truncated = true;
+      return length;
+    },
+    async call(length) {
       const data = await source.read(length);
-      if (data.length === 0) break;
+      if (data.length === 0) return undefined;
       if (remaining !== undefined) remaining -= data.length;
-      inFlight.push(writer.callRemote('write', [data]).then(() => undefined, fail));
-      if (inFlight.length >= writesInFlight) await inFlight.shift();
-    }
-  } catch (err) {
-    fail(err);
-  }
-  await Promise.all(inFlight);
-  return result;
+      return { bytes: data.length, answer: writer.callRemote('write', [data]) };
+    },
+    take: () => true,
+  });
+  return failure ? { truncated, error: failure.error } : { truncated };
 }
 
 /** 3.7's finished(): rc (1 whenever the command was interrupted), then stderr; sent even after an interrupt. */
@@ -172,26 +164,28 @@ async function closeQuietly(ctx: CommandContext, ref: RemoteReference, method: s
   }
 }
 
+/** What every transfer reads: the master's writer or reader, the block size and maxsize, and a window for those blocks. */
+function transferArgs(options: TransferOptions, args: CommandArgs, remote: 'writer' | 'reader') {
+  const blocksize = args.number('blocksize');
+  return {
+    remote: args.reference(remote),
+    blocksize,
+    maxsize: args.optionalNumber('maxsize'),
+    window: (options.window ?? adaptiveWindow)(Math.min(blocksize, MAX_BLOCK)),
+  };
+}
+
 function transferPath(ctx: CommandContext, args: CommandArgs, name: 'workersrc' | 'workerdest'): string {
   return pythonJoin(ctx.builderDir, args.optionalText('workdir') ?? '', expandUser(args.text(name)));
 }
 
-function writesInFlightOf(options: TransferOptions): number {
-  const n = options.writesInFlight ?? 1;
-  if (!Number.isInteger(n) || n < 1) throw new RangeError(`writesInFlight must be a positive integer, not ${n}`);
-  return n;
-}
-
 export function uploadFileCommand(options: TransferOptions = {}): CommandSpec {
-  const writesInFlight = writesInFlightOf(options);
   return {
     required: ['workdir', 'workersrc', 'writer', 'blocksize', 'maxsize'],
     async run(ctx) {
       const args = new CommandArgs(ctx.args);
       const path = transferPath(ctx, args, 'workersrc');
-      const writer = args.reference('writer');
-      const blocksize = args.number('blocksize');
-      const maxsize = args.optionalNumber('maxsize');
+      const { remote: writer, blocksize, maxsize, window } = transferArgs(options, args, 'writer');
       const keepstamp = args.flag('keepstamp');
 
       let rc = 0;
@@ -213,7 +207,7 @@ export function uploadFileCommand(options: TransferOptions = {}): CommandSpec {
       let result: SendResult = { truncated: false };
       if (source) {
         try {
-          result = await sendBlocks(ctx, writer, source, blocksize, maxsize, writesInFlight);
+          result = await sendBlocks(ctx, writer, source, blocksize, maxsize, window);
         } finally {
           await source.close();
         }
@@ -241,15 +235,12 @@ export function uploadFileCommand(options: TransferOptions = {}): CommandSpec {
 }
 
 export function uploadDirectoryCommand(options: TransferOptions = {}): CommandSpec {
-  const writesInFlight = writesInFlightOf(options);
   return {
     required: ['workdir', 'workersrc', 'writer', 'blocksize', 'maxsize', 'compress'],
     async run(ctx) {
       const args = new CommandArgs(ctx.args);
       const path = transferPath(ctx, args, 'workersrc');
-      const writer = args.reference('writer');
-      const blocksize = args.number('blocksize');
-      const maxsize = args.optionalNumber('maxsize');
+      const { remote: writer, blocksize, maxsize, window } = transferArgs(options, args, 'writer');
       const compressArg = args.optionalText('compress');
       // As in 3.7, any other value means no compression (the master then opens the archive with 'r', which detects it).
       const compress: Compression = compressArg === 'gz' || compressArg === 'bz2' ? compressArg : null;
@@ -260,7 +251,7 @@ export function uploadDirectoryCommand(options: TransferOptions = {}): CommandSp
       const source = new StreamSource(tar);
       let result: SendResult;
       try {
-        result = await sendBlocks(ctx, writer, source, blocksize, maxsize, writesInFlight);
+        result = await sendBlocks(ctx, writer, source, blocksize, maxsize, window);
       } finally {
         await source.close();
       }
@@ -293,80 +284,109 @@ export function uploadDirectoryCommand(options: TransferOptions = {}): CommandSp
   };
 }
 
-/**
- * Writes the registered upload commands keep in flight: enough to cover a
- * high-latency link (4 blocks of the master's 16-256 KiB), few enough that a
- * failure is noticed within a few blocks.
- */
-export const UPLOAD_WRITES_IN_FLIGHT = 4;
+export const uploadFile: CommandSpec = uploadFileCommand();
+export const uploadDirectory: CommandSpec = uploadDirectoryCommand();
 
-export const uploadFile: CommandSpec = uploadFileCommand({ writesInFlight: UPLOAD_WRITES_IN_FLIGHT });
-export const uploadDirectory: CommandSpec = uploadDirectoryCommand({ writesInFlight: UPLOAD_WRITES_IN_FLIGHT });
+export function downloadFileCommand(options: TransferOptions = {}): CommandSpec {
+  return {
+    required: ['workdir', 'workerdest', 'reader', 'blocksize', 'maxsize', 'mode'],
+    async run(ctx) {
+      const args = new CommandArgs(ctx.args);
+      const path = transferPath(ctx, args, 'workerdest');
+      const { remote: reader, blocksize, maxsize, window } = transferArgs(options, args, 'reader');
+      const mode = args.optionalNumber('mode');
 
-export const downloadFile: CommandSpec = {
-  required: ['workdir', 'workerdest', 'reader', 'blocksize', 'maxsize', 'mode'],
-  async run(ctx) {
-    const args = new CommandArgs(ctx.args);
-    const path = transferPath(ctx, args, 'workerdest');
-    const reader = args.reference('reader');
-    const blocksize = args.number('blocksize');
-    const maxsize = args.optionalNumber('maxsize');
-    const mode = args.optionalNumber('mode');
-
-    let rc = 0;
-    let stderr: string | undefined;
-    let error: unknown;
-    let handle: FileHandle | undefined;
-    try {
-      const dir = pythonDirname(path);
+      let rc = 0;
+      let stderr: string | undefined;
+      let error: unknown;
+      let handle: FileHandle | undefined;
       try {
-        if (!(await exists(dir))) await makedirs(dir);
-      } catch (err) {
-        // 3.7 fails the command here (and leaves the reader open; it is closed below).
-        throw osFailure(err, dir);
-      }
-      try {
-        handle = await open(path, 'w');
-        if (mode !== undefined) await handle.chmod(mode);
-      } catch {
-        await handle?.close();
-        handle = undefined;
-        rc = 1;
-        stderr = `Cannot open file '${path}' for download`;
-      }
-
-      let remaining = maxsize;
-      while (handle && !ctx.interrupted.aborted) {
-        const length = Math.min(blocksize, MAX_BLOCK, remaining ?? Infinity);
-        if (length <= 0) {
+        const dir = pythonDirname(path);
+        try {
+          if (!(await exists(dir))) await makedirs(dir);
+        } catch (err) {
+          // 3.7 fails the command here (and leaves the reader open; it is closed below).
+          throw osFailure(err, dir);
+        }
+        try {
+          handle = await open(path, 'w');
+          if (mode !== undefined) await handle.chmod(mode);
+        } catch {
+          await handle?.close();
+          handle = undefined;
+          rc = 1;
+          stderr = `Cannot open file '${path}' for download`;
+        }
+        if (handle && (await receiveBlocks(ctx, reader, handle, blocksize, maxsize, window))) {
           stderr ??= truncatedMessage(path);
           rc = 1;
-          break;
         }
-        const data = await reader.callRemote('read', [length]);
-        if (data === '' || (data instanceof Uint8Array && data.length === 0)) break;
-        if (!(data instanceof Uint8Array)) throw pyError('TypeError', `the master's reader sent ${typeof data} data, not bytes`);
-        if (data.length > length) throw pyError('ValueError', `the master's reader sent ${data.length} bytes for a read of ${length}`);
-        if (remaining !== undefined) remaining -= data.length;
-        await writeAll(handle, data);
+      } catch (err) {
+        error = err;
       }
-    } catch (err) {
-      error = err;
-    }
-    try {
-      await closeQuietly(ctx, reader, 'close');
-    } finally {
-      await handle?.close();
-    }
-    finish(ctx, error === undefined ? rc : 1, stderr);
-    if (error !== undefined) throw osFailure(error, path);
-  },
-};
+      try {
+        await closeQuietly(ctx, reader, 'close');
+      } finally {
+        await handle?.close();
+      }
+      finish(ctx, error === undefined ? rc : 1, stderr);
+      if (error !== undefined) throw osFailure(error, path);
+    },
+  };
+}
 
-async function writeAll(handle: FileHandle, data: Uint8Array): Promise<void> {
-  let written = 0;
-  while (written < data.length) {
-    const { bytesWritten } = await handle.write(data, written, data.length - written, null);
-    written += bytesWritten;
+/**
+ * 3.7's _readBlock loop (interrupt first, then the maxsize limit, then a
+ * read of min(blocksize, what maxsize still allows)), with a window of reads
+ * in flight, written to `handle` in order. The first empty answer ends the
+ * file; the reads still out then answer empty too (the master's FileReader
+ * reads on from the end of its file). Resolves true when maxsize stopped it
+ * (as in 3.7, a file of exactly maxsize bytes too); throws the first failure.
+ */
+async function receiveBlocks(ctx: CommandContext, reader: RemoteReference, handle: FileHandle, blocksize: number, maxsize: number | undefined, window: TransferWindow): Promise<boolean> {
+  // What maxsize still allows beyond the bytes received and the reads out.
+  let remaining = maxsize;
+  let ended = false;
+  const failure = await runPipeline<PbValue>(window, {
+    nextLength: () => (ctx.interrupted.aborted ? 0 : Math.min(blocksize, MAX_BLOCK, remaining ?? Infinity)),
+    async call(length) {
+      if (remaining !== undefined) remaining -= length;
+      return { bytes: length, answer: reader.callRemote('read', [length]) };
+    },
+    async take(answers) {
+      const blocks: Uint8Array[] = [];
+      try {
+        for (const { answer: data, bytes: length } of answers) {
+          if (data === '' || (data instanceof Uint8Array && data.length === 0)) {
+            ended = true;
+            break;
+          }
+          if (!(data instanceof Uint8Array)) throw pyError('TypeError', `the master's reader sent ${typeof data} data, not bytes`);
+          if (data.length > length) throw pyError('ValueError', `the master's reader sent ${data.length} bytes for a read of ${length}`);
+          // A short answer before the end leaves maxsize room for more.
+          if (remaining !== undefined) remaining += length - data.length;
+          blocks.push(data);
+        }
+      } finally {
+        // What came before a bad answer is written, as 3.7 writes each block as it comes.
+        await writeAll(handle, blocks);
+      }
+      return !ended;
+    },
+  });
+  if (failure) throw failure.error;
+  return !ended && !ctx.interrupted.aborted && remaining !== undefined && remaining <= 0;
+}
+
+export const downloadFile: CommandSpec = downloadFileCommand();
+
+/** Writes the blocks, in order, with as few calls as the system allows. */
+async function writeAll(handle: FileHandle, blocks: Uint8Array[]): Promise<void> {
+  let pending = blocks.filter((b) => b.length > 0);
+  while (pending.length) {
+    let { bytesWritten } = await handle.writev(pending);
+    // A short write: drop what went, and go on from the rest.
+    while (pending.length && bytesWritten >= pending[0]!.length) bytesWritten -= pending.shift()!.length;
+    if (pending.length && bytesWritten > 0) pending[0] = pending[0]!.subarray(bytesWritten);
   }
 }
