@@ -20,7 +20,9 @@ export function showBytes(bytes: Buffer, limit = SHOWN_BYTES): string {
 }
 
 const KNOWN: [test: (bytes: Buffer) => boolean, what: string][] = [
-  // Banana: a two-element list (02 80) of the dialects the PB server offers, "pb" first.
+  // Banana: a list (02 80, or 03 80 from a bbgate relay, whose offer ends with its mark) of the
+  // dialects the PB server offers, "pb" first.
+  [(b) => b[0] === 0x03 && b[1] === 0x80 && b.includes('pb') && b.includes('bbgate-relay'), 'a bbgate relay\'s PB greeting, sent without TLS'],
   [(b) => b[0] === 0x02 && b[1] === 0x80 && b.includes('pb'), 'a Buildbot PB greeting, sent without TLS'],
   [(b) => b.subarray(0, 5).toString('latin1') === 'HTTP/', 'an HTTP server'],
   // An HTTP server answering a request it cannot parse (a TLS ClientHello) as HTTP/0.9: a bare page.

@@ -22,9 +22,12 @@ export function peerPort(description: string, value: string | undefined): number
   return port;
 }
 
+/** The longest timeout anything takes, in seconds (a day): beyond it a timer could not fire as set. */
+export const MAX_TIMEOUT_SECONDS = 86400;
+
 /** The connect timeout in seconds: Twisted's default of 30 when not given. */
 export function timeoutSeconds(description: string, value: string | undefined): number {
-  return integer(description, 'timeout', value, 1, 86400) ?? 30;
+  return integer(description, 'timeout', value, 1, MAX_TIMEOUT_SECONDS) ?? 30;
 }
 
 /** bindAddress= as given, which must be an IP address (the local one to connect from). */

@@ -94,6 +94,12 @@ function usageProblem(problem: string): number {
   return 1;
 }
 
+// A reader that goes away (`bbgate probe … | head -1`) ends the output, not the command: the
+// command finishes and exits with its own status, without a stack trace for EPIPE.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') throw err;
+});
+
 // No command may end in silence with work pending: if the event loop drains while main()
 // has not settled (and no step of it reported the stall itself), say so and fail.
 let settled = false;

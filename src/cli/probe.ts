@@ -1,5 +1,6 @@
 // `bbgate probe`: the command line around probe() (../probe/probe.ts).
 import { connectionStringsFor } from '../address/client-string.js';
+import { MAX_TIMEOUT_SECONDS } from '../address/fields.js';
 import { masterConnectionString, parseMasterAddress } from '../address/master-address.js';
 import { BbgateError } from '../errors.js';
 import { exitStatusFor } from '../probe/diagnosis.js';
@@ -90,12 +91,21 @@ function probeOptions(values: ParsedCommand<typeof OPTIONS>['values'], positiona
     throw new BbgateError('USAGE', values.basedir === undefined ? 'probe takes one CONNECTION_STRING, or --basedir DIR' : '--basedir takes the place of CONNECTION_STRING: give one or the other');
   }
   const timeout = values.timeout === undefined ? undefined : Number(values.timeout);
-  if (timeout !== undefined && !(timeout > 0)) throw new BbgateError('USAGE', `--timeout must be a positive number of seconds, not "${values.timeout}"`);
+  // Decimal seconds only (Number() would also read 0x10 and Infinity), up to a day as timeout= takes.
+  if (timeout !== undefined && !(/^\d*\.?\d+$/.test(values.timeout!) && timeout > 0 && timeout <= MAX_TIMEOUT_SECONDS)) {
+    throw new BbgateError('USAGE', `--timeout must be a number of seconds above 0 and at most ${MAX_TIMEOUT_SECONDS}, not "${values.timeout}"`);
+  }
   const password = values.password ?? process.env.BBGATE_PASSWORD;
   if (values.name !== undefined && password === undefined) throw new BbgateError('USAGE', '--name needs --password (or BBGATE_PASSWORD)');
   let connection = positionals[0];
   if (connection !== undefined && values['use-tls']) {
-    const master = parseMasterAddress(connection);
+    let master: ReturnType<typeof parseMasterAddress>;
+    try {
+      master = parseMasterAddress(connection);
+    } catch (err) {
+      // A mistake in what --use-tls takes is a usage mistake: answered with the pointer to --help.
+      throw new BbgateError('USAGE', `--use-tls takes MASTER[:PORT]: ${(err as Error).message}`);
+    }
     connection = masterConnectionString(master.host, master.port, true);
   } else if (connection !== undefined) {
     const meant = connectionStringsFor(connection);

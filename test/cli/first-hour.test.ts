@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { startMaster, type RunningMaster } from '../helpers/buildbot-master.js';
-import { bbgate } from '../helpers/cli.js';
+import { bbgate, CLI } from '../helpers/cli.js';
 import { tempDir } from './support.js';
 
 const COMMANDS = ['probe', 'create-worker', 'start', 'stop', 'restart', 'relay', 'ntlm-hash'];
@@ -43,11 +43,21 @@ describe('the command line', () => {
       [['stop', '--help=yes'], `bbgate: option --help of stop takes no value\nTry 'bbgate stop --help' for more information.\n`],
       [['relay', 'extra'], `bbgate: relay takes no arguments, only options (got "extra")\nTry 'bbgate relay --help' for more information.\n`],
       [['ntlm-hash'], `bbgate: ntlm-hash takes exactly one USER (the password is never an argument)\nTry 'bbgate ntlm-hash --help' for more information.\n`],
-      [['probe', '--timeout', '0', 'tcp:h:1'], `bbgate: --timeout must be a positive number of seconds, not "0"\nTry 'bbgate probe --help' for more information.\n`],
+      [['probe', '--timeout', '0', 'tcp:h:1'], `bbgate: --timeout must be a number of seconds above 0 and at most 86400, not "0"\nTry 'bbgate probe --help' for more information.\n`],
+      [['probe', '--timeout', 'Infinity', 'tcp:h:1'], `bbgate: --timeout must be a number of seconds above 0 and at most 86400, not "Infinity"\nTry 'bbgate probe --help' for more information.\n`],
+      [['probe', '--timeout', '0x10', 'tcp:h:1'], `bbgate: --timeout must be a number of seconds above 0 and at most 86400, not "0x10"\nTry 'bbgate probe --help' for more information.\n`],
+      [['probe', '--use-tls', 'h:99999'], `bbgate: --use-tls takes MASTER[:PORT]: "h:99999": port must be a whole number from 1 to 65535, not "99999"\nTry 'bbgate probe --help' for more information.\n`],
       [['frobnicate'], `bbgate: unknown command "frobnicate"\nTry 'bbgate --help' for more information.\n`],
       [['--frobnicate'], `bbgate: unknown option --frobnicate\nTry 'bbgate --help' for more information.\n`],
     ];
     for (const [args, stderr] of cases) assert.deepEqual(await bbgate(args), { status: 1, stdout: '', stderr }, args.join(' '));
+  });
+
+  it('a reader that goes away early (| true) ends the output, not the probe: its own status, no stack trace', async () => {
+    const r = await new Promise<{ status: string; stderr: string }>((resolve) => {
+      execFile('bash', ['-c', `"${process.execPath}" "${CLI}" probe --timeout 5 tcp:127.0.0.1:1 | true; echo "\${PIPESTATUS[0]}"`], (_err, stdout, stderr) => resolve({ status: stdout.trim(), stderr }));
+    });
+    assert.deepEqual(r, { status: '2', stderr: '' });
   });
 
   it('the top-level help lists every form of every command', async () => {

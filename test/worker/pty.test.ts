@@ -13,6 +13,7 @@ import type { PbValue } from '../../src/pb/values/values.js';
 import { windowSize } from '../../src/worker/process/pty.js';
 import { loadPtyBinding } from '../../src/worker/process/pty-binding.js';
 import { buildbotRuntime } from '../helpers/buildbot-runtime.js';
+import { waitFor } from '../helpers/wait.js';
 import { comparable, groupAfterKill, killGroup, runPythonWorker, runShellIn, type RunOptions, type ShellRun } from './shell-harness.js';
 
 let base: string;
@@ -249,6 +250,27 @@ describe('usePTY: file descriptors', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('usePTY: the PTY host', () => {
+  it('a host killed mid-step takes the command\'s session with it: nothing runs on untracked', async () => {
+    // The command ignores the hang-up a dead terminal sends, as a daemonising build tool might.
+    const run = runShell({ workdir: 'host', command: 'trap "" HUP; echo $$; exec sleep 300', usePTY: true, logEnviron: false }, {
+      onUpdate: ([key, value]) => {
+        if (key !== 'stdout' || pid !== undefined) return;
+        pid = Number(String(value).trim());
+        // The command's parent is the PTY host (the worker never holds the terminal).
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const host = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        assert.notEqual(host, process.pid);
+        process.kill(host, 'SIGKILL');
+      },
+    });
+    let pid: number | undefined;
+    const result = await run;
+    assert.ok(pid, JSON.stringify(result.updates));
+    await waitFor(() => !running(pid!), 'the command to be gone', 10_000);
   });
 });
 

@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { CommandError } from '../../errors.js';
 import type { ProcessChild } from './child.js';
-import { trackGroup, type SpawnOptions } from './group.js';
+import { signalGroup, trackGroup, type SpawnOptions } from './group.js';
 import { loadPtyBinding } from './pty-binding.js';
 import type { PtyHostMessage, PtyRequest } from './pty-protocol.js';
 
@@ -149,7 +149,11 @@ class PtyChild extends EventEmitter implements ProcessChild {
     void this.follow(messages);
     host.once('close', (code, signal) => {
       if (this.exited) return;
-      this.emit('error', new Error(`the PTY host ended (${signal ?? `exit ${code}`}) without the process's exit status`));
+      // The host is gone (killed, say by the OOM killer) and the command may still run, a session
+      // of its own that nobody would signal again: it is killed with its group before it is
+      // forgotten, so no step outlives its record.
+      const killed = signalGroup(this, 'SIGKILL');
+      this.emit('error', new Error(`the PTY host ended (${signal ?? `exit ${code}`}) without the process's exit status${killed ? '; the command\'s session was killed' : ''}`));
       this.onExit(null, null);
     });
     // Done once the exit is known and the output read to its end (or abandoned), without waiting
