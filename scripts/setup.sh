@@ -5,13 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The real peers the tests run against: a Buildbot 3.7 master, the Python worker, Twisted, squid,
-# openssl (an independent TLS server, and ECDSA certificates for the test PKI), bzip2
+# openssl (an independent TLS server, and ECDSA certificates for the test PKI), ca-certificates
+# (a real CA bundle that create-worker checks as trust roots), bzip2
 # (directory uploads with compress="bz2" pipe through it, as Node has no bzip2), and iproute2
 # (the probe's DNS test runs in a network namespace of its own); socat is what `npm run bench:relay`
 # compares the relay with; haproxy (TCP mode, send-proxy/send-proxy-v2) is the load balancer in
 # front of the relay whose PROXY headers its proxyFrom= listeners read (the tests run their own
 # instance from a temp config, never the system service).
-packages=(buildbot buildbot-worker python3-twisted squid openssl bzip2 iproute2 socat haproxy)
+packages=(buildbot buildbot-worker python3-twisted squid openssl ca-certificates bzip2 iproute2 socat haproxy)
 # --- issue 12: NTLM and Negotiate (Kerberos) proxy authentication ---
 # libkrb5-dev, make, g++ and python3 (for node-gyp) build the optional `kerberos` npm package (MIT
 # krb5's GSSAPI) during npm ci; without them it is skipped and only Negotiate is unavailable.

@@ -9,6 +9,7 @@ import { isPacSource, parseProxySetting } from '../address/proxy-setting.js';
 import { proxyPort } from '../address/proxy-string.js';
 import type { TlsEndpoint, WsEndpoint } from '../address/endpoint.js';
 import { DEFAULT_KEEPALIVE, DEFAULT_LOG_ROTATE, DEFAULT_MAXDELAY } from '../worker/config.js';
+import { loadTrustRoots } from '../tls/index.js';
 import { renderTac, type TacSettings } from '../worker/tac/write.js';
 import { parseCommand, report, strerror } from './common.js';
 import { tlsExtensionNotes } from './tls-extensions.js';
@@ -89,7 +90,7 @@ export interface CreateWorkerPlan {
 export async function runCreateWorker(argv: string[]): Promise<number> {
   let plan: CreateWorkerPlan | undefined;
   try {
-    plan = planCreateWorker(argv);
+    plan = await planCreateWorker(argv);
   } catch (err) {
     return report(err, 'create-worker');
   }
@@ -105,7 +106,7 @@ export async function runCreateWorker(argv: string[]): Promise<number> {
  * Checks every argument and works out what to write, touching nothing, so
  * that a bad value leaves the disk as it was. Undefined means --help.
  */
-export function planCreateWorker(argv: string[], cwd = process.cwd()): CreateWorkerPlan | undefined {
+export async function planCreateWorker(argv: string[], cwd = process.cwd()): Promise<CreateWorkerPlan | undefined> {
   const { values: v, positionals } = parseCommand('create-worker', argv, OPTIONS);
   if (v.help) return undefined;
   const connectionString = v['connection-string'];
@@ -118,6 +119,7 @@ export function planCreateWorker(argv: string[], cwd = process.cwd()): CreateWor
   const [workername, password] = rest.slice(-2) as [string, string];
   const notes: string[] = [];
 
+  if (workername === '') throw new BbgateError('USAGE', 'WORKERNAME is empty: give the name the master\'s c[\'workers\'] entry has for this worker');
   if (password === '') throw new BbgateError('USAGE', 'PASSWORD is empty: give the password the master\'s c[\'workers\'] entry has for this worker');
   const basedir = resolve(cwd, basedirArg);
 
@@ -126,7 +128,7 @@ export function planCreateWorker(argv: string[], cwd = process.cwd()): CreateWor
     if (v['use-tls']) throw new BbgateError('USAGE', '--use-tls and --connection-string do not go together: write tls:HOST:PORT in the connection string');
     const endpoint = parseEndpoint(connectionString);
     if (endpoint.type === 'ws') notes.push('buildbot-worker cannot run this buildbot.tac: it has no ws:// or wss:// transport; bbgate can (a bbgate relay\'s WebSocket listener)');
-    if (endpoint.type !== 'tcp') notes.push(...checkTlsFiles(endpoint, basedir));
+    if (endpoint.type !== 'tcp') notes.push(...(await checkTlsFiles(endpoint, basedir)));
     notes.push(...tlsExtensionNotes(endpoint));
     master = { connectionString };
   } else {
@@ -270,18 +272,16 @@ function writeInfoFiles(basedir: string, say: (line: string) => void): void {
 
 /**
  * The files a TLS connection string names, as the worker will look for them
- * (relative paths from BASEDIR, where it runs): a missing trust root is
- * refused (every connection would fail), a missing certificate or key is a
- * note (they may be copied in before the first start).
+ * (relative paths from BASEDIR, where it runs): trust roots the worker could
+ * not load are refused, with the loader's own reasons (every connection would
+ * fail); a missing certificate or key is a note (they may be copied in before
+ * the first start).
  */
-function checkTlsFiles(endpoint: TlsEndpoint | WsEndpoint, basedir: string): string[] {
+async function checkTlsFiles(endpoint: TlsEndpoint | WsEndpoint, basedir: string): Promise<string[]> {
   const notes: string[] = [];
-  const exists = (path: string) => existsSync(resolve(basedir, path));
-  if (endpoint.trustRoots !== undefined && !exists(endpoint.trustRoots)) {
-    throw new BbgateError('USAGE', `the trust roots ${endpoint.trustRoots} do not exist${isAbsolute(endpoint.trustRoots) ? '' : ` (looked for in ${basedir}, where the worker runs)`}: name the directory of CA certificates the master's certificate chains to`);
-  }
+  if (endpoint.trustRoots !== undefined) await loadTrustRoots(resolve(basedir, endpoint.trustRoots));
   for (const [option, path] of [['certificate', endpoint.certificate], ['privateKey', endpoint.privateKey]] as const) {
-    if (path !== undefined && !exists(path)) notes.push(`${option}=${path} does not exist yet${isAbsolute(path) ? '' : ` (relative to ${basedir})`}: the worker will not connect until it does`);
+    if (path !== undefined && !existsSync(resolve(basedir, path))) notes.push(`${option}=${path} does not exist yet${isAbsolute(path) ? '' : ` (relative to ${basedir})`}: the worker will not connect until it does`);
   }
   return notes;
 }

@@ -22,10 +22,12 @@ up to 10 seconds until the master has attached it.
 Options:
   -q, --quiet     start, and print nothing but errors
       --nodaemon  run in the foreground, logging to twistd.log and (unless
-                  --quiet) to stdout: readable on a terminal, JSON lines
-                  otherwise; no pid file. A tac that logs to sys.stdout
-                  (as container images' do) logs only to stdout
+                  --quiet) to stdout, the same lines; no pid file. A tac that
+                  logs to sys.stdout (as container images' do) logs only to stdout
   -h, --help      this text
+
+The log is text lines in buildbot-worker's shape; BBGATE_LOG_FORMAT=json in
+the environment makes it JSON lines (one object each) for log shippers.
 `;
 
 /** start's options, which restart shares. */

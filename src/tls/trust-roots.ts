@@ -72,15 +72,25 @@ interface FileVerdict {
   holdsPrivateKey: boolean;
 }
 
+/** `-----BEGIN CERTIFICATE-----` lines beyond the complete blocks: a file cut short (or a copy and paste that was). */
+function unterminated(text: string, complete: number): string | undefined {
+  const begun = text.match(/-----BEGIN CERTIFICATE-----/g)?.length ?? 0;
+  if (begun <= complete) return undefined;
+  const count = begun - complete;
+  return `${count === 1 ? 'a certificate' : `${count} certificates`} cut short: -----BEGIN CERTIFICATE----- without its -----END CERTIFICATE----- line`;
+}
+
 function examine(data: Buffer, now: number): FileVerdict {
-  const blocks = pemBlocks(data.toString('latin1'));
+  const text = data.toString('latin1');
+  const blocks = pemBlocks(text);
   const holdsPrivateKey = blocks.some((b) => isPrivateKeyLabel(b.label));
   const certBlocks = blocks.filter((b) => b.label === 'CERTIFICATE');
+  const cutShort = unterminated(text, certBlocks.length);
   if (certBlocks.length === 0) {
-    const rejected = blocks.length === 0 ? notPem(data) : `no certificate in it, only ${[...new Set(blocks.map((b) => b.label))].join(', ')}`;
+    const rejected = cutShort ?? (blocks.length === 0 ? notPem(data) : `no certificate in it, only ${[...new Set(blocks.map((b) => b.label))].join(', ')}`);
     return { certificates: [], rejected: [rejected], holdsPrivateKey };
   }
-  const verdict: FileVerdict = { certificates: [], rejected: [], holdsPrivateKey };
+  const verdict: FileVerdict = { certificates: [], rejected: cutShort ? [cutShort] : [], holdsPrivateKey };
   certBlocks.forEach((block, i) => {
     const which = certBlocks.length > 1 ? `certificate ${i + 1} of ${certBlocks.length}` : 'the certificate';
     let cert: X509Certificate;

@@ -3,7 +3,7 @@
 // point, used against a real Buildbot 3.7 master).
 import { strict as assert } from 'node:assert';
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
@@ -88,20 +88,32 @@ describe('the command line', () => {
 });
 
 describe('create-worker refuses what cannot work and notes what may not', () => {
-  it('an empty password is refused, and nothing is written', async () => {
+  it('an empty password or worker name is refused, and nothing is written', async () => {
     const dir = tempDir();
     const r = await bbgate(['create-worker', join(dir, 'w'), 'localhost', 'w', '']);
     assert.equal(r.status, 1);
     assert.match(r.stderr, /^bbgate: PASSWORD is empty/);
+    const n = await bbgate(['create-worker', join(dir, 'w'), 'localhost', '', 'pw']);
+    assert.equal(n.status, 1);
+    assert.match(n.stderr, /^bbgate: WORKERNAME is empty/);
     assert.throws(() => readFileSync(join(dir, 'w', 'buildbot.tac')));
   });
 
-  it('trustRoots that do not exist are refused; they are looked for where the worker runs', async () => {
+  it('trust roots the worker could not load are refused, with the loader\'s reasons; they are looked for where the worker runs', async () => {
     const dir = tempDir();
-    const missing = await bbgate(['create-worker', '--connection-string', 'tls:master:9989:trustRoots=ca', join(dir, 'w'), 'w', 'pw']);
-    assert.equal(missing.status, 1);
-    assert.match(missing.stderr, new RegExp(`the trust roots ca do not exist \\(looked for in ${join(dir, 'w')}, where the worker runs\\)`));
+    const refused: [string, RegExp][] = [
+      ['ca', new RegExp(`^bbgate: trustRoots ${join(dir, 'w', 'ca')} does not exist: give a directory of \\.pem files, or one PEM file\\n$`)],
+      ['/etc/passwd', /^bbgate: the trustRoots file \/etc\/passwd holds no usable certificate \(not PEM: no -----BEGIN CERTIFICATE----- block\)/],
+      ['/dev/null', /^bbgate: trustRoots \/dev\/null is neither a directory nor a regular file/],
+    ];
+    for (const [roots, message] of refused) {
+      const r = await bbgate(['create-worker', '--connection-string', `tls:master:9989:trustRoots=${roots}`, join(dir, 'w'), 'w', 'pw']);
+      assert.equal(r.status, 1, roots);
+      assert.match(r.stderr, message, roots);
+    }
+    assert.throws(() => readFileSync(join(dir, 'w', 'buildbot.tac')));
     mkdirSync(join(dir, 'w', 'ca'), { recursive: true });
+    writeFileSync(join(dir, 'w', 'ca', 'roots.pem'), readFileSync('/etc/ssl/certs/ca-certificates.crt'));
     const present = await bbgate(['create-worker', '--quiet', '--connection-string', 'tls:master:9989:trustRoots=ca', join(dir, 'w'), 'w', 'pw']);
     assert.equal(present.status, 0, present.stderr);
   });

@@ -211,7 +211,7 @@ describe('no output echoes a credential', () => {
       assert.equal(start.status, 1, `${what}: ${start.stdout}${start.stderr}`);
       assert.match(start.stdout, /exited \(status 1\) before the master attached it/, what);
       const log = readFileSync(join(dir, 'twistd.log'), 'utf8');
-      assert.match(log, new RegExp(`"code":"${code}".*gave up after 1 failed attempt`), `${what}: ${log}`);
+      assert.match(log, new RegExp(`\\[-\\] ERROR: gave up after 1 failed attempt.* code=${code}$`, 'm'), `${what}: ${log}`);
       const foreground = await bbgate(['start', '--nodaemon', dir], env);
       assert.equal(foreground.status, 1, `${what}: ${foreground.stdout}${foreground.stderr}`);
       assert.match(foreground.stdout, /gave up after 1 failed attempt/, what);

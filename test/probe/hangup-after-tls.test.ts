@@ -82,7 +82,8 @@ describe('a TLS server that hangs up right after the handshake (openssl s_server
     const dir = join(parent, 'w');
     const created = await bbgate(['create-worker', '--maxdelay', '1', '--connection-string', `tls:localhost:${port}:trustRoots=${roots}:timeout=5`, dir, 'w', 'p']);
     assert.equal(created.status, 0, created.stderr);
-    const child = spawn(process.execPath, [CLI, 'start', '--nodaemon', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // JSON lines (as a log shipper takes them), to read each retry's code.
+    const child = spawn(process.execPath, [CLI, 'start', '--nodaemon', dir], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BBGATE_LOG_FORMAT: 'json' } });
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
     const retries: { code?: string; msg: string }[] = [];
     let buffered = '';

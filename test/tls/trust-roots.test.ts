@@ -37,6 +37,9 @@ describe('loadTrustRoots', () => {
       'der.pem': der(pki.root.cert),
       'key.pem': pki.client.key,
       'broken.pem': '-----BEGIN CERTIFICATE-----\nMIIBroken\n-----END CERTIFICATE-----\n',
+      // A bundle whose second certificate was cut short (a truncated copy): the first is trusted, the cut one reported.
+      'cut-bundle.pem': `${pki.otherRoot.cert}\n${pki.root.cert.split('\n').slice(0, 10).join('\n')}\n`,
+      'cut.pem': pki.root.cert.replace('-----END CERTIFICATE-----', ''),
     };
     for (const [name, content] of Object.entries(files)) await writeFile(join(dir, name), content);
     await mkdir(join(dir, 'subdir.pem'));
@@ -50,8 +53,10 @@ describe('loadTrustRoots', () => {
 
     const reasons = Object.fromEntries(roots.skipped.map((s) => [s.file, s.reason]));
     assert.deepEqual(Object.keys(reasons).sort(), [
-      'README', 'broken.pem', 'bundle.pem', 'ca.crt', 'der.pem', 'expired-ca.pem', 'issued-leaf.pem', 'junk.pem', 'key.pem', 'subdir.pem',
+      'README', 'broken.pem', 'bundle.pem', 'ca.crt', 'cut-bundle.pem', 'cut.pem', 'der.pem', 'expired-ca.pem', 'issued-leaf.pem', 'junk.pem', 'key.pem', 'subdir.pem',
     ]);
+    assert.equal(reasons['cut-bundle.pem'], 'a certificate cut short: -----BEGIN CERTIFICATE----- without its -----END CERTIFICATE----- line');
+    assert.equal(reasons['cut.pem'], 'a certificate cut short: -----BEGIN CERTIFICATE----- without its -----END CERTIFICATE----- line');
     assert.equal(reasons['ca.crt'], 'ignored: only *.pem files are read, as Twisted does');
     assert.match(reasons['bundle.pem']!, /^certificate 3 of 3 \(CN=Expired CA, O=bbgate tests\) is expired on \d{4}-/);
     assert.match(reasons['expired-ca.pem']!, /^the certificate \(CN=Expired CA, O=bbgate tests\) is expired on/);
