@@ -63,6 +63,10 @@ Options:
                        or the proxies a PAC file names: pac+file:///PATH, pac+http(s)://URL
                        (without it, HTTPS_PROXY / ALL_PROXY and NO_PROXY apply)
   --no-env-proxy       ignore HTTPS_PROXY, ALL_PROXY and NO_PROXY
+  --protocol P         pb (default, or the tac's) or msgpack_experimental_v7: then the string
+                       names the master's msgpack port, and the steps after TLS are
+                       websocket (the upgrade, with the name and password) → msgpack (the
+                       master's first request) → login (worker info, attach) → keepalive
   --name NAME          log in as this worker (without it the probe stops after the PB greeting)
   --password PASSWORD  the worker's password (or set BBGATE_PASSWORD, which keeps it out of ps)
   --timeout S          the longest any step may take, the connect included (default 10)
@@ -93,6 +97,7 @@ async function runProbe(argv: string[]): Promise<number> {
       basedir: { type: 'string' },
       verbose: { type: 'boolean', short: 'v' },
       timeout: { type: 'string' },
+      protocol: { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -117,7 +122,10 @@ async function runProbe(argv: string[]): Promise<number> {
       return usage((err as Error).message, PROBE_USAGE);
     }
   }
+  const protocol = values.protocol;
+  if (protocol !== undefined && protocol !== 'pb' && protocol !== 'msgpack_experimental_v7') return usage(`--protocol must be pb or msgpack_experimental_v7, not "${protocol}"`, PROBE_USAGE);
   const report = await probe({
+    ...(protocol !== undefined ? { protocol } : {}),
     ...(connection !== undefined ? { connection } : {}),
     ...(values.basedir !== undefined ? { basedir: values.basedir } : {}),
     ...(values['proxy-connection-string'] !== undefined ? { proxy: values['proxy-connection-string'] } : {}),

@@ -13,8 +13,11 @@ import { readRefusal } from '../relay/refusals.js';
 import { stallMessage, watchLiveness } from '../liveness.js';
 import { hintFor } from './diagnosis.js';
 import { ProbeMind } from './mind.js';
+import { probeMsgpack } from './msgpack.js';
+import type { MsgpackSession } from '../msgpack/session.js';
+import { msgpackOverWsUrl, type WorkerProtocol } from '../worker/config.js';
 
-export type StepName = 'parse' | DialStep | 'pb' | 'login' | 'keepalive';
+export type StepName = 'parse' | DialStep | 'pb' | 'msgpack' | 'login' | 'keepalive';
 
 export interface ProbeStep {
   step: StepName;
@@ -47,6 +50,8 @@ export interface ProbeOptions {
   password?: string;
   /** Seconds to wait for each of the PB greeting, the login and the keepalive. */
   timeout?: number;
+  /** The master's port's protocol (default: the tac's, else pb). */
+  protocol?: WorkerProtocol;
 }
 
 /** A step failed: the walk stops there. */
@@ -54,7 +59,8 @@ class StepFailed extends Error {}
 
 /**
  * Walks parse → proxy → DNS → TCP (or the proxy's CONNECT) → TLS → PB → login
- * → keepalive, one layer at a time, with the same dialer the worker uses,
+ * → keepalive (for msgpack_experimental_v7: … → TLS → websocket → msgpack →
+ * login → keepalive, see ./msgpack.ts), one layer at a time, with the same dialer the worker uses,
  * timing each step and stopping at the first that fails, so the report names
  * the layer at fault rather than a symptom further up.
  */
@@ -62,6 +68,7 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
   const steps: ProbeStep[] = [];
   const timeout = (options.timeout ?? 10) * 1000;
   let broker: Broker | undefined;
+  let msgpack: MsgpackSession | undefined;
   // A step whose wait nothing can end any more fails as a bbgate bug, instead of the
   // process ending with no report and status 0.
   let running: StepName | undefined;
@@ -97,7 +104,8 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
 
   try {
     const target = await step('parse', async () => resolveTarget(options), (t) =>
-      (t.tac ? `${t.tac}: worker "${t.name}" at ` : '') + formatEndpoint(t.endpoint) + (t.proxy ? ` via ${describeProxySetting(t.proxy)}` : ''));
+      (t.tac ? `${t.tac}: worker "${t.name}" at ` : '') + formatEndpoint(t.endpoint) + (t.proxy ? ` via ${describeProxySetting(t.proxy)}` : '') +
+      (t.protocol === 'pb' ? '' : `, protocol ${t.protocol}`));
     // No step may outlast --timeout, the connect included (a connection string's timeout= may be longer).
     const endpoint = { ...target.endpoint, timeout: Math.min(target.endpoint.timeout, timeout / 1000) };
     const warnings = target.endpoint.type === 'tls' ? target.endpoint.warnings : [];
@@ -107,6 +115,11 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
       ...(options.env ? { env: options.env } : {}),
     });
     const stream = await dial(route, step);
+    if (target.protocol === 'msgpack_experimental_v7') {
+      const login = target.name === undefined ? undefined : { name: target.name, password: target.password ?? '' };
+      msgpack = await probeMsgpack(stream, endpoint, login, timeout, step);
+      return { ok: true, steps };
+    }
     broker = new Broker(stream, { role: 'client' });
     const ready = broker;
     const overTls = target.endpoint.type === 'tls';
@@ -124,6 +137,7 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
   } finally {
     stopGuard();
     await broker?.close();
+    msgpack?.close();
   }
 }
 
@@ -160,6 +174,7 @@ async function roundTrip(perspective: RemoteReference, timeout: number): Promise
 }
 
 interface Target extends Destination {
+  protocol: WorkerProtocol;
   name?: string;
   password?: string;
   /** The buildbot.tac it came from, when probing a basedir. */
@@ -172,6 +187,8 @@ function resolveTarget(options: ProbeOptions): Target {
   const config = tac === undefined ? undefined : readTac(tac);
   const endpoint = options.connection !== undefined ? parseEndpoint(options.connection) : config?.endpoint;
   if (endpoint === undefined) throw new BbgateError('USAGE', 'give a connection string or --basedir');
+  const protocol = options.protocol ?? config?.protocol ?? 'pb';
+  if (protocol !== 'pb' && endpoint.type === 'ws') throw new BbgateError('USAGE', msgpackOverWsUrl);
   // BBGATE_PROXY_*, read once: the given proxy takes them now, the environment's or a PAC's per dial.
   const proxyCredentials = readProxyCredentials(options.env ?? process.env);
   const proxy = withSettingCredentials(options.proxy !== undefined ? parseProxySetting(options.proxy) : config?.proxy, proxyCredentials);
@@ -179,6 +196,7 @@ function resolveTarget(options: ProbeOptions): Target {
   const password = options.password ?? config?.password;
   return {
     endpoint,
+    protocol,
     ...(proxy !== undefined ? { proxy } : {}),
     ...(proxyCredentials.password !== undefined ? { proxyCredentials } : {}),
     ...(name !== undefined ? { name } : {}),

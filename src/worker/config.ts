@@ -87,6 +87,10 @@ export interface EnvironmentChanges {
 
 export type WorkerProtocol = 'pb' | 'msgpack_experimental_v7';
 
+/** Why a ws:// or wss:// string cannot carry msgpack: bbgate makes that upgrade itself, to the master's msgpack port. */
+export const msgpackOverWsUrl =
+  "msgpack_experimental_v7 is itself a WebSocket protocol: give the master's msgpack port as tcp:HOST:PORT (or tls:…, or buildmaster_host and port), not as a ws:// or wss:// URL, which is for a bbgate relay's PB listener";
+
 export const DEFAULT_KEEPALIVE = 600;
 export const DEFAULT_MAXDELAY = 300;
 export const DEFAULT_LOG_ROTATE = { size: 10_000_000, count: 10 } as const;

@@ -13,7 +13,7 @@ import { MsgpackBot } from './msgpack-bot.js';
 import { openMsgpackSession } from './msgpack-connect.js';
 import { signalLiveGroups } from './process/index.js';
 import { COMMANDS } from './commands/index.js';
-import type { WorkerConfig } from './config.js';
+import { msgpackOverWsUrl, type WorkerConfig } from './config.js';
 import { lookupCodec, UTF8 } from './python/codec.js';
 
 export interface WorkerLogger {
@@ -50,6 +50,7 @@ const SHUTDOWN_FILE_POLL_MS = 10_000;
 export async function runWorker(config: WorkerConfig, logger: WorkerLogger, signals: NodeJS.EventEmitter = process): Promise<number> {
   if (config.umask !== undefined) process.umask(config.umask);
   const { endpoint } = config;
+  if (config.protocol !== 'pb' && endpoint.type === 'ws') throw new BbgateError('ENDPOINT_SYNTAX', msgpackOverWsUrl);
   const codec = config.unicodeEncoding ? lookupCodec(config.unicodeEncoding)! : UTF8;
   const route = routeTo(config, { tcpKeepalive: config.keepalive || 600, logger });
   let finish!: (status: number) => void;
