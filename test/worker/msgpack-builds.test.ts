@@ -41,6 +41,8 @@ _bbgate_mp.BuildbotWebSocketServerProtocol.call_update_upload_file_utime = _bbga
     lambda self, msg: self.command_id_to_writer_map[msg['command_id']].remote_utime((msg['access_time'], msg['modified_time'])))
 `;
 
+const TO_WORKER = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7919) % 251));
+
 type Steps = (worker: 'bb' | 'py', exchange: string) => string[];
 
 /** A master with a msgpack port, and builders `<name>-bb` (bbgate) and `<name>-py` (buildbot-worker 3.7). */
@@ -63,54 +65,61 @@ async function startPair(builders: Record<string, Steps>, exchange: string, extr
   return { master, worker, python };
 }
 
+interface Pair {
+  master: RunningMaster;
+  worker: TestWorker;
+  python: RunningPythonWorker;
+  /** Where uploads land on the master, and what it downloads (to-worker.bin). */
+  exchange: string;
+}
+
+/** Registers the suite's before/after: a startPair() with an exchange directory holding TO_WORKER; the fields are set in before(). */
+function usePair(builders: Record<string, Steps>, extraConfig = ''): Pair {
+  const pair = {} as Pair;
+  before(async () => {
+    pair.exchange = await mkdtemp(join(tmpdir(), 'bbgate-msgpack-'));
+    await writeFile(join(pair.exchange, 'to-worker.bin'), TO_WORKER);
+    Object.assign(pair, await startPair(builders, pair.exchange, extraConfig));
+  });
+  after(async () => {
+    await pair.worker?.stop();
+    await pair.python?.stop();
+    await pair.master?.stop();
+    if (pair.exchange) await rm(pair.exchange, { recursive: true, force: true });
+  });
+  return pair;
+}
+
 /** The stdio log of the named step, or of the first step. */
 const stdio = (build: BuildResult, step?: string) => build.steps.filter((s) => step === undefined || s.name === step).flatMap((s) => s.logs.filter((l) => l.name === 'stdio'))[0]!;
 const outcome = (build: BuildResult) => build.steps.map((s) => [s.name, s.resultName]);
 
-const TO_WORKER = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7919) % 251));
-
 describe('builds over msgpack_experimental_v7 on the unpatched 3.7 master, beside buildbot-worker 3.7', () => {
-  let master: RunningMaster;
-  let worker: TestWorker;
-  let python: RunningPythonWorker;
-  let exchange: string;
+  const fx = usePair(
+    {
+      hello: () => [`steps.ShellCommand(command=['sh', '-c', 'echo hello; echo oops >&2; printf partial'], name='hello')`],
+      failing: () => [`steps.ShellCommand(command='echo before; exit 3', name='fails')`],
+      interrupted: () => [`steps.ShellCommand(name='forever', command=['sh', '-c', 'echo started; sleep 300'])`],
+      uploads: (w, x) => [
+        `steps.ShellCommand(name='make', command=['sh', '-c', 'head -c 1000000 /dev/urandom > big.bin && mkdir -p tree/sub && echo a > tree/a.txt && echo b > tree/sub/b.txt'])`,
+        `steps.FileUpload(workersrc='big.bin', masterdest='${x}/${w}/big.bin')`,
+        `steps.DirectoryUpload(workersrc='tree', masterdest='${x}/${w}/tree')`,
+      ],
+      filesystem: () => [
+        `steps.MakeDirectory(dir='build/made')`,
+        `steps.ShellCommand(name='fill', command=['sh', '-c', 'echo x > made/f'])`,
+        `steps.CopyDirectory(src='build/made', dest='build/copied')`,
+        `steps.FileExists(file='build/copied/f')`,
+        `steps.RemoveDirectory(dir='build/made')`,
+        `steps.ShellCommand(name='check', command=['sh', '-c', 'test ! -e made && test -f copied/f'])`,
+      ],
+      missing: () => [`steps.FileExists(file='build/nothing-here')`],
+      download: (_w, x) => [`steps.FileDownload(mastersrc='${x}/to-worker.bin', workerdest='got.bin')`, `steps.ShellCommand(name='size', command=['sh', '-c', 'wc -c < got.bin'])`],
+      keepstamp: (w, x) => [`steps.ShellCommand(name='make', command=['sh', '-c', 'echo kept > kept.txt && touch -d @1000000000 kept.txt'])`, `steps.FileUpload(workersrc='kept.txt', masterdest='${x}/${w}/kept.txt', keepstamp=True)`],
+    },
+  );
 
-  before(async () => {
-    exchange = await mkdtemp(join(tmpdir(), 'bbgate-msgpack-'));
-    await writeFile(join(exchange, 'to-worker.bin'), TO_WORKER);
-    ({ master, worker, python } = await startPair(
-      {
-        hello: () => [`steps.ShellCommand(command=['sh', '-c', 'echo hello; echo oops >&2; printf partial'], name='hello')`],
-        failing: () => [`steps.ShellCommand(command='echo before; exit 3', name='fails')`],
-        interrupted: () => [`steps.ShellCommand(name='forever', command=['sh', '-c', 'echo started; sleep 300'])`],
-        uploads: (w, x) => [
-          `steps.ShellCommand(name='make', command=['sh', '-c', 'head -c 1000000 /dev/urandom > big.bin && mkdir -p tree/sub && echo a > tree/a.txt && echo b > tree/sub/b.txt'])`,
-          `steps.FileUpload(workersrc='big.bin', masterdest='${x}/${w}/big.bin')`,
-          `steps.DirectoryUpload(workersrc='tree', masterdest='${x}/${w}/tree')`,
-        ],
-        filesystem: () => [
-          `steps.MakeDirectory(dir='build/made')`,
-          `steps.ShellCommand(name='fill', command=['sh', '-c', 'echo x > made/f'])`,
-          `steps.CopyDirectory(src='build/made', dest='build/copied')`,
-          `steps.FileExists(file='build/copied/f')`,
-          `steps.RemoveDirectory(dir='build/made')`,
-          `steps.ShellCommand(name='check', command=['sh', '-c', 'test ! -e made && test -f copied/f'])`,
-        ],
-        missing: () => [`steps.FileExists(file='build/nothing-here')`],
-        download: (_w, x) => [`steps.FileDownload(mastersrc='${x}/to-worker.bin', workerdest='got.bin')`, `steps.ShellCommand(name='size', command=['sh', '-c', 'wc -c < got.bin'])`],
-        keepstamp: (w, x) => [`steps.ShellCommand(name='make', command=['sh', '-c', 'echo kept > kept.txt && touch -d @1000000000 kept.txt'])`, `steps.FileUpload(workersrc='kept.txt', masterdest='${x}/${w}/kept.txt', keepstamp=True)`],
-      },
-      exchange,
-    ));
-  });
-  after(async () => {
-    await worker?.stop();
-    await python?.stop();
-    await master?.stop();
-    await rm(exchange, { recursive: true, force: true });
-  });
-
-  const both = async (name: string): Promise<[BuildResult, BuildResult]> => [await master.runBuild(`${name}-bb`), await master.runBuild(`${name}-py`)];
+  const both = async (name: string): Promise<[BuildResult, BuildResult]> => [await fx.master.runBuild(`${name}-bb`), await fx.master.runBuild(`${name}-py`)];
 
   it('runs a shell step with output: SUCCESS, stdout and stderr as buildbot-worker sends them', async () => {
     const [bb, py] = await both('hello');
@@ -134,9 +143,9 @@ describe('builds over msgpack_experimental_v7 on the unpatched 3.7 master, besid
     const [bb, py] = await both('uploads');
     assert.deepEqual(outcome(bb), outcome(py));
     assert.equal(bb.results, Results.SUCCESS, JSON.stringify(outcome(bb)));
-    const made = join(worker.basedir, 'uploads-bb', 'build');
-    assert.equal(sha256(await readFile(join(exchange, 'bb', 'big.bin'))), sha256(await readFile(join(made, 'big.bin'))));
-    assert.equal(await readFile(join(exchange, 'bb', 'tree', 'sub', 'b.txt'), 'utf8'), 'b\n');
+    const made = join(fx.worker.basedir, 'uploads-bb', 'build');
+    assert.equal(sha256(await readFile(join(fx.exchange, 'bb', 'big.bin'))), sha256(await readFile(join(made, 'big.bin'))));
+    assert.equal(await readFile(join(fx.exchange, 'bb', 'tree', 'sub', 'b.txt'), 'utf8'), 'b\n');
   });
 
   it('runs the file-system commands (mkdir, cpdir, stat, rmdir), and a stat of a missing file fails alike', async () => {
@@ -161,59 +170,43 @@ describe('builds over msgpack_experimental_v7 on the unpatched 3.7 master, besid
   });
 
   it('stops a running step when the master interrupts it', async () => {
-    const forced = await master.forceBuild('interrupted-bb');
-    await worker.waitForLog(/starting a process .*interrupted-bb\/build"/);
+    const forced = await fx.master.forceBuild('interrupted-bb');
+    await fx.worker.waitForLog(/starting a process .*interrupted-bb\/build"/);
     let builds: { buildid: number }[] = [];
-    await waitFor(async () => (builds = (await master.api(`builds?buildrequestid=${forced.buildRequestId}`)).builds).length > 0, 'the build in the REST API');
-    await master.rpc(`builds/${builds[0]!.buildid}`, 'stop', { reason: 'test stops it' });
-    const build = await master.waitForBuild(forced);
+    await waitFor(async () => (builds = (await fx.master.api(`builds?buildrequestid=${forced.buildRequestId}`)).builds).length > 0, 'the build in the REST API');
+    await fx.master.rpc(`builds/${builds[0]!.buildid}`, 'stop', { reason: 'test stops it' });
+    const build = await fx.master.waitForBuild(forced);
     assert.equal(build.results, Results.CANCELLED);
-    await worker.waitForLog(/interrupting command/);
+    await fx.worker.waitForLog(/interrupting command/);
   });
 });
 
 describe('downloads and keepstamp uploads over msgpack on a 3.7 master whose two msgpack bugs are mended', () => {
-  let master: RunningMaster;
-  let worker: TestWorker;
-  let python: RunningPythonWorker;
-  let exchange: string;
-
-  before(async () => {
-    exchange = await mkdtemp(join(tmpdir(), 'bbgate-msgpack-'));
-    await writeFile(join(exchange, 'to-worker.bin'), TO_WORKER);
-    ({ master, worker, python } = await startPair(
-      {
-        download: (_w, x) => [`steps.FileDownload(mastersrc='${x}/to-worker.bin', workerdest='got.bin', mode=0o640)`],
-        keepstamp: (w, x) => [`steps.ShellCommand(name='make', command=['sh', '-c', 'echo kept > kept.txt && touch -d @1000000000 kept.txt'])`, `steps.FileUpload(workersrc='kept.txt', masterdest='${x}/${w}/kept.txt', keepstamp=True)`],
-      },
-      exchange,
-      MEND_MASTER,
-    ));
-  });
-  after(async () => {
-    await worker?.stop();
-    await python?.stop();
-    await master?.stop();
-    await rm(exchange, { recursive: true, force: true });
-  });
+  const fx = usePair(
+    {
+      download: (_w, x) => [`steps.FileDownload(mastersrc='${x}/to-worker.bin', workerdest='got.bin', mode=0o640)`],
+      keepstamp: (w, x) => [`steps.ShellCommand(name='make', command=['sh', '-c', 'echo kept > kept.txt && touch -d @1000000000 kept.txt'])`, `steps.FileUpload(workersrc='kept.txt', masterdest='${x}/${w}/kept.txt', keepstamp=True)`],
+    },
+  MEND_MASTER,
+  );
 
   it('downloads a file byte for byte, with its mode', async () => {
-    const bb = await master.runBuild('download-bb');
-    const py = await master.runBuild('download-py');
+    const bb = await fx.master.runBuild('download-bb');
+    const py = await fx.master.runBuild('download-py');
     assert.equal(bb.results, Results.SUCCESS, JSON.stringify(outcome(bb)));
     assert.equal(py.results, Results.SUCCESS, JSON.stringify(outcome(py)));
-    const got = join(worker.basedir, 'download-bb', 'build', 'got.bin');
+    const got = join(fx.worker.basedir, 'download-bb', 'build', 'got.bin');
     assert.equal(sha256(await readFile(got)), sha256(TO_WORKER));
-    assert.equal(sha256(await readFile(join(python.basedir, 'download-py', 'build', 'got.bin'))), sha256(TO_WORKER));
+    assert.equal(sha256(await readFile(join(fx.python.basedir, 'download-py', 'build', 'got.bin'))), sha256(TO_WORKER));
     assert.equal((await stat(got)).mode & 0o777, 0o640);
   });
 
   it('keeps the modification time of a keepstamp upload', async () => {
-    const bb = await master.runBuild('keepstamp-bb');
-    const py = await master.runBuild('keepstamp-py');
+    const bb = await fx.master.runBuild('keepstamp-bb');
+    const py = await fx.master.runBuild('keepstamp-py');
     assert.equal(bb.results, Results.SUCCESS, JSON.stringify(outcome(bb)));
     assert.equal(py.results, Results.SUCCESS, JSON.stringify(outcome(py)));
-    assert.equal(Math.round((await stat(join(exchange, 'bb', 'kept.txt'))).mtimeMs / 1000), 1_000_000_000);
-    assert.equal(Math.round((await stat(join(exchange, 'py', 'kept.txt'))).mtimeMs / 1000), 1_000_000_000);
+    assert.equal(Math.round((await stat(join(fx.exchange, 'bb', 'kept.txt'))).mtimeMs / 1000), 1_000_000_000);
+    assert.equal(Math.round((await stat(join(fx.exchange, 'py', 'kept.txt'))).mtimeMs / 1000), 1_000_000_000);
   });
 });
