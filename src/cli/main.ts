@@ -13,7 +13,7 @@ const USAGE = `Usage: bbgate <command> [options]
 Commands:
   probe CONNECTION_STRING [--proxy-connection-string P] [--name NAME --password PASSWORD] [--json]
         Walk proxy → DNS → TCP → CONNECT → TLS → PB → login → keepalive to a Buildbot master and name
-        the layer that fails. Exit status: 0 ok, 1 usage or unparseable input,
+        the layer that fails (--protocol msgpack_experimental_v7: … → TLS → websocket → msgpack → login). Exit status: 0 ok, 1 usage or unparseable input,
         2 network, 3 proxy, 4 TLS, 5 authentication, 6 not a PB service / protocol,
         70 a bug in bbgate.
   create-worker [options] BASEDIR MASTER[:PORT] WORKERNAME PASSWORD

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Results, startMaster, startPythonWorker, type BuildResult, type RunningMaster, type RunningPythonWorker } from '../helpers/buildbot-master.js';
 import { startTestWorker, type TestWorker } from '../helpers/bbgate-worker.js';
+import { FILESYSTEM_STEPS } from '../helpers/build-steps.js';
 import { waitFor } from '../helpers/wait.js';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
@@ -105,14 +106,7 @@ describe('builds over msgpack_experimental_v7 on the unpatched 3.7 master, besid
         `steps.FileUpload(workersrc='big.bin', masterdest='${x}/${w}/big.bin')`,
         `steps.DirectoryUpload(workersrc='tree', masterdest='${x}/${w}/tree')`,
       ],
-      filesystem: () => [
-        `steps.MakeDirectory(dir='build/made')`,
-        `steps.ShellCommand(name='fill', command=['sh', '-c', 'echo x > made/f'])`,
-        `steps.CopyDirectory(src='build/made', dest='build/copied')`,
-        `steps.FileExists(file='build/copied/f')`,
-        `steps.RemoveDirectory(dir='build/made')`,
-        `steps.ShellCommand(name='check', command=['sh', '-c', 'test ! -e made && test -f copied/f'])`,
-      ],
+      filesystem: () => FILESYSTEM_STEPS,
       missing: () => [`steps.FileExists(file='build/nothing-here')`],
       download: (_w, x) => [`steps.FileDownload(mastersrc='${x}/to-worker.bin', workerdest='got.bin')`, `steps.ShellCommand(name='size', command=['sh', '-c', 'wc -c < got.bin'])`],
       keepstamp: (w, x) => [`steps.ShellCommand(name='make', command=['sh', '-c', 'echo kept > kept.txt && touch -d @1000000000 kept.txt'])`, `steps.FileUpload(workersrc='kept.txt', masterdest='${x}/${w}/kept.txt', keepstamp=True)`],
