@@ -1,7 +1,8 @@
 // Faults over msgpack_experimental_v7, handled as over PB: a wrong password is a typed login
 // failure (MSGPACK_UNAUTHORIZED, from the master's HTTP 401) that is logged and retried; a
 // master that drops the WebSocket in the middle of a build makes the worker kill the step,
-// reconnect, and run the next build.
+// reconnect, and run the next build; the master's shutdown op stops the worker; a connection that
+// goes silent is found by the WebSocket ping that stands in for PB's keepalive.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -63,5 +64,23 @@ describe('faults over msgpack_experimental_v7 on the 3.7 master', () => {
     assert.equal(again.resultName, 'SUCCESS');
     const next = await master.runBuild('quick');
     assert.equal(next.results, Results.SUCCESS);
+  });
+
+  it("the master's shutdown op (the REST API's kill) stops the worker with status 0", async () => {
+    const { workerid } = (await master.api('workers/mw')).workers[0] as { workerid: number };
+    await master.rpc(`workers/${workerid}`, 'kill');
+    assert.equal(await worker.exited, 0);
+    await worker.waitForLog(/the master asked this worker to shut down/);
+  });
+
+  it('a connection that goes silent is found by the WebSocket ping keepalive (NET_KEEPALIVE_TIMEOUT), and the worker dials again', async () => {
+    worker = await startTestWorker({ connection: `tcp:127.0.0.1:${relay.port}`, workername: 'mw', password: 'right-pw', protocol: 'msgpack_experimental_v7', maxdelay: 1, keepalive: 2 });
+    await worker.waitForLog(/Connected to buildmaster/);
+    const before = relay.accepted();
+    relay.blackholeExisting();
+    const dead = await worker.waitForLog(/lost the connection to the master/, 30_000);
+    assert.match(dead, /"code":"NET_KEEPALIVE_TIMEOUT"/);
+    // The master still holds the silent connection (it learns of its death only from TCP), so only the new dial is checked.
+    await waitFor(() => relay.accepted() > before, 'a new connection through the relay', 30_000);
   });
 });
