@@ -44,31 +44,33 @@ _bbgate_mp.BuildbotWebSocketServerProtocol.call_update_upload_file_utime = _bbga
 
 const TO_WORKER = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7919) % 251));
 
-type Steps = (worker: 'bb' | 'py', exchange: string) => string[];
+type Steps = (worker: 'bb' | 'py' | 'pb', exchange: string) => string[];
 
-/** A master with a msgpack port, and builders `<name>-bb` (bbgate) and `<name>-py` (buildbot-worker 3.7). */
+/**
+ * A master with a msgpack port, and builders `<name>-bb` (bbgate over msgpack), `<name>-py`
+ * (buildbot-worker 3.7 over msgpack) and `<name>-pb` (bbgate over PB, the same command layer).
+ */
 async function startPair(builders: Record<string, Steps>, exchange: string, extraConfig = '') {
   const master = await startMaster({
     msgpack: true,
-    workers: [
-      { name: 'bb', password: 'pw-bb' },
-      { name: 'py', password: 'pw-py' },
-    ],
+    workers: ['bb', 'py', 'pb'].map((name) => ({ name, password: `pw-${name}` })),
     builders: Object.entries(builders).flatMap(([name, steps]) =>
-      (['bb', 'py'] as const).map((w) => ({ name: `${name}-${w}`, workernames: [w], steps: steps(w, exchange) })),
+      (['bb', 'py', 'pb'] as const).map((w) => ({ name: `${name}-${w}`, workernames: [w], steps: steps(w, exchange) })),
     ),
     extraConfig,
   });
   const worker = await startTestWorker({ connection: `tcp:127.0.0.1:${master.msgpackPort}`, workername: 'bb', password: 'pw-bb', protocol: 'msgpack_experimental_v7' });
   const python = await startPythonWorker({ masterPort: master.msgpackPort!, name: 'py', password: 'pw-py', createArgs: ['--protocol=msgpack_experimental_v7'] });
-  await master.waitForWorker('bb');
-  await master.waitForWorker('py');
-  return { master, worker, python };
+  const overPb = await startTestWorker({ connection: `tcp:127.0.0.1:${master.pbPort}`, workername: 'pb', password: 'pw-pb' });
+  for (const name of ['bb', 'py', 'pb']) await master.waitForWorker(name);
+  return { master, worker, python, overPb };
 }
 
 interface Pair {
   master: RunningMaster;
   worker: TestWorker;
+  /** bbgate over PB, on the same master. */
+  overPb: TestWorker;
   python: RunningPythonWorker;
   /** Where uploads land on the master, and what it downloads (to-worker.bin). */
   exchange: string;
@@ -84,6 +86,7 @@ function usePair(builders: Record<string, Steps>, extraConfig = ''): Pair {
   });
   after(async () => {
     await pair.worker?.stop();
+    await pair.overPb?.stop();
     await pair.python?.stop();
     await pair.master?.stop();
     if (pair.exchange) await rm(pair.exchange, { recursive: true, force: true });
@@ -161,6 +164,18 @@ describe('builds over msgpack_experimental_v7 on the unpatched 3.7 master, besid
     assert.deepEqual(outcome(bbKept), outcome(pyKept));
     assert.equal(bbKept.results, pyKept.results);
     assert.notEqual(bbKept.results, Results.SUCCESS);
+  });
+
+  it('gives the results bbgate gives over PB: the same steps, results, state strings and output', async () => {
+    for (const name of ['hello', 'failing', 'uploads', 'filesystem', 'missing']) {
+      const overMsgpack = await fx.master.runBuild(`${name}-bb`);
+      const overPb = await fx.master.runBuild(`${name}-pb`);
+      const summary = (b: BuildResult) => b.steps.filter((s) => s.name !== 'worker_preparation').map((s) => [s.name, s.resultName, s.stateString]);
+      assert.deepEqual(summary(overMsgpack), summary(overPb), name);
+      // Headers name each worker's own directories; what the commands wrote must be the same.
+      const output = (b: BuildResult) => b.steps.flatMap((s) => s.logs.map((l) => [s.name, l.name, l.stdout, l.stderr]));
+      assert.deepEqual(output(overMsgpack), output(overPb), name);
+    }
   });
 
   it('stops a running step when the master interrupts it', async () => {
