@@ -96,6 +96,11 @@ export type ErrorCode =
   // WebSocket transports (ws://, wss://): the HTTP upgrade and the framing
   | 'WS_UPGRADE_REFUSED'
   | 'WS_PROTOCOL'
+  // msgpack_experimental_v7: the master refused the worker's name or password (HTTP 401), broke the protocol, went away, or failed a request
+  | 'MSGPACK_UNAUTHORIZED'
+  | 'MSGPACK_PROTOCOL'
+  | 'MSGPACK_CONNECTION_LOST'
+  | 'MSGPACK_REMOTE_ERROR'
   // The relay: its configuration, and what it tells a worker it turns away
   | 'RELAY_CONFIG'
   | 'RELAY_DENIED'

@@ -46,7 +46,9 @@ Options:
   -l, --log-count N        old logs to keep, or None for all (default ${DEFAULT_LOG_ROTATE.count})
   -n, --no-logrotate       leave rotation to the defaults (1,000,000 bytes, keep all)
   -r, --relocatable        write basedir = '.': the tac uses the directory it is in
-      --protocol pb        the only protocol bbgate speaks (the default)
+      --protocol P         pb (Perspective Broker, the default) or msgpack_experimental_v7
+                           (msgpack over WebSocket: MASTER[:PORT] is then the master's
+                           c['protocols']['msgpack_experimental_v7'] port)
   -f, --force              accepted, as buildbot-worker does: an existing BASEDIR is always reused
   -q, --quiet              print nothing but errors
   -h, --help               this text
@@ -155,10 +157,7 @@ export async function planCreateWorker(argv: string[], cwd = process.cwd()): Pro
     throw new BbgateError('USAGE', `--allow-shutdown must be signal or file, not "${allowShutdown}"`);
   }
   const protocol = v.protocol ?? 'pb';
-  if (protocol === 'msgpack_experimental_v7') {
-    throw new BbgateError('USAGE', '--protocol=msgpack_experimental_v7 is not supported by this version of bbgate: leave --protocol out (pb)');
-  }
-  if (protocol !== 'pb') throw new BbgateError('USAGE', `--protocol must be pb (or buildbot-worker's msgpack_experimental_v7), not "${protocol}"`);
+  if (protocol !== 'pb' && protocol !== 'msgpack_experimental_v7') throw new BbgateError('USAGE', `--protocol must be pb or msgpack_experimental_v7, not "${protocol}"`);
 
   const tac: TacSettings = {
     basedir: '',

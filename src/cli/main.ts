@@ -8,11 +8,12 @@ const USAGE = `Usage: bbgate <command> [options]
 
 Commands:
   probe CONNECTION_STRING [--proxy-connection-string P] [--name NAME --password PASSWORD]
-        [--timeout S] [--verbose] [--json] [--no-env-proxy]
+        [--protocol pb|msgpack_experimental_v7] [--timeout S] [--verbose] [--json] [--no-env-proxy]
   probe --use-tls MASTER[:PORT] [options]
   probe --basedir DIR [options]
         Walk proxy → DNS → TCP → CONNECT → TLS → PB → login → keepalive to a Buildbot master and
-        name the layer that fails. Exit status: 0 ok, 1 usage or unparseable input,
+        name the layer that fails (--protocol msgpack_experimental_v7: … → TLS → websocket →
+        msgpack → login). Exit status: 0 ok, 1 usage or unparseable input,
         2 network, 3 proxy, 4 TLS, 5 authentication, 6 not a PB service / protocol,
         70 a bug in bbgate.
   create-worker [options] BASEDIR MASTER[:PORT] WORKERNAME PASSWORD

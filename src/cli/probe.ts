@@ -35,6 +35,10 @@ Options:
                        or the proxies a PAC file names: pac+file:///PATH, pac+http(s)://URL
                        (without it, HTTPS_PROXY / ALL_PROXY and NO_PROXY apply)
   --no-env-proxy       ignore HTTPS_PROXY, ALL_PROXY and NO_PROXY
+  --protocol P         pb (default, or the tac's) or msgpack_experimental_v7: then the string
+                       names the master's msgpack port, and the steps after TLS are
+                       websocket (the upgrade, with the name and password) → msgpack (the
+                       master's first request) → login (worker info, attach) → keepalive
   --name NAME          log in as this worker (without it the probe stops after the PB greeting)
   --password PASSWORD  the worker's password (or set BBGATE_PASSWORD, which keeps it out of ps)
   --timeout S          the longest any step may take, the connect included (default 10)
@@ -57,6 +61,7 @@ const OPTIONS = {
   password: { type: 'string' },
   'proxy-connection-string': { type: 'string' },
   'no-env-proxy': { type: 'boolean' },
+  protocol: { type: 'string' },
   'use-tls': { type: 'boolean' },
   basedir: { type: 'string' },
   verbose: { type: 'boolean', short: 'v' },
@@ -95,6 +100,8 @@ function probeOptions(values: ParsedCommand<typeof OPTIONS>['values'], positiona
   if (timeout !== undefined && !(/^\d*\.?\d+$/.test(values.timeout!) && timeout > 0 && timeout <= MAX_TIMEOUT_SECONDS)) {
     throw new BbgateError('USAGE', `--timeout must be a number of seconds above 0 and at most ${MAX_TIMEOUT_SECONDS}, not "${values.timeout}"`);
   }
+  const protocol = values.protocol;
+  if (protocol !== undefined && protocol !== 'pb' && protocol !== 'msgpack_experimental_v7') throw new BbgateError('USAGE', `--protocol must be pb or msgpack_experimental_v7, not "${protocol}"`);
   const password = values.password ?? process.env.BBGATE_PASSWORD;
   if (values.name !== undefined && password === undefined) throw new BbgateError('USAGE', '--name needs --password (or BBGATE_PASSWORD)');
   let connection = positionals[0];
@@ -118,5 +125,6 @@ function probeOptions(values: ParsedCommand<typeof OPTIONS>['values'], positiona
     ...(values['no-env-proxy'] ? { environmentProxy: false } : {}),
     ...(values.name !== undefined ? { name: values.name, password } : {}),
     ...(timeout !== undefined ? { timeout } : {}),
+    ...(protocol !== undefined ? { protocol } : {}),
   };
 }

@@ -12,8 +12,8 @@ export function exitStatusFor(code: ErrorCode | undefined): number {
   if (code.startsWith('NET_') || code === 'RELAY_UPSTREAM') return 2;
   if (code.startsWith('PROXY_')) return 3;
   if (code.startsWith('TLS_')) return 4;
-  if (code === 'PB_UNAUTHORIZED' || code === 'PB_DUPLICATE_WORKER' || code === 'RELAY_DENIED' || code === 'RELAY_LIMIT') return 5;
-  // The rest: PB_*, BANANA_*, JELLY_*, and WS_* (something answers, but not as a WebSocket
+  if (code === 'PB_UNAUTHORIZED' || code === 'MSGPACK_UNAUTHORIZED' || code === 'PB_DUPLICATE_WORKER' || code === 'RELAY_DENIED' || code === 'RELAY_LIMIT') return 5;
+  // The rest: PB_*, MSGPACK_*, BANANA_*, JELLY_*, and WS_* (something answers, but not as a WebSocket
   // listener carrying PB: the same class as PB_NOT_PB).
   return 6;
 }
@@ -30,6 +30,10 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
   PB_VERSION: 'the peer speaks another PB version: check that it is a Buildbot master',
   PB_PROTOCOL: 'the peer broke the PB protocol: check that it is a Buildbot master, and report this with the probe\'s --json output',
   PB_UNAUTHORIZED: 'the master knows no worker with this name and password: compare them with the worker.Worker(NAME, PASSWORD) entry in master.cfg (both are case-sensitive); the master does not say which of the two is wrong',
+  MSGPACK_UNAUTHORIZED: 'the master answered the WebSocket upgrade with 401: it knows no worker with this name and password; compare them with the worker.Worker(NAME, PASSWORD) entry in master.cfg (both are case-sensitive)',
+  MSGPACK_PROTOCOL: "something answered the upgrade, but not with msgpack_experimental_v7: check that the port is the master's c['protocols']['msgpack_experimental_v7'] port",
+  MSGPACK_CONNECTION_LOST: "the master closed the WebSocket: its twistd.log says why (a worker of this name already connected, or an attach that failed)",
+  MSGPACK_REMOTE_ERROR: "the master failed a request with an error of its own: its twistd.log has the traceback",
   PB_DUPLICATE_WORKER: 'a worker with this name is connected to the master right now: stop it first, or probe with another worker\'s name',
   PB_NOT_BUILDBOT: 'this port runs some other PB service: check the port number against the master\'s c[\'protocols\'][\'pb\'][\'port\']',
   PB_REMOTE_ERROR: 'the master failed the login with an error of its own: its twistd.log has the traceback',

@@ -16,8 +16,11 @@ import { describePeerBytes } from '../peer-bytes.js';
 import { FirstBytesTap } from '../tls/first-bytes.js';
 import { hintFor } from './diagnosis.js';
 import { ProbeMind } from './mind.js';
+import { probeMsgpack } from './msgpack.js';
+import type { MsgpackSession } from '../msgpack/session.js';
+import { msgpackOverWsUrl, type WorkerProtocol } from '../worker/config.js';
 
-export type StepName = 'parse' | DialStep | 'pb' | 'login' | 'keepalive';
+export type StepName = 'parse' | DialStep | 'pb' | 'msgpack' | 'login' | 'keepalive';
 
 export interface ProbeStep {
   step: StepName;
@@ -57,6 +60,8 @@ export interface ProbeOptions {
   onStepStart?: (step: StepName) => void;
   /** Called as each step ends, with what the report will hold for it. */
   onStep?: (step: ProbeStep) => void;
+  /** The master's port's protocol (default: the tac's, else pb). */
+  protocol?: WorkerProtocol;
 }
 
 /** A step failed: the walk stops there. */
@@ -64,7 +69,8 @@ class StepFailed extends Error {}
 
 /**
  * Walks parse → proxy → DNS → TCP (or the proxy's CONNECT) → TLS → PB → login
- * → keepalive, one layer at a time, with the same dialer the worker uses,
+ * → keepalive (for msgpack_experimental_v7: … → TLS → websocket → msgpack →
+ * login → keepalive, see ./msgpack.ts), one layer at a time, with the same dialer the worker uses,
  * timing each step and stopping at the first that fails, so the report names
  * the layer at fault rather than a symptom further up.
  */
@@ -72,6 +78,7 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
   const steps: ProbeStep[] = [];
   const timeout = (options.timeout ?? 10) * 1000;
   let broker: Broker | undefined;
+  let msgpack: MsgpackSession | undefined;
   // A step whose wait nothing can end any more fails as a bbgate bug, instead of the
   // process ending with no report and status 0.
   let running: StepName | undefined;
@@ -114,7 +121,8 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
     // No step may outlast --timeout, the connect included (a connection string's timeout= may be
     // longer): the parse line shows the endpoint with the timeout in force.
     const target = await step('parse', async () => resolveTarget(options, timeout / 1000), (t) => ({
-      message: (t.tac ? `${t.tac}: worker "${t.name}" at ` : '') + formatEndpoint(t.endpoint) + (t.proxy ? ` via ${describeProxySetting(t.proxy)}` : ''),
+      message: (t.tac ? `${t.tac}: worker "${t.name}" at ` : '') + formatEndpoint(t.endpoint) + (t.proxy ? ` via ${describeProxySetting(t.proxy)}` : '') +
+        (t.protocol === 'pb' ? '' : `, protocol ${t.protocol}`),
       details: [],
       warnings: t.endpoint.type === 'tls' ? t.endpoint.warnings : [],
     }));
@@ -122,8 +130,14 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
       ...(options.environmentProxy !== undefined ? { environmentProxy: options.environmentProxy } : {}),
       ...(options.env ? { env: options.env } : {}),
     });
+    const dialed = await dial(route, step);
+    if (target.protocol === 'msgpack_experimental_v7') {
+      const login = target.name === undefined ? undefined : { name: target.name, password: target.password ?? '' };
+      msgpack = await probeMsgpack(dialed, target.endpoint, login, timeout, step);
+      return { ok: true, steps };
+    }
     // What the server sends first is kept: if it is not PB, it tells the user what listens there.
-    const stream = new FirstBytesTap(await dial(route, step));
+    const stream = new FirstBytesTap(dialed);
     broker = new Broker(stream, { role: 'client' });
     const ready = broker;
     const overTls = target.endpoint.type === 'tls';
@@ -143,6 +157,7 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
   } finally {
     stopGuard();
     await broker?.close();
+    msgpack?.close();
   }
 }
 
@@ -200,6 +215,7 @@ async function roundTrip(perspective: RemoteReference, timeout: number): Promise
 }
 
 interface Target extends Destination {
+  protocol: WorkerProtocol;
   name?: string;
   password?: string;
   /** The buildbot.tac it came from, when probing a basedir. */
@@ -213,6 +229,8 @@ function resolveTarget(options: ProbeOptions, timeout: number): Target {
   const given = options.connection !== undefined ? parseEndpoint(options.connection) : config?.endpoint;
   if (given === undefined) throw new BbgateError('USAGE', 'give a connection string or --basedir');
   const endpoint = { ...given, timeout: Math.min(given.timeout, timeout) };
+  const protocol = options.protocol ?? config?.protocol ?? 'pb';
+  if (protocol !== 'pb' && endpoint.type === 'ws') throw new BbgateError('USAGE', msgpackOverWsUrl);
   // BBGATE_PROXY_*, read once: the given proxy takes them now, the environment's or a PAC's per dial.
   const proxyCredentials = readProxyCredentials(options.env ?? process.env);
   const proxy = withSettingCredentials(options.proxy !== undefined ? parseProxySetting(options.proxy) : config?.proxy, proxyCredentials);
@@ -220,6 +238,7 @@ function resolveTarget(options: ProbeOptions, timeout: number): Target {
   const password = options.password ?? config?.password;
   return {
     endpoint,
+    protocol,
     ...(proxy !== undefined ? { proxy } : {}),
     ...(proxyCredentials.password !== undefined ? { proxyCredentials } : {}),
     ...(name !== undefined ? { name } : {}),

@@ -102,6 +102,8 @@ export async function listenWebSocket(options: WebSocketListenerOptions, onStrea
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     // Until ws takes the socket over, nobody else listens for its errors.
     socket.on('error', () => socket.destroy());
+    // Basic authorization in the upgrade is how a msgpack_experimental_v7 worker logs in; the relay carries PB only.
+    if (/^basic\s/i.test(req.headers.authorization ?? '')) return refuseUpgrade(socket, MSGPACK_REFUSED, '403 Forbidden');
     if (!isOurPath(req, options.path)) return refuseUpgrade(socket, notHere);
     // ws answers a malformed upgrade (no key, wrong version) with 400 itself.
     wss.handleUpgrade(req, socket, head, (ws) => {
@@ -168,9 +170,12 @@ function answer(res: ServerResponse, status: number, body: string, headers: Reco
   res.end(body);
 }
 
+/** What a msgpack_experimental_v7 worker is told (it quotes the first line in its error). */
+const MSGPACK_REFUSED = "this bbgate relay carries PB only: msgpack_experimental_v7 workers are refused; give the worker protocol 'pb' and the relay's address\n";
+
 /** An upgrade request is answered on the raw socket: no HTTP response object exists for it. */
-function refuseUpgrade(socket: Duplex, body: string): void {
+function refuseUpgrade(socket: Duplex, body: string, status = '404 Not Found'): void {
   socket.end(
-    `HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
 }

@@ -30,6 +30,30 @@ const BODY_QUOTE_BYTES = 300;
 /** How long a refusal's body may take to arrive; the status line already says what matters. */
 const BODY_WAIT_MS = 1000;
 
+/** What an upgrade asks for: the URL (for messages and the Host header), its path, the patience, extra headers. */
+export interface UpgradeTarget {
+  url: string;
+  path: string;
+  /** Seconds the server has to answer the upgrade. */
+  timeout: number;
+  /** Extra request headers, e.g. the msgpack protocol's Basic authorization. */
+  headers?: Record<string, string>;
+  /** The largest message accepted (default WEBSOCKET_MAX_PAYLOAD). */
+  maxPayload?: number;
+  /**
+   * Called as the upgrade completes, before any frame that came with the 101 is parsed:
+   * the caller's listeners must be on by then, or those frames are lost.
+   */
+  onOpen?: (ws: WebSocket) => void;
+}
+
+/** A finished upgrade with the WebSocket itself, for protocols that speak in messages. */
+export interface OpenWebSocket {
+  ws: WebSocket;
+  statusCode: number;
+  headers: string[];
+}
+
 /**
  * Upgrades an established connection (TCP, a proxy tunnel, or TLS over
  * either) to WebSocket. `ws` does the HTTP upgrade and the framing, but never
@@ -38,8 +62,15 @@ const BODY_WAIT_MS = 1000;
  * become binary messages of at most 64 KiB; what arrives, text or binary,
  * is bytes.
  */
-export function upgradeToWebSocket(socket: Duplex, endpoint: WsEndpoint): Promise<WebSocketUpgrade> {
-  const url = webSocketUrl(endpoint);
+export async function upgradeToWebSocket(socket: Duplex, endpoint: WsEndpoint): Promise<WebSocketUpgrade> {
+  let stream!: Duplex;
+  const { statusCode, headers } = await openWebSocket(socket, { url: webSocketUrl(endpoint), path: endpoint.path, timeout: endpoint.timeout, onOpen: (ws) => (stream = typedStream(ws)) });
+  return { stream, statusCode, headers };
+}
+
+/** The upgrade itself (see upgradeToWebSocket), resolving with the open WebSocket. */
+export function openWebSocket(socket: Duplex, target: UpgradeTarget): Promise<OpenWebSocket> {
+  const { url, path } = target;
   return new Promise((resolve, reject) => {
     let settled = false;
     let response: IncomingMessage | undefined;
@@ -54,23 +85,24 @@ export function upgradeToWebSocket(socket: Duplex, endpoint: WsEndpoint): Promis
     // Our own timer rather than ws's handshakeTimeout, an unref'd idle timeout on the
     // socket that lets the process exit with the upgrade still pending.
     const timer = setTimeout(() => {
-      settle(new BbgateError('NET_TIMEOUT', `${url}: no answer to the WebSocket upgrade (GET ${endpoint.path}) within ${endpoint.timeout} s`));
+      settle(new BbgateError('NET_TIMEOUT', `${url}: no answer to the WebSocket upgrade (GET ${path}) within ${target.timeout} s`));
       ws.terminate();
-    }, endpoint.timeout * 1000);
+    }, target.timeout * 1000);
     // A server that hung up before or during the upgrade: HTTP's own parser never hears
     // an end that came before it took the socket.
     let answered = false;
     const stopWatching = whenEnded(socket, (err) => {
       // Once the server has answered, what it answered decides (ws reports it below).
       if (answered) return;
-      settle(err ? networkError(err, url) : new BbgateError('WS_PROTOCOL', `${url}: the server closed the connection without answering the WebSocket upgrade (GET ${endpoint.path}): is this port a WebSocket listener?`));
+      settle(err ? networkError(err, url) : new BbgateError('WS_PROTOCOL', `${url}: the server closed the connection without answering the WebSocket upgrade (GET ${path}): is this port a WebSocket listener?`));
       ws.terminate();
     });
     const ws = new WebSocket(url, {
       createConnection: () => socket as Socket,
       perMessageDeflate: false,
       followRedirects: false,
-      maxPayload: WEBSOCKET_MAX_PAYLOAD,
+      maxPayload: target.maxPayload ?? WEBSOCKET_MAX_PAYLOAD,
+      ...(target.headers ? { headers: target.headers } : {}),
     });
     ws.on('upgrade', (res: IncomingMessage) => {
       answered = true;
@@ -85,14 +117,15 @@ export function upgradeToWebSocket(socket: Duplex, endpoint: WsEndpoint): Promis
         ws.terminate();
       });
     });
-    // Stays for the socket's life: once the stream has taken over, errors are its to report, and this one is a no-op.
-    ws.on('error', (err: Error) => settle(handshakeError(err, url, endpoint, response)));
+    // Stays for the socket's life: once the caller has taken over, errors are its to report, and this one is a no-op.
+    ws.on('error', (err: Error) => settle(handshakeError(err, url, path, response)));
     ws.once('open', () => {
       settled = true;
       clearTimeout(timer);
       stopWatching();
+      target.onOpen?.(ws);
       resolve({
-        stream: typedStream(ws),
+        ws,
         statusCode: response?.statusCode ?? 101,
         headers: Object.entries(response?.headers ?? {}).map(([name, value]) => `${name}: ${String(value)}`),
       });
@@ -100,11 +133,21 @@ export function upgradeToWebSocket(socket: Duplex, endpoint: WsEndpoint): Promis
   });
 }
 
+/** The server answered the upgrade with another HTTP status (code WS_UPGRADE_REFUSED); `status` is that status. */
+export class UpgradeRefusedError extends BbgateError {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super('WS_UPGRADE_REFUSED', message);
+  }
+}
+
 function refused(url: string, res: IncomingMessage, said: string | undefined): BbgateError {
   const status = `HTTP ${res.statusCode} ${res.statusMessage ?? ''}`.trim();
   const redirect = res.headers.location ? `; it redirects to ${res.headers.location}` : '';
   const body = said ? ` (it said: ${JSON.stringify(said)})` : '';
-  return new BbgateError('WS_UPGRADE_REFUSED', `${url} answered "${status}" instead of upgrading to WebSocket${redirect}${body}`);
+  return new UpgradeRefusedError(res.statusCode ?? 0, `${url} answered "${status}" instead of upgrading to WebSocket${redirect}${body}`);
 }
 
 /** The first line of a short text body, if the server sent one in time. */
@@ -136,9 +179,9 @@ async function quoteBody(res: IncomingMessage): Promise<string | undefined> {
 }
 
 /** What went wrong before the upgrade finished, by what ws and Node's HTTP parser report. */
-function handshakeError(err: Error, url: string, endpoint: WsEndpoint, response: IncomingMessage | undefined): BbgateError {
+function handshakeError(err: Error, url: string, path: string, response: IncomingMessage | undefined): BbgateError {
   const errno = (err as NodeJS.ErrnoException).code ?? '';
-  const request = `GET ${endpoint.path}`;
+  const request = `GET ${path}`;
   if (errno.startsWith('HPE_')) {
     const raw = (err as { rawPacket?: Buffer }).rawPacket;
     const bytes = raw && raw.length ? ` (${describePeerBytes(raw)})` : '';

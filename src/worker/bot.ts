@@ -4,7 +4,8 @@ import type { CommandLogger, CommandSpec } from './commands/types.js';
 import type { PythonCodec } from './python/codec.js';
 import { withDeadline } from '../deadline.js';
 import { pythonJoin } from './python/os-path.js';
-import { checkRequired, CommandRunner } from './runner.js';
+import { checkRequired, CommandRunner, pbChannel, type CommandChannel } from './runner.js';
+import type { UpdateOptions } from './updates.js';
 import { workerInfo, workerVersion } from './info.js';
 
 /**
@@ -99,14 +100,11 @@ export class Bot extends Referenceable {
    * process groups killed, TERM-then-KILL included) or `waitMs` has passed.
    */
   async interruptAll(why: string, waitMs = 0): Promise<void> {
-    const running = [...this.builders.values()].map((builder) => builder.interrupt(why));
-    // withDeadline clears its timer as soon as the commands end, so it need not be unref'd
-    // (an unref'd one would let the process exit with the commands still dying).
-    if (waitMs > 0) await withDeadline(Promise.all(running), waitMs, () => new Error('commands still running')).catch(() => undefined);
+    await awaitInterrupted([...this.builders.values()].map((builder) => builder.interrupt(why)), waitMs);
   }
 
   private commandVersions(): Map<string, string> {
-    return new Map([...this.o.commands.keys()].map((name) => [name, COMMAND_VERSION]));
+    return commandVersions(this.o.commands);
   }
 
   /** Directories in basedir that no builder uses: logged, or deleted with delete_leftover_dirs. */
@@ -167,18 +165,7 @@ export class WorkerForBuilder extends Referenceable {
     call.keep(call.args);
     if (this.current) void this.current.interrupt('a new command started while this one was running (leftover command)');
     this.o.logger.info({ builder: this.name, command: name, step: toText(stepId) }, `starting command ${name}`);
-    const runner = new CommandRunner({
-      name,
-      spec,
-      args,
-      commandRef,
-      builderDir: this.builderDir,
-      basedir: this.o.basedir,
-      environ: this.o.environ,
-      usePTY: this.o.usePTY ?? false,
-      ...(this.o.codec ? { codec: this.o.codec } : {}),
-      logger: this.o.logger,
-    });
+    const runner = startRunner(this.o, { name, spec, args, channel: pbChannel(commandRef, args), builderDir: this.builderDir });
     this.current = runner;
     void runner.done
       .catch((err: Error) => this.o.logger.warn({ command: name, err: err.message }, 'a command ended with an internal error'))
@@ -199,6 +186,40 @@ export class WorkerForBuilder extends Referenceable {
     this.current?.interrupt(why);
     return this.current?.done ?? Promise.resolve();
   }
+}
+
+/** Waits up to `waitMs` for interrupted commands to end (not at all for 0). */
+export async function awaitInterrupted(running: Promise<void>[], waitMs: number): Promise<void> {
+  // withDeadline clears its timer as soon as the commands end, so it need not be unref'd
+  // (an unref'd one would let the process exit with the commands still dying).
+  if (waitMs > 0) await withDeadline(Promise.all(running), waitMs, () => new Error('commands still running')).catch(() => undefined);
+}
+
+/** getCommands' answer: every command name, each with COMMAND_VERSION. */
+export function commandVersions(commands: ReadonlyMap<string, CommandSpec>): Map<string, string> {
+  return new Map([...commands.keys()].map((name) => [name, COMMAND_VERSION]));
+}
+
+/** What one command needs beyond the worker's own settings. */
+export interface CommandStart {
+  name: string;
+  spec: CommandSpec;
+  args: ReadonlyMap<string, PbValue>;
+  channel: CommandChannel;
+  builderDir: string;
+  buffering?: UpdateOptions;
+}
+
+/** Starts a command with the worker's settings (basedir, environment, PTY default, encoding, logger). */
+export function startRunner(o: BotOptions, start: CommandStart): CommandRunner {
+  return new CommandRunner({
+    ...start,
+    basedir: o.basedir,
+    environ: o.environ,
+    usePTY: o.usePTY ?? false,
+    ...(o.codec ? { codec: o.codec } : {}),
+    logger: o.logger,
+  });
 }
 
 function textKeys(args: Map<PbValue, PbValue>): Map<string, PbValue> {

@@ -44,7 +44,8 @@ export interface WorkerConfig {
   allowShutdown?: 'signal' | 'file';
   /** Delete builder directories the master no longer uses, on connection. */
   deleteLeftoverDirs: boolean;
-  protocol: 'pb';
+  /** Perspective Broker, or Buildbot's msgpack over WebSocket (the master's msgpack_experimental_v7 port). */
+  protocol: WorkerProtocol;
   /**
    * The tac's `usepty` (old tacs pass 0 or 1 to Worker; buildbot-worker 3.x only takes None):
    * whether shell steps run on a PTY when the master leaves it to the worker (usePTY
@@ -83,6 +84,12 @@ export interface EnvironmentChanges {
   unset: string[];
   set: Record<string, string>;
 }
+
+export type WorkerProtocol = 'pb' | 'msgpack_experimental_v7';
+
+/** Why a ws:// or wss:// string cannot carry msgpack: bbgate makes that upgrade itself, to the master's msgpack port. */
+export const msgpackOverWsUrl =
+  "msgpack_experimental_v7 is itself a WebSocket protocol: give the master's msgpack port as tcp:HOST:PORT (or tls:…, or buildmaster_host and port), not as a ws:// or wss:// URL, which is for a bbgate relay's PB listener";
 
 export const DEFAULT_KEEPALIVE = 600;
 export const DEFAULT_MAXDELAY = 300;

@@ -2,22 +2,35 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BbgateError, EXIT_INTERNAL_ERROR } from '../errors.js';
 import { stallMessage, watchLiveness } from '../liveness.js';
-import { openPbSession, type PbSession } from '../pb/index.js';
+import { openPbSession } from '../pb/index.js';
 import { abandonable } from '../deadline.js';
 import { dial, type StepOutcome, type StepRunner } from '../route/dial.js';
 import { routeTo } from '../route/route.js';
 import { defaultKeepaliveTimeout, startKeepalive } from '../transport/keepalive.js';
 import { Reconnector } from '../transport/reconnect.js';
-import { Bot } from './bot.js';
+import { Bot, type BotOptions } from './bot.js';
+import { MsgpackBot } from './msgpack-bot.js';
+import { openMsgpackSession } from './msgpack-connect.js';
 import { signalLiveGroups } from './process/index.js';
 import { COMMANDS } from './commands/index.js';
-import type { WorkerConfig } from './config.js';
+import { msgpackOverWsUrl, type WorkerConfig } from './config.js';
 import { lookupCodec, UTF8 } from './python/codec.js';
 
 export interface WorkerLogger {
   info(fields: object, message: string): void;
   warn(fields: object, message: string): void;
   error(fields: object, message: string): void;
+}
+
+/** A logged-in connection to the master, PB or msgpack, as the worker's loop uses it. */
+interface WorkerSession {
+  /** Settles with the reason once the connection has ended. */
+  readonly closed: Promise<Error>;
+  close(reason?: BbgateError): void;
+  /** One keepalive; resolves when the master has answered it. */
+  ping(): Promise<unknown>;
+  /** Asks the master for a graceful shutdown (allow_shutdown). */
+  askShutdown(): Promise<unknown>;
 }
 
 /** Errors no reconnect can fix: the worker stops at once. */
@@ -37,15 +50,16 @@ const SHUTDOWN_FILE_POLL_MS = 10_000;
 export async function runWorker(config: WorkerConfig, logger: WorkerLogger, signals: NodeJS.EventEmitter = process): Promise<number> {
   if (config.umask !== undefined) process.umask(config.umask);
   const { endpoint } = config;
+  if (config.protocol !== 'pb' && endpoint.type === 'ws') throw new BbgateError('ENDPOINT_SYNTAX', msgpackOverWsUrl);
   const codec = config.unicodeEncoding ? lookupCodec(config.unicodeEncoding)! : UTF8;
   const route = routeTo(config, { tcpKeepalive: config.keepalive || 600, logger });
   let finish!: (status: number) => void;
   const finished = new Promise<number>((resolve) => (finish = resolve));
-  let current: PbSession | undefined;
+  let current: WorkerSession | undefined;
   /** What the current connection attempt waits for, as a stall is reported. */
   let stage = 'the connection to the master';
 
-  const bot = new Bot({
+  const botOptions: BotOptions = {
     basedir: config.basedir,
     deleteLeftoverDirs: config.deleteLeftoverDirs,
     commands: COMMANDS,
@@ -55,9 +69,10 @@ export async function runWorker(config: WorkerConfig, logger: WorkerLogger, sign
     logger,
     ...(config.numcpus !== undefined ? { numcpus: config.numcpus } : {}),
     onShutdown: () => finish(0),
-  });
+  };
+  const bot = config.protocol === 'pb' ? new Bot(botOptions) : new MsgpackBot(botOptions);
 
-  const reconnector = new Reconnector<PbSession>({
+  const reconnector = new Reconnector<WorkerSession>({
     policy: { initial: 1, factor: 1.5, max: config.maxdelay },
     ...(config.maxretries ? { maxRetries: config.maxretries } : {}),
     isFatal: (err) => err instanceof BbgateError && FATAL.has(err.code),
@@ -72,21 +87,36 @@ export async function runWorker(config: WorkerConfig, logger: WorkerLogger, sign
       };
       const stream = await abandonable(dial(route, track), signal, (s) => s.destroy());
       signal.addEventListener('abort', () => stream.destroy(), { once: true });
-      stage = "the master's PB greeting and login answer";
-      const session = await openPbSession(stream, {
-        // buildbot-worker sends both encoded with the tac's unicode_encoding (read.ts checked they encode).
-        username: codec.encode(config.workername)!,
-        password: codec.encode(config.password)!,
-        mind: bot,
-        logger,
-        timeout: endpoint.timeout * 1000,
-      });
+      // buildbot-worker sends both encoded with the tac's unicode_encoding (read.ts checked they encode).
+      const username = codec.encode(config.workername)!;
+      const password = codec.encode(config.password)!;
+      let session: WorkerSession;
+      if (bot instanceof Bot) {
+        stage = "the master's PB greeting and login answer";
+        const pb = await openPbSession(stream, { username, password, mind: bot, logger, timeout: endpoint.timeout * 1000 });
+        session = {
+          closed: pb.closed,
+          close: (err) => pb.close(err),
+          ping: () => pb.perspective.callRemote('keepalive'),
+          askShutdown: () => pb.perspective.callRemote('shutdown'),
+        };
+      } else {
+        stage = "the master's answer to the msgpack WebSocket upgrade";
+        const mp = await openMsgpackSession(stream, { endpoint, username, password, bot, logger });
+        session = {
+          closed: mp.closed,
+          close: (err) => mp.close(err),
+          // The master answers WebSocket pings; msgpack has no keepalive op from the worker.
+          ping: () => mp.ping(),
+          askShutdown: () => Promise.reject(new Error('msgpack_experimental_v7 has no way for a worker to ask for a graceful shutdown')),
+        };
+      }
       logger.info({ master: endpoint.host, port: endpoint.port }, 'Connected to buildmaster; worker is ready');
       if (config.keepalive > 0) {
         const stop = startKeepalive({
           interval: config.keepalive,
           timeout: defaultKeepaliveTimeout(config.keepalive),
-          ping: () => session.perspective.callRemote('keepalive'),
+          ping: () => session.ping(),
           onDead: (err) => session.close(err),
         });
         void session.closed.then(stop);
@@ -109,7 +139,7 @@ export async function runWorker(config: WorkerConfig, logger: WorkerLogger, sign
       return;
     }
     logger.info({}, 'asking the master for a graceful shutdown');
-    current.perspective.callRemote('shutdown').catch((err: Error) => {
+    current.askShutdown().catch((err: Error) => {
       logger.warn({ err: err.message }, 'the master refused the shutdown request; stopping now');
       finish(0);
     });

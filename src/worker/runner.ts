@@ -2,14 +2,43 @@ import { performance } from 'node:perf_hooks';
 import { PbFailure, PY, releaseReferences, type RemoteReference, float, type PbValue } from '../pb/index.js';
 import type { CommandLogger, CommandSpec } from './commands/types.js';
 import type { PythonCodec } from './python/codec.js';
-import { UpdateBuffer, type UpdateOptions } from './updates.js';
+import { UpdateBuffer, type Update, type UpdateOptions } from './updates.js';
+
+/**
+ * How a running command reaches its counterpart on the master, whatever the
+ * protocol: over PB the master's RemoteCommand reference, over msgpack the
+ * command's command_id on the session (./msgpack/channel.ts).
+ */
+export interface CommandChannel {
+  /** Sends one batch of updates; resolves once the master has taken it. */
+  update(items: Update[]): Promise<unknown>;
+  /** Reports the command finished: None, or the failure that ended it. */
+  complete(failure: PbFailure | null): Promise<unknown>;
+  /** Calls `listener` if the connection is lost; returns an unsubscribe. */
+  onDisconnect(listener: () => void): () => void;
+  /** The command is over: gives back whatever the master lent for it. */
+  release(): void;
+}
+
+/** PB's channel: the master's RemoteCommand, whose remote_update takes `[[{key: value}, 0], ...]`. */
+export function pbChannel(commandRef: RemoteReference, args: ReadonlyMap<string, PbValue>): CommandChannel {
+  return {
+    update: (items) => commandRef.callRemote('update', [items.map(([key, value]) => [new Map([[key, value]]), 0])]),
+    complete: (failure) => commandRef.callRemote('complete', [failure]),
+    onDisconnect: (listener) => commandRef.notifyOnDisconnect(listener),
+    release: () => {
+      commandRef.release();
+      releaseReferences(args);
+    },
+  };
+}
 
 export interface RunnerOptions {
   name: string;
   spec: CommandSpec;
   args: ReadonlyMap<string, PbValue>;
-  /** The master's RemoteCommand: receives update() and complete(). */
-  commandRef: RemoteReference;
+  /** The master's side of the command: receives the updates and the completion. */
+  channel: CommandChannel;
   builderDir: string;
   basedir: string;
   environ: NodeJS.ProcessEnv;
@@ -35,7 +64,7 @@ export function checkRequired(name: string, spec: CommandSpec, args: ReadonlyMap
  * Runs one command for the master: streams its updates, then reports
  * `complete(None | failure)`, with `elapsed` first unless it was interrupted.
  * When the connection drops, the command is interrupted and nothing more is
- * sent. Every reference the master handed over (the RemoteCommand, writers,
+ * sent. Whatever the master handed over (over PB the RemoteCommand, writers,
  * readers) is released once the command is over.
  */
 export class CommandRunner {
@@ -48,7 +77,7 @@ export class CommandRunner {
   private drained: { promise: Promise<void>; resolve(): void } | undefined;
 
   constructor(private readonly o: RunnerOptions) {
-    const stopWatching = o.commandRef.notifyOnDisconnect(() => {
+    const stopWatching = o.channel.onDisconnect(() => {
       this.connected = false;
       this.drained?.resolve();
       this.abort.abort(new Error('the connection to the master was lost'));
@@ -99,20 +128,19 @@ export class CommandRunner {
       }
       if (!this.interruptedByMaster) buffer.other('elapsed', float((performance.now() - started) / 1000));
       buffer.flush();
-      await o.commandRef.callRemote('complete', [failure]);
+      await o.channel.complete(failure);
     } catch (err) {
       o.logger.warn({ command: o.name, err: (err as Error).message }, 'could not report the command as complete');
     } finally {
-      o.commandRef.release();
-      releaseReferences(o.args);
+      o.channel.release();
     }
   }
 
-  private sendUpdates(items: [string, unknown][]): void {
+  private sendUpdates(items: Update[]): void {
     if (!this.connected) return;
     this.inFlight++;
-    this.o.commandRef
-      .callRemote('update', [items.map(([key, value]) => [new Map([[key, value]]), 0])])
+    this.o.channel
+      .update(items)
       .catch((err: Error) => {
         this.o.logger.warn({ command: this.o.name, err: err.message }, 'the master refused an update');
       })

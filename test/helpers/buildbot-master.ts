@@ -87,6 +87,11 @@ export interface MasterOptions {
   files?: Record<string, string | Uint8Array>;
   /** Fixed PB port (default: a free one, with retries if it gets taken meanwhile). */
   pbPort?: number;
+  /**
+   * Also listen for msgpack_experimental_v7 workers (WebSocket), on a free port (`msgpackPort`).
+   * The 3.7 master takes only an integer there, so it listens on every interface.
+   */
+  msgpack?: boolean;
   /** Give up if the master is not up within this time (default 60 s). */
   startTimeoutMs?: number;
   /** Keep the basedir after stop() (also with env BBGATE_KEEP_MASTER=1). */
@@ -180,6 +185,8 @@ export interface RunningMaster {
   readonly version: BuildbotVersion;
   readonly pbPort: number;
   readonly apiPort: number;
+  /** The msgpack_experimental_v7 port, when started with `msgpack: true`. */
+  readonly msgpackPort: number | undefined;
   /** The basedir on this machine (for 4.2.1, under the root's /tmp). */
   readonly basedir: string;
   readonly pid: number;
@@ -301,6 +308,11 @@ function canConnect(port: number): Promise<boolean> {
     s.once('connect', () => done(true));
     s.once('error', () => done(false));
   });
+}
+
+async function allConnect(ports: number[]): Promise<boolean> {
+  for (const port of ports) if (!(await canConnect(port))) return false;
+  return true;
 }
 
 function run(file: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string } = {}): Promise<string> {
@@ -439,6 +451,7 @@ function runIn(runtime: BuildbotRuntime, program: 'python' | 'buildbot' | 'build
 
 interface FixtureJson {
   pbPort: number;
+  msgpackPort?: number;
   apiPort: number;
   parentPid: number;
   keepBasedir: boolean;
@@ -458,6 +471,7 @@ class StartError extends Error {
 
 class MasterProcess implements RunningMaster {
   readonly apiUrl: string;
+  readonly msgpackPort: number | undefined;
   private out = '';
   private stopped: Promise<void> | undefined;
   private readonly tracked: Tracked;
@@ -472,6 +486,7 @@ class MasterProcess implements RunningMaster {
     private readonly keep: boolean,
   ) {
     this.apiUrl = `http://${HOST}:${apiPort}/api/v2`;
+    this.msgpackPort = fixture.msgpackPort;
     const collect = (b: Buffer) => {
       this.out += b.toString('utf8');
       if (this.out.length > 1 << 20) this.out = this.out.slice(-(1 << 19));
@@ -523,7 +538,8 @@ class MasterProcess implements RunningMaster {
       if (/BuildMaster startup failed|Halting master\.|Configuration Errors:/.test(text)) throw fail('startup failed');
       const dead = this.deadReason();
       if (dead) throw fail(dead);
-      if (/BuildMaster is running/.test(text) && (await canConnect(this.pbPort)) && (await canConnect(this.apiPort))) return;
+      const ports = [this.pbPort, this.apiPort, ...(this.msgpackPort === undefined ? [] : [this.msgpackPort])];
+      if (/BuildMaster is running/.test(text) && (await allConnect(ports))) return;
       if (Date.now() > deadline) throw fail(`not running after ${timeoutMs} ms`);
       await sleep(50);
     }
@@ -737,8 +753,11 @@ async function launchMaster(runtime: BuildbotRuntime, opts: MasterOptions, dbTem
   const pbPort = opts.pbPort ?? (await freePort());
   let apiPort = await freePort();
   while (apiPort === pbPort) apiPort = await freePort();
+  let msgpackPort = opts.msgpack ? await freePort() : undefined;
+  while (msgpackPort !== undefined && (msgpackPort === pbPort || msgpackPort === apiPort)) msgpackPort = await freePort();
   const fixture: FixtureJson = {
     pbPort,
+    ...(msgpackPort !== undefined ? { msgpackPort } : {}),
     apiPort,
     parentPid: process.pid,
     keepBasedir: keep,
@@ -894,7 +913,9 @@ export async function startPythonWorker(opts: PythonWorkerOptions): Promise<Runn
   };
   if (opts.waitAttached ?? true) {
     try {
-      await w.waitForLog(/Connected to buildmaster; worker is ready/, opts.startTimeoutMs ?? 30_000);
+      // Over msgpack buildbot-worker logs no "worker is ready"; the open WebSocket is its attach.
+      const msgpack = (opts.createArgs ?? []).some((a) => /msgpack/.test(a));
+      await w.waitForLog(msgpack ? /WebSocket connection open/ : /Connected to buildmaster; worker is ready/, opts.startTimeoutMs ?? 30_000);
     } catch (e) {
       await w.stop({ graceMs: 2000 });
       throw new Error(`${(e as Error).message}\n--- stdout/stderr ---\n${tail(out, 30)}`);

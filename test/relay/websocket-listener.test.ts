@@ -14,6 +14,8 @@ import { proxyV2Header } from '../../src/relay/proxy-protocol.js';
 import { listenWebSocket, type AcceptedStream, type WebSocketListener } from '../../src/relay/websocket-listener.js';
 import { dial } from '../../src/route/dial.js';
 import { parseEndpoint } from '../../src/address/connection-string.js';
+import type { BbgateError } from '../../src/errors.js';
+import { basicAuthorization, upgradeToMsgpack } from '../../src/msgpack/connect.js';
 import { testPki, type TestPki } from '../helpers/pki.js';
 import { within } from '../helpers/wait.js';
 
@@ -80,6 +82,21 @@ describe('the WebSocket listener', () => {
   after(async () => {
     for (const stream of open) stream.destroy();
     for (const listener of listeners) await listener.close();
+  });
+
+  it('refuses a msgpack_experimental_v7 worker (Basic authorization in the upgrade) with 403, saying the relay carries PB only', async () => {
+    const accepted: AcceptedStream[] = [];
+    const listener = await listen({}, (a) => accepted.push(a));
+    for (const path of ['/', '/pb']) {
+      const stream = await dial({ endpoint: parseEndpoint(`tcp:127.0.0.1:${listener.address.port}`), environmentProxy: false });
+      const refused = await upgradeToMsgpack(stream, { url: `ws://127.0.0.1:${listener.address.port}${path}`, path, timeout: 5 }, basicAuthorization(Buffer.from('w'), Buffer.from('pw'))).then(
+        () => assert.fail('upgraded'),
+        (err: BbgateError) => err,
+      );
+      assert.equal(refused.code, 'WS_UPGRADE_REFUSED');
+      assert.match(refused.message, /answered "HTTP 403 Forbidden".*carries PB only: msgpack_experimental_v7 workers are refused/);
+    }
+    assert.equal(accepted.length, 0);
   });
 
   it('closes (1009) a client at the header of a message larger than 256 KiB, before buffering any of it', async () => {

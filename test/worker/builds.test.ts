@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Results, startMaster, type BuildResult, type RunningMaster } from '../helpers/buildbot-master.js';
 import { startTestWorker, type TestWorker } from '../helpers/bbgate-worker.js';
+import { FILESYSTEM_STEPS } from '../helpers/build-steps.js';
 import { waitFor } from '../helpers/wait.js';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
@@ -37,14 +38,7 @@ describe('real builds on the bbgate worker', () => {
         `steps.DirectoryUpload(workersrc='tree', masterdest='${exchange}/tree')`,
         `steps.FileDownload(mastersrc='${exchange}/to-worker.bin', workerdest='got.bin', mode=0o640)`,
       ],
-      filesystem: [
-        `steps.MakeDirectory(dir='build/made')`,
-        `steps.ShellCommand(name='fill', command=['sh', '-c', 'echo x > made/f'])`,
-        `steps.CopyDirectory(src='build/made', dest='build/copied')`,
-        `steps.FileExists(file='build/copied/f')`,
-        `steps.RemoveDirectory(dir='build/made')`,
-        `steps.ShellCommand(name='check', command=['sh', '-c', 'test ! -e made && test -f copied/f'])`,
-      ],
+      filesystem: FILESYSTEM_STEPS,
       interrupted: [`steps.ShellCommand(name='forever', command=['sh', '-c', 'echo started; sleep 300'])`],
       badargs: [`steps.MakeDirectory(name='bad-dir', dir=3)`],
       badenv: [`steps.ShellCommand(name='bad-env', command=['true'], env={'X': 5})`],

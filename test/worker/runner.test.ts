@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import type { RemoteReference } from '../../src/pb/values/references.js';
 import { PyFloat, type PbValue } from '../../src/pb/values/values.js';
 import { shell } from '../../src/worker/commands/shell.js';
-import { CommandRunner, MAX_UPDATES_IN_FLIGHT } from '../../src/worker/runner.js';
+import { CommandRunner, MAX_UPDATES_IN_FLIGHT, pbChannel } from '../../src/worker/runner.js';
 
 /** A stand-in for the master's RemoteCommand that answers each update after `delayMs`. */
 function slowCommandRef(delayMs: number) {
@@ -45,17 +45,19 @@ describe('CommandRunner', () => {
   });
   after(() => rm(dir, { recursive: true, force: true }));
 
-  const run = (ref: RemoteReference, command: string, more: [string, PbValue][] = []) =>
-    new CommandRunner({
+  const run = (ref: RemoteReference, command: string, more: [string, PbValue][] = []) => {
+    const args = new Map<string, PbValue>([['workdir', 'w'], ['command', command], ['logEnviron', false], ...more]);
+    return new CommandRunner({
       name: 'shell',
       spec: shell,
-      args: new Map<string, PbValue>([['workdir', 'w'], ['command', command], ['logEnviron', false], ...more]),
-      commandRef: ref,
+      args,
+      channel: pbChannel(ref, args),
       builderDir: dir,
       basedir: dir,
       environ: process.env,
       logger: { info: () => undefined, warn: () => undefined },
     });
+  };
 
   it('holds a fast command back while the master answers slowly, and loses nothing', async () => {
     const master = slowCommandRef(20);

@@ -32,12 +32,17 @@ function reportOsError(ctx: CommandContext, command: string, path: string, err: 
 export const mkdir: CommandSpec = {
   required: ['dir'],
   async run(ctx) {
-    const path = pythonJoin(ctx.builderDir, new CommandArgs(ctx.args).text('dir'));
-    try {
-      if (!(await isDir(path))) await makedirs(path);
-    } catch (err) {
-      reportOsError(ctx, 'mkdir', path, err);
-      return;
+    // PB sends one directory; msgpack's master sends a list (its attach makes every builder directory at once).
+    const args = new CommandArgs(ctx.args);
+    const dirs = Array.isArray(args.get('dir')) ? args.textList('dir') : [args.text('dir')];
+    for (const dir of dirs) {
+      const path = pythonJoin(ctx.builderDir, dir);
+      try {
+        if (!(await isDir(path))) await makedirs(path);
+      } catch (err) {
+        reportOsError(ctx, 'mkdir', path, err);
+        return;
+      }
     }
     ctx.updates.send('rc', 0);
   },

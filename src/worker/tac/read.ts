@@ -8,7 +8,7 @@ import { parseEndpoint } from '../../address/connection-string.js';
 import type { Endpoint } from '../../address/endpoint.js';
 import { masterConnectionString } from '../../address/master-address.js';
 import { parseProxySetting, type ProxySetting } from '../../address/proxy-setting.js';
-import { DEFAULT_MAXDELAY, type EnvironmentChanges, type WorkerConfig } from '../config.js';
+import { DEFAULT_MAXDELAY, type EnvironmentChanges, type WorkerConfig, type WorkerProtocol, msgpackOverWsUrl } from '../config.js';
 import { lookupCodec } from '../python/codec.js';
 import { Evaluator, type TacOutcome } from './evaluate.js';
 import { bindArguments, describeValue, isObj, truthy, typeName, type ApplicationObj, type Located, type LogTarget, type WorkerObj } from './values.js';
@@ -142,6 +142,7 @@ class WorkerArguments {
     const protocol = this.protocol();
     const basedir = resolve(this.cwd, this.requiredString('basedir'));
     const connection = this.connection();
+    if (protocol !== 'pb' && connection.endpoint.type === 'ws') throw this.invalid(this.arg('connection_string'), msgpackOverWsUrl);
     const proxy = this.proxy();
     const keepalive = this.integer('keepalive', 0, 86_400 * 365) ?? 0;
     const umask = this.integer('umask', 0, 0o777, ' (octal: 0o022)');
@@ -202,13 +203,10 @@ class WorkerArguments {
     return codec.name;
   }
 
-  private protocol(): 'pb' {
+  private protocol(): WorkerProtocol {
     const a = this.args.get('protocol');
     if (a === undefined) return 'pb';
-    if (a.v === 'pb') return 'pb';
-    if (a.v === 'msgpack_experimental_v7') {
-      throw this.invalid(a, "protocol 'msgpack_experimental_v7' is not supported by this version of bbgate: use protocol = 'pb' (which the master accepts when its c['protocols'] has a 'pb' port)", 'TAC_UNSUPPORTED');
-    }
+    if (a.v === 'pb' || a.v === 'msgpack_experimental_v7') return a.v;
     throw this.invalid(a, `unknown protocol ${describeValue(a, true)}: buildbot-worker knows 'pb' and 'msgpack_experimental_v7'`);
   }
 
