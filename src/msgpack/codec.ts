@@ -1,6 +1,6 @@
 import { Decoder, Encoder } from '@msgpack/msgpack';
 import { BbgateError } from '../errors.js';
-import { PyFloat, type PbValue } from '../pb/index.js';
+import { PyFloat, PyText, type PbValue } from '../pb/index.js';
 
 /**
  * One msgpack_experimental_v7 message: a map whose keys are strings, as the
@@ -24,6 +24,8 @@ function toWire(value: unknown): unknown {
   if (value === undefined || value === null) return null;
   if (typeof value !== 'object') return value;
   if (value instanceof PyFloat) return value.value;
+  // Output text kept as its pieces for PB's in-place encoding (../pb/values/values.ts): a str here.
+  if (value instanceof PyText) return value.toString();
   if (value instanceof Uint8Array) return value;
   if (Array.isArray(value) || value instanceof Set) return Array.from(value, toWire);
   const entries = value instanceof Map ? [...value.entries()] : Object.entries(value);

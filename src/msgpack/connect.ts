@@ -1,4 +1,6 @@
 import type { Duplex } from 'node:stream';
+import type { Endpoint } from '../address/endpoint.js';
+import { hostPort } from '../address/host-port.js';
 import { BbgateError } from '../errors.js';
 import { openWebSocket, UpgradeRefusedError, type OpenWebSocket } from '../transport/websocket.js';
 import { MAX_MESSAGE_BYTES } from './codec.js';
@@ -9,6 +11,16 @@ export interface MsgpackTarget {
   path: string;
   /** Seconds the master has to answer the upgrade. */
   timeout: number;
+}
+
+/**
+ * The upgrade's target for the master's msgpack port at `endpoint`: ws://HOST:PORT and the path
+ * buildbot-worker 4.x appends from the Worker's `path=` (behind a reverse proxy), with a "/" put
+ * in front when it has none; "/" without one. A ws:// or wss:// endpoint names its own path.
+ */
+export function msgpackTarget(endpoint: Endpoint, timeout: number, path?: string): MsgpackTarget {
+  const urlPath = endpoint.type === 'ws' ? endpoint.path : path === undefined ? '/' : path.startsWith('/') ? path : `/${path}`;
+  return { url: `ws://${hostPort(endpoint.host, endpoint.port)}${urlPath}`, path: urlPath, timeout };
 }
 
 /**

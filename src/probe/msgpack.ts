@@ -1,11 +1,10 @@
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
-import { hostPort } from '../address/host-port.js';
 import type { Endpoint } from '../address/endpoint.js';
 import { withDeadline } from '../deadline.js';
 import { BbgateError } from '../errors.js';
 import type { WireMessage } from '../msgpack/codec.js';
-import { basicAuthorization, upgradeToMsgpack } from '../msgpack/connect.js';
+import { basicAuthorization, msgpackTarget, upgradeToMsgpack, type MsgpackTarget } from '../msgpack/connect.js';
 import { MsgpackSession } from '../msgpack/session.js';
 import { messageText, toText, type PbValue } from '../pb/index.js';
 import { openWebSocket, UpgradeRefusedError } from '../transport/websocket.js';
@@ -23,8 +22,8 @@ type Step = <T>(name: MsgpackStep, run: () => Promise<T>, describe: (value: T) =
  * with nothing on disk), then a WebSocket ping. Without a name it stops after
  * the upgrade, which the master answers with 401. Returns the session to close.
  */
-export async function probeMsgpack(stream: Duplex, endpoint: Endpoint, login: { name: string; password: string } | undefined, timeout: number, step: Step): Promise<MsgpackSession | undefined> {
-  const target = { url: `ws://${hostPort(endpoint.host, endpoint.port)}/`, path: '/', timeout: timeout / 1000 };
+export async function probeMsgpack(stream: Duplex, endpoint: Endpoint, path: string | undefined, login: { name: string; password: string } | undefined, timeout: number, step: Step): Promise<MsgpackSession | undefined> {
+  const target = msgpackTarget(endpoint, timeout / 1000, path);
   if (!login) {
     await step('websocket', () => anonymousUpgrade(stream, target), (said) => said);
     return undefined;
@@ -32,7 +31,7 @@ export async function probeMsgpack(stream: Duplex, endpoint: Endpoint, login: { 
   const { ws } = await step(
     'websocket',
     () => upgradeToMsgpack(stream, target, basicAuthorization(Buffer.from(login.name), Buffer.from(login.password))),
-    (u) => `GET / upgraded to WebSocket (HTTP ${u.statusCode}): the master took the worker name and password`,
+    (u) => `GET ${target.path} upgraded to WebSocket (HTTP ${u.statusCode}): the master took the worker name and password`,
   );
   const mind = new MsgpackProbeMind();
   const session: MsgpackSession = new MsgpackSession(ws, (op, message) => mind.serve(session, op, message), { warn: () => undefined });
@@ -51,11 +50,11 @@ export async function probeMsgpack(stream: Duplex, endpoint: Endpoint, login: { 
 }
 
 /** Without credentials the master answers 401: that proves its msgpack port. */
-async function anonymousUpgrade(stream: Duplex, target: { url: string; path: string; timeout: number }): Promise<string> {
+async function anonymousUpgrade(stream: Duplex, target: MsgpackTarget): Promise<string> {
   try {
     const { ws } = await openWebSocket(stream, target);
     ws.terminate();
-    return 'GET / upgraded to WebSocket without credentials (a Buildbot master would have answered 401); give --name and --password to log in';
+    return `GET ${target.path} upgraded to WebSocket without credentials (a Buildbot master would have answered 401); give --name and --password to log in`;
   } catch (err) {
     if (err instanceof UpgradeRefusedError && err.status === 401) return 'the server answers the WebSocket upgrade with 401, as a msgpack master does without credentials; give --name and --password to log in';
     throw err;

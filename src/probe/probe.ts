@@ -133,7 +133,7 @@ export async function probe(options: ProbeOptions): Promise<ProbeReport> {
     const dialed = await dial(route, step);
     if (target.protocol === 'msgpack_experimental_v7') {
       const login = target.name === undefined ? undefined : { name: target.name, password: target.password ?? '' };
-      msgpack = await probeMsgpack(dialed, target.endpoint, login, timeout, step);
+      msgpack = await probeMsgpack(dialed, target.endpoint, target.msgpackPath, login, timeout, step);
       return { ok: true, steps };
     }
     // What the server sends first is kept: if it is not PB, it tells the user what listens there.
@@ -216,6 +216,8 @@ async function roundTrip(perspective: RemoteReference, timeout: number): Promise
 
 interface Target extends Destination {
   protocol: WorkerProtocol;
+  /** The tac's msgpack `path=` (Buildbot 4.x). */
+  msgpackPath?: string;
   name?: string;
   password?: string;
   /** The buildbot.tac it came from, when probing a basedir. */
@@ -239,6 +241,7 @@ function resolveTarget(options: ProbeOptions, timeout: number): Target {
   return {
     endpoint,
     protocol,
+    ...(config?.msgpackPath !== undefined ? { msgpackPath: config.msgpackPath } : {}),
     ...(proxy !== undefined ? { proxy } : {}),
     ...(proxyCredentials.password !== undefined ? { proxyCredentials } : {}),
     ...(name !== undefined ? { name } : {}),

@@ -46,6 +46,8 @@ export interface WorkerConfig {
   deleteLeftoverDirs: boolean;
   /** Perspective Broker, or Buildbot's msgpack over WebSocket (the master's msgpack_experimental_v7 port). */
   protocol: WorkerProtocol;
+  /** Buildbot 4.x's `path=`: the URL path of the master's msgpack endpoint (behind a reverse proxy); "/" without it. */
+  msgpackPath?: string;
   /**
    * The tac's `usepty` (old tacs pass 0 or 1 to Worker; buildbot-worker 3.x only takes None):
    * whether shell steps run on a PTY when the master leaves it to the worker (usePTY

@@ -19,11 +19,12 @@ export function msgpackChannel(session: MsgpackSession, commandId: PbValue, onRe
   };
 }
 
+/** Output text arrives as a PyText (its pieces, for PB's in-place encoding): msgpack sends it as one str. */
 function wireUpdate([key, value]: Update): [string, unknown] {
-  if (key === 'stdout' || key === 'stderr' || key === 'header') return [key, lineInfo(value as string)];
+  if (key === 'stdout' || key === 'stderr' || key === 'header') return [key, lineInfo(String(value))];
   if (key === 'log') {
-    const [logname, text] = value as [string, string];
-    return [key, [logname, lineInfo(text)]];
+    const [logname, text] = value as [string, unknown];
+    return [key, [logname, lineInfo(String(text))]];
   }
   return [key, value];
 }

@@ -102,7 +102,7 @@ export async function runWorker(config: WorkerConfig, logger: WorkerLogger, sign
         };
       } else {
         stage = "the master's answer to the msgpack WebSocket upgrade";
-        const mp = await openMsgpackSession(stream, { endpoint, username, password, bot, logger });
+        const mp = await openMsgpackSession(stream, { endpoint, ...(config.msgpackPath !== undefined ? { path: config.msgpackPath } : {}), username, password, bot, logger });
         session = {
           closed: mp.closed,
           close: (err) => mp.close(err),

@@ -108,6 +108,13 @@ describe('readTac reads what buildbot-worker create-worker writes', () => {
   });
 });
 
+/** A copy of a tac, edited, beside it. */
+function writeTacCopy(path: string, edit: (tac: string) => string): string {
+  const copy = `${path}.edited.tac`;
+  writeFileSync(copy, edit(readFileSync(path, 'utf8')));
+  return copy;
+}
+
 describe('readTac reads hand-edited tacs', () => {
   /** A real tac with some lines replaced (and the Worker call's keywords extended). */
   async function edited(edit: (tac: string) => string): Promise<string> {
@@ -127,6 +134,14 @@ describe('readTac reads hand-edited tacs', () => {
     assert.equal(c.connection, 'tls:master.example.org:9989:trustRoots=/etc/ca');
     const [call] = await pythonWorkerCalls([path]);
     assert.equal((call as { kwargs: Record<string, unknown> }).kwargs.connection_string, c.connection);
+  });
+
+  it("4.x's path= (the msgpack endpoint's URL path): taken over msgpack, ignored over PB as 4.x's Worker ignores it", async () => {
+    const msgpack = await edited((t) => worker("path='buildbot/msgpack'")(t.replace("protocol = 'pb'", "protocol = 'msgpack_experimental_v7'")));
+    assert.equal(readTac(msgpack).msgpackPath, 'buildbot/msgpack');
+    assert.equal(readTac(await edited(worker("path='buildbot/msgpack'"))).msgpackPath, undefined);
+    assert.equal(readTac(await edited(worker('path=None'))).msgpackPath, undefined);
+    assert.throws(() => readTac(writeTacCopy(msgpack, (t) => t.replace("path='buildbot/msgpack'", 'path=3'))), { code: 'TAC_INVALID', message: /Worker's path must be a str or None, not 3/ });
   });
 
   it('unicode_encoding, keepaliveTimeout (ignored, as buildbot-worker does) and literals in the call', async () => {

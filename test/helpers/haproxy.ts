@@ -26,6 +26,11 @@ export interface HaproxyRoute {
   target: number;
   /** The PROXY header haproxy writes first on each connection to the target; default none. */
   sendProxy?: 'v1' | 'v2' | 'none';
+  /**
+   * HTTP mode, as a reverse proxy in front of a WebSocket service: only requests whose path
+   * starts with this reach the target (WebSocket upgrades included); any other is denied with 403.
+   */
+  httpPath?: string;
 }
 
 export interface RunningHaproxy {
@@ -79,11 +84,15 @@ function config(routes: HaproxyRoute[], ports: number[]): string {
     '    timeout server 120s',
   ];
   routes.forEach((route, i) => {
+    const http = route.httpPath === undefined ? [] : ['    mode http', '    timeout tunnel 120s'];
     lines.push(
       `frontend bbgate_front_${i}`,
       `    bind 127.0.0.1:${ports[i]}`,
+      ...http,
+      ...(route.httpPath === undefined ? [] : [`    acl wanted path_beg ${route.httpPath}`, '    http-request deny deny_status 403 unless wanted']),
       `    default_backend bbgate_back_${i}`,
       `backend bbgate_back_${i}`,
+      ...http,
       `    server target 127.0.0.1:${route.target}${send[route.sendProxy ?? 'none']}`,
     );
   });

@@ -19,6 +19,8 @@ import { parseTacSource } from './parse.js';
 const WORKER_PARAMS = [
   'buildmaster_host', 'port', 'name', 'passwd', 'basedir', 'keepalive', 'usePTY', 'keepaliveTimeout', 'umask', 'maxdelay', 'numcpus',
   'unicode_encoding', 'protocol', 'useTls', 'allow_shutdown', 'maxRetries', 'connection_string', 'delete_leftover_dirs', 'proxy_connection_string',
+  // 4.x: the msgpack endpoint's URL path (its place among 4.x's parameters differs; tacs pass it by name).
+  'path',
 ];
 const WORKER_REQUIRED = 6;
 
@@ -176,6 +178,7 @@ class WorkerArguments {
       ...(allowShutdown !== undefined ? { allowShutdown } : {}),
       deleteLeftoverDirs: truthy(this.arg('delete_leftover_dirs').v),
       protocol,
+      ...this.msgpackPath(protocol),
       usePTY,
       ...(unicodeEncoding !== undefined ? { unicodeEncoding } : {}),
       ...(this.log?.obj === 'logfile' ? { logRotate: this.logRotate(this.log) } : {}),
@@ -201,6 +204,12 @@ class WorkerArguments {
     const a = this.arg('unicode_encoding');
     if (!codec) throw this.invalid(a, `unicode_encoding ${describeValue(a, true)} is not supported: bbgate knows utf-8, latin-1, ascii and cp1252 (and their Python aliases)`, 'TAC_UNSUPPORTED');
     return codec.name;
+  }
+
+  /** 4.x's `path=`: a str or None; used over msgpack only (the PB factory ignores it, as 4.x does). */
+  private msgpackPath(protocol: WorkerProtocol): { msgpackPath?: string } {
+    const path = this.string('path');
+    return path !== undefined && protocol === 'msgpack_experimental_v7' ? { msgpackPath: path } : {};
   }
 
   private protocol(): WorkerProtocol {
